@@ -1,0 +1,2 @@
+// Problems and dataset loaders; re-exported by src/index.ts.
+export {};

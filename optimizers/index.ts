@@ -1,0 +1,52 @@
+/**
+ * The optimizer registry: one entry per optimizer, by its CLI name
+ * (sgd, rmsprop, adam, newton, hessian-free, kfac, shampoo).
+ *
+ * The harness and CLI create optimizers only through this registry, so an optimizer becomes
+ * available everywhere (run, compare, tune, list) by adding one entry here.
+ */
+import type * as tf from '@tensorflow/tfjs';
+
+/** What the harness knows about the problem an optimizer is created for. */
+export interface OptimizerContext {
+  /**
+   * The problem being optimised (src/harness Problem). Second-order optimizers read what they
+   * need from it: a tfjs-layers `model` (K-FAC), separate `outputs`/`lossFromOutputs`
+   * (Gauss-Newton products), the parameter count (Newton's size guard).
+   */
+  problem?: unknown;
+}
+
+export interface OptionDoc {
+  name: string;
+  default: unknown;
+  description: string;
+}
+
+export interface OptimizerEntry {
+  /** CLI name, e.g. 'adam'. */
+  name: string;
+  /** Class name registered with tf.serialization, e.g. 'CurvatureAdam'. */
+  className: string;
+  description: string;
+  /** Every option with its default, for `curvature list` and validation messages. */
+  options: OptionDoc[];
+  /** Build a fresh optimizer; options are validated by the optimizer's constructor. */
+  create(options: Record<string, unknown>, context?: OptimizerContext): tf.Optimizer;
+}
+
+export const optimizerRegistry = new Map<string, OptimizerEntry>();
+
+export function registerOptimizer(entry: OptimizerEntry): void {
+  optimizerRegistry.set(entry.name, entry);
+}
+
+export function getOptimizerEntry(name: string): OptimizerEntry {
+  const entry = optimizerRegistry.get(name);
+  if (!entry) {
+    throw new Error(
+      `Unknown optimizer '${name}': expected one of ${[...optimizerRegistry.keys()].join(', ')}.`,
+    );
+  }
+  return entry;
+}

@@ -1,0 +1,2 @@
+// Public surface of src/autodiff; re-exported by src/index.ts.
+export {};
