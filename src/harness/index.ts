@@ -1,2 +1,2 @@
 // Public surface of src/harness; re-exported by src/index.ts.
-export {};
+export * from './problem.js';
