@@ -1,0 +1,169 @@
+/**
+ * Option specifications and constructor validation shared by every curvature optimizer.
+ *
+ * An optimizer declares its options once, as a record of `OptionSpec`s (default, description,
+ * parser). `resolveOptions` fills defaults, rejects unknown names and invalid values with
+ * PyTorch-style messages that name the option and the bad value
+ * (`Invalid learningRate: -1 (must be >= 0)`), and `optionDocs` turns the same record into
+ * the registry's documentation, so defaults live in exactly one place.
+ */
+import { isSchedule, type LearningRate } from './schedules.js';
+
+export interface OptionSpec<T> {
+  readonly default: T;
+  readonly description: string;
+  /** Checks a user-supplied value; returns it (possibly normalised) or throws `invalidOption`. */
+  parse(value: unknown, name: string): T;
+  /** False for options that cannot go into getConfig (callbacks). Default true. */
+  readonly serializable?: boolean;
+}
+
+export type OptionSpecs = Record<string, OptionSpec<any>>;
+
+/** The options after defaults are filled in. */
+export type ResolvedOptions<S extends OptionSpecs> = {
+  -readonly [K in keyof S]: S[K] extends OptionSpec<infer T> ? T : never;
+};
+
+/** What a user may pass: every option optional. */
+export type OptionsInput<S extends OptionSpecs> = {
+  [K in keyof S]?: S[K] extends OptionSpec<infer T> ? T : never;
+};
+
+function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'object' && value !== null) {
+    try {
+      return JSON.stringify(value);
+    } catch {
+      return String(value);
+    }
+  }
+  return String(value);
+}
+
+/** The error every validator throws: `Invalid <name>: <value> (<reason>)`. */
+export function invalidOption(name: string, value: unknown, reason: string): Error {
+  return new Error(`Invalid ${name}: ${show(value)} (${reason})`);
+}
+
+export interface NumberBounds {
+  min?: number;
+  max?: number;
+  /** Exclude the bound itself, e.g. beta in [0, 1): `{ min: 0, max: 1, maxExclusive: true }`. */
+  minExclusive?: boolean;
+  maxExclusive?: boolean;
+  integer?: boolean;
+}
+
+function boundsText(b: NumberBounds): string {
+  const { min, max } = b;
+  if (min !== undefined && max !== undefined) {
+    return `must be in ${b.minExclusive ? '(' : '['}${min}, ${max}${b.maxExclusive ? ')' : ']'}`;
+  }
+  if (min !== undefined) return `must be ${b.minExclusive ? '>' : '>='} ${min}`;
+  if (max !== undefined) return `must be ${b.maxExclusive ? '<' : '<='} ${max}`;
+  return 'must be a finite number';
+}
+
+function checkNumber(value: unknown, name: string, b: NumberBounds): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) {
+    throw invalidOption(name, value, `${boundsText(b)}; expected a finite number`);
+  }
+  const tooLow =
+    b.min !== undefined && (b.minExclusive ? value <= b.min : value < b.min);
+  const tooHigh =
+    b.max !== undefined && (b.maxExclusive ? value >= b.max : value > b.max);
+  if (tooLow || tooHigh) throw invalidOption(name, value, boundsText(b));
+  if (b.integer && !Number.isInteger(value)) {
+    throw invalidOption(name, value, 'must be an integer');
+  }
+  return value;
+}
+
+/** Builders for the common kinds of option. */
+export const option = {
+  number(defaultValue: number, description: string, bounds: NumberBounds = {}): OptionSpec<number> {
+    return { default: defaultValue, description, parse: (v, name) => checkNumber(v, name, bounds) };
+  },
+  /** A coefficient in [0, 1) such as beta1, beta2, alpha, momentum. */
+  decay(defaultValue: number, description: string): OptionSpec<number> {
+    return option.number(defaultValue, description, { min: 0, max: 1, maxExclusive: true });
+  },
+  boolean(defaultValue: boolean, description: string): OptionSpec<boolean> {
+    return {
+      default: defaultValue,
+      description,
+      parse(v, name) {
+        if (typeof v !== 'boolean') throw invalidOption(name, v, 'must be true or false');
+        return v;
+      },
+    };
+  },
+  /** A non-negative number, or a schedule of the step (see schedules.ts). */
+  learningRate(defaultValue: number, description: string): OptionSpec<LearningRate> {
+    return {
+      default: defaultValue,
+      description,
+      parse(v, name) {
+        if (typeof v === 'function' || isSchedule(v)) return v as LearningRate;
+        return checkNumber(v, name, { min: 0 });
+      },
+    };
+  },
+  /** A function option (callbacks); never serialised. */
+  callback<F extends (...args: never[]) => unknown>(description: string): OptionSpec<F | undefined> {
+    return {
+      default: undefined,
+      description,
+      serializable: false,
+      parse(v, name) {
+        if (v !== undefined && typeof v !== 'function') {
+          throw invalidOption(name, v, 'must be a function');
+        }
+        return v as F | undefined;
+      },
+    };
+  },
+};
+
+/**
+ * Fill defaults and validate. Unknown names throw
+ * `Unknown option 'lr' for Adam: expected one of learningRate, beta1, ...`;
+ * `undefined` values mean "use the default".
+ */
+export function resolveOptions<S extends OptionSpecs>(
+  owner: string,
+  specs: S,
+  given: object | null | undefined,
+): ResolvedOptions<S> {
+  if (given !== undefined && given !== null && (typeof given !== 'object' || Array.isArray(given))) {
+    throw new Error(`${owner} options must be an object, got ${show(given)}`);
+  }
+  const input = (given ?? {}) as Record<string, unknown>;
+  for (const key of Object.keys(input)) {
+    if (!Object.prototype.hasOwnProperty.call(specs, key)) {
+      throw new Error(
+        `Unknown option '${key}' for ${owner}: expected one of ${Object.keys(specs).join(', ')}`,
+      );
+    }
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(specs)) {
+    const v = input[key];
+    out[key] = v === undefined ? spec.default : spec.parse(v, key);
+  }
+  return out as ResolvedOptions<S>;
+}
+
+/** The registry's documentation of an option record (`curvature list`). */
+export function optionDocs(
+  specs: OptionSpecs,
+): { name: string; default: unknown; description: string }[] {
+  return Object.entries(specs).map(([name, s]) => ({
+    name,
+    default: s.default,
+    description: s.description,
+  }));
+}
