@@ -27,6 +27,9 @@ async function trySet(name: BackendName): Promise<boolean> {
   try {
     const ok = await tf.setBackend(name);
     if (ok) await tf.ready();
+    // The cpu backend greets Node users with advice to install tfjs-node on first use; here
+    // cpu was chosen deliberately (or tfjs-node is unavailable), so the notice is only noise.
+    if (ok && name === 'cpu') (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
     return ok && tf.getBackend() === name;
   } catch {
     return false;
