@@ -5,6 +5,7 @@
 export { initBackend, currentBackend } from './backend.js';
 export type { BackendName } from './backend.js';
 export * from './autodiff/index.js';
+export * from './optim/index.js';
 export * from './linalg/index.js';
 export * from './curvature/index.js';
 export * from './layers/index.js';
