@@ -1,2 +1,38 @@
-// Public surface of src/linalg; re-exported by src/index.ts.
-export {};
+/**
+ * src/linalg: float64 dense linear algebra for curvature factors (docs/linalg.md).
+ * Matrices are Mat64 (row-major Float64Array); every function also accepts number[][],
+ * ml-matrix matrices and 2-D tf tensors, and validates shape, finiteness and symmetry.
+ */
+export type { Mat64, MatrixInput } from './matrix.js';
+export {
+  mat64,
+  identity,
+  toMat64,
+  toArray2D,
+  toMlMatrix,
+  toTensor,
+  matmul,
+  matmulABt,
+  matvec,
+  transpose,
+  frobeniusNorm,
+  relativeDifference,
+  addDiagonal,
+} from './matrix.js';
+export type { CholeskyOptions, CholeskyResult, SpdSolveResult, SpdInverseResult } from './cholesky.js';
+export { cholesky, choleskySolveInPlace, spdSolve, spdInverse, lowerTriangularInverse } from './cholesky.js';
+export type { EighResult, EighRows } from './eigh.js';
+export { eigh, eighRows, eighResidual } from './eigh.js';
+export type {
+  EpsilonMode,
+  InverseRootMethod,
+  SpectralOptions,
+  InverseRootOptions,
+  InverseRootResult,
+  MatrixPowerResult,
+} from './roots.js';
+export { inverseRoot, matrixPower, inverseRootError, reconstruct } from './roots.js';
+export type { ModificationStrategy, ModifiedSolveOptions, ModifiedSolveResult } from './modified.js';
+export { solveModified } from './modified.js';
+export type { Block, BlockPlan } from './blocking.js';
+export { splitDim, mergeSmallDims, blockPlan } from './blocking.js';

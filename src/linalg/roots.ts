@@ -1,0 +1,328 @@
+/**
+ * Matrix functions of symmetric PSD matrices: (A + eps I)^{-1/p} and (A + eps I)^power.
+ *
+ * Epsilon: `epsilon` is added to every eigenvalue (i.e. A + eps I). With
+ * `epsilonMode: 'relative'` the absolute value used is epsilon * lambda_max(A) (lambda_max from
+ * the eigendecomposition, or from 30 power iterations for Newton). The absolute value used is
+ * returned as `epsilon`.
+ *
+ * Methods for inverseRoot:
+ *  - 'eigh' (default): A = V diag(lambda) V^T in float64 (./eigh.ts); eigenvalues below 0 are
+ *    round-off for a PSD matrix and are clamped to 0 (count returned as `clamped`), then
+ *    X = V diag((lambda + eps)^{-1/p}) V^T. A zero or negative lambda + eps throws (pass
+ *    epsilon > 0 for singular matrices).
+ *  - 'newton': coupled inverse Newton iteration in float64 (Distributed Shampoo,
+ *    matrix_functions.py `_matrix_inverse_root_newton`; Guo & Higham 2006):
+ *        alpha = -1/p, z = (p + 1) / (2 ||A||_F), X = z^{1/p} I, M = z A
+ *        repeat: M' = (1 - alpha) I + alpha M;  X <- X M';  M <- M'^p M
+ *    until max|M - I| <= tolerance. M -> I and X -> A^{-1/p}. Each iteration costs
+ *    (2 + ceil(log2 p) + popcount) matmuls; ./matrix.ts matmul in float64.
+ *  - 'newton-f32': the same iteration in float32 on the active tfjs backend (tf.matMul; wasm
+ *    ~18 GFLOP/s here). Accuracy is limited by float32 (~1e-6 relative for well-conditioned
+ *    A); the iteration stops at the tolerance or when max|M - I| stops decreasing, keeping the
+ *    best iterate.
+ *
+ * Error estimate (all methods): `error` = max over 2 random probes x of
+ * ||X^p (A + eps I) x - x|| / ||x||, the defining identity checked in O(p n^2). It is ~1e-15 *
+ * cond for a correct float64 result; a caller can reject or fall back when it is large.
+ * Newton also returns `newtonResidual` = max|M - I| and `converged`.
+ */
+import * as tf from '@tensorflow/tfjs';
+import {
+  Mat64,
+  MatrixInput,
+  symmetricInput,
+  matmul,
+  matmulABt,
+  matvec,
+  transpose,
+  frobeniusNorm,
+  rng,
+} from './matrix.js';
+import { eighRows, eighResidual } from './eigh.js';
+
+export type EpsilonMode = 'absolute' | 'relative';
+export type InverseRootMethod = 'eigh' | 'newton' | 'newton-f32';
+
+export interface SpectralOptions {
+  /** Added to the eigenvalues (A + eps I); default 0. */
+  epsilon?: number;
+  /** 'absolute' (default) or 'relative' to the largest eigenvalue. */
+  epsilonMode?: EpsilonMode;
+}
+
+export interface InverseRootOptions extends SpectralOptions {
+  method?: InverseRootMethod;
+  /** Newton: stop when max|M - I| <= tolerance (default 1e-10 float64, 1e-5 float32). */
+  tolerance?: number;
+  /** Newton: iteration cap (default 100). */
+  maxIterations?: number;
+}
+
+export interface InverseRootResult {
+  /** (A + eps I)^{-1/p}, symmetric. */
+  root: Mat64;
+  method: InverseRootMethod;
+  /** Absolute epsilon added to the diagonal. */
+  epsilon: number;
+  /** Identity residual max ||X^p (A + eps I) x - x|| / ||x|| over random probes. */
+  error: number;
+  /** eigh: negative eigenvalues clamped to 0. Newton: 0. */
+  clamped: number;
+  /** Newton only: iterations done, final max|M - I|, whether tolerance was met. */
+  iterations?: number;
+  newtonResidual?: number;
+  converged?: boolean;
+}
+
+export interface MatrixPowerResult {
+  /** (A + eps I)^power with negative eigenvalues clamped to 0 first. */
+  result: Mat64;
+  /** Eigenvalues of A, ascending (before clamping and epsilon). */
+  eigenvalues: Float64Array;
+  epsilon: number;
+  clamped: number;
+  /** Randomised eigendecomposition residual ||A V - V Lambda|| / ||A||_F (see eighResidual). */
+  error: number;
+}
+
+function checkEpsilon(opts: SpectralOptions, where: string): { epsilon: number; mode: EpsilonMode } {
+  const epsilon = opts.epsilon ?? 0;
+  const mode = opts.epsilonMode ?? 'absolute';
+  if (!(Number.isFinite(epsilon) && epsilon >= 0)) throw new Error(`${where}: epsilon must be finite and >= 0, got ${epsilon}`);
+  if (mode !== 'absolute' && mode !== 'relative') throw new Error(`${where}: epsilonMode must be 'absolute' or 'relative', got '${String(mode)}'`);
+  return { epsilon, mode };
+}
+
+/** V diag(f) V^T from eigenvector rows vt (f may be negative). n^3 flops. */
+export function reconstruct(vt: Mat64, f: Float64Array): Mat64 {
+  const v = transpose(vt);
+  const n = v.rows;
+  const vf = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) for (let k = 0; k < n; k++) vf[i * n + k] = v.data[i * n + k] * f[k];
+  return matmulABt({ rows: n, cols: n, data: vf }, v, true);
+}
+
+/** Apply f to the clamped, shifted spectrum of a symmetric matrix. */
+function spectral(
+  A: Mat64,
+  opts: SpectralOptions,
+  where: string,
+  f: (lambda: number) => number,
+  needPositive: boolean,
+): { result: Mat64; values: Float64Array; vt: Mat64; epsilon: number; clamped: number } {
+  const { epsilon: eps0, mode } = checkEpsilon(opts, where);
+  const { values, vt } = eighRows(A);
+  const n = A.rows;
+  const lmax = Math.max(0, values[n - 1]);
+  const epsilon = mode === 'relative' ? eps0 * lmax : eps0;
+  const fv = new Float64Array(n);
+  let clamped = 0;
+  for (let i = 0; i < n; i++) {
+    let l = values[i];
+    if (l < 0) {
+      l = 0;
+      clamped++;
+    }
+    l += epsilon;
+    if (needPositive && !(l > 0)) {
+      throw new Error(
+        `${where}: matrix is singular (eigenvalue ${values[i].toExponential(3)} + epsilon ${epsilon.toExponential(3)} <= 0); pass epsilon > 0`,
+      );
+    }
+    fv[i] = f(l);
+    if (!Number.isFinite(fv[i])) throw new Error(`${where}: f(eigenvalue ${l.toExponential(3)}) is not finite`);
+  }
+  return { result: reconstruct(vt, fv), values, vt, epsilon, clamped };
+}
+
+/** (A + eps I)^power for symmetric PSD A by eigendecomposition (any real power). */
+export function matrixPower(a: MatrixInput, power: number, options: SpectralOptions = {}): MatrixPowerResult {
+  const where = 'matrixPower(A)';
+  if (!Number.isFinite(power)) throw new Error(`${where}: power must be finite, got ${power}`);
+  const A = symmetricInput(a, where);
+  const { result, values, vt, epsilon, clamped } = spectral(A, options, where, (l) => (l === 0 && power > 0 ? 0 : l ** power), power < 0);
+  return { result, eigenvalues: values, epsilon, clamped, error: eighResidual(A, values, vt) };
+}
+
+/** max over probes of ||X^p (A + eps I) x - x|| / ||x||; O(p n^2). */
+export function inverseRootError(a: Mat64, root: Mat64, p: number, epsilon: number, probes = 2, seed = 7): number {
+  const n = a.rows;
+  const rand = rng(seed);
+  let worst = 0;
+  for (let q = 0; q < probes; q++) {
+    const x = new Float64Array(n);
+    for (let i = 0; i < n; i++) x[i] = rand() - 0.5;
+    let y = matvec(a, x);
+    for (let i = 0; i < n; i++) y[i] += epsilon * x[i];
+    for (let k = 0; k < p; k++) y = matvec(root, y);
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < n; i++) {
+      num += (y[i] - x[i]) ** 2;
+      den += x[i] * x[i];
+    }
+    const e = Math.sqrt(num / den);
+    worst = Number.isFinite(e) ? Math.max(worst, e) : Infinity;
+  }
+  return worst;
+}
+
+function largestEigenvalue(A: Mat64, iterations = 30): number {
+  const n = A.rows;
+  const rand = rng(3);
+  let x: Float64Array = new Float64Array(n);
+  for (let i = 0; i < n; i++) x[i] = rand() + 0.5;
+  let lambda = 0;
+  for (let it = 0; it < iterations; it++) {
+    const y = matvec(A, x);
+    let ny = 0;
+    let xy = 0;
+    for (let i = 0; i < n; i++) {
+      ny += y[i] * y[i];
+      xy += x[i] * y[i];
+    }
+    ny = Math.sqrt(ny);
+    let nx = 0;
+    for (let i = 0; i < n; i++) nx += x[i] * x[i];
+    lambda = xy / nx;
+    if (ny === 0) return 0;
+    for (let i = 0; i < n; i++) y[i] /= ny;
+    x = y;
+  }
+  return lambda;
+}
+
+/** M^p for integer p >= 1 by repeated squaring (float64). */
+function matPow(m: Mat64, p: number): Mat64 {
+  let result: Mat64 | null = null;
+  let base = m;
+  let e = p;
+  while (e > 0) {
+    if (e & 1) result = result === null ? base : matmul(result, base);
+    e >>= 1;
+    if (e > 0) base = matmul(base, base);
+  }
+  return result as Mat64;
+}
+
+function maxAbsMinusIdentity(d: Float64Array | Float32Array, n: number): number {
+  let err = 0;
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      const v = Math.abs(d[i * n + j] - (i === j ? 1 : 0));
+      if (v > err || v !== v) err = v !== v ? Infinity : v;
+    }
+  }
+  return err;
+}
+
+function newton64(A: Mat64, p: number, tol: number, maxIter: number) {
+  const n = A.rows;
+  const alpha = -1 / p;
+  const z = (p + 1) / (2 * frobeniusNorm(A));
+  let X: Mat64 = { rows: n, cols: n, data: new Float64Array(n * n) };
+  const x0 = z ** (1 / p);
+  for (let i = 0; i < n; i++) X.data[i * n + i] = x0;
+  let M: Mat64 = { rows: n, cols: n, data: A.data.map((v) => v * z) };
+  let err = maxAbsMinusIdentity(M.data, n);
+  let it = 0;
+  while (err > tol && it < maxIter) {
+    it++;
+    const Mp = { rows: n, cols: n, data: M.data.map((v) => alpha * v) };
+    for (let i = 0; i < n; i++) Mp.data[i * n + i] += 1 - alpha;
+    X = matmul(X, Mp);
+    M = matmul(matPow(Mp, p), M);
+    const prev = err;
+    err = maxAbsMinusIdentity(M.data, n);
+    if (!Number.isFinite(err)) throw new Error(`inverseRoot(newton): iteration diverged (non-finite M at iteration ${it})`);
+    if (err > prev && err < 1e-6) break; // round-off floor reached
+  }
+  return { X, err, it };
+}
+
+function newton32(A: Mat64, p: number, tol: number, maxIter: number) {
+  const n = A.rows;
+  const alpha = -1 / p;
+  const z = (p + 1) / (2 * frobeniusNorm(A));
+  const eye = tf.eye(n);
+  let X = tf.mul(eye, z ** (1 / p)) as tf.Tensor2D;
+  let M = tf.tensor2d(Float32Array.from(A.data, (v) => v * z), [n, n]);
+  let best = tf.keep(X.clone());
+  let err = maxAbsMinusIdentity(M.dataSync() as Float32Array, n);
+  let bestErr = err;
+  let it = 0;
+  let stall = 0;
+  while (bestErr > tol && it < maxIter) {
+    it++;
+    const [Xn, Mn] = tf.tidy(() => {
+      const Mp = tf.add(tf.mul(M, alpha), tf.mul(eye, 1 - alpha)) as tf.Tensor2D;
+      const Xn = tf.matMul(X, Mp);
+      let P: tf.Tensor2D | null = null;
+      let base: tf.Tensor2D = Mp;
+      let e = p;
+      while (e > 0) {
+        if (e & 1) P = P === null ? base : (tf.matMul(P, base) as tf.Tensor2D);
+        e >>= 1;
+        if (e > 0) base = tf.matMul(base, base);
+      }
+      let Mn = tf.matMul(P as tf.Tensor2D, M);
+      Mn = tf.mul(tf.add(Mn, tf.transpose(Mn)), 0.5); // keep M symmetric against float32 drift
+      return [Xn, Mn];
+    });
+    X.dispose();
+    M.dispose();
+    X = Xn as tf.Tensor2D;
+    M = Mn as tf.Tensor2D;
+    err = maxAbsMinusIdentity(M.dataSync() as Float32Array, n);
+    if (err < bestErr) {
+      best.dispose();
+      best = tf.keep(X.clone());
+      bestErr = err;
+      stall = 0;
+    } else if (++stall >= 2 || !Number.isFinite(err)) {
+      break; // float32 floor reached (or divergence): keep the best iterate
+    }
+  }
+  const data = Float64Array.from(best.dataSync() as Float32Array);
+  tf.dispose([X, M, best, eye]);
+  // Symmetrise the float32 result.
+  const out: Mat64 = { rows: n, cols: n, data };
+  for (let i = 0; i < n; i++) {
+    for (let j = i + 1; j < n; j++) {
+      const s = 0.5 * (data[i * n + j] + data[j * n + i]);
+      data[i * n + j] = s;
+      data[j * n + i] = s;
+    }
+  }
+  return { X: out, err: bestErr, it };
+}
+
+/** (A + eps I)^{-1/p} for symmetric PSD A, p a positive integer. See the file header. */
+export function inverseRoot(a: MatrixInput, p: number, options: InverseRootOptions = {}): InverseRootResult {
+  const method = options.method ?? 'eigh';
+  const where = `inverseRoot(A, ${p}, ${method})`;
+  if (!(Number.isInteger(p) && p >= 1)) throw new Error(`${where}: p must be a positive integer, got ${p}`);
+  if (method !== 'eigh' && method !== 'newton' && method !== 'newton-f32') {
+    throw new Error(`${where}: method must be 'eigh', 'newton' or 'newton-f32'`);
+  }
+  const A = symmetricInput(a, where);
+  const n = A.rows;
+  if (method === 'eigh') {
+    const r = spectral(A, options, where, (l) => l ** (-1 / p), true);
+    return { root: r.result, method, epsilon: r.epsilon, clamped: r.clamped, error: inverseRootError(A, r.result, p, r.epsilon) };
+  }
+  const { epsilon: eps0, mode } = checkEpsilon(options, where);
+  const epsilon = mode === 'relative' ? eps0 * Math.max(0, largestEigenvalue(A)) : eps0;
+  const tol = options.tolerance ?? (method === 'newton' ? 1e-10 : 1e-5);
+  const maxIter = options.maxIterations ?? 100;
+  if (!(tol > 0) || !(Number.isInteger(maxIter) && maxIter >= 1)) {
+    throw new Error(`${where}: tolerance must be > 0 and maxIterations a positive integer`);
+  }
+  const shifted: Mat64 = { rows: n, cols: n, data: A.data.slice() };
+  for (let i = 0; i < n; i++) shifted.data[i * n + i] += epsilon;
+  if (frobeniusNorm(shifted) === 0) throw new Error(`${where}: matrix is zero; pass epsilon > 0`);
+  const { X, err, it } = method === 'newton' ? newton64(shifted, p, tol, maxIter) : newton32(shifted, p, tol, maxIter);
+  const error = inverseRootError(A, X, p, epsilon);
+  return { root: X, method, epsilon, clamped: 0, error, iterations: it, newtonResidual: err, converged: err <= tol };
+}
