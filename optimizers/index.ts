@@ -50,3 +50,19 @@ export function getOptimizerEntry(name: string): OptimizerEntry {
   }
   return entry;
 }
+
+// ---- optimizers: one import and one registerOptimizer line each (keep alphabetical per group)
+import { adamEntry } from './adam.js';
+import { rmspropEntry } from './rmsprop.js';
+import { sgdEntry } from './sgd.js';
+
+export { SGD, SGD_OPTIONS } from './sgd.js';
+export type { SGDOptions } from './sgd.js';
+export { RMSProp, RMSPROP_OPTIONS } from './rmsprop.js';
+export type { RMSPropOptions } from './rmsprop.js';
+export { Adam, ADAM_OPTIONS } from './adam.js';
+export type { AdamOptions } from './adam.js';
+
+registerOptimizer(sgdEntry);
+registerOptimizer(rmspropEntry);
+registerOptimizer(adamEntry);
