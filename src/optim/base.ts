@@ -18,7 +18,7 @@
  * export type MyOptions = OptionsInput<typeof SPECS>;
  *
  * export class MyOpt extends CurvatureOptimizer<typeof SPECS> {
- *   static override get className() { return 'CurvatureMyOpt'; }   // never a tfjs name
+ *   static get className() { return 'CurvatureMyOpt'; }   // never a tfjs name
  *   constructor(options: MyOptions = {}) {
  *     super('MyOpt', SPECS, options);      // validates; this.options is typed and filled
  *     // cross-option checks: throw invalidOption('beta', ...) here
