@@ -55,6 +55,7 @@ export function getOptimizerEntry(name: string): OptimizerEntry {
 import { adamEntry } from './adam.js';
 import { rmspropEntry } from './rmsprop.js';
 import { sgdEntry } from './sgd.js';
+import { shampooEntry } from './shampoo.js';
 
 export { SGD, SGD_OPTIONS } from './sgd.js';
 export type { SGDOptions } from './sgd.js';
@@ -62,7 +63,10 @@ export { RMSProp, RMSPROP_OPTIONS } from './rmsprop.js';
 export type { RMSPropOptions } from './rmsprop.js';
 export { Adam, ADAM_OPTIONS } from './adam.js';
 export type { AdamOptions } from './adam.js';
+export { Shampoo, SHAMPOO_OPTIONS } from './shampoo.js';
+export type { ShampooOptions } from './shampoo.js';
 
 registerOptimizer(sgdEntry);
 registerOptimizer(rmspropEntry);
 registerOptimizer(adamEntry);
+registerOptimizer(shampooEntry);

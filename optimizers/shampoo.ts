@@ -1,0 +1,413 @@
+/**
+ * Shampoo (Gupta, Koren & Singer 2018) with the features of Distributed Shampoo
+ * (Shi et al. 2023, facebookresearch/optimizers; Anil et al. 2020, scalable_shampoo):
+ * Kronecker-factored AdaGrad/EMA statistics per tensor dimension, inverse p-th roots in
+ * float64, blocking, merging of small dimensions, grafting, momentum and weight decay.
+ *
+ *   for each parameter p with gradient g, at its t-th update (t = 1, 2, ...):
+ *     if weightDecay and not decoupledWeightDecay:  g = g + weightDecay * p          (L2)
+ *     reshape g to the merged shape (mergeDims), cut it into blocks of <= maxPreconditionerDim
+ *     per block G of order k, per dimension i (G_(i) = mode-i unfolding):
+ *       S_i = beta2 < 1 ? beta2 S_i + (1 - beta2) G_(i) G_(i)^T : S_i + G_(i) G_(i)^T
+ *     parameters with one dimension > 1 (biases) keep the diagonal v = EMA/sum of g^2 instead
+ *     grafting accumulator a updated with g (src/optim/grafting.ts)
+ *     if t == start or (t > start and t % preconditionFrequency == 0):
+ *       P_i = (S_i / c2 + eps I)^{-1/r}    c2 = 1 - beta2^t (biasCorrection, beta2 < 1) else 1
+ *                                          r = rootExponent or 2k; eps absolute, or
+ *                                          epsilon * lambda_max(S_i / c2) ('relative')
+ *       (float64 eigendecomposition or coupled Newton; a failed or non-finite root keeps the
+ *        previous P_i, or the identity, and is counted in `failedInverseRoots`)
+ *     m = beta1 m + (1 - beta1) g;   f = beta1 > 0 ? m / (1 - beta1^t) : g     (bias-corrected)
+ *     if t < start:  d = graft(f)                       (first-order steps; 'none': d = f)
+ *     else:          d_b = P_1 x_1 ... x_k P_k applied to the block f_b (1-D: f / (v + eps)^{1/r})
+ *                    grafting: d_b = d_b * ||graft(f)_b|| / (||d_b|| + 1e-16)   per block
+ *     if decoupledWeightDecay:  d = d + weightDecay * p
+ *     if momentum:  buf = momentum * buf + d (buf_1 = d);  d = nesterov ? d + momentum * buf : buf
+ *     p = p - lr_t * d
+ *
+ * Defaults and where they differ from Distributed Shampoo (DS, distributed_shampoo.py):
+ *   learningRate 1e-2, beta1 0.9, beta2 1 (AdaGrad sum), epsilon 1e-12 'absolute',
+ *   rootExponent 0 (= 2k), momentum 0, nesterov false, weightDecay 0, decoupledWeightDecay
+ *   true, biasCorrection true, mergeDims true, startPreconditioningStep -1
+ *   (= preconditionFrequency), inverseRootMethod 'eigen'             -- all as DS.
+ *   preconditionFrequency 10 (DS 1): roots are computed in float64 JavaScript on the CPU,
+ *     ~100x slower than DS's GPU eigh, so they are amortised by default.
+ *   maxPreconditionerDim 256 (DS 1024): a 1024 eigendecomposition takes seconds here.
+ *   grafting 'adagrad' (DS none): without grafting the step size has no first-order scale to
+ *     borrow and a learning rate does not transfer from other optimizers; DS's own examples
+ *     all graft. graftingEpsilon/graftingBeta2 default per method as DS's grafting configs
+ *     (AdaGrad 1e-10; RMSProp 0.99/1e-8; Adam 0.999/1e-8).
+ *   Vector parameters (one dimension > 1) are preconditioned diagonally, with the current
+ *     statistics at every step (DS gives vectors a full L); a matrix merged into one
+ *     dimension keeps a full preconditioner (root 2), as in DS.
+ *   There is no beta3 and no dampening; Adam grafting is always bias-corrected.
+ *
+ * State slots: 'stat<i>' and 'root<i>' ([numBlocks, s_i, s_i], the statistics and current
+ * inverse roots), 'diag' (1-D statistics), 'graft' (grafting accumulator), 'expAvg' (beta1),
+ * 'momentumBuffer'. All are carried by getWeights/setWeights, so a restored optimizer
+ * continues identically; `failedInverseRoots` is saved too.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { CurvatureOptimizer, BASE_OPTION_SPECS, type SlotState, type StepContext } from '../src/optim/base.js';
+import { option, optionDocs, invalidOption, type OptionSpec, type OptionsInput } from '../src/optim/options.js';
+import { addL2WeightDecay, descend, ema, momentumDirection } from '../src/optim/transforms.js';
+import {
+  GRAFTING_TYPES,
+  defaultGraftingBeta2,
+  defaultGraftingEpsilon,
+  graftBlockNorms,
+  graftingDirection,
+  graftingHasState,
+  updateGraftingState,
+  type GraftingConfig,
+  type GraftingType,
+} from '../src/optim/grafting.js';
+import { inverseRoot, mergeSmallDims, type Mat64 } from '../src/linalg/index.js';
+
+export type ShampooRootMethod = 'eigen' | 'coupled-newton';
+
+function choice<T extends string>(defaultValue: T, values: readonly T[], description: string): OptionSpec<T> {
+  return {
+    default: defaultValue,
+    description,
+    parse(v, name) {
+      if (typeof v !== 'string' || !values.includes(v as T)) {
+        throw invalidOption(name, v, `must be one of ${values.map((x) => `'${x}'`).join(', ')}`);
+      }
+      return v as T;
+    },
+  };
+}
+
+function optionalNumber(description: string, min: number, max: number, maxExclusive: boolean): OptionSpec<number | undefined> {
+  const inner = option.number(0, description, { min, max, maxExclusive });
+  return {
+    default: undefined,
+    description,
+    parse: (v, name) => (v === undefined ? undefined : inner.parse(v, name)),
+  };
+}
+
+export const SHAMPOO_OPTIONS = {
+  ...BASE_OPTION_SPECS,
+  learningRate: option.learningRate(1e-2, 'Step size: a number >= 0 or a schedule of the step'),
+  beta1: option.decay(0.9, 'EMA of the gradient that is preconditioned (DS betas[0]); 0 = raw gradient'),
+  beta2: option.number(1, 'Statistics decay: 1 = AdaGrad sum, < 1 = exponential average', {
+    min: 0,
+    max: 1,
+    minExclusive: true,
+  }),
+  epsilon: option.number(1e-12, 'Added to the statistics before the inverse root (see epsilonMode)', { min: 0 }),
+  epsilonMode: choice<'absolute' | 'relative'>('absolute', ['absolute', 'relative'], "'absolute', or 'relative' to the largest eigenvalue"),
+  rootExponent: option.number(0, 'Inverse root r in S^{-1/r}; 0 = 2 * order of the (merged) block', {
+    min: 0,
+    integer: true,
+  }),
+  inverseRootMethod: choice<ShampooRootMethod>('eigen', ['eigen', 'coupled-newton'], 'Float64 inverse roots by eigendecomposition or coupled Newton'),
+  preconditionFrequency: option.number(10, 'Recompute inverse roots every this many steps', { min: 1, integer: true }),
+  startPreconditioningStep: option.number(-1, 'First Shampoo step (grafted first-order steps before it); -1 = preconditionFrequency', {
+    min: -1,
+    integer: true,
+  }),
+  maxPreconditionerDim: option.number(256, 'Largest preconditioner side; larger dimensions are blocked', { min: 1, integer: true }),
+  mergeDims: option.boolean(true, 'Merge adjacent small dimensions while their product <= maxPreconditionerDim'),
+  grafting: choice<GraftingType>('adagrad', GRAFTING_TYPES, 'Per-block step norm from this first-order method'),
+  graftingEpsilon: optionalNumber('Grafting epsilon (default 1e-10 adagrad, else 1e-8)', 0, Number.MAX_VALUE, false),
+  graftingBeta2: optionalNumber('Grafting second-moment decay (default 0.99 rmsprop, 0.999 adam)', 0, 1, true),
+  momentum: option.decay(0, 'Momentum on the preconditioned direction (DS momentum)'),
+  nesterov: option.boolean(false, 'Nesterov momentum (needs momentum > 0)'),
+  weightDecay: option.number(0, 'Weight decay coefficient', { min: 0 }),
+  decoupledWeightDecay: option.boolean(true, 'Add weightDecay * p to the direction (AdamW) instead of to the gradient (L2)'),
+  biasCorrection: option.boolean(true, 'Bias-correct the beta1 EMA and the beta2 < 1 statistics'),
+};
+
+export type ShampooOptions = OptionsInput<typeof SHAMPOO_OPTIONS>;
+
+/** How a parameter is cut into uniform (zero-padded) blocks. */
+interface Layout {
+  /** Shape after merging (order k). */
+  merged: number[];
+  /** Block side per merged dimension (<= maxPreconditionerDim). */
+  sizes: number[];
+  /** Blocks per merged dimension. */
+  counts: number[];
+  numBlocks: number;
+  padded: boolean;
+  /** [n1, s1, ..., nk, sk] -> [n1..nk, s1..sk]; identity reshape when not needed. */
+  perm: number[] | null;
+  invPerm: number[] | null;
+  diagonal: boolean;
+  empty: boolean;
+}
+
+function makeLayout(shape: readonly number[], maxDim: number, merge: boolean): Layout {
+  const size = shape.reduce((a, b) => a * b, 1);
+  const squeezed = shape.filter((d) => d !== 1);
+  const merged = size === 0 ? [0] : merge ? mergeSmallDims(shape, maxDim) : squeezed.length ? squeezed : [1];
+  const sizes = merged.map((d) => Math.max(1, Math.min(d, maxDim)));
+  const counts = merged.map((d, i) => Math.ceil(d / sizes[i]!));
+  const perm = [...counts.map((_, i) => 2 * i), ...counts.map((_, i) => 2 * i + 1)];
+  const interleaved = counts.flatMap((n, i) => [n, sizes[i]!]);
+  const moved = perm.filter((a) => interleaved[a]! > 1);
+  const needsPerm = moved.some((a, i) => i > 0 && a < moved[i - 1]!);
+  const invPerm = perm.map((_, i) => perm.indexOf(i));
+  return {
+    merged,
+    sizes,
+    counts,
+    numBlocks: counts.reduce((a, b) => a * b, 1),
+    padded: merged.some((d, i) => d !== counts[i]! * sizes[i]!),
+    perm: needsPerm ? perm : null,
+    invPerm: needsPerm ? invPerm : null,
+    // Biases and other vectors (one dimension > 1) are diagonal; a small matrix merged into
+    // one dimension (e.g. [6, 5] -> [30]) keeps a full preconditioner, as in DS.
+    diagonal: squeezed.length <= 1,
+    empty: size === 0,
+  };
+}
+
+/** Tensor of the parameter's shape -> [numBlocks, s_1, ..., s_k] (zero-padded). */
+function blockify(x: tf.Tensor, L: Layout): tf.Tensor {
+  let t = tf.reshape(x, L.merged);
+  if (L.padded) t = tf.pad(t, L.merged.map((d, i) => [0, L.counts[i]! * L.sizes[i]! - d] as [number, number]));
+  if (L.perm) t = tf.transpose(tf.reshape(t, L.counts.flatMap((n, i) => [n, L.sizes[i]!])), L.perm);
+  return tf.reshape(t, [L.numBlocks, ...L.sizes]);
+}
+
+function unblockify(y: tf.Tensor, L: Layout, shape: readonly number[]): tf.Tensor {
+  let t = y;
+  if (L.perm) t = tf.transpose(tf.reshape(t, [...L.counts, ...L.sizes]), L.invPerm!);
+  t = tf.reshape(t, L.counts.map((n, i) => n * L.sizes[i]!));
+  if (L.padded) t = tf.slice(t, L.merged.map(() => 0), L.merged);
+  return tf.reshape(t, shape as number[]);
+}
+
+/** The k Gram matrices G_(i) G_(i)^T of every block, each [numBlocks, s_i, s_i]. */
+function modeGrams(x: tf.Tensor, L: Layout): tf.Tensor[] {
+  const k = L.sizes.length;
+  const B = L.numBlocks;
+  if (k === 2) {
+    // Explicit transposes: a transposed matMul is 10x slower on wasm.
+    const xt = tf.transpose(x, [0, 2, 1]);
+    return [tf.matMul(x, xt), tf.matMul(xt, x)];
+  }
+  const out: tf.Tensor[] = [];
+  for (let i = 0; i < k; i++) {
+    const perm = [0, i + 1, ...L.sizes.map((_, j) => j + 1).filter((j) => j !== i + 1)];
+    const xi = tf.reshape(i === 0 ? x : tf.transpose(x, perm), [B, L.sizes[i]!, -1]) as tf.Tensor3D;
+    out.push(tf.matMul(xi, tf.transpose(xi, [0, 2, 1])));
+  }
+  return out;
+}
+
+/** Apply P_i along every block dimension i (absent P_i = identity). */
+function applyRoots(x: tf.Tensor, roots: (tf.Tensor | undefined)[], L: Layout): tf.Tensor {
+  const k = L.sizes.length;
+  const B = L.numBlocks;
+  if (k === 2) {
+    let y = roots[0] ? tf.matMul(roots[0] as tf.Tensor3D, x as tf.Tensor3D) : x;
+    if (roots[1]) y = tf.matMul(y as tf.Tensor3D, roots[1] as tf.Tensor3D); // P symmetric
+    return y;
+  }
+  // Contract dimension i, then rotate it to the back; after k rotations the order is restored.
+  let y = x;
+  for (let i = 0; i < k; i++) {
+    let yi = tf.reshape(y, [B, L.sizes[i]!, -1]) as tf.Tensor3D;
+    if (roots[i]) yi = tf.matMul(roots[i] as tf.Tensor3D, yi);
+    y = tf.transpose(yi, [0, 2, 1]);
+  }
+  return tf.reshape(y, [B, ...L.sizes]);
+}
+
+/** Size of block `b` along merged dimension `i` without its padding. */
+function validSize(L: Layout, b: number, i: number): number {
+  let rest = b;
+  for (let j = L.counts.length - 1; j > i; j--) rest = Math.floor(rest / L.counts[j]!);
+  const index = rest % L.counts[i]!;
+  return Math.min(L.sizes[i]!, L.merged[i]! - index * L.sizes[i]!);
+}
+
+export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
+  static get className(): string {
+    return 'CurvatureShampoo';
+  }
+
+  private readonly layouts = new Map<string, Layout>();
+  private readonly graftingConfig: GraftingConfig;
+
+  constructor(options: ShampooOptions = {}) {
+    super('Shampoo', SHAMPOO_OPTIONS, options);
+    const o = this.options;
+    if (o.nesterov && o.momentum <= 0) {
+      throw invalidOption('nesterov', true, `Nesterov momentum requires momentum > 0; got momentum ${o.momentum}`);
+    }
+    if (o.startPreconditioningStep === 0) {
+      throw invalidOption('startPreconditioningStep', 0, 'must be >= 1, or -1 for preconditionFrequency');
+    }
+    this.graftingConfig = {
+      type: o.grafting,
+      beta2: o.graftingBeta2 ?? defaultGraftingBeta2(o.grafting),
+      epsilon: o.graftingEpsilon ?? defaultGraftingEpsilon(o.grafting),
+    };
+    this.numericState.failedInverseRoots = 0;
+    this.numericState.inverseRoots = 0;
+  }
+
+  /** Inverse roots that failed or were non-finite (the previous root was kept). Saved with the state. */
+  get failedInverseRoots(): number {
+    return this.numericState.failedInverseRoots ?? 0;
+  }
+
+  /** Inverse roots computed so far (successful or not). */
+  get inverseRootCount(): number {
+    return this.numericState.inverseRoots ?? 0;
+  }
+
+  /** The step at which Shampoo directions start (before it: grafted first-order steps). */
+  get startStep(): number {
+    const s = this.options.startPreconditioningStep;
+    return s === -1 ? this.options.preconditionFrequency : s;
+  }
+
+  private layoutFor(shape: readonly number[]): Layout {
+    const key = shape.join('x');
+    let L = this.layouts.get(key);
+    if (L === undefined) {
+      L = makeLayout(shape, this.options.maxPreconditionerDim, this.options.mergeDims);
+      this.layouts.set(key, L);
+    }
+    return L;
+  }
+
+  private rootExponentFor(order: number): number {
+    return this.options.rootExponent > 0 ? this.options.rootExponent : 2 * order;
+  }
+
+  private accumulate(prev: tf.Tensor | undefined, x: tf.Tensor): tf.Tensor {
+    const b2 = this.options.beta2;
+    if (b2 === 1) return prev === undefined ? x : tf.add(prev, x);
+    return prev === undefined ? tf.mul(x, 1 - b2) : tf.add(tf.mul(prev, b2), tf.mul(x, 1 - b2));
+  }
+
+  private statScale(t: number): number {
+    const b2 = this.options.beta2;
+    return this.options.biasCorrection && b2 < 1 ? 1 / (1 - b2 ** t) : 1;
+  }
+
+  protected override updateVariable(
+    param: tf.Variable,
+    grad: tf.Tensor,
+    state: SlotState,
+    ctx: StepContext,
+  ): tf.Tensor {
+    const o = this.options;
+    const L = this.layoutFor(param.shape);
+    if (L.empty) return tf.clone(param);
+    const t = state.step + 1;
+    const start = this.startStep;
+    const g = o.decoupledWeightDecay ? grad : addL2WeightDecay(grad, param, o.weightDecay);
+
+    // Statistics (every step) and, on schedule, their inverse roots.
+    if (L.diagonal) {
+      state.set('diag', this.accumulate(state.get('diag'), tf.square(g)));
+    } else {
+      const grams = modeGrams(blockify(g, L), L);
+      grams.forEach((s, i) => state.set(`stat${i}`, this.accumulate(state.get(`stat${i}`), s)));
+      if (t === start || (t > start && t % o.preconditionFrequency === 0)) this.refreshRoots(state, L, t);
+    }
+    const gc = this.graftingConfig;
+    if (graftingHasState(gc.type)) state.set('graft', updateGraftingState(state.get('graft'), g, gc));
+
+    // First moment: the filtered gradient that both Shampoo and the grafted method precondition.
+    let f = g;
+    if (o.beta1 > 0) {
+      const m = ema(state.get('expAvg') ?? tf.zerosLike(g), g, o.beta1);
+      state.set('expAvg', m);
+      f = o.biasCorrection ? tf.div(m, 1 - o.beta1 ** t) : m;
+    }
+    const graft = (): tf.Tensor => graftingDirection(state.get('graft'), f, t, gc);
+
+    let d: tf.Tensor;
+    if (t < start) {
+      d = graft();
+    } else if (L.diagonal) {
+      const v = tf.mul(state.get('diag')!, this.statScale(t));
+      const eps = o.epsilonMode === 'relative' ? tf.mul(tf.max(v), o.epsilon) : tf.scalar(o.epsilon);
+      // The 1e-30 floor keeps a zero statistic (zero gradient) from giving 0 * Inf.
+      d = tf.mul(f, tf.pow(tf.add(tf.add(v, eps), 1e-30), -1 / this.rootExponentFor(1)));
+      if (gc.type !== 'none') d = tf.reshape(graftBlockNorms(tf.reshape(d, [1, -1]), tf.reshape(graft(), [1, -1])), param.shape);
+    } else {
+      const roots = L.sizes.map((_, i) => state.get(`root${i}`));
+      let y = applyRoots(blockify(f, L), roots, L);
+      if (gc.type !== 'none') y = graftBlockNorms(y, blockify(graft(), L));
+      d = unblockify(y, L, param.shape);
+    }
+
+    if (o.decoupledWeightDecay) d = addL2WeightDecay(d, param, o.weightDecay);
+    if (o.momentum > 0) {
+      const { buffer, direction } = momentumDirection(state.get('momentumBuffer'), d, {
+        momentum: o.momentum,
+        dampening: 0,
+        nesterov: o.nesterov,
+      });
+      state.set('momentumBuffer', buffer);
+      d = direction;
+    }
+    return descend(param, d, ctx.learningRate);
+  }
+
+  /** Recompute every block's inverse roots in float64; failures keep the previous root. */
+  private refreshRoots(state: SlotState, L: Layout, t: number): void {
+    const o = this.options;
+    const r = this.rootExponentFor(L.sizes.length);
+    const scale = this.statScale(t);
+    const method = o.inverseRootMethod === 'eigen' ? 'eigh' : 'newton';
+    for (let i = 0; i < L.sizes.length; i++) {
+      const s = L.sizes[i]!;
+      const stat = state.get(`stat${i}`)!.dataSync();
+      const prevRoot = state.get(`root${i}`)?.dataSync();
+      const out = new Float32Array(L.numBlocks * s * s);
+      for (let b = 0; b < L.numBlocks; b++) {
+        const n = validSize(L, b, i);
+        const base = b * s * s;
+        let root: Float64Array | null = null;
+        try {
+          const a = new Float64Array(n * n);
+          for (let p = 0; p < n; p++) {
+            for (let q = 0; q < n; q++) {
+              // float32 Gram products are symmetric only up to rounding.
+              a[p * n + q] = 0.5 * scale * (stat[base + p * s + q]! + stat[base + q * s + p]!);
+            }
+          }
+          const res = inverseRoot({ rows: n, cols: n, data: a } as Mat64, r, {
+            method,
+            epsilon: o.epsilon,
+            epsilonMode: o.epsilonMode,
+          });
+          if (res.root.data.every(Number.isFinite) && Number.isFinite(res.error)) root = res.root.data;
+        } catch {
+          root = null;
+        }
+        this.numericState.inverseRoots = this.inverseRootCount + 1;
+        if (root === null) this.numericState.failedInverseRoots = this.failedInverseRoots + 1;
+        for (let p = 0; p < n; p++) {
+          for (let q = 0; q < n; q++) {
+            const at = base + p * s + q;
+            out[at] = root !== null ? root[p * n + q]! : prevRoot !== undefined ? prevRoot[at]! : p === q ? 1 : 0;
+          }
+        }
+      }
+      state.set(`root${i}`, tf.tensor(out, [L.numBlocks, s, s]));
+    }
+  }
+}
+
+tf.serialization.registerClass(Shampoo);
+
+export const shampooEntry = {
+  name: 'shampoo',
+  className: Shampoo.className,
+  description: 'Shampoo with Distributed Shampoo features: blocking, merged dims, grafting, float64 inverse roots',
+  options: optionDocs(SHAMPOO_OPTIONS),
+  create: (options: Record<string, unknown>) => new Shampoo(options as ShampooOptions),
+};
