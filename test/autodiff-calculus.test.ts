@@ -220,7 +220,11 @@ describe('matrix calculus (cpu)', () => {
   });
 
   it('gradcheck flags a wrong gradient', () => {
-    const bad = tf.customGrad((x: tf.Tensor) => ({ value: tf.sum(tf.square(x)), gradFunc: (dy: tf.Tensor) => tf.mul(dy, x) }));
+    // Deliberately wrong: the true gradient is 2x.
+    const bad = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+      const x = args[0] as tf.Tensor;
+      return { value: tf.sum(tf.square(x)), gradFunc: (dy: tf.Tensor) => tf.mul(dy, x) };
+    });
     const x = randomTensor([5], rand, 1, 2);
     const r = gradcheck((y) => bad(y) as tf.Scalar, [x]);
     expect(r.ok).toBe(false);
