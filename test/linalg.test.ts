@@ -274,6 +274,20 @@ describe('inverseRoot and matrixPower', () => {
     expect(r.error).toBeLessThan(1e-6);
   });
 
+  it('indefinite input: eigh throws a clear error, Newton reports non-convergence or a large error', () => {
+    const a = withSpectrum([2, 1, -1], 13);
+    expect(() => inverseRoot(a, 2)).toThrow(/not positive semidefinite \(eigenvalue -1\.000e\+0/);
+    expect(() => matrixPower(a, -0.5)).toThrow(/not positive semidefinite/);
+    let flagged = false;
+    try {
+      const r = inverseRoot(a, 2, { method: 'newton', maxIterations: 50 });
+      flagged = !r.converged || r.error > 1e-3;
+    } catch (e) {
+      flagged = /diverged/.test(String(e));
+    }
+    expect(flagged).toBe(true);
+  });
+
   it('matrixPower gives A^{-1/(2k)}, A^{1/2} and A^{-1} consistent with each other', () => {
     const sqrt = matrixPower(spd40, 0.5).result;
     expect(relativeDifference(matmul(sqrt, sqrt), spd40)).toBeLessThan(1e-13);

@@ -7,8 +7,9 @@
  * returned as `epsilon`.
  *
  * Methods for inverseRoot:
- *  - 'eigh' (default): A = V diag(lambda) V^T in float64 (./eigh.ts); eigenvalues below 0 are
- *    round-off for a PSD matrix and are clamped to 0 (count returned as `clamped`), then
+ *  - 'eigh' (default): A = V diag(lambda) V^T in float64 (./eigh.ts); eigenvalues in
+ *    [-psdTolerance * max|lambda|, 0) are round-off for a PSD matrix and are clamped to 0 (count
+ *    returned as `clamped`); a more negative one throws (A is indefinite). Then
  *    X = V diag((lambda + eps)^{-1/p}) V^T. A zero or negative lambda + eps throws (pass
  *    epsilon > 0 for singular matrices).
  *  - 'newton': coupled inverse Newton iteration in float64 (Distributed Shampoo,
@@ -49,6 +50,11 @@ export interface SpectralOptions {
   epsilon?: number;
   /** 'absolute' (default) or 'relative' to the largest eigenvalue. */
   epsilonMode?: EpsilonMode;
+  /**
+   * Negative eigenvalues down to -psdTolerance * max|lambda| are round-off and clamped to 0;
+   * a more negative one means A is not PSD and throws (default 1e-6).
+   */
+  psdTolerance?: number;
 }
 
 export interface InverseRootOptions extends SpectralOptions {
@@ -118,6 +124,14 @@ function spectral(
   const epsilon = mode === 'relative' ? eps0 * lmax : eps0;
   const fv = new Float64Array(n);
   let clamped = 0;
+  const psdTol = opts.psdTolerance ?? 1e-6;
+  const scale = Math.max(Math.abs(values[0]), Math.abs(values[n - 1]));
+  if (values[0] < -psdTol * scale) {
+    throw new Error(
+      `${where}: matrix is not positive semidefinite (eigenvalue ${values[0].toExponential(3)} < ` +
+        `-${psdTol} * max|lambda| = ${(-psdTol * scale).toExponential(3)}); use solveModified for indefinite matrices`,
+    );
+  }
   for (let i = 0; i < n; i++) {
     let l = values[i];
     if (l < 0) {
