@@ -53,6 +53,7 @@ export function getOptimizerEntry(name: string): OptimizerEntry {
 
 // ---- optimizers: one import and one registerOptimizer line each (keep alphabetical per group)
 import { adamEntry } from './adam.js';
+import { newtonEntry } from './newton.js';
 import { rmspropEntry } from './rmsprop.js';
 import { sgdEntry } from './sgd.js';
 import { shampooEntry } from './shampoo.js';
@@ -63,10 +64,13 @@ export { RMSProp, RMSPROP_OPTIONS } from './rmsprop.js';
 export type { RMSPropOptions } from './rmsprop.js';
 export { Adam, ADAM_OPTIONS } from './adam.js';
 export type { AdamOptions } from './adam.js';
+export { Newton, NEWTON_OPTIONS } from './newton.js';
+export type { NewtonOptions, NewtonStepInfo } from './newton.js';
 export { Shampoo, SHAMPOO_OPTIONS } from './shampoo.js';
 export type { ShampooOptions } from './shampoo.js';
 
 registerOptimizer(sgdEntry);
 registerOptimizer(rmspropEntry);
 registerOptimizer(adamEntry);
+registerOptimizer(newtonEntry);
 registerOptimizer(shampooEntry);
