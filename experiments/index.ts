@@ -1,2 +1,28 @@
 // Problems and dataset loaders; re-exported by src/index.ts.
-export {};
+import { problems } from './registry.js';
+import { quadraticEntry, quadraticDeepEntry } from './quadratic.js';
+import { rosenbrockEntry, bealeEntry, himmelblauEntry } from './functions.js';
+import { logregIrisEntry, softmaxMnistEntry, mlpMnistEntry, autoencoderMnistEntry } from './networks.js';
+
+for (const e of [
+  quadraticEntry,
+  quadraticDeepEntry,
+  rosenbrockEntry,
+  bealeEntry,
+  himmelblauEntry,
+  logregIrisEntry,
+  softmaxMnistEntry,
+  mlpMnistEntry,
+  autoencoderMnistEntry,
+]) {
+  problems.register(e);
+}
+
+export { problems, ProblemRegistry, formatZodIssues } from './registry.js';
+export { loadMnist, loadIris } from './datasets.js';
+export type { ClassificationData } from './datasets.js';
+export { quadraticSpectrum, quadraticDeepHessian } from './quadratic.js';
+export { rosenbrockObjective, bealeObjective, himmelblauObjective } from './functions.js';
+export type { Activation } from './networks.js';
+export { suites, getSuite, suiteComparison, quickSuite, fullSuite } from './suites.js';
+export type { Suite } from './suites.js';

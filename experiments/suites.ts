@@ -1,0 +1,106 @@
+/**
+ * Suites: named comparisons with fixed problem configurations, budgets, targets and
+ * per-optimizer per-problem hyperparameters.
+ *
+ * The hyperparameters were chosen with `curvature tune` (log-spaced learning-rate grid, best
+ * final training loss on seed 0; see docs/harness.md). An optimizer without an entry for a
+ * problem runs with its registry defaults. Budgets are step counts (deterministic records);
+ * the `seconds` caps only guard the total time of `npm start` against slow optimizers.
+ */
+import type { ComparisonSpec, ProblemConfig } from '../src/harness/compare.js';
+
+export interface Suite {
+  name: string;
+  description: string;
+  problems: ProblemConfig[];
+  /** Default number of seeds (0..n-1). */
+  seeds: number;
+}
+
+/** The quick suite: `npm start`; about a minute with sgd, rmsprop and adam on 2 cores. */
+export const quickSuite: Suite = {
+  name: 'quick',
+  description: 'A 50-D quadratic (condition 100), 2-D Rosenbrock and softmax regression on MNIST',
+  seeds: 3,
+  problems: [
+    {
+      id: 'quadratic-d50-c100',
+      problem: 'quadratic',
+      options: { dim: 50, condition: 100, spectrum: 'log-uniform' },
+      budget: { steps: 500, seconds: 20 },
+      hyperparameters: {
+        sgd: { learningRate: 1.5 },
+        rmsprop: { learningRate: 0.01 },
+        adam: { learningRate: 0.1 },
+      },
+    },
+    {
+      id: 'rosenbrock-2d',
+      problem: 'rosenbrock',
+      options: { dim: 2 },
+      budget: { steps: 1000, seconds: 20 },
+      target: 1e-3,
+      hyperparameters: {
+        sgd: { learningRate: 0.002, momentum: 0.9 },
+        rmsprop: { learningRate: 0.003 },
+        adam: { learningRate: 0.03 },
+      },
+    },
+    {
+      id: 'softmax-mnist',
+      problem: 'softmax-mnist',
+      options: { batchSize: 128 },
+      budget: { steps: 250, seconds: 30 },
+      target: 0.35,
+      evalEvery: 25,
+      hyperparameters: {
+        sgd: { learningRate: 0.5 },
+        rmsprop: { learningRate: 0.001 },
+        adam: { learningRate: 0.003 },
+      },
+    },
+  ],
+};
+
+/** The full suite: every problem family; several minutes to hours depending on optimizers. */
+export const fullSuite: Suite = {
+  name: 'full',
+  description: 'Quadratics, classic test functions, logistic regression, MLP and autoencoder',
+  seeds: 5,
+  problems: [
+    { id: 'quadratic-d100-c1000', problem: 'quadratic', options: { dim: 100, condition: 1000 }, budget: { steps: 3000 } },
+    {
+      id: 'quadratic-two-cluster',
+      problem: 'quadratic',
+      options: { dim: 100, condition: 1000, spectrum: 'two-cluster' },
+      budget: { steps: 3000 },
+    },
+    { id: 'quadratic-deep', problem: 'quadratic-deep', budget: { epochs: 100 } },
+    { id: 'rosenbrock-10d', problem: 'rosenbrock', options: { dim: 10 }, budget: { steps: 10000 }, target: 1e-4 },
+    { id: 'beale', problem: 'beale', budget: { steps: 3000 } },
+    { id: 'himmelblau', problem: 'himmelblau', budget: { steps: 3000 } },
+    { id: 'logreg-iris', problem: 'logreg-iris', budget: { steps: 2000 } },
+    { id: 'softmax-mnist', problem: 'softmax-mnist', budget: { epochs: 10 } },
+    { id: 'mlp-mnist', problem: 'mlp-mnist', options: { hidden: [128] }, budget: { epochs: 10 } },
+    { id: 'autoencoder-mnist', problem: 'autoencoder-mnist', budget: { epochs: 10 } },
+  ],
+};
+
+export const suites: Record<string, Suite> = { quick: quickSuite, full: fullSuite };
+
+export function getSuite(name: string): Suite {
+  const s = suites[name];
+  if (!s) throw new Error(`Unknown suite '${name}': expected one of ${Object.keys(suites).join(', ')}.`);
+  return s;
+}
+
+/** A comparison of `optimizers` over a suite with `seeds` seeds (default: the suite's). */
+export function suiteComparison(suite: Suite, optimizers: string[], seeds?: number): ComparisonSpec {
+  const n = seeds ?? suite.seeds;
+  return {
+    name: suite.name,
+    problems: suite.problems,
+    optimizers,
+    seeds: Array.from({ length: n }, (_, i) => i),
+  };
+}

@@ -1,0 +1,127 @@
+/**
+ * The JSON-serialisable shapes of experiment specs and results (results.json schema v1).
+ *
+ * Non-finite numbers are stored as null (JSON has no NaN / Infinity); a run that diverged says
+ * so in `final.diverged` and `final.stopReason`.
+ */
+
+/** When a run stops if no target or divergence stops it first. At least one is required. */
+export interface Budget {
+  /** Optimizer steps (updates). */
+  steps?: number;
+  /** Passes over the training data (data problems; deterministic problems: 1 epoch = 1 step). */
+  epochs?: number;
+  /** Optimizer wall-clock seconds (time inside `minimize`, excluding evaluations). */
+  seconds?: number;
+}
+
+export interface RunSpec {
+  /** Registry name of the problem. */
+  problem: string;
+  problemOptions?: Record<string, unknown>;
+  /** Registry name of the optimizer (optimizers/index.ts). */
+  optimizer: string;
+  optimizerOptions?: Record<string, unknown>;
+  /** Seeds parameter initialisation and mini-batch order. Default 0. */
+  seed?: number;
+  budget: Budget;
+  /** Target training loss; default: the problem's own target, if any. null disables it. */
+  target?: number | null;
+  /** Stop when the target is reached (default true). */
+  stopAtTarget?: boolean;
+  /** Full-data evaluation (test metrics, training loss) every this many steps. */
+  evalEvery?: number;
+  /** Keep every k-th step record (the first and last are always kept). Default 1. */
+  recordEvery?: number;
+  /**
+   * Record the gradient norm every k steps (0 = never). It costs one extra gradient, which is
+   * NOT counted in the optimizer's evaluations or seconds. Default: 1 for deterministic
+   * problems, `evalEvery` for data problems.
+   */
+  gradNormEvery?: number;
+  /** Divergence: loss > divergenceFactor x initial loss (default 1e3), or non-finite. */
+  divergenceFactor?: number;
+  /** Identifies the problem configuration in a comparison (default: the problem name). */
+  problemId?: string;
+}
+
+export interface StepRecord {
+  /** 1-based step (update) index. */
+  step: number;
+  /** Training loss of this step's mini-batch at the parameters before the update. */
+  loss: number | null;
+  /** Norm of the full gradient of that loss (when recorded at this step). */
+  gradNorm?: number | null;
+  /** Cumulative optimizer seconds after this step. */
+  seconds: number;
+  /** Cumulative evaluation counts after this step. */
+  lossEvals: number;
+  gradEvals: number;
+  hvpEvals: number;
+}
+
+export interface EvalRecord {
+  /** Completed steps at the evaluation (0 = initial parameters). */
+  step: number;
+  seconds: number;
+  trainLoss: number | null;
+  testLoss?: number | null;
+  testAccuracy?: number | null;
+  trainAccuracy?: number | null;
+}
+
+export type StopReason = 'target' | 'steps' | 'epochs' | 'seconds' | 'diverged' | 'error';
+
+export interface FinalMetrics {
+  trainLoss: number | null;
+  testLoss?: number | null;
+  testAccuracy?: number | null;
+  trainAccuracy?: number | null;
+  initialLoss: number | null;
+  /** Completed steps (updates). */
+  steps: number;
+  epochs: number;
+  seconds: number;
+  target: number | null;
+  reachedTarget: boolean;
+  /** Completed steps when the target was first observed (null if never). */
+  stepsToTarget: number | null;
+  secondsToTarget: number | null;
+  gradEvalsToTarget: number | null;
+  diverged: boolean;
+  stopReason: StopReason;
+  lossEvals: number;
+  gradEvals: number;
+  hvpEvals: number;
+  /** Mean gradient evaluations per step (HVPs count as one gradient each). */
+  gradEvalsPerStep: number;
+  /** Steps the optimizer skipped (non-finite loss or gradient), when it reports them. */
+  skippedSteps?: number;
+  /** The run threw (stopReason 'error'): the message. Failed runs are retried on resume. */
+  error?: string;
+}
+
+export interface RunResult {
+  /** Stable identifier of (problem config, optimizer config, seed, budget, target). */
+  id: string;
+  problemId: string;
+  problem: string;
+  problemOptions: Record<string, unknown>;
+  optimizer: string;
+  optimizerOptions: Record<string, unknown>;
+  seed: number;
+  budget: Budget;
+  numParams: number;
+  batchSize: number | null;
+  records: StepRecord[];
+  evals: EvalRecord[];
+  final: FinalMetrics;
+  backend: string;
+}
+
+/** Evaluation counters an optimizer may expose (cumulative since construction). */
+export interface OptimizerCounters {
+  lossEvals: number;
+  gradEvals: number;
+  hvpEvals: number;
+}

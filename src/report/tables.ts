@@ -1,0 +1,128 @@
+/**
+ * Tables of a comparison: the summary (final loss mean +/- std over seeds, steps, seconds and
+ * gradient evaluations to target, per-step cost) as rows of strings, rendered as Markdown,
+ * plain text (CLI) or HTML.
+ */
+import type { ComparisonResults } from '../harness/compare.js';
+import type { PerformanceProfile, SummaryRow } from '../harness/stats.js';
+
+export function fmt(v: number | null | undefined, digits = 3): string {
+  if (v === null || v === undefined || Number.isNaN(v)) return '-';
+  if (!Number.isFinite(v)) return v > 0 ? 'inf' : '-inf';
+  if (v === 0) return '0';
+  const a = Math.abs(v);
+  if (a >= 1e4 || a < 1e-3) return v.toExponential(digits - 1);
+  return Number(v.toPrecision(digits)).toString();
+}
+
+export function fmtInt(v: number | null | undefined): string {
+  return v === null || v === undefined || !Number.isFinite(v) ? '-' : String(Math.round(v));
+}
+
+export const SUMMARY_HEADER = [
+  'problem',
+  'optimizer',
+  'final train loss',
+  'test acc',
+  'reached',
+  'steps to target',
+  'seconds to target',
+  'grad evals to target',
+  'grad evals / step',
+  'ms / step',
+  'diverged',
+];
+
+export function summaryCells(r: SummaryRow): string[] {
+  return [
+    r.problemId,
+    r.optimizer,
+    r.finalLossMean === null ? '-' : `${fmt(r.finalLossMean, 4)} ± ${fmt(r.finalLossStd ?? 0, 2)}`,
+    r.testAccuracyMean === null ? '-' : `${(100 * r.testAccuracyMean).toFixed(1)}%`,
+    `${r.reached}/${r.seeds}`,
+    fmtInt(r.stepsToTarget),
+    fmt(r.secondsToTarget),
+    fmtInt(r.gradEvalsToTarget),
+    fmt(r.gradEvalsPerStep, 3),
+    fmt(1000 * r.secondsPerStep, 3),
+    `${r.diverged}/${r.seeds}${r.failed > 0 ? ` (${r.failed} failed)` : ''}`,
+  ];
+}
+
+export function markdownTable(header: string[], rows: string[][]): string {
+  const esc = (s: string) => s.replace(/\|/g, '\\|');
+  return [
+    `| ${header.map(esc).join(' | ')} |`,
+    `| ${header.map((_, i) => (i < 2 ? '---' : '---:')).join(' | ')} |`,
+    ...rows.map((r) => `| ${r.map(esc).join(' | ')} |`),
+  ].join('\n');
+}
+
+/** Fixed-width text table for terminals. */
+export function textTable(header: string[], rows: string[][]): string {
+  const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i < 2 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ').trimEnd();
+  return [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
+}
+
+export function summaryText(results: ComparisonResults): string {
+  return textTable(SUMMARY_HEADER, results.summary.map(summaryCells));
+}
+
+/** Ratio table of a performance profile (cost / best cost per problem). */
+export function profileCells(p: PerformanceProfile): { header: string[]; rows: string[][] } {
+  return {
+    header: ['optimizer', ...p.problems],
+    rows: p.optimizers.map((o) => [o, ...p.problems.map((q) => (p.ratios[o][q] === null ? 'unsolved' : fmt(p.ratios[o][q], 3)))]),
+  };
+}
+
+function targetsLine(results: ComparisonResults): string[] {
+  const seen = new Map<string, number | null>();
+  for (const r of results.summary) if (!seen.has(r.problemId)) seen.set(r.problemId, r.target);
+  return [...seen].map(([p, t]) => `- **${p}**: target training loss ${t === null ? 'none' : fmt(t, 4)}`);
+}
+
+/** report.md: the summary, targets, and the performance-profile ratio tables. */
+export function markdownReport(results: ComparisonResults, title = 'curvature comparison'): string {
+  const lines: string[] = [];
+  const seeds = results.spec.seeds.length;
+  lines.push(`# ${title}`, '');
+  lines.push(
+    `${results.runs.length} runs: ${results.spec.optimizers.join(', ')} on ${results.spec.problems.length} problem(s), ` +
+      `${seeds} seed(s) each. Backend: ${results.runs[0]?.backend ?? '-'}.` +
+      (results.pending > 0 ? ` **${results.pending} planned run(s) missing** (incomplete or sharded).` : ''),
+    '',
+  );
+  lines.push('## Summary', '');
+  lines.push(
+    'Final training loss: mean ± sample std over seeds (diverged runs excluded). "to target": median over ' +
+      'seeds, shown only when every seed reached the target. Seconds are optimizer time (evaluations excluded). ' +
+      'A gradient evaluation counts one gradient or one Hessian-vector product.',
+    '',
+  );
+  lines.push(markdownTable(SUMMARY_HEADER, results.summary.map(summaryCells)), '');
+  lines.push('## Targets', '', ...targetsLine(results), '');
+  const failed = results.runs.filter((r) => r.final.error !== undefined);
+  if (failed.length > 0) {
+    lines.push('## Failed runs', '');
+    for (const r of failed) lines.push(`- ${r.problemId} / ${r.optimizer} / seed ${r.seed}: ${r.final.error}`);
+    lines.push('');
+  }
+  lines.push('## Performance profiles (Dolan-More)', '');
+  lines.push(
+    'Cost ratio to the best optimizer on each problem (1 = best); rho(tau) is the fraction of problems ' +
+      'an optimizer solves within a factor tau of the best. Problems no optimizer solved are left out.',
+    '',
+  );
+  for (const p of results.profiles) {
+    if (p.problems.length === 0) {
+      lines.push(`- **${p.measure}**: no problem was solved by every seed of any optimizer.`);
+      continue;
+    }
+    const t = profileCells(p);
+    lines.push(`### ${p.measure} to target`, '', markdownTable(t.header, t.rows), '');
+  }
+  return `${lines.join('\n')}\n`;
+}
