@@ -53,6 +53,7 @@ export function getOptimizerEntry(name: string): OptimizerEntry {
 
 // ---- optimizers: one import and one registerOptimizer line each (keep alphabetical per group)
 import { adamEntry } from './adam.js';
+import { hessianFreeEntry } from './hessian-free.js';
 import { newtonEntry } from './newton.js';
 import { rmspropEntry } from './rmsprop.js';
 import { sgdEntry } from './sgd.js';
@@ -66,6 +67,8 @@ export { Adam, ADAM_OPTIONS } from './adam.js';
 export type { AdamOptions } from './adam.js';
 export { Newton, NEWTON_OPTIONS } from './newton.js';
 export type { NewtonOptions, NewtonStepInfo } from './newton.js';
+export { HessianFree, HESSIAN_FREE_OPTIONS } from './hessian-free.js';
+export type { HessianFreeOptions, HessianFreeStepInfo, CurvatureFunctions } from './hessian-free.js';
 export { Shampoo, SHAMPOO_OPTIONS } from './shampoo.js';
 export type { ShampooOptions } from './shampoo.js';
 
@@ -73,4 +76,5 @@ registerOptimizer(sgdEntry);
 registerOptimizer(rmspropEntry);
 registerOptimizer(adamEntry);
 registerOptimizer(newtonEntry);
+registerOptimizer(hessianFreeEntry);
 registerOptimizer(shampooEntry);

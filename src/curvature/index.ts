@@ -1,4 +1,17 @@
-
+// Public surface of src/curvature; re-exported by src/index.ts.
+export {};
+// Curvature diagnostics (issue 9; docs/curvature.md).
+export { CurvatureOperator, curvatureOperator } from './operator.js';
+export type { CurvatureKind, CurvatureSourceOptions, LossFn } from './operator.js';
+export { hessianTopEigenvalues } from './eigenvalues.js';
+export type { TopEigenvaluesOptions, TopEigenvaluesResult } from './eigenvalues.js';
+export { hessianTrace, hessianDiagonal } from './trace.js';
+export type { TraceOptions, TraceResult, DiagonalOptions, DiagonalResult } from './trace.js';
+export { hessianSpectrum, spectralMass } from './spectrum.js';
+export type { SpectrumOptions, SpectrumResult } from './spectrum.js';
+// Influence functions (Koh & Liang 2017).
+export { influence, dampedConjugateGradient } from './influence.js';
+export type { InfluenceOptions, InfluenceResult } from './influence.js';
 // Second-order solver pieces (issue 6): truncated CG, LM damping, Armijo, flat vectors.
 export { conjugateGradient, disposeCG } from './cg.js';
 export type { CGOptions, CGResult, CGStop, SavedIterate } from './cg.js';

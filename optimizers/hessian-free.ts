@@ -1,0 +1,442 @@
+/**
+ * HessianFree: truncated-Newton optimisation with conjugate gradient on curvature-vector
+ * products, after Martens (2010), "Deep learning via Hessian-free optimization", and the
+ * google/init2winit (optimizer_lib/hessian_free.py) and drasmuss/hessianfree implementations.
+ *
+ *   per step (closure f over variables theta, gradient g on the step's batch):
+ *     B = Gauss-Newton J^T H_L J ('ggn': outputs and loss known separately; PSD)
+ *       or the Hessian ('hessian': any closure)
+ *       evaluated on the first ceil(curvatureFraction * batch) examples when a batch is known
+ *     x0 = warmStartDecay * (previous CG solution)                         (0.95)
+ *     CG on (B + lambda I) p = -g from x0 (src/curvature/cg.ts): Martens' relative-progress
+ *       stop (k = max(10, ceil(0.1 i)), tolerance 5e-4), at most maxIterations, Steihaug stop
+ *       at non-positive curvature (keep the last iterate); optional diagonal preconditioner
+ *     CG backtracking: among the iterates saved at ceil(5 * 1.3^j) and the last one, walk back
+ *       from the last while the previous one has a lower f (Martens 4.6)
+ *     rho = (f(theta + p) - f(theta)) / q(p), q(p) = g^T p + 1/2 p^T (B + lambda I) p
+ *       (q of the chosen iterate is CG's phi: no extra product)
+ *     lambda: rho < 1/4 -> lambda * 3/2; rho > 3/4 -> lambda * 2/3       (Martens 4.1)
+ *     Armijo backtracking on t from learningRate: f(theta + t p) <= f + c1 t g^T p,
+ *       c1 = 1e-2, t *= 0.8, at most 60 trials (Martens 4.6); none accepted -> no update
+ *
+ * Defaults: learningRate 1, curvature 'auto' ('ggn' when curvature functions are given for
+ * the step, else 'hessian'), damping 1 (init2winit; Martens used 45 for his autoencoders),
+ * maxIterations 250 (Martens), cgTolerance 5e-4, warmStartDecay 0.95, dampingIncrease 1.5,
+ * dampingDecrease 2/3, c1 1e-2, lineSearchShrink 0.8, maxLineSearch 60,
+ * preconditioner 'none', curvatureFraction 1.
+ *
+ * Gauss-Newton products need the network outputs and the loss as a function of them, for the
+ * same examples as the loss closure. Give them per step with `setCurvatureFunctions` (any
+ * model) or `setCurvatureBatch(batch)` after `bindProblem(problem)` (harness problems; the
+ * registry's `create(options, { problem })` binds). Without them 'auto' uses the Hessian.
+ *
+ * Differences from the anchors:
+ * - init2winit updates lambda with 3/2 below rho = 1/4 and 2/3 otherwise (no neutral band),
+ *   starts CG from the previous solution without decay and has no line search or
+ *   preconditioner; this follows Martens (neutral band, 0.95 decay, Armijo).
+ * - Martens' preconditioner is diag(sum_i grad_i^2 + lambda)^0.75 over per-example
+ *   gradients; tfjs gives only the batch gradient, so 'squared-gradient' uses an EMA
+ *   (beta 0.95) of squared batch gradients times the batch size, plus lambda, to the 0.75.
+ * - Hessian mode with Steihaug's stop is not in Martens' paper (which uses only the GGN).
+ * - When CG stops at negative curvature before its first step, the direction is the
+ *   (preconditioned) negative gradient and the line search scales it.
+ *
+ * Drop-in: `opt.minimize(() => loss)` and `model.fit`; the first closure call takes the
+ * gradient (its metrics are what tfjs-layers reports), later calls (products, backtracking,
+ * line search) release what they keep. Diagnostics: `lastStep`, cumulative `counters`.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { ggnvpVars, hvpVars } from '../src/autodiff/index.js';
+import { BASE_OPTION_SPECS, CurvatureOptimizer, type NamedTensorLike, type SkipEvent } from '../src/optim/base.js';
+import { invalidOption, option, optionDocs, type OptionSpec, type OptionsInput } from '../src/optim/options.js';
+import { conjugateGradient, disposeCG, type CGStop } from '../src/curvature/cg.js';
+import { lossValue, releaseKept, scalarClosure, valueAndGradients } from '../src/curvature/closure.js';
+import { adaptDamping, reductionRatio } from '../src/curvature/damping.js';
+import { armijoBacktracking } from '../src/curvature/line-search.js';
+import { dotNumber, flatten, ParameterPoint, unflatten } from '../src/curvature/vector.js';
+import type { Batch, Problem } from '../src/harness/problem.js';
+
+function choice<T extends string>(defaultValue: T, values: readonly T[], description: string): OptionSpec<T> {
+  return {
+    default: defaultValue,
+    description,
+    parse(v, name) {
+      if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) {
+        throw invalidOption(name, v, `must be one of ${values.map((x) => `'${x}'`).join(', ')}`);
+      }
+      return v as T;
+    },
+  };
+}
+
+export type HessianFreeCurvature = 'auto' | 'ggn' | 'hessian';
+export type HessianFreePreconditioner = 'none' | 'squared-gradient';
+
+export const HESSIAN_FREE_OPTIONS = {
+  ...BASE_OPTION_SPECS,
+  learningRate: option.learningRate(1, 'First trial step of the Armijo line search on the CG direction'),
+  curvature: choice<HessianFreeCurvature>(
+    'auto',
+    ['auto', 'ggn', 'hessian'],
+    "Curvature: 'ggn' (Gauss-Newton, needs outputs), 'hessian', or 'auto' (ggn when available)",
+  ),
+  damping: option.number(1, 'Initial Levenberg-Marquardt damping lambda', { min: 0 }),
+  dampingIncrease: option.number(1.5, 'Factor on lambda when rho < 1/4', { min: 1 }),
+  dampingDecrease: option.number(2 / 3, 'Factor on lambda when rho > 3/4', { min: 0, max: 1 }),
+  minDamping: option.number(1e-8, 'Lower bound of lambda', { min: 0 }),
+  maxDamping: option.number(1e8, 'Upper bound of lambda', { min: 0 }),
+  maxIterations: option.number(250, 'Maximum CG iterations per step', { min: 1, integer: true }),
+  cgTolerance: option.number(5e-4, "Martens' relative-progress tolerance of CG (0 = run to maxIterations)", { min: 0 }),
+  warmStartDecay: option.number(0.95, 'CG starts from this times the previous solution (0 = cold start)', { min: 0, max: 1 }),
+  c1: option.number(1e-2, 'Armijo sufficient-decrease constant', { min: 0, max: 1, minExclusive: true, maxExclusive: true }),
+  lineSearchShrink: option.number(0.8, 'Factor on the step after a rejected Armijo trial', { min: 0, max: 1, minExclusive: true, maxExclusive: true }),
+  maxLineSearch: option.number(60, 'Maximum Armijo trials', { min: 1, integer: true }),
+  preconditioner: choice<HessianFreePreconditioner>(
+    'none',
+    ['none', 'squared-gradient'],
+    "CG preconditioner: 'none' or 'squared-gradient' (diagonal, Martens-style exponent 0.75)",
+  ),
+  curvatureFraction: option.number(1, 'Fraction of the batch used for curvature products (needs a batch)', {
+    min: 0,
+    max: 1,
+    minExclusive: true,
+  }),
+};
+
+export type HessianFreeOptions = OptionsInput<typeof HESSIAN_FREE_OPTIONS>;
+
+/** Outputs and output-loss of the current step's examples, for Gauss-Newton products. */
+export interface CurvatureFunctions {
+  outputs: () => tf.Tensor;
+  lossFromOutputs: (outputs: tf.Tensor) => tf.Scalar;
+}
+
+/** What one step did (read `opt.lastStep` after `minimize`). */
+export interface HessianFreeStepInfo {
+  accepted: boolean;
+  curvature: 'ggn' | 'hessian';
+  loss: number;
+  newLoss: number;
+  /** Damping used in this step's CG, and after the update. */
+  dampingUsed: number;
+  damping: number;
+  rho: number;
+  /** Line-search step t (0 when no trial passed). */
+  stepSize: number;
+  cgIterations: number;
+  cgStop: CGStop | 'skipped';
+  /** phi at each CG iterate (decreasing: the error decreases in the energy norm). */
+  cgObjective: number[];
+  /** CG iteration of the iterate chosen by backtracking. */
+  backtrackedIteration: number;
+  lossEvals: number;
+  gradEvals: number;
+  hvpEvals: number;
+}
+
+export interface EvaluationCounters {
+  lossEvals: number;
+  gradEvals: number;
+  hvpEvals: number;
+}
+
+const WARM_START = '@hessian-free';
+
+export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS> {
+  static get className(): string {
+    return 'CurvatureHessianFree';
+  }
+
+  lastStep: HessianFreeStepInfo | undefined;
+  readonly counters: EvaluationCounters = { lossEvals: 0, gradEvals: 0, hvpEvals: 0 };
+  private problem: Problem | undefined;
+  private pending: CurvatureFunctions | undefined;
+  private pendingBatch: Batch | undefined;
+  private squaredGradient: tf.Tensor1D | undefined;
+
+  constructor(options: HessianFreeOptions = {}) {
+    super('HessianFree', HESSIAN_FREE_OPTIONS, options);
+    this.numericState.damping = this.options.damping;
+  }
+
+  get damping(): number {
+    return this.numericState.damping!;
+  }
+
+  /** Use a harness problem's outputs / lossFromOutputs for Gauss-Newton products. */
+  bindProblem(problem: Problem): this {
+    this.problem = problem;
+    return this;
+  }
+
+  /**
+   * The batch the next `minimize` closure evaluates (harness problems, after bindProblem).
+   * Valid for one step.
+   */
+  setCurvatureBatch(batch: Batch | undefined): void {
+    this.pendingBatch = batch;
+  }
+
+  /** Outputs and output-loss of the next step's examples (valid for one step). */
+  setCurvatureFunctions(fns: CurvatureFunctions | undefined): void {
+    this.pending = fns;
+  }
+
+  override applyGradients(_variableGradients: tf.NamedTensorMap | NamedTensorLike[]): void {
+    throw new Error(
+      'HessianFree needs the loss closure (curvature products, CG backtracking, line search): ' +
+        'call minimize(() => loss) or model.fit, not applyGradients.',
+    );
+  }
+
+  protected override onNonFinite(_event: SkipEvent): void {
+    this.numericState.damping = Math.min(this.options.maxDamping, Math.max(this.damping, this.options.minDamping) * 10);
+    this.stateFor(WARM_START).set('p0', tf.zeros([0]));
+  }
+
+  /** The curvature functions of this step, restricted to the curvature fraction. */
+  private curvatureFunctions(): { fns: CurvatureFunctions | undefined; release: () => void } {
+    const frac = this.options.curvatureFraction;
+    const p = this.problem;
+    const batch = this.pendingBatch;
+    if (this.pending !== undefined) return { fns: this.pending, release: () => {} };
+    if (p?.outputs === undefined || p.lossFromOutputs === undefined) return { fns: undefined, release: () => {} };
+    if (batch === undefined) return { fns: undefined, release: () => {} };
+    let sub = batch;
+    let owned: tf.Tensor[] = [];
+    if (frac < 1) {
+      const m = Math.max(1, Math.ceil(frac * batch.size));
+      const x = batch.x.slice(0, m);
+      const y = batch.y.slice(0, m);
+      owned = [x, y];
+      sub = { x, y, size: m };
+    }
+    const outputs = p.outputs.bind(p);
+    const lossFromOutputs = p.lossFromOutputs.bind(p);
+    return {
+      fns: { outputs: () => outputs(sub), lossFromOutputs: (z) => lossFromOutputs(z, sub) },
+      release: () => tf.dispose(owned),
+    };
+  }
+
+  override minimize(f: () => tf.Scalar, returnCost = false, varList?: tf.Variable[]): tf.Scalar | null {
+    const o = this.options;
+    const loss = scalarClosure('HessianFree', f);
+    const { fns, release } = this.curvatureFunctions();
+    const batchSize = this.pendingBatch?.size ?? 1;
+    this.pending = undefined;
+    this.pendingBatch = undefined;
+    if (o.curvature === 'ggn' && fns === undefined) {
+      release();
+      throw new Error(
+        "HessianFree: curvature 'ggn' needs the network outputs of this step's examples: call " +
+          'setCurvatureFunctions({ outputs, lossFromOutputs }) (or bindProblem + setCurvatureBatch) ' +
+          "before minimize, or use curvature 'hessian' / 'auto'.",
+      );
+    }
+    const mode: 'ggn' | 'hessian' = o.curvature === 'hessian' || fns === undefined ? 'hessian' : 'ggn';
+    const { value, vars, grads } = valueAndGradients(loss, varList);
+    this.counters.gradEvals++;
+    const lambda = this.damping;
+    const step: HessianFreeStepInfo = {
+      accepted: false,
+      curvature: mode,
+      loss: NaN,
+      newLoss: NaN,
+      dampingUsed: lambda,
+      damping: lambda,
+      rho: NaN,
+      stepSize: 0,
+      cgIterations: 0,
+      cgStop: 'skipped',
+      cgObjective: [],
+      backtrackedIteration: 0,
+      lossEvals: 0,
+      gradEvals: 1,
+      hvpEvals: 0,
+    };
+    this.lastStep = step;
+    const toDispose: tf.Tensor[] = [...grads];
+    try {
+      const names = vars.map((v) => v.name);
+      if (o.skipNonFinite && !this.allFinite([value, ...grads])) {
+        this.recordSkip(this.allFinite([value]) ? 'gradient' : 'loss', names);
+        step.damping = this.damping;
+        return this.finish(value, returnCost);
+      }
+      const f0 = value.dataSync()[0]!;
+      step.loss = f0;
+      const shapes = vars.map((v) => v.shape.slice());
+      const g = flatten(grads);
+      const b = tf.neg(g) as tf.Tensor1D;
+      toDispose.push(g, b);
+
+      const product = (v: tf.Tensor1D): tf.Tensor1D => {
+        step.hvpEvals++;
+        return releaseKept(() =>
+          tf.tidy(() => {
+            const vs = unflatten(v, shapes);
+            const bv =
+              mode === 'ggn' ? ggnvpVars(fns!.outputs, fns!.lossFromOutputs, vars, vs) : hvpVars(loss, vars, vs);
+            return tf.add(flatten(bv), tf.mul(v, lambda)) as tf.Tensor1D;
+          }),
+        );
+      };
+
+      const precondition = this.preconditioner(g, lambda, batchSize);
+      if (precondition.diag) toDispose.push(precondition.diag);
+      const warm = this.warmStart(g.size);
+      if (warm) toDispose.push(warm);
+
+      const cg = conjugateGradient(product, b, warm, {
+        maxIterations: o.maxIterations,
+        tolerance: o.cgTolerance,
+        stopOnNegativeCurvature: true,
+        precondition: precondition.apply,
+      });
+      step.cgIterations = cg.iterations;
+      step.cgStop = cg.stop;
+      step.cgObjective = cg.objective;
+      const point = new ParameterPoint(vars);
+      let fallback: tf.Tensor1D | undefined;
+      try {
+        if (cg.stop === 'non-finite') {
+          if (o.skipNonFinite) this.recordSkip('curvature', names);
+          step.damping = this.damping;
+          return this.finish(value, returnCost);
+        }
+        // The warm start for the next step is the last CG iterate (Martens), not the backtracked one.
+        this.stateFor(WARM_START).set('p0', cg.x);
+
+        // CG backtracking over the saved iterates, from the last one backwards.
+        const evalAt = (p: tf.Tensor1D, t: number): number => {
+          point.moveTo(p, t);
+          step.lossEvals++;
+          return lossValue(loss);
+        };
+        let direction: tf.Tensor1D;
+        let fDir: number;
+        let phi: number;
+        const usable = cg.saved.filter((s) => s.iteration > 0 || warm !== undefined);
+        if (usable.length === 0) {
+          // Negative curvature (or a zero residual) before the first CG step: use the
+          // preconditioned steepest-descent direction, scaled by the line search.
+          fallback = precondition.apply(b);
+          direction = fallback;
+          const gp = dotNumber(g, direction);
+          phi = gp; // only its sign matters for rho here
+          fDir = evalAt(direction, 1);
+          step.backtrackedIteration = 0;
+        } else {
+          let idx = usable.length - 1;
+          direction = usable[idx]!.x;
+          fDir = evalAt(direction, 1);
+          while (idx > 0) {
+            const prev = usable[idx - 1]!;
+            const fPrev = evalAt(prev.x, 1);
+            if (!(fPrev < fDir) && Number.isFinite(fDir)) break;
+            idx--;
+            direction = prev.x;
+            fDir = fPrev;
+          }
+          phi = usable[idx]!.phi;
+          step.backtrackedIteration = usable[idx]!.iteration;
+        }
+        step.rho = reductionRatio(fDir - f0, phi);
+        this.numericState.damping = adaptDamping(lambda, step.rho, {
+          increase: o.dampingIncrease,
+          decrease: o.dampingDecrease,
+          minDamping: o.minDamping,
+          maxDamping: o.maxDamping,
+        });
+
+        const slope = dotNumber(g, direction);
+        const t0 = this.currentLearningRate();
+        const search =
+          slope < 0
+            ? armijoBacktracking(
+                f0,
+                slope,
+                (t) => evalAt(direction, t),
+                { initialStep: t0, c1: o.c1, shrink: o.lineSearchShrink, maxTrials: o.maxLineSearch },
+                { step: 1, value: fDir },
+              )
+            : { step: 0, value: f0, evaluations: 0 };
+        if (search.step > 0) {
+          point.moveTo(direction, search.step);
+          step.accepted = true;
+          step.stepSize = search.step;
+          step.newLoss = search.value;
+          this.incrementIterations();
+        } else {
+          point.restore();
+          step.newLoss = f0;
+        }
+      } finally {
+        point.dispose();
+        fallback?.dispose();
+        disposeCG(cg);
+      }
+      step.damping = this.damping;
+      return this.finish(value, returnCost);
+    } finally {
+      release();
+      tf.dispose(toDispose);
+      this.counters.lossEvals += step.lossEvals;
+      this.counters.hvpEvals += step.hvpEvals;
+    }
+  }
+
+  /** The warm start 0.95 * previous solution, when its size matches. */
+  private warmStart(size: number): tf.Tensor1D | undefined {
+    const decay = this.options.warmStartDecay;
+    if (decay === 0) return undefined;
+    const p0 = this.stateFor(WARM_START).get('p0');
+    if (p0 === undefined || p0.size !== size) return undefined;
+    return tf.tidy(() => tf.mul(p0, decay).reshape([size]) as tf.Tensor1D);
+  }
+
+  private preconditioner(
+    g: tf.Tensor1D,
+    lambda: number,
+    batchSize: number,
+  ): { apply: (r: tf.Tensor1D) => tf.Tensor1D; diag?: tf.Tensor1D } {
+    if (this.options.preconditioner === 'none') return { apply: (r) => tf.clone(r) };
+    const beta = 0.95;
+    const prev = this.squaredGradient;
+    const next = tf.tidy(() => {
+      const sq = tf.mul(tf.square(g), batchSize) as tf.Tensor1D;
+      return prev !== undefined && prev.size === g.size ? (tf.add(tf.mul(prev, beta), tf.mul(sq, 1 - beta)) as tf.Tensor1D) : sq;
+    });
+    prev?.dispose();
+    this.squaredGradient = tf.keep(next);
+    const diag = tf.tidy(() => tf.pow(tf.add(next, lambda), 0.75) as tf.Tensor1D);
+    return { apply: (r) => tf.tidy(() => tf.div(r, diag) as tf.Tensor1D), diag };
+  }
+
+  private finish(value: tf.Scalar, returnCost: boolean): tf.Scalar | null {
+    if (returnCost) return value;
+    value.dispose();
+    return null;
+  }
+
+  override dispose(): void {
+    this.squaredGradient?.dispose();
+    this.squaredGradient = undefined;
+    super.dispose();
+  }
+}
+
+tf.serialization.registerClass(HessianFree);
+
+export const hessianFreeEntry = {
+  name: 'hessian-free',
+  className: HessianFree.className,
+  description: 'Hessian-free (Martens 2010): truncated CG on Gauss-Newton or Hessian products, LM damping',
+  options: optionDocs(HESSIAN_FREE_OPTIONS),
+  create: (options: Record<string, unknown>, context?: { problem?: unknown }) => {
+    const opt = new HessianFree(options as HessianFreeOptions);
+    if (context?.problem !== undefined) opt.bindProblem(context.problem as Problem);
+    return opt;
+  },
+};
