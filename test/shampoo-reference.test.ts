@@ -240,7 +240,7 @@ describe('Shampoo matches a float64 reference over 20 steps (2-D parameter)', ()
 
 describe('blocking and merging', () => {
   /** The optimizer on the whole matrix vs independent optimizers on each block variable. */
-  it('a blocked 8x6 matrix (blocks 4x4, 4x2, padded) equals unblocked Shampoo on each block', () => {
+  it('a blocked 8x6 matrix (blocks 4x4 and 4x2) equals unblocked Shampoo on each block', () => {
     const { W0, grads } = problem(8, 6, 20, 4);
     const options: ShampooOptions = {
       learningRate: 0.05,

@@ -1,0 +1,87 @@
+/**
+ * Shampoo's amortised step cost relative to Adam on a 784-128-10 tanh MLP, batch 256,
+ * softmax cross-entropy (wasm by default): each step is a full `minimize` (gradient +
+ * update). Shampoo's inverse roots run every `preconditionFrequency` steps, so its time is
+ * averaged over whole multiples of the frequency. Measured in the same run, variants
+ * interleaved so that load from other processes hits them alike.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { losses } from '../../src/autodiff/index.js';
+import { Adam } from '../../optimizers/adam.js';
+import { Shampoo, type ShampooOptions } from '../../optimizers/shampoo.js';
+
+let counter = 0;
+
+interface Variant {
+  name: string;
+  make: () => tf.Optimizer;
+  /** Steps per timed round (a multiple of the preconditioning frequency). */
+  steps: number;
+}
+
+export async function run(): Promise<string> {
+  const seed = 1;
+  const X = tf.randomNormal([256, 784], 0, 1, 'float32', seed);
+  const Y = tf.oneHot(tf.randomUniform([256], 0, 10, 'int32', seed + 1), 10).toFloat();
+  const init = [
+    tf.randomNormal([784, 128], 0, 0.05, 'float32', seed + 2),
+    tf.zeros([128]),
+    tf.randomNormal([128, 10], 0, 0.1, 'float32', seed + 3),
+    tf.zeros([10]),
+  ];
+
+  const shampoo = (o: ShampooOptions) => () => new Shampoo({ learningRate: 1e-3, grafting: 'adam', ...o });
+  const variants: Variant[] = [
+    { name: 'Adam', make: () => new Adam({ learningRate: 1e-3 }), steps: 20 },
+    { name: 'Shampoo f=10, block 128', make: shampoo({ preconditionFrequency: 10, maxPreconditionerDim: 128 }), steps: 20 },
+    { name: 'Shampoo f=20, block 128', make: shampoo({ preconditionFrequency: 20, maxPreconditionerDim: 128 }), steps: 20 },
+    { name: 'Shampoo f=20, block 256', make: shampoo({ preconditionFrequency: 20, maxPreconditionerDim: 256 }), steps: 20 },
+  ];
+
+  const state = variants.map((v) => {
+    const vars = init.map((t) => tf.variable(t.clone(), true, `bench_shampoo_${counter++}`));
+    const [W1, b1, W2, b2] = vars as [tf.Variable, tf.Variable, tf.Variable, tf.Variable];
+    const loss = (): tf.Scalar =>
+      losses.softmaxCrossEntropy(Y, tf.add(tf.matMul(tf.tanh(tf.add(tf.matMul(X, W1), b1)), W2), b2));
+    return { v, vars, opt: v.make(), loss, times: [] as number[], roots: [] as number[] };
+  });
+
+  const round = (s: (typeof state)[number]): number => {
+    const t0 = performance.now();
+    for (let i = 0; i < s.v.steps; i++) s.opt.minimize(s.loss, false, s.vars);
+    s.vars[0]!.dataSync();
+    return (performance.now() - t0) / s.v.steps;
+  };
+  // Warm-up: one round each (kernels compiled, first inverse roots computed).
+  for (const s of state) round(s);
+  const rounds = 3;
+  for (let r = 0; r < rounds; r++) for (const s of state) s.times.push(round(s));
+
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const adam = median(state[0]!.times);
+  const lines = [
+    '## Shampoo: amortised step time vs Adam',
+    '',
+    `784-128-10 tanh MLP, batch 256, softmax cross-entropy, backend ${tf.getBackend()}; one step = ` +
+      '`minimize` (gradient + update); Shampoo with Adam grafting, float64 inverse roots on the CPU, ' +
+      `times averaged over whole preconditioning periods (median of ${rounds} rounds of 20 steps).`,
+    '',
+    '| optimizer | ms / step | ratio to Adam | inverse roots | failed |',
+    '|---|---:|---:|---:|---:|',
+  ];
+  for (const s of state) {
+    const t = median(s.times);
+    // tf.Optimizer's Symbol.hasInstance accepts any optimizer, so instanceof cannot tell them apart.
+    const sh = s.v.name.startsWith('Shampoo') ? (s.opt as Shampoo) : undefined;
+    lines.push(
+      `| ${s.v.name} | ${t.toFixed(1)} | ${(t / adam).toFixed(2)} | ${sh ? sh.inverseRootCount : '-'} | ${sh ? sh.failedInverseRoots : '-'} |`,
+    );
+  }
+  lines.push('');
+  for (const s of state) {
+    s.opt.dispose();
+    tf.dispose(s.vars);
+  }
+  tf.dispose([X, Y, ...init]);
+  return lines.join('\n');
+}
