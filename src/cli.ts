@@ -30,13 +30,14 @@ import {
   mergeResults,
   parseShard,
   planRuns,
+  shardRuns,
   tune,
   type ComparisonResults,
   type ComparisonSpec,
   type ProblemConfig,
   type Shard,
 } from './harness/compare.js';
-import { runExperiment, shortHash } from './harness/run.js';
+import { runExperiment, runId, shortHash } from './harness/run.js';
 import { checkProblem } from './harness/check.js';
 import type { Budget } from './harness/types.js';
 import { readResults, writeFileAtomic, writeResults } from './report/results.js';
@@ -125,11 +126,17 @@ function checkOptimizerName(name: string): void {
   }
 }
 
-/** Build every problem configuration and optimizer once, so bad options fail before any work. */
-function validateComparison(spec: ComparisonSpec): void {
+/**
+ * Build every problem configuration and optimizer once, so bad options fail before any work.
+ * An optimizer that refuses only some problems (e.g. Newton's size guard on MNIST) is noted on
+ * stderr and its runs there are recorded as failed; one that fails everywhere is bad input.
+ */
+function validateComparison(spec: ComparisonSpec, io?: CliIO): void {
   for (const o of spec.optimizers) checkOptimizerName(o);
   for (const p of spec.problems) checkProblemName(p.problem);
   const seen = new Set<string>();
+  const failures = new Map<string, string[]>();
+  const tried = new Map<string, number>();
   for (const run of planRuns(spec)) {
     const key = `${run.problemId}\u0000${run.optimizer}`;
     if (seen.has(key)) continue;
@@ -140,13 +147,19 @@ function validateComparison(spec: ComparisonSpec): void {
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
+    tried.set(run.optimizer, (tried.get(run.optimizer) ?? 0) + 1);
     try {
       getOptimizerEntry(run.optimizer).create(run.optimizerOptions ?? {}, { problem }).dispose();
     } catch (e) {
-      throw new UsageError(`Optimizer '${run.optimizer}' on ${run.problemId}: ${(e as Error).message}`);
+      const msg = `Optimizer '${run.optimizer}' on ${run.problemId}: ${(e as Error).message}`;
+      failures.set(run.optimizer, [...(failures.get(run.optimizer) ?? []), msg]);
     } finally {
       problem.dispose();
     }
+  }
+  for (const [o, msgs] of failures) {
+    if (msgs.length === tried.get(o) || !io) throw new UsageError(msgs[0]);
+    for (const m of msgs) io.err(`curvature: note: ${m} (recorded as a failed run)\n`);
   }
 }
 
@@ -199,6 +212,7 @@ const problemConfigSchema = z
     recordEvery: z.number().int().positive().optional(),
     gradNormEvery: z.number().int().min(0).optional(),
     hyperparameters: z.record(z.string(), optionsRecord).optional(),
+    optimizerBudgets: z.record(z.string(), budgetSchema).optional(),
   })
   .strict();
 export const configSchema = z
@@ -421,7 +435,9 @@ async function resolveComparison(opts: CompareOpts): Promise<ComparisonSpec> {
   }
   if (opts.optimizers) spec.optimizers = opts.optimizers;
   if (opts.seeds !== undefined) spec.seeds = Array.from({ length: opts.seeds }, (_, i) => i);
-  if (budget && opts.problem === undefined) spec.problems = spec.problems.map((p) => ({ ...p, budget }));
+  if (budget && opts.problem === undefined) {
+    spec.problems = spec.problems.map((p) => ({ ...p, budget, optimizerBudgets: undefined }));
+  }
   if (opts.target !== undefined) spec.problems = spec.problems.map((p) => ({ ...p, target: opts.target }));
   // --set adam.beta1=0.8 (one optimizer) or --set learningRate=0.1 (every optimizer)
   const sets = parseAssignments(opts.set);
@@ -440,7 +456,7 @@ async function compareCommand(io: CliIO, opts: CompareOpts): Promise<number> {
   const shard: Shard | null = opts.shard !== undefined ? toUsage(() => parseShard(opts.shard as string)) : null;
   const out = ensureWritableDir(opts.out);
   await useBackend(opts);
-  validateComparison(spec);
+  validateComparison(spec, io);
   const title = opts.title ?? `curvature compare${spec.name ? `: ${spec.name} suite` : ''}`;
 
   if (opts.workers > 1 && shard === null) return compareWithWorkers(io, opts, spec, out, title);
@@ -449,15 +465,20 @@ async function compareCommand(io: CliIO, opts: CompareOpts): Promise<number> {
   let existing: ComparisonResults | undefined;
   if (!opts.fresh && existsSync(resultsPath)) {
     existing = toUsage(() => readResults(resultsPath));
+    // Run ids hash everything that determines a run, so matching runs are safe to reuse even
+    // when the comparison changed (e.g. an optimizer or a seed was added).
     const same = existing.specHash === shortHash(spec) && JSON.stringify(existing.shard) === JSON.stringify(shard);
     if (!same) {
-      throw new UsageError(
-        `${resultsPath} holds a different comparison; pass --fresh to start over or choose another --out.`,
+      const ids = new Set(shardRuns(planRuns(spec), shard).map(runId));
+      const keep = existing.runs.filter((r) => ids.has(r.id)).length;
+      io.err(
+        `curvature: note: ${resultsPath} is from a different comparison; reusing its ${keep} matching run(s), replacing the rest\n`,
       );
     }
   }
   const planned = planRuns(spec).length;
-  const reused = existing?.runs.length ?? 0;
+  const plannedIds = new Set(shardRuns(planRuns(spec), shard).map(runId));
+  const reused = existing?.runs.filter((r) => plannedIds.has(r.id) && r.final.error === undefined).length ?? 0;
   const bar = progress(io, opts.progress, 'runs');
   let started = 0;
   const results = await compare(spec, {

@@ -27,6 +27,8 @@ export interface ProblemConfig {
   gradNormEvery?: number;
   /** Per-optimizer hyperparameters for this problem (e.g. tuned learning rates). */
   hyperparameters?: Record<string, Record<string, unknown>>;
+  /** Per-optimizer budgets replacing `budget` (e.g. fewer, costlier second-order steps). */
+  optimizerBudgets?: Record<string, Budget>;
 }
 
 export interface ComparisonSpec {
@@ -79,7 +81,7 @@ export function planRuns(spec: ComparisonSpec): RunSpec[] {
           optimizer: o,
           optimizerOptions: { ...(p.hyperparameters?.[o] ?? {}), ...(spec.optimizerOptions?.[o] ?? {}) },
           seed,
-          budget: p.budget,
+          budget: p.optimizerBudgets?.[o] ?? p.budget,
         };
         if (p.target !== undefined) r.target = p.target;
         if (p.evalEvery !== undefined) r.evalEvery = p.evalEvery;
