@@ -54,6 +54,7 @@ export function getOptimizerEntry(name: string): OptimizerEntry {
 // ---- optimizers: one import and one registerOptimizer line each (keep alphabetical per group)
 import { adamEntry } from './adam.js';
 import { hessianFreeEntry } from './hessian-free.js';
+import { kfacEntry } from './kfac.js';
 import { newtonEntry } from './newton.js';
 import { rmspropEntry } from './rmsprop.js';
 import { sgdEntry } from './sgd.js';
@@ -65,6 +66,8 @@ export { RMSProp, RMSPROP_OPTIONS } from './rmsprop.js';
 export type { RMSPropOptions } from './rmsprop.js';
 export { Adam, ADAM_OPTIONS } from './adam.js';
 export type { AdamOptions } from './adam.js';
+export { KFAC, KFAC_OPTIONS } from './kfac.js';
+export type { KFACOptions, KFACLossKind, KFACEstimation, DenseRegistration } from './kfac.js';
 export { Newton, NEWTON_OPTIONS } from './newton.js';
 export type { NewtonOptions, NewtonStepInfo } from './newton.js';
 export { HessianFree, HESSIAN_FREE_OPTIONS } from './hessian-free.js';
@@ -75,6 +78,7 @@ export type { ShampooOptions } from './shampoo.js';
 registerOptimizer(sgdEntry);
 registerOptimizer(rmspropEntry);
 registerOptimizer(adamEntry);
+registerOptimizer(kfacEntry);
 registerOptimizer(newtonEntry);
 registerOptimizer(hessianFreeEntry);
 registerOptimizer(shampooEntry);

@@ -1,2 +1,9 @@
-// Public surface of src/layers; re-exported by src/index.ts.
-export {};
+// Public surface of src/layers (K-FAC curvature blocks and layer registration); re-exported by
+// src/index.ts.
+export { DenseBlock } from './dense.js';
+export type { DenseBlockSpec } from './dense.js';
+export { denseBlocksOf } from './registration.js';
+export type { ModelBlocks } from './registration.js';
+export { captureGradients } from './capture.js';
+export type { CaptureOptions, CaptureResult, CotangentSampler, DenseTarget, LayerCapture } from './capture.js';
+export { spdInverse as dampedFactorInverse } from './inverse.js';

@@ -1,0 +1,654 @@
+/**
+ * K-FAC: Kronecker-factored approximate curvature (Martens & Grosse 2015), a drop-in
+ * `tf.Optimizer` for tfjs-layers models and for plain-tf models with registered layers.
+ *
+ *   per step k, on the mini-batch the loss closure sees (one forward, one backward):
+ *     capture a_l (layer inputs) and ds_l (pre-activation gradients) from the gradient tape;
+ *       ds_l from targets sampled from the model ('fisher'), the data ('empirical'), or every
+ *       output direction ('exact': sqrt of the output Fisher, for small outputs)
+ *     every statsUpdatePeriod steps:  A_l <- EMA(ã^T ã / n),  G_l <- EMA(n ds^T ds)
+ *       with EMA weight min(1 - 1/t, statsDecay) on the old value (t = update count)
+ *     every inverseUpdatePeriod steps: pi_l^2 = (tr A_l / dim A_l) / (tr G_l / dim G_l),
+ *       Ainv_l = (A_l + pi_l sqrt(lambda) I)^-1,  Ginv_l = (G_l + sqrt(lambda) / pi_l I)^-1
+ *     g = grad + weightDecay * theta;      Delta_l = -Ainv_l [gW; gb]_l Ginv_l
+ *     adaptive:  (alpha, mu) = argmin of the quadratic model
+ *                  m(alpha, mu) = g.u + 1/2 u^T (F + lambda I + wd I) u,  u = alpha Delta + mu delta
+ *                with F the (sampled) Fisher of this batch, exact in its quadratic forms
+ *                (per-example projections a_i^T V ds_i; no Kronecker approximation here)
+ *     else:      alpha = learningRate, mu = momentum, and Delta scaled by
+ *                min(1, sqrt(klClip / (alpha^2 |g.Delta|)))  when klClip > 0
+ *     delta = alpha Delta + mu delta;  theta += delta
+ *     every dampingInterval steps (adaptDamping): rho = (L(theta + delta) - L(theta)) / m(delta)
+ *       (closure re-evaluated on the same batch, its extra outputs disposed);
+ *       rho > 3/4: lambda *= omega,  rho < 1/4: lambda /= omega,  omega = dampingDecay^interval
+ *   Layers without a block (non-Dense) get a diagonal fallback -g / (n EMA(g^2) + lambda),
+ *   with a one-time warning naming them. burnIn steps only accumulate statistics.
+ *
+ * Defaults: adaptive true (learning rate and momentum from the quadratic model), damping 1e-2,
+ * adaptDamping true, dampingInterval 5, dampingDecay 0.9 (kfac-jax), statsDecay 0.95,
+ * statsUpdatePeriod 1, inverseUpdatePeriod 5, estimation 'fisher', lossKind 'auto',
+ * learningRate 1e-3 and momentum 0.9 (used when adaptive is false), klClip 0, weightDecay 0,
+ * burnIn 0, seed 0.
+ *
+ * References: Martens & Grosse (2015), "Optimizing Neural Networks with Kronecker-factored
+ * Approximate Curvature"; Grosse & Martens (2016) (KFC, conv layers); Ba, Grosse & Martens (2017)
+ * "Distributed second-order optimization using Kronecker-factored approximations" (KL clipping);
+ * kfac-jax (google-deepmind/kfac-jax, optimizer.py, curvature_blocks/); tensorflow/kfac
+ * (kfac/python/keras/optimizers.py, ops/fisher_blocks.py).
+ *
+ * Differences from kfac-jax / tensorflow-kfac:
+ * - Capture reads the tfjs gradient tape (src/layers/capture.ts) instead of tracing the graph
+ *   (kfac-jax) or layer collections (tensorflow-kfac); the model is not modified.
+ * - The quadratic model's curvature is the sampled Fisher of the batch (the same cotangents as
+ *   the factor statistics), where kfac-jax uses exact GGN/Fisher-vector products; with one
+ *   sample per example it is unbiased but noisier.
+ * - Inverses come from a block Schur-complement inverse on tfjs matMuls (float32) with float64
+ *   leaves, recomputed every inverseUpdatePeriod steps; damping changes take effect at the next
+ *   refresh (kfac-jax can re-damp eigendecompositions without refactorising).
+ * - Loss scaling follows tfjs (mean over the batch and over outputs for MSE / sigmoid
+ *   cross-entropy): the sampled cotangents are scaled so that E[g g^T] equals the loss's
+ *   Gauss-Newton matrix.
+ * - Burn-in happens inside training (the first burnIn steps update statistics only) instead
+ *   of a separate pass over data.
+ *
+ * State: per block '@kfac/<layer>' slots A, G, Ainv, Ginv (step = statistics updates); per
+ * variable 'velocity' (and 'diag' for fallback variables); numeric 'damping', 'rho'.
+ */
+import * as tf from '@tensorflow/tfjs';
+import { CurvatureOptimizer, BASE_OPTION_SPECS, type NamedTensorLike, type SkipEvent } from '../src/optim/base.js';
+import { invalidOption, option, optionDocs, type OptionSpec, type OptionsInput } from '../src/optim/options.js';
+import { ema } from '../src/optim/transforms.js';
+import { DenseBlock, type DenseBlockSpec } from '../src/layers/dense.js';
+import { captureGradients, type CaptureResult, type CotangentSampler } from '../src/layers/capture.js';
+import { denseBlocksOf } from '../src/layers/registration.js';
+
+export type KFACLossKind = 'softmax-cross-entropy' | 'sigmoid-cross-entropy' | 'mse';
+export type KFACEstimation = 'fisher' | 'empirical' | 'exact';
+
+function oneOf<T extends string>(values: readonly T[], def: T, description: string): OptionSpec<T> {
+  return {
+    default: def,
+    description,
+    parse(v, name) {
+      if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) {
+        throw invalidOption(name, v, `must be one of ${values.map((x) => `'${x}'`).join(', ')}`);
+      }
+      return v as T;
+    },
+  };
+}
+
+const modelOption: OptionSpec<tf.LayersModel | undefined> = {
+  default: undefined,
+  description: 'tfjs-layers model whose Dense layers get K-FAC blocks',
+  serializable: false,
+  parse(v, name) {
+    if (v === undefined) return undefined;
+    if (typeof v !== 'object' || v === null || !Array.isArray((v as { layers?: unknown }).layers)) {
+      throw invalidOption(name, v, 'must be a tfjs-layers model (tf.sequential / tf.model)');
+    }
+    return v as tf.LayersModel;
+  },
+};
+
+const positive = { min: 0, minExclusive: true };
+const period = { min: 1, integer: true };
+
+export const KFAC_OPTIONS = {
+  ...BASE_OPTION_SPECS,
+  model: modelOption,
+  learningRate: option.learningRate(1e-3, 'Step size when adaptive is false (number or schedule)'),
+  momentum: option.decay(0.9, 'Momentum on the update when adaptive is false'),
+  adaptive: option.boolean(true, 'Learning rate and momentum from the quadratic model each step'),
+  damping: option.number(1e-2, 'Initial Tikhonov damping lambda', positive),
+  adaptDamping: option.boolean(true, 'Levenberg-Marquardt adaptation of the damping'),
+  dampingInterval: option.number(5, 'Steps between damping adaptations', period),
+  dampingDecay: option.number(0.9, 'omega = dampingDecay^dampingInterval', { min: 0, max: 1, minExclusive: true, maxExclusive: true }),
+  minDamping: option.number(1e-8, 'Lower bound of the damping', positive),
+  maxDamping: option.number(1e8, 'Upper bound of the damping', positive),
+  statsDecay: option.decay(0.95, 'EMA decay of the Kronecker factors'),
+  statsUpdatePeriod: option.number(1, 'Steps between factor statistics updates', period),
+  inverseUpdatePeriod: option.number(5, 'Steps between inverse refreshes', period),
+  burnIn: option.number(0, 'First steps that only accumulate statistics', { min: 0, integer: true }),
+  estimation: oneOf<KFACEstimation>(['fisher', 'empirical', 'exact'], 'fisher', "'fisher' (sampled targets), 'empirical' (data targets), 'exact' (all output directions)"),
+  lossKind: oneOf<KFACLossKind | 'auto'>(['auto', 'softmax-cross-entropy', 'sigmoid-cross-entropy', 'mse'], 'auto', "Output distribution for 'fisher'/'exact'; 'auto' reads model.loss"),
+  freshQuadraticSample: option.boolean(
+    true,
+    "'fisher': draw a second, independent target sample for the quadratic model (one more sampled backward pass)",
+  ),
+  klClip: option.number(0, 'KL / norm constraint on the step when adaptive is false (0: off)', { min: 0 }),
+  weightDecay: option.number(0, 'L2 weight decay coefficient (added to the gradient and the model)', { min: 0 }),
+  seed: option.number(0, 'Seed of the sampled targets (per step: seed and step count)', { min: 0, integer: true }),
+};
+
+export type KFACOptions = OptionsInput<typeof KFAC_OPTIONS>;
+
+/** A plain-tf dense layer to register: `x => matMul(x, kernel) + bias`. */
+export interface DenseRegistration {
+  kernel: tf.Variable;
+  bias?: tf.Variable;
+  /** Name in state keys and messages; defaults to the kernel's name. */
+  name?: string;
+}
+
+/** Upper bound of the quadratic model's momentum (kfac-jax leaves it free; clipping avoids
+ * the momentum amplifying a bad previous step). */
+const MAX_MOMENTUM = 0.99;
+
+const warned = new Set<string>();
+function warnOnce(msg: string): void {
+  if (warned.has(msg)) return;
+  warned.add(msg);
+  console.warn(msg);
+}
+
+interface EngineScope {
+  track: tf.Tensor[];
+}
+
+export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
+  static get className(): string {
+    return 'CurvatureKFAC';
+  }
+
+  private readonly explicit: DenseBlockSpec[] = [];
+  private blocksCache: DenseBlock[] | undefined;
+  private unsupportedLayers: string[] = [];
+  private resolvedLossKind: KFACLossKind | undefined;
+  private resolvedEstimation: KFACEstimation | undefined;
+  /** Step sizes chosen at the last update (learning rate alpha, momentum mu). */
+  lastStep: { alpha: number; mu: number } = { alpha: Number.NaN, mu: Number.NaN };
+
+  constructor(options: KFACOptions = {}) {
+    super('KFAC', KFAC_OPTIONS, options);
+    const o = this.options;
+    if (o.minDamping > o.maxDamping) throw invalidOption('minDamping', o.minDamping, 'must be <= maxDamping');
+    if (o.damping < o.minDamping || o.damping > o.maxDamping) {
+      throw invalidOption('damping', o.damping, `must be in [minDamping, maxDamping] = [${o.minDamping}, ${o.maxDamping}]`);
+    }
+    // Saved as float32 by getWeights: keep it float32-representable so restores are exact.
+    this.numericState.damping = Math.fround(o.damping);
+    this.numericState.rho = Number.NaN;
+  }
+
+  /** The curvature estimation in use ('empirical' when the output distribution is unknown). */
+  get estimationInUse(): KFACEstimation {
+    return this.blocks.length > 0 ? this.estimation() : 'empirical';
+  }
+
+  /** The output distribution used for sampled targets, if known. */
+  get lossKindInUse(): KFACLossKind | undefined {
+    return this.lossKind();
+  }
+
+  /** Current damping lambda. */
+  get damping(): number {
+    return this.numericState.damping!;
+  }
+
+  /** Register a dense layer of a plain-tf model (the matMul whose right operand is `kernel`). */
+  registerDense(layer: DenseRegistration): this {
+    if (!(layer.kernel instanceof tf.Variable)) throw new Error('KFAC.registerDense: kernel must be a tf.Variable');
+    const spec: DenseBlockSpec = { name: layer.name ?? layer.kernel.name, kernel: layer.kernel };
+    if (layer.bias !== undefined) spec.bias = layer.bias;
+    new DenseBlock(spec); // validates shapes now
+    if (this.explicit.some((s) => s.kernel === layer.kernel)) {
+      throw new Error(`KFAC.registerDense: kernel '${layer.kernel.name}' is already registered`);
+    }
+    this.explicit.push(spec);
+    this.blocksCache = undefined;
+    return this;
+  }
+
+  /** The curvature blocks in use (resolved from the model on first use). */
+  get blocks(): readonly DenseBlock[] {
+    if (this.blocksCache === undefined) {
+      const specs = [...this.explicit];
+      const model = this.options.model;
+      if (model !== undefined) {
+        const found = denseBlocksOf(model);
+        for (const s of found.dense) if (!specs.some((e) => e.kernel === s.kernel)) specs.push(s);
+        this.unsupportedLayers = found.unsupported;
+      }
+      this.blocksCache = specs.map((s) => new DenseBlock(s));
+    }
+    return this.blocksCache;
+  }
+
+  /** Factors of a block (the EMA statistics), or undefined before its first update. */
+  factors(blockName: string): { A: tf.Tensor2D; G: tf.Tensor2D } | undefined {
+    const s = this.stateFor(`@kfac/${blockName}`);
+    const A = s.get('A');
+    const G = s.get('G');
+    return A && G ? { A: A as tf.Tensor2D, G: G as tf.Tensor2D } : undefined;
+  }
+
+  override applyGradients(_variableGradients: tf.NamedTensorMap | NamedTensorLike[]): void {
+    throw new Error(
+      'KFAC needs the loss closure to capture layer activations: call minimize(f) or model.fit, not applyGradients',
+    );
+  }
+
+  protected override onNonFinite(event: SkipEvent): void {
+    this.numericState.damping = Math.fround(Math.min(this.damping * 10, this.options.maxDamping));
+    super.onNonFinite(event);
+  }
+
+  // ------------------------------------------------------------------ configuration
+
+  private lossKind(): KFACLossKind | undefined {
+    if (this.resolvedLossKind !== undefined) return this.resolvedLossKind;
+    const o = this.options;
+    if (o.lossKind !== 'auto') return (this.resolvedLossKind = o.lossKind);
+    const model = o.model as (tf.LayersModel & { loss?: unknown }) | undefined;
+    const loss = model?.loss;
+    const name = typeof loss === 'string' ? loss : Array.isArray(loss) && loss.length === 1 ? loss[0] : undefined;
+    const act = model ? denseBlocksOf(model).outputActivation : undefined;
+    if (typeof name === 'string') {
+      const n = name.toLowerCase().replace(/_/g, '');
+      if ((n === 'categoricalcrossentropy' || n === 'sparsecategoricalcrossentropy') && act === 'softmax') {
+        return (this.resolvedLossKind = 'softmax-cross-entropy');
+      }
+      if (n === 'binarycrossentropy' && act === 'sigmoid') return (this.resolvedLossKind = 'sigmoid-cross-entropy');
+      if ((n === 'meansquarederror' || n === 'mse') && (act === 'linear' || act === undefined)) {
+        return (this.resolvedLossKind = 'mse');
+      }
+    }
+    return undefined;
+  }
+
+  private estimation(): KFACEstimation {
+    if (this.resolvedEstimation !== undefined) return this.resolvedEstimation;
+    const want = this.options.estimation;
+    if (want !== 'empirical' && this.lossKind() === undefined) {
+      warnOnce(
+        `KFAC: estimation '${want}' needs the output distribution; set lossKind (or compile the model with ` +
+          "categoricalCrossentropy+softmax, binaryCrossentropy+sigmoid or meanSquaredError+linear). Using 'empirical'.",
+      );
+      return (this.resolvedEstimation = 'empirical');
+    }
+    return (this.resolvedEstimation = want);
+  }
+
+  private sampler(estimation: KFACEstimation, kind: KFACLossKind, step: number, draws: number): CotangentSampler {
+    const seed0 = this.options.seed * 1_000_003 + step * 2;
+    return (logits) => {
+      const one = (seed: number): tf.Tensor2D[] => {
+      const [n, d] = logits.shape;
+      if (kind === 'softmax-cross-entropy') {
+        const p = tf.softmax(logits);
+        if (estimation === 'exact') {
+          return [...Array(d).keys()].map((k) =>
+            tf.div(tf.mul(tf.sqrt(tf.slice(p, [0, k], [n, 1])), tf.sub(tf.oneHot(tf.fill([n], k, 'int32'), d), p)), n),
+          ) as tf.Tensor2D[];
+        }
+        const y = tf.oneHot(tf.reshape(tf.multinomial(logits, 1, seed), [n]) as tf.Tensor1D, d);
+        return [tf.div(tf.sub(p, y), n) as tf.Tensor2D];
+      }
+      if (kind === 'sigmoid-cross-entropy') {
+        const s = tf.sigmoid(logits);
+        const c = Math.sqrt(1 / d) / n;
+        if (estimation === 'exact') {
+          const sd = tf.sqrt(tf.mul(s, tf.sub(1, s)));
+          return [...Array(d).keys()].map((k) =>
+            tf.mul(tf.mul(sd, tf.oneHot(tf.fill([n], k, 'int32'), d)), c),
+          ) as tf.Tensor2D[];
+        }
+        const y = tf.cast(tf.less(tf.randomUniform([n, d], 0, 1, 'float32', seed), s), 'float32');
+        return [tf.mul(tf.sub(s, y), c) as tf.Tensor2D];
+      }
+      const c = Math.sqrt(2 / d) / n;
+      if (estimation === 'exact') {
+        return [...Array(d).keys()].map((k) => tf.mul(tf.oneHot(tf.fill([n], k, 'int32'), d), c)) as tf.Tensor2D[];
+      }
+      return [tf.mul(tf.randomNormal([n, d], 0, 1, 'float32', seed), c) as tf.Tensor2D];
+      };
+      return estimation === 'exact' ? one(seed0) : [...Array(draws).keys()].flatMap((i) => one(seed0 + i));
+    };
+  }
+
+  /** Target samples per step: a second one feeds the quadratic model when it is used. */
+  private draws(est: KFACEstimation, burnIn: boolean, dampingStep: boolean): number {
+    const o = this.options;
+    return est === 'fisher' && o.freshQuadraticSample && !burnIn && (o.adaptive || dampingStep) ? 2 : 1;
+  }
+
+  /** Cotangents for the factor statistics and for the quadratic model. */
+  private static split(l: { dsTrue?: tf.Tensor2D; dsSampled: tf.Tensor2D[] }, est: KFACEstimation, draws: number) {
+    if (l.dsTrue) return { stats: [l.dsTrue], quad: [l.dsTrue] };
+    if (est === 'fisher' && draws === 2 && l.dsSampled.length === 2) {
+      return { stats: [l.dsSampled[0]!], quad: [l.dsSampled[1]!] };
+    }
+    return { stats: l.dsSampled, quad: l.dsSampled };
+  }
+
+  // ------------------------------------------------------------------ the step
+
+  override minimize(f: () => tf.Scalar, returnCost = false, varList?: tf.Variable[]): tf.Scalar | null {
+    const o = this.options;
+    const blocks = this.blocks;
+    const k = this.iterations;
+    const burnIn = k < o.burnIn;
+    const statsStep = burnIn || k % o.statsUpdatePeriod === 0;
+    const dampingStep = o.adaptDamping && !burnIn && (k + 1) % o.dampingInterval === 0;
+    const needCurvature = statsStep || (!burnIn && o.adaptive) || dampingStep;
+    const est = blocks.length > 0 ? this.estimation() : 'empirical';
+    const kind = this.lossKind();
+    const cap = captureGradients(f, varList, [...blocks], {
+      recordTrueGradients: needCurvature && est === 'empirical',
+      ...(needCurvature && est !== 'empirical' ? { sampler: this.sampler(est, kind!, k, this.draws(est, burnIn, dampingStep)) } : {}),
+    });
+    try {
+      const vars = varList ?? Object.keys(cap.grads).map((n) => tf.engine().registeredVariables[n]!);
+      const entries = vars
+        .filter((v) => cap.grads[v.name] != null)
+        .map((v) => ({ name: v.name, variable: v, grad: cap.grads[v.name]! }));
+      const names = entries.map((e) => e.name);
+      if (o.skipNonFinite) {
+        if (!this.allFinite([cap.value])) {
+          this.recordSkip('loss', names);
+          return this.finish(cap, returnCost);
+        }
+        const curv = cap.layers.flatMap((l) => (l ? [l.a, ...(l.dsTrue ? [l.dsTrue] : []), ...l.dsSampled] : []));
+        if (!this.allFinite([...entries.map((e) => e.grad), ...curv])) {
+          this.recordSkip('gradient', names);
+          return this.finish(cap, returnCost);
+        }
+      }
+      this.claimByName(names);
+      this.step(cap, entries, blocks, { k, burnIn, statsStep, dampingStep, f, est, draws: this.draws(est, burnIn, dampingStep) });
+      this.incrementIterations();
+      return this.finish(cap, returnCost);
+    } catch (err) {
+      this.disposeCapture(cap);
+      cap.value.dispose();
+      throw err;
+    }
+  }
+
+  private disposeCapture(cap: CaptureResult): void {
+    tf.dispose(cap.grads);
+    for (const l of cap.layers) {
+      if (!l) continue;
+      l.a.dispose();
+      l.dsTrue?.dispose();
+      tf.dispose(l.dsSampled);
+    }
+  }
+
+  private finish(cap: CaptureResult, returnCost: boolean): tf.Scalar | null {
+    this.disposeCapture(cap);
+    if (returnCost) return cap.value;
+    cap.value.dispose();
+    return null;
+  }
+
+  private step(
+    cap: CaptureResult,
+    entries: { name: string; variable: tf.Variable; grad: tf.Tensor }[],
+    blocks: readonly DenseBlock[],
+    s: {
+      k: number;
+      burnIn: boolean;
+      statsStep: boolean;
+      dampingStep: boolean;
+      f: () => tf.Scalar;
+      est: KFACEstimation;
+      draws: number;
+    },
+  ): void {
+    const o = this.options;
+    const byName = new Map(entries.map((e) => [e.name, e]));
+    // Blocks whose layers appeared on the tape and whose variables are being trained.
+    const active: { block: DenseBlock; index: number }[] = [];
+    blocks.forEach((block, index) => {
+      const inList = block.variables.some((v) => byName.has(v.name));
+      if (!inList) return;
+      if (cap.layers[index] === undefined) {
+        warnOnce(`KFAC: layer '${block.name}' was not found in the loss computation; using the diagonal fallback for it`);
+        return;
+      }
+      active.push({ block, index });
+    });
+    const covered = new Set(active.flatMap(({ block }) => block.variables.map((v) => v.name)));
+    const fallback = entries.filter((e) => !covered.has(e.name));
+    if (fallback.length > 0) {
+      const what = this.unsupportedLayers.length > 0 ? `layers ${this.unsupportedLayers.join(', ')}` : `variables ${fallback.map((e) => e.name).join(', ')}`;
+      warnOnce(`KFAC: no Kronecker-factored block for ${what}; using a diagonal preconditioner for them`);
+    }
+    const batch = cap.layers.find((l) => l !== undefined)?.a.shape[0] ?? 1;
+    const lambda = this.damping;
+
+    tf.tidy(() => {
+      // 1. Factor statistics.
+      if (s.statsStep) {
+        for (const { block, index } of active) {
+          const l = cap.layers[index]!;
+          const ds = KFAC.split(l, s.est, s.draws).stats;
+          if (ds.length === 0) continue;
+          const st = this.stateFor(`@kfac/${block.name}`);
+          const t = st.step + 1;
+          const decay = Math.min(1 - 1 / t, o.statsDecay);
+          const A = block.factorA(l.a);
+          const G = block.factorG(ds, l.a.shape[0]);
+          st.set('A', st.has('A') ? ema(st.get('A')!, A, decay) : A);
+          st.set('G', st.has('G') ? ema(st.get('G')!, G, decay) : G);
+          st.step = t;
+        }
+      }
+      if (s.burnIn) return;
+
+      // 2. Inverses of the damped factors.
+      for (const { block } of active) {
+        const st = this.stateFor(`@kfac/${block.name}`);
+        if (!st.has('A')) continue;
+        if (s.k % o.inverseUpdatePeriod === 0 || !st.has('Ainv')) {
+          const { Ainv, Ginv } = DenseBlock.dampedInverses(st.get('A') as tf.Tensor2D, st.get('G') as tf.Tensor2D, lambda);
+          st.set('Ainv', Ainv);
+          st.set('Ginv', Ginv);
+        }
+      }
+
+      // 3. Gradient (with weight decay) and preconditioned direction, per variable.
+      const wd = o.weightDecay;
+      const g = new Map<string, tf.Tensor>();
+      for (const e of entries) g.set(e.name, wd === 0 ? e.grad : tf.add(e.grad, tf.mul(e.variable, wd)));
+      const dir = new Map<string, tf.Tensor>();
+      for (const { block } of active) {
+        const st = this.stateFor(`@kfac/${block.name}`);
+        const gm = block.toMatrix(g.get(block.kernel.name) ?? tf.zerosLike(block.kernel), block.bias ? g.get(block.bias.name) : undefined);
+        if (!st.has('Ainv')) {
+          block.variables.forEach((v) => dir.set(v.name, tf.neg(g.get(v.name) ?? tf.zerosLike(v))));
+          continue;
+        }
+        const p = block.fromMatrix(tf.neg(DenseBlock.precondition(gm, st.get('Ainv') as tf.Tensor2D, st.get('Ginv') as tf.Tensor2D)));
+        dir.set(block.kernel.name, p.kernel);
+        if (block.bias && p.bias) dir.set(block.bias.name, p.bias);
+      }
+      const diagCurv = new Map<string, tf.Tensor>();
+      for (const e of fallback) {
+        const vs = this.variableState(e.name);
+        const sq = tf.mul(tf.square(e.grad), batch);
+        const v = vs.has('diag') ? ema(vs.get('diag')!, sq, o.statsDecay) : sq;
+        if (s.statsStep) vs.set('diag', v);
+        diagCurv.set(e.name, v);
+        dir.set(e.name, tf.neg(tf.div(g.get(e.name)!, tf.add(v, lambda))));
+      }
+
+      // 4. Step sizes.
+      const prev = new Map<string, tf.Tensor>();
+      for (const e of entries) {
+        const p = this.variableState(e.name).get('velocity');
+        if (p !== undefined) prev.set(e.name, p);
+      }
+      const names = entries.map((e) => e.name);
+      const zero = (n: string) => tf.zerosLike(byName.get(n)!.variable);
+      const curvatureOk = active.length > 0 && active.every(({ index }) => {
+        const l = cap.layers[index]!;
+        return l.dsTrue !== undefined || l.dsSampled.length > 0;
+      });
+      const quadForms = (vecs: Map<string, tf.Tensor>[]): tf.Tensor => {
+        // Gram matrix u_j^T F u_k over the vectors, F from the captured cotangents.
+        const m = vecs.length;
+        const perSample: tf.Tensor[][] = []; // [sample][vector] -> projections [n]
+        for (const { block, index } of active) {
+          const l = cap.layers[index]!;
+          const ds = KFAC.split(l, s.est, s.draws).quad;
+          const aHom = block.homogeneous(l.a);
+          ds.forEach((d, si) => {
+            perSample[si] ??= [];
+            vecs.forEach((vec, j) => {
+              const vm = block.toMatrix(vec.get(block.kernel.name) ?? zero(block.kernel.name), block.bias ? vec.get(block.bias.name) : undefined);
+              const pr = block.projections(aHom, vm, d);
+              const cur = perSample[si]![j];
+              perSample[si]![j] = cur === undefined || cur.shape[0] !== pr.shape[0] ? pr : tf.add(cur, pr);
+            });
+          });
+        }
+        const S = perSample.length;
+        const rows: tf.Tensor[] = [];
+        for (let j = 0; j < m; j++) {
+          for (let q = 0; q < m; q++) {
+            let acc: tf.Tensor = tf.scalar(0);
+            for (const ps of perSample) acc = tf.add(acc, tf.sum(tf.mul(ps[j]!, ps[q]!)));
+            acc = tf.mul(acc, batch / Math.max(S, 1));
+            // Fallback variables: their diagonal curvature.
+            for (const e of fallback) {
+              const a = vecs[j]!.get(e.name);
+              const b = vecs[q]!.get(e.name);
+              if (a && b) acc = tf.add(acc, tf.sum(tf.mul(tf.mul(a, b), diagCurv.get(e.name)!)));
+            }
+            rows.push(acc);
+          }
+        }
+        return tf.stack(rows);
+      };
+      const dot = (a: Map<string, tf.Tensor>, b: Map<string, tf.Tensor>): tf.Tensor =>
+        tf.addN(names.map((n) => (a.get(n) && b.get(n) ? tf.sum(tf.mul(a.get(n)!, b.get(n)!)) : tf.scalar(0))));
+
+      let alpha: number;
+      let mu: number;
+      let update: Map<string, tf.Tensor>;
+      const combine = (al: number, m: number): Map<string, tf.Tensor> => {
+        const u = new Map<string, tf.Tensor>();
+        for (const n of names) {
+          let x = tf.mul(dir.get(n)!, al);
+          const p = prev.get(n);
+          if (p !== undefined && m !== 0) x = tf.add(x, tf.mul(p, m));
+          u.set(n, x);
+        }
+        return u;
+      };
+      if (o.adaptive && curvatureOk) {
+        const hasPrev = prev.size > 0;
+        const vecs = hasPrev ? [dir, prev] : [dir];
+        const Q = quadForms(vecs);
+        const reg = lambda + wd;
+        const extras = [dot(g, dir), dot(dir, dir)];
+        if (hasPrev) extras.push(dot(g, prev), dot(dir, prev), dot(prev, prev));
+        const vals = tf.concat([Q, tf.stack(extras)]).dataSync();
+        if (!hasPrev) {
+          const q11 = vals[0]! + reg * vals[2]!;
+          alpha = q11 > 0 ? -vals[1]! / q11 : 0;
+          mu = 0;
+        } else {
+          const [f11, f12, , f22, gd, dd, gp, dp, pp] = [vals[0]!, vals[1]!, vals[2]!, vals[3]!, vals[4]!, vals[5]!, vals[6]!, vals[7]!, vals[8]!];
+          const a11 = f11 + reg * dd;
+          const a12 = f12 + reg * dp;
+          const a22 = f22 + reg * pp;
+          const det = a11 * a22 - a12 * a12;
+          mu = det > 1e-12 * a11 * a22 ? -(-a12 * gd + a11 * gp) / det : 0;
+          // Momentum outside [0, maxMomentum] means the model distrusts the previous step:
+          // clip it and take the best learning rate for the clipped momentum.
+          mu = Math.min(Math.max(Number.isFinite(mu) ? mu : 0, 0), MAX_MOMENTUM);
+          alpha = a11 > 0 ? -(gd + mu * a12) / a11 : 0;
+        }
+        if (!Number.isFinite(alpha) || !Number.isFinite(mu)) [alpha, mu] = [0, 0];
+        update = combine(alpha, mu);
+      } else {
+        alpha = this.currentLearningRate();
+        mu = o.momentum;
+        if (o.klClip > 0) {
+          const gd = Math.abs(dot(g, dir).dataSync()[0]!);
+          const sq = alpha * alpha * gd;
+          if (sq > o.klClip) {
+            const c = Math.sqrt(o.klClip / sq);
+            for (const n of names) dir.set(n, tf.mul(dir.get(n)!, c));
+          }
+        }
+        update = combine(alpha, mu);
+      }
+
+      this.lastStep = { alpha, mu };
+      // 5. Apply, remembering the update for momentum.
+      for (const e of entries) {
+        const u = update.get(e.name)!;
+        e.variable.assign(tf.add(e.variable, u));
+        const vs = this.variableState(e.name);
+        vs.set('velocity', u);
+        vs.step += 1;
+      }
+
+      // 6. Levenberg-Marquardt damping adaptation on the same batch.
+      if (s.dampingStep && curvatureOk) {
+        const Fuu = quadForms([update]);
+        const model = tf.add(dot(g, update), tf.mul(tf.add(Fuu, tf.mul(dot(update, update), wd)), 0.5));
+        let wdChange: tf.Tensor = tf.scalar(0);
+        if (wd > 0) {
+          // theta was updated in place: wd/2 (|theta|^2 - |theta - u|^2) = wd (theta.u) - wd/2 |u|^2.
+          const th = new Map(entries.map((e) => [e.name, e.variable as tf.Tensor]));
+          wdChange = tf.sub(tf.mul(dot(th, update), wd), tf.mul(dot(update, update), wd / 2));
+        }
+        const newLoss = this.evaluateClosure(s.f);
+        const vals = tf.stack([tf.reshape(model, []), tf.sub(tf.add(newLoss, wdChange), cap.value)]).dataSync();
+        const rho = vals[1]! / vals[0]!;
+        this.numericState.rho = rho;
+        const omega = o.dampingDecay ** o.dampingInterval;
+        let d = this.damping;
+        if (!Number.isFinite(rho) || rho < 0.25) d /= omega;
+        else if (rho > 0.75) d *= omega;
+        this.numericState.damping = Math.fround(Math.min(Math.max(d, o.minDamping), o.maxDamping));
+      }
+    });
+  }
+
+  /**
+   * The closure's loss at the current parameters, without leaking what the closure keeps
+   * (tfjs-layers' totalLossFunction keeps its metric tensors; those of this extra call are
+   * disposed, so fit reports the metrics of its own call).
+   */
+  private evaluateClosure(f: () => tf.Scalar): tf.Scalar {
+    const engine = tf.engine() as unknown as {
+      startScope(name?: string): void;
+      endScope(result?: unknown): void;
+      state: { activeScope: EngineScope | null };
+    };
+    engine.startScope('kfac-rho');
+    let loss: tf.Scalar | undefined;
+    try {
+      loss = f();
+      for (const t of engine.state.activeScope?.track ?? []) {
+        if ((t as unknown as { kept: boolean }).kept && t !== loss) t.dispose();
+      }
+    } finally {
+      engine.endScope(loss);
+    }
+    return loss;
+  }
+}
+
+tf.serialization.registerClass(KFAC);
+
+export const kfacEntry = {
+  name: 'kfac',
+  className: KFAC.className,
+  description: 'K-FAC: Kronecker-factored natural gradient for Dense layers (tfjs-layers models)',
+  options: optionDocs(KFAC_OPTIONS),
+  create: (options: Record<string, unknown>, context?: { problem?: unknown }) => {
+    const problem = context?.problem as { model?: tf.LayersModel; lossKind?: KFACLossKind } | undefined;
+    const opts: KFACOptions = { ...(options as KFACOptions) };
+    if (opts.model === undefined && problem?.model !== undefined) opts.model = problem.model;
+    if (opts.lossKind === undefined && problem?.lossKind !== undefined) opts.lossKind = problem.lossKind;
+    return new KFAC(opts);
+  },
+};

@@ -1,0 +1,135 @@
+/**
+ * The K-FAC curvature block of a dense layer s = a W + b (Martens & Grosse 2015; kfac-jax's
+ * `KroneckerFactored` dense block): the Fisher block of vec([W; b]) is approximated by A (x) G with
+ *
+ *   A = E[ã ã^T]   over layer inputs with a homogeneous 1 appended for the bias (ã = [a, 1]),
+ *   G = E[g g^T]   over per-example gradients g of the loss at the pre-activations s.
+ *
+ * Gradients are handled as the matrix [dW; db] of shape [in (+1), out], whose row-major vec
+ * matches A (x) G: (A (x) G) vec(V) = vec(A V G). Multiplying by the damped inverse is then
+ * (A + pi sqrt(lambda) I)^-1 V (G + sqrt(lambda)/pi I)^-1 (factored Tikhonov damping with the
+ * pi adjustment, pi^2 = (tr A / dim A) / (tr G / dim G)).
+ *
+ * A block knows its factors and how to invert and multiply; the optimizer owns damping, step
+ * sizes and state (kfac-jax's separation).
+ */
+import * as tf from '@tensorflow/tfjs';
+import { addToDiagonal, spdInverse } from './inverse.js';
+
+export interface DenseBlockSpec {
+  /** Name used in state keys and warnings (e.g. the tfjs-layers layer name). */
+  name: string;
+  /** Kernel variable [in, out] used as the right operand of a matMul. */
+  kernel: tf.Variable;
+  /** Bias variable [out], if the layer has one. */
+  bias?: tf.Variable;
+}
+
+export class DenseBlock {
+  readonly name: string;
+  readonly kernel: tf.Variable;
+  readonly bias: tf.Variable | undefined;
+  /** Size of A: inputs, plus one for the bias. */
+  readonly inDim: number;
+  /** Size of G: outputs. */
+  readonly outDim: number;
+
+  constructor(spec: DenseBlockSpec) {
+    if (spec.kernel.rank !== 2) {
+      throw new Error(`KFAC: dense layer '${spec.name}' needs a rank-2 kernel, got shape [${spec.kernel.shape}]`);
+    }
+    const [fanIn, fanOut] = spec.kernel.shape as [number, number];
+    if (spec.bias !== undefined && (spec.bias.rank !== 1 || spec.bias.shape[0] !== fanOut)) {
+      throw new Error(`KFAC: bias of '${spec.name}' must have shape [${fanOut}], got [${spec.bias.shape}]`);
+    }
+    this.name = spec.name;
+    this.kernel = spec.kernel;
+    this.bias = spec.bias;
+    this.inDim = fanIn + (spec.bias ? 1 : 0);
+    this.outDim = fanOut;
+  }
+
+  get variables(): tf.Variable[] {
+    return this.bias ? [this.kernel, this.bias] : [this.kernel];
+  }
+
+  /** Inputs with the homogeneous column when the layer has a bias: [n, inDim]. */
+  homogeneous(a: tf.Tensor2D): tf.Tensor2D {
+    return this.bias ? (tf.concat([a, tf.ones([a.shape[0], 1])], 1) as tf.Tensor2D) : a;
+  }
+
+  /** A from a batch of inputs: ã^T ã / n. */
+  factorA(a: tf.Tensor2D): tf.Tensor2D {
+    const ah = this.homogeneous(a);
+    return tf.div(tf.matMul(tf.transpose(ah), ah), ah.shape[0]) as tf.Tensor2D;
+  }
+
+  /**
+   * G from pre-activation gradients of a batch-mean loss (rows scaled by 1/batch), averaged
+   * over `ds.length` samples: batch * sum_k ds_k^T ds_k / samples.
+   */
+  factorG(ds: tf.Tensor2D[], batch: number): tf.Tensor2D {
+    let g: tf.Tensor = tf.zeros([this.outDim, this.outDim]);
+    for (const d of ds) g = tf.add(g, tf.matMul(tf.transpose(d), d));
+    return tf.mul(g, batch / ds.length) as tf.Tensor2D;
+  }
+
+  /** The gradient as the matrix [dW; db] ([inDim, outDim]). */
+  toMatrix(kernelPart: tf.Tensor, biasPart: tf.Tensor | undefined): tf.Tensor2D {
+    if (!this.bias) return kernelPart as tf.Tensor2D;
+    const b = biasPart ?? tf.zeros([this.outDim]);
+    return tf.concat([kernelPart as tf.Tensor2D, tf.reshape(b, [1, this.outDim])], 0) as tf.Tensor2D;
+  }
+
+  /** Split [dW; db] back into kernel- and bias-shaped tensors. */
+  fromMatrix(m: tf.Tensor2D): { kernel: tf.Tensor2D; bias?: tf.Tensor1D } {
+    if (!this.bias) return { kernel: m };
+    const fanIn = this.inDim - 1;
+    return {
+      kernel: tf.slice(m, [0, 0], [fanIn, this.outDim]),
+      bias: tf.reshape(tf.slice(m, [fanIn, 0], [1, this.outDim]), [this.outDim]) as tf.Tensor1D,
+    };
+  }
+
+  /**
+   * The pi-adjusted split of damping lambda between the factors: returns the amounts added to
+   * A's and G's diagonals. Reads the traces (one sync).
+   */
+  static factoredDamping(A: tf.Tensor2D, G: tf.Tensor2D, lambda: number): { dampA: number; dampG: number; pi: number } {
+    const [ta, tg] = tf.tidy(() => [tf.sum(tf.mul(A, tf.eye(A.shape[0]))), tf.sum(tf.mul(G, tf.eye(G.shape[0])))]);
+    const traceA = ta!.dataSync()[0]! / A.shape[0];
+    const traceG = tg!.dataSync()[0]! / G.shape[0];
+    ta!.dispose();
+    tg!.dispose();
+    let pi = traceA > 0 && traceG > 0 ? Math.sqrt(traceA / traceG) : 1;
+    if (!Number.isFinite(pi) || pi <= 0) pi = 1;
+    const s = Math.sqrt(lambda);
+    return { dampA: pi * s, dampG: s / pi, pi };
+  }
+
+  /** Inverses of the damped factors (caller owns them). */
+  static dampedInverses(A: tf.Tensor2D, G: tf.Tensor2D, lambda: number): { Ainv: tf.Tensor2D; Ginv: tf.Tensor2D } {
+    const { dampA, dampG } = DenseBlock.factoredDamping(A, G, lambda);
+    const Ad = addToDiagonal(A, dampA);
+    const Gd = addToDiagonal(G, dampG);
+    try {
+      return { Ainv: spdInverse(Ad), Ginv: spdInverse(Gd) };
+    } finally {
+      Ad.dispose();
+      Gd.dispose();
+    }
+  }
+
+  /** Multiply a gradient matrix by the damped inverse: Ainv V Ginv. */
+  static precondition(v: tf.Tensor2D, Ainv: tf.Tensor2D, Ginv: tf.Tensor2D): tf.Tensor2D {
+    return tf.matMul(tf.matMul(Ainv, v), Ginv);
+  }
+
+  /**
+   * Per-example projections of the curvature cotangents on a direction V: u_i = ã_i^T V ds_i
+   * ([n]). With ds scaled by 1/batch, V^T F V = batch * sum_i u_i^2 (summed over layers first).
+   */
+  projections(aHom: tf.Tensor2D, v: tf.Tensor2D, ds: tf.Tensor2D): tf.Tensor1D {
+    return tf.sum(tf.mul(tf.matMul(aHom, v), ds), 1) as tf.Tensor1D;
+  }
+}
