@@ -110,7 +110,7 @@ body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:
 h1{font-size:24px;margin-bottom:4px}h2{margin-top:32px;border-bottom:1px solid #ddd;padding-bottom:4px}
 .meta{color:#555}.plots{display:flex;flex-wrap:wrap;gap:12px}.plots svg{max-width:100%;height:auto}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}th,td{padding:4px 8px;border-bottom:1px solid #e4e4e4}
-th{background:#f6f6f6;text-align:left}td.r{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#f6f6f6;text-align:left}td.r{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}td.l{white-space:nowrap}
 .note{color:#666;font-size:13px;max-width:900px}
 `;
 
