@@ -430,7 +430,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           const t = st.step + 1;
           const decay = Math.min(1 - 1 / t, o.statsDecay);
           const A = block.factorA(l.a);
-          const G = block.factorG(ds, l.a.shape[0]);
+          const G = block.factorG(ds, l.a.shape[0], s.est !== 'exact');
           st.set('A', st.has('A') ? ema(st.get('A')!, A, decay) : A);
           st.set('G', st.has('G') ? ema(st.get('G')!, G, decay) : G);
           st.step = t;
@@ -511,7 +511,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           for (let q = 0; q < m; q++) {
             let acc: tf.Tensor = tf.scalar(0);
             for (const ps of perSample) acc = tf.add(acc, tf.sum(tf.mul(ps[j]!, ps[q]!)));
-            acc = tf.mul(acc, batch / Math.max(S, 1));
+            acc = tf.mul(acc, s.est === 'exact' ? batch : batch / Math.max(S, 1));
             // Fallback variables: their diagonal curvature.
             for (const e of fallback) {
               const a = vecs[j]!.get(e.name);

@@ -65,13 +65,14 @@ export class DenseBlock {
   }
 
   /**
-   * G from pre-activation gradients of a batch-mean loss (rows scaled by 1/batch), averaged
-   * over `ds.length` samples: batch * sum_k ds_k^T ds_k / samples.
+   * G from pre-activation gradients of a batch-mean loss (rows scaled by 1/batch):
+   * batch * sum_k ds_k^T ds_k, divided by the number of sets when they are independent samples
+   * (`average`), not when they are the columns of a square root of the output Fisher.
    */
-  factorG(ds: tf.Tensor2D[], batch: number): tf.Tensor2D {
+  factorG(ds: tf.Tensor2D[], batch: number, average = true): tf.Tensor2D {
     let g: tf.Tensor = tf.zeros([this.outDim, this.outDim]);
     for (const d of ds) g = tf.add(g, tf.matMul(tf.transpose(d), d));
-    return tf.mul(g, batch / ds.length) as tf.Tensor2D;
+    return tf.mul(g, average ? batch / ds.length : batch) as tf.Tensor2D;
   }
 
   /** The gradient as the matrix [dW; db] ([inDim, outDim]). */
