@@ -105,6 +105,10 @@ export const SHAMPOO_OPTIONS = {
   }),
   inverseRootMethod: choice<ShampooRootMethod>('eigen', ['eigen', 'coupled-newton'], 'Float64 inverse roots by eigendecomposition or coupled Newton'),
   preconditionFrequency: option.number(10, 'Recompute inverse roots every this many steps', { min: 1, integer: true }),
+  statisticsComputeSteps: option.number(1, 'Update the statistics every this many steps (scalable_shampoo statistics_compute_steps); 1 = every step', {
+    min: 1,
+    integer: true,
+  }),
   startPreconditioningStep: option.number(-1, 'First Shampoo step (grafted first-order steps before it); -1 = preconditionFrequency', {
     min: -1,
     integer: true,
@@ -131,6 +135,8 @@ interface Layout {
   splits: number[][];
   /** Every block's size, row-major over the block grid. */
   blocks: number[][];
+  /** Start offset of every block along each merged dimension (parallel to `splits`). */
+  offsets: number[][];
   diagonal: boolean;
   empty: boolean;
 }
@@ -142,10 +148,12 @@ function makeLayout(shape: readonly number[], maxDim: number, merge: boolean): L
   const splits = merged.map((d) => splitDim(d, maxDim));
   let blocks: number[][] = [[]];
   for (const sizes of splits) blocks = blocks.flatMap((b) => sizes.map((s) => [...b, s]));
+  const offsets = splits.map((sizes) => sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0)));
   return {
     merged,
     splits,
     blocks,
+    offsets,
     // Biases and other vectors (one dimension > 1) are diagonal; a small matrix merged into
     // one dimension (e.g. [6, 5] -> [30]) keeps a full preconditioner, as in DS.
     diagonal: squeezed.length <= 1,
@@ -175,6 +183,75 @@ function joinBlocks(blocks: tf.Tensor[], L: Layout, shape: readonly number[]): t
     parts = next;
   }
   return tf.reshape(parts[0]!, shape as number[]);
+}
+
+/**
+ * Whether blocks are cut on the host: on the wasm backend `tf.slice` / `tf.split` copy the
+ * whole source tensor once per piece (readSync), so cutting a 784x128 gradient into 7 blocks
+ * costs 7 full copies (~5 ms); one `dataSync` plus per-block uploads costs one. On the cpu
+ * backend `dataSync` is free. Other backends (webgl, tensorflow) keep the data on the device.
+ */
+function hostBlocking(): boolean {
+  const b = tf.getBackend();
+  return b === 'wasm' || b === 'cpu';
+}
+
+/**
+ * The blocks of a 2-D `x` cut on the host (row-major over the block grid), optionally with
+ * their transposes, every entry multiplied by `scale`.
+ */
+function hostBlocks2d(x: tf.Tensor, L: Layout, transposes: boolean, scale = 1): { blocks: tf.Tensor2D[]; transposed: tf.Tensor2D[] } {
+  const data = x.dataSync() as Float32Array;
+  const n = L.merged[1]!;
+  const blocks: tf.Tensor2D[] = [];
+  const transposed: tf.Tensor2D[] = [];
+  L.splits[0]!.forEach((h, bi) => {
+    const r0 = L.offsets[0]![bi]!;
+    L.splits[1]!.forEach((w, bj) => {
+      const c0 = L.offsets[1]![bj]!;
+      const a = new Float32Array(h * w);
+      for (let i = 0; i < h; i++) {
+        const src = data.subarray((r0 + i) * n + c0, (r0 + i) * n + c0 + w);
+        if (scale === 1) a.set(src, i * w);
+        else for (let j = 0; j < w; j++) a[i * w + j] = src[j]! * scale;
+      }
+      blocks.push(tf.tensor2d(a, [h, w]));
+      if (transposes) {
+        const at = new Float32Array(h * w);
+        for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) at[j * h + i] = a[i * w + j]!;
+        transposed.push(tf.tensor2d(at, [w, h]));
+      }
+    });
+  });
+  return { blocks, transposed };
+}
+
+/** 0/1 matrix [count, dim] whose row b selects the entries of block b along one dimension. */
+function indicator(sizes: number[], offsets: number[], dim: number): tf.Tensor2D {
+  const a = new Float32Array(sizes.length * dim);
+  sizes.forEach((s, b) => a.fill(1, b * dim + offsets[b]!, b * dim + offsets[b]! + s));
+  return tf.tensor2d(a, [sizes.length, dim]);
+}
+
+/**
+ * Per-block grafting on a whole 2-D direction `y` [m, n]: every block of y is rescaled to the
+ * norm of the same block of `graft`. Block sums of squares and the scale's expansion back to
+ * [m, n] are small products with 0/1 indicator matrices, a dozen ops whatever the block count
+ * (instead of a dozen per block).
+ */
+function graftBlocks2d(y: tf.Tensor2D, graft: tf.Tensor2D, L: Layout): tf.Tensor2D {
+  const [m, n] = L.merged as [number, number];
+  const rows = indicator(L.splits[0]!, L.offsets[0]!, m); // [R, m]
+  const cols = L.splits[1]!.length > 1 ? indicator(L.splits[1]!, L.offsets[1]!, n) : undefined; // [C, n]
+  const blockSumSq = (x: tf.Tensor2D): tf.Tensor2D => {
+    const sq = tf.square(x);
+    if (cols === undefined) return tf.matMul(rows, tf.sum(sq, 1, true) as tf.Tensor2D); // [R, 1]
+    return tf.matMul(tf.matMul(rows, sq), tf.transpose(cols)); // [R, C]
+  };
+  const scale = tf.div(tf.sqrt(blockSumSq(graft)), tf.add(tf.sqrt(blockSumSq(y)), 1e-16)) as tf.Tensor2D;
+  let full = tf.matMul(tf.transpose(rows), scale); // [m, C]
+  if (cols !== undefined) full = tf.matMul(full, cols); // [m, n]
+  return tf.mul(y, full);
 }
 
 /** The Gram matrices G_(i) G_(i)^T of one block along each of its dimensions. */
@@ -274,13 +351,27 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     return this.options.rootExponent > 0 ? this.options.rootExponent : 2 * order;
   }
 
-  private accumulate(prev: tf.Tensor | undefined, x: tf.Tensor): tf.Tensor {
+  /** beta2 S + (1 - beta2) x, or S + x for beta2 = 1; `scaled`: x already carries (1 - beta2). */
+  private accumulate(prev: tf.Tensor | undefined, x: tf.Tensor, scaled = false): tf.Tensor {
     const b2 = this.options.beta2;
     if (b2 === 1) return prev === undefined ? x : tf.add(prev, x);
-    return prev === undefined ? tf.mul(x, 1 - b2) : tf.add(tf.mul(prev, b2), tf.mul(x, 1 - b2));
+    const xs = scaled ? x : tf.mul(x, 1 - b2);
+    return prev === undefined ? xs : tf.add(tf.mul(prev, b2), xs);
   }
 
+  /** Statistics updates made up to and including step t (steps 1, 1 + k, 1 + 2k, ...). */
+  private statisticsUpdates(t: number): number {
+    return Math.floor((t - 1) / this.options.statisticsComputeSteps) + 1;
+  }
+
+  /** Bias correction of the matrix statistics at step t (their EMA has statisticsUpdates(t) terms). */
   private statScale(t: number): number {
+    const b2 = this.options.beta2;
+    return this.options.biasCorrection && b2 < 1 ? 1 / (1 - b2 ** this.statisticsUpdates(t)) : 1;
+  }
+
+  /** Bias correction of the diagonal (vector) statistics, updated every step. */
+  private diagScale(t: number): number {
     const b2 = this.options.beta2;
     return this.options.biasCorrection && b2 < 1 ? 1 / (1 - b2 ** t) : 1;
   }
@@ -302,9 +393,7 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     if (L.diagonal) {
       state.set('diag', this.accumulate(state.get('diag'), tf.square(g)));
     } else {
-      splitBlocks(g, L).forEach((block, b) =>
-        modeGrams(block).forEach((s, i) => state.set(`L${b}_${i}`, this.accumulate(state.get(`L${b}_${i}`), s))),
-      );
+      if ((t - 1) % o.statisticsComputeSteps === 0) this.updateStatistics(state, L, g);
       if (t === start || (t > start && t % o.preconditionFrequency === 0)) this.refreshRoots(state, L, t);
     }
     const gc = this.graftingConfig;
@@ -323,11 +412,17 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     if (t < start) {
       d = graft();
     } else if (L.diagonal) {
-      const v = tf.mul(state.get('diag')!, this.statScale(t));
+      const v = tf.mul(state.get('diag')!, this.diagScale(t));
       const eps = o.epsilonMode === 'relative' ? tf.mul(tf.max(v), o.epsilon) : tf.scalar(o.epsilon);
       // The 1e-30 floor keeps a zero statistic (zero gradient) from giving 0 * Inf.
       d = tf.mul(f, tf.pow(tf.add(tf.add(v, eps), 1e-30), -1 / this.rootExponentFor(1)));
       if (gc.type !== 'none') d = tf.reshape(graftBlockNorms(tf.reshape(d, [1, -1]), tf.reshape(graft(), [1, -1])), param.shape);
+    } else if (L.blocks.length > 1 && L.merged.length === 2 && hostBlocking()) {
+      // P_L f_b P_R per block (P symmetric, so no transposes), blocks cut on the host.
+      const ys = hostBlocks2d(f, L, false).blocks.map((fb, b) => applyRoots(fb, [state.get(`P${b}_0`), state.get(`P${b}_1`)]));
+      let y = joinBlocks(ys, L, L.merged) as tf.Tensor2D;
+      if (gc.type !== 'none') y = graftBlocks2d(y, tf.reshape(graft(), y.shape), L);
+      d = tf.reshape(y, param.shape);
     } else {
       let ys = splitBlocks(f, L).map((block, b) => applyRoots(block, L.merged.map((_, i) => state.get(`P${b}_${i}`))));
       if (gc.type !== 'none') ys = graftEach(ys, splitBlocks(graft(), L));
@@ -345,6 +440,25 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
       d = direction;
     }
     return descend(param, d, ctx.learningRate);
+  }
+
+  /** S_i <- beta2 S_i + (1 - beta2) G_(i) G_(i)^T (or the sum) for every block and dimension. */
+  private updateStatistics(state: SlotState, L: Layout, g: tf.Tensor): void {
+    const b2 = this.options.beta2;
+    if (L.blocks.length > 1 && L.merged.length === 2 && hostBlocking()) {
+      // Blocks and their transposes cut on the host, pre-scaled by sqrt(1 - beta2) so that the
+      // Gram products already carry the EMA weight.
+      const { blocks, transposed } = hostBlocks2d(g, L, true, b2 === 1 ? 1 : Math.sqrt(1 - b2));
+      blocks.forEach((gb, b) => {
+        const gt = transposed[b]!;
+        state.set(`L${b}_0`, this.accumulate(state.get(`L${b}_0`), tf.matMul(gb, gt), true));
+        state.set(`L${b}_1`, this.accumulate(state.get(`L${b}_1`), tf.matMul(gt, gb), true));
+      });
+      return;
+    }
+    splitBlocks(g, L).forEach((block, b) =>
+      modeGrams(block).forEach((s, i) => state.set(`L${b}_${i}`, this.accumulate(state.get(`L${b}_${i}`), s))),
+    );
   }
 
   /** Recompute every block's inverse roots in float64; failures keep the previous root. */
