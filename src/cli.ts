@@ -656,7 +656,10 @@ async function checkCommand(io: CliIO, opts: GlobalOpts & { problem: string; pro
         `${r.problem} (${r.numParams} params)\n` +
           `  gradient: directional derivative ${fmt(r.gradient.analytic, 6)} vs central difference ${fmt(r.gradient.numeric, 6)}, ` +
           `relative error ${fmt(r.gradient.relError, 2)} ${r.gradient.ok ? 'ok' : 'FAILED'}\n` +
-          `  HVP: |Hv| = ${fmt(r.hvp.norm, 4)}, relative error vs gradient differences ${fmt(r.hvp.relError, 2)} ${r.hvp.ok ? 'ok' : 'FAILED'}\n`,
+          `  HVP: |Hv| = ${fmt(r.hvp.norm, 4)}, relative error vs gradient differences ${fmt(r.hvp.relError, 2)} ${r.hvp.ok ? 'ok' : 'FAILED'}\n` +
+          (!r.hvp.ok && problem.options.activation === 'relu'
+            ? '  note: relu networks have kinks that finite differences of gradients cross; check the same architecture with --problem-option activation=tanh\n'
+            : ''),
       );
     }
     return r.ok ? 0 : 1;
