@@ -34,5 +34,7 @@ export type {
 export { inverseRoot, matrixPower, inverseRootError, reconstruct } from './roots.js';
 export type { ModificationStrategy, ModifiedSolveOptions, ModifiedSolveResult } from './modified.js';
 export { solveModified } from './modified.js';
+export type { LinalgKernel } from './kernels.js';
+export { linalgKernel, setLinalgKernel, linalgKernelError } from './kernels.js';
 export type { Block, BlockPlan } from './blocking.js';
 export { splitDim, mergeSmallDims, blockPlan } from './blocking.js';

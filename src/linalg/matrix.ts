@@ -16,6 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { AbstractMatrix, Matrix } from 'ml-matrix';
+import { wasm, gemmAbtWasm } from './kernels.js';
 
 /** Dense float64 matrix, row-major. */
 export interface Mat64 {
@@ -174,6 +175,12 @@ export function matmulABt(a: Mat64, b: Mat64, upperOnly = false): Mat64 {
   const m = a.rows;
   const n = b.rows;
   const k = a.cols;
+  const w = m * n * k >= 4096 ? wasm() : null;
+  if (w !== null) {
+    const out = { rows: m, cols: n, data: gemmAbtWasm(w, a.data, b.data, m, n, k, upperOnly) };
+    if (upperOnly) symmetrizeFromUpperInPlace(out);
+    return out;
+  }
   const A = a.data;
   const Bd = b.data;
   const C = new Float64Array(m * n);

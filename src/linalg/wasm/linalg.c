@@ -1,0 +1,437 @@
+/*
+ * float64 kernels of src/linalg compiled to WebAssembly with 128-bit SIMD (f64x2).
+ * Built by scripts/build-wasm.sh (clang 14 + lld, --target=wasm32 -msimd128); the result is
+ * embedded as base64 in src/linalg/wasm/module.ts so that no compiler and no file access is
+ * needed at run time. src/linalg/kernels.ts is the TypeScript side (memory layout, fallback).
+ *
+ * No libc: no allocation here; the caller passes pointers into linear memory that it has grown
+ * to size. All matrices are row-major float64.
+ *
+ *  - tred:     Householder tridiagonalisation (EISPACK tred2 restructured for rows), with the
+ *              symmetric rank-2 update of step k fused with the A22 v product of step k+1, so
+ *              the trailing upper triangle is streamed once per step.
+ *  - accumq:   Q^T = H_{n-3} ... H_0 from the stored Householder vectors (blocked: groups of
+ *              NB reflectors are applied to one row at a time while the row stays in L1).
+ *  - tql2:     implicit QL; the rotations are recorded and applied in batches to rows of V^T,
+ *              column strip by column strip (8 wide, running row in registers), so a strip
+ *              stays in cache across many sweeps (the plain tql2 streams V^T once per sweep).
+ *  - gemm_abt: C = A B^T (optionally only the blocks touching the upper triangle), 4x2
+ *              register tile, f64x2 along the inner dimension, tiled for L1/L2.
+ */
+#include <wasm_simd128.h>
+
+typedef double f64;
+#define EXPORT __attribute__((visibility("default")))
+
+static inline f64 fabs_(f64 x) { return __builtin_fabs(x); }
+static inline f64 sqrt_(f64 x) { return __builtin_sqrt(x); }
+static inline f64 hsum(v128_t v) { return wasm_f64x2_extract_lane(v, 0) + wasm_f64x2_extract_lane(v, 1); }
+
+static f64 hypot_(f64 a, f64 b) {
+  f64 x = fabs_(a), y = fabs_(b);
+  if (x > y) { f64 r = y / x; return x * sqrt_(1 + r * r); }
+  if (y == 0) return 0;
+  f64 r = x / y;
+  return y * sqrt_(1 + r * r);
+}
+
+static f64 dot(const f64 *x, const f64 *y, int n) {
+  v128_t s0 = wasm_f64x2_splat(0), s1 = wasm_f64x2_splat(0);
+  int t = 0;
+  for (; t + 4 <= n; t += 4) {
+    s0 = wasm_f64x2_add(s0, wasm_f64x2_mul(wasm_v128_load(x + t), wasm_v128_load(y + t)));
+    s1 = wasm_f64x2_add(s1, wasm_f64x2_mul(wasm_v128_load(x + t + 2), wasm_v128_load(y + t + 2)));
+  }
+  f64 s = hsum(wasm_f64x2_add(s0, s1));
+  for (; t < n; t++) s += x[t] * y[t];
+  return s;
+}
+
+/* y -= a x */
+static void axmy(f64 a, const f64 *x, f64 *y, int n) {
+  v128_t va = wasm_f64x2_splat(a);
+  int t = 0;
+  for (; t + 4 <= n; t += 4) {
+    wasm_v128_store(y + t, wasm_f64x2_sub(wasm_v128_load(y + t), wasm_f64x2_mul(va, wasm_v128_load(x + t))));
+    wasm_v128_store(y + t + 2, wasm_f64x2_sub(wasm_v128_load(y + t + 2), wasm_f64x2_mul(va, wasm_v128_load(x + t + 2))));
+  }
+  for (; t < n; t++) y[t] -= a * x[t];
+}
+
+/*
+ * Row segment r[0..len): r -= pv * pw + pwi * pvv (pending rank-2 update, skipped when
+ * upd == 0), then s = sum r v, acc += r * vi. Returns s.
+ */
+static f64 fused_row(f64 *r, const f64 *pvv, const f64 *pw, f64 pvi, f64 pwi, int upd, const f64 *v, f64 *acc, f64 vi, int len) {
+  v128_t s0 = wasm_f64x2_splat(0), s1 = wasm_f64x2_splat(0);
+  v128_t vvi = wasm_f64x2_splat(vi), vpvi = wasm_f64x2_splat(pvi), vpwi = wasm_f64x2_splat(pwi);
+  int t = 0;
+  f64 s = 0;
+  if (upd) {
+    for (; t + 4 <= len; t += 4) {
+      v128_t a0 = wasm_v128_load(r + t), a1 = wasm_v128_load(r + t + 2);
+      a0 = wasm_f64x2_sub(a0, wasm_f64x2_add(wasm_f64x2_mul(vpvi, wasm_v128_load(pw + t)), wasm_f64x2_mul(vpwi, wasm_v128_load(pvv + t))));
+      a1 = wasm_f64x2_sub(a1, wasm_f64x2_add(wasm_f64x2_mul(vpvi, wasm_v128_load(pw + t + 2)), wasm_f64x2_mul(vpwi, wasm_v128_load(pvv + t + 2))));
+      wasm_v128_store(r + t, a0);
+      wasm_v128_store(r + t + 2, a1);
+      s0 = wasm_f64x2_add(s0, wasm_f64x2_mul(a0, wasm_v128_load(v + t)));
+      s1 = wasm_f64x2_add(s1, wasm_f64x2_mul(a1, wasm_v128_load(v + t + 2)));
+      wasm_v128_store(acc + t, wasm_f64x2_add(wasm_v128_load(acc + t), wasm_f64x2_mul(a0, vvi)));
+      wasm_v128_store(acc + t + 2, wasm_f64x2_add(wasm_v128_load(acc + t + 2), wasm_f64x2_mul(a1, vvi)));
+    }
+    s = hsum(wasm_f64x2_add(s0, s1));
+    for (; t < len; t++) {
+      f64 a = r[t] - (pvi * pw[t] + pwi * pvv[t]);
+      r[t] = a;
+      s += a * v[t];
+      acc[t] += a * vi;
+    }
+  } else {
+    for (; t + 4 <= len; t += 4) {
+      v128_t a0 = wasm_v128_load(r + t), a1 = wasm_v128_load(r + t + 2);
+      s0 = wasm_f64x2_add(s0, wasm_f64x2_mul(a0, wasm_v128_load(v + t)));
+      s1 = wasm_f64x2_add(s1, wasm_f64x2_mul(a1, wasm_v128_load(v + t + 2)));
+      wasm_v128_store(acc + t, wasm_f64x2_add(wasm_v128_load(acc + t), wasm_f64x2_mul(a0, vvi)));
+      wasm_v128_store(acc + t + 2, wasm_f64x2_add(wasm_v128_load(acc + t + 2), wasm_f64x2_mul(a1, vvi)));
+    }
+    s = hsum(wasm_f64x2_add(s0, s1));
+    for (; t < len; t++) {
+      f64 a = r[t];
+      s += a * v[t];
+      acc[t] += a * vi;
+    }
+  }
+  return s;
+}
+
+/* r[0..len) -= pvi * pw + pwi * pvv */
+static void rank2_row(f64 *r, const f64 *pvv, const f64 *pw, f64 pvi, f64 pwi, int len) {
+  v128_t vpvi = wasm_f64x2_splat(pvi), vpwi = wasm_f64x2_splat(pwi);
+  int t = 0;
+  for (; t + 2 <= len; t += 2) {
+    v128_t a0 = wasm_v128_load(r + t);
+    a0 = wasm_f64x2_sub(a0, wasm_f64x2_add(wasm_f64x2_mul(vpvi, wasm_v128_load(pw + t)), wasm_f64x2_mul(vpwi, wasm_v128_load(pvv + t))));
+    wasm_v128_store(r + t, a0);
+  }
+  for (; t < len; t++) r[t] -= pvi * pw[t] + pwi * pvv[t];
+}
+
+/*
+ * Householder tridiagonalisation of the symmetric n x n matrix a (upper triangle used and
+ * overwritten). Outputs d (diagonal), e (e[k] = T[k+1][k], e[n-1] = 0), beta (H_k = I - beta_k
+ * v_k v_k^T with v_k = a[k][k+1..n-1], beta_k = 0 for H_k = I). w1, w2: n scratch doubles each.
+ */
+EXPORT void tred(f64 *a, int n, f64 *d, f64 *e, f64 *beta, f64 *w1, f64 *w2) {
+  f64 *p = w1;      /* w of the current step */
+  f64 *pw = w2;     /* w of the pending (previous) step */
+  const f64 *pv = 0; /* v of the pending step (row k-1 of a) */
+  int pending = 0;
+  for (int k = 0; k < n - 2; k++) {
+    f64 *rk = a + (long)k * n;
+    if (pending) rank2_row(rk + k, pv + k, pw + k, pv[k], pw[k], n - k);
+    d[k] = rk[k];
+    f64 scale = 0;
+    for (int j = k + 1; j < n; j++) { f64 t = fabs_(rk[j]); if (t > scale) scale = t; }
+    f64 sigma2 = 0;
+    if (scale > 0) for (int j = k + 2; j < n; j++) { f64 t = rk[j] / scale; sigma2 += t * t; }
+    f64 x0 = rk[k + 1];
+    if (scale == 0 || sigma2 == 0) {
+      e[k] = x0;
+      beta[k] = 0;
+      /* still owe the pending update to rows k+1..n-1 */
+      if (pending) {
+        for (int i = k + 1; i < n; i++) {
+          f64 *ri = a + (long)i * n;
+          rank2_row(ri + i, pv + i, pw + i, pv[i], pw[i], n - i);
+        }
+      }
+      pending = 0;
+      continue;
+    }
+    f64 x0s = x0 / scale;
+    f64 sigma = sqrt_(x0s * x0s + sigma2) * scale;
+    f64 alpha = x0 >= 0 ? -sigma : sigma;
+    f64 v0 = x0 - alpha;
+    rk[k + 1] = v0;
+    f64 b = 1 / (sigma * fabs_(v0));
+    beta[k] = b;
+    e[k] = alpha;
+    const f64 *v = rk; /* v[j], j = k+1..n-1 */
+    for (int i = k + 1; i < n; i++) p[i] = 0;
+    for (int i = k + 1; i < n; i++) {
+      f64 *ri = a + (long)i * n;
+      f64 vi = v[i];
+      f64 s;
+      if (pending) {
+        f64 aii = ri[i] - 2 * pv[i] * pw[i];
+        ri[i] = aii;
+        s = aii * vi + fused_row(ri + i + 1, pv + i + 1, pw + i + 1, pv[i], pw[i], 1, v + i + 1, p + i + 1, vi, n - i - 1);
+      } else {
+        s = ri[i] * vi + fused_row(ri + i + 1, 0, 0, 0, 0, 0, v + i + 1, p + i + 1, vi, n - i - 1);
+      }
+      p[i] += s;
+    }
+    f64 pvs = 0;
+    for (int i = k + 1; i < n; i++) { p[i] *= b; pvs += p[i] * v[i]; }
+    f64 K = 0.5 * b * pvs;
+    for (int i = k + 1; i < n; i++) p[i] -= K * v[i];
+    /* pending <- (v, p); swap buffers */
+    f64 *tmp = pw; pw = p; p = tmp;
+    pv = v;
+    pending = 1;
+  }
+  if (pending) {
+    for (int i = (n >= 2 ? n - 2 : 0); i < n; i++) {
+      f64 *ri = a + (long)i * n;
+      rank2_row(ri + i, pv + i, pw + i, pv[i], pw[i], n - i);
+    }
+  }
+  if (n >= 2) {
+    d[n - 2] = a[(long)(n - 2) * n + n - 2];
+    e[n - 2] = a[(long)(n - 2) * n + n - 1];
+  }
+  d[n - 1] = a[(long)(n - 1) * n + n - 1];
+  e[n - 1] = 0;
+}
+
+/*
+ * qt (n x n, preset to the identity by the caller) <- H_{n-3} ... H_0, i.e. M <- M H_k for
+ * k = n-3 down to 0 on rows k+1..n-1. Reflectors are applied in groups of NB (k descending)
+ * row by row: for row i the group's reflectors are applied in order while the row is in L1.
+ */
+#define NB 16
+EXPORT void accumq(const f64 *a, int n, const f64 *beta, f64 *qt) {
+  for (int kh = n - 3; kh >= 0; kh -= NB) {
+    int kl = kh - NB + 1;
+    if (kl < 0) kl = 0;
+    /* rows i >= kl+1 can be touched by some reflector of the group */
+    for (int i = kl + 1; i < n; i++) {
+      f64 *ri = qt + (long)i * n;
+      for (int k = kh; k >= kl; k--) {
+        f64 b = beta[k];
+        if (b == 0 || i < k + 1) continue;
+        const f64 *v = a + (long)k * n;
+        f64 s = dot(ri + k + 1, v + k + 1, n - k - 1) * b;
+        if (s != 0) axmy(s, v + k + 1, ri + k + 1, n - k - 1);
+      }
+    }
+  }
+}
+
+/*
+ * Apply recorded QL sweeps to the rows of vt (stride ld): sweep q acts on rows l..m
+ * (sw[3q], sw[3q+1]) with rotations rc/rs[sw[3q+2] + (m-1-i)] for i = m-1 down to l. Column
+ * strips of 16 (then 8, then 1) are processed with the running row in registers (16 wide: 8
+ * independent dependency chains, 25% faster than 8 wide); each strip stays in L1/L2 while all
+ * recorded sweeps pass over it, instead of streaming the whole of vt once per sweep.
+ */
+#define ROT(k) \
+  { \
+    v128_t y = wasm_v128_load(ri + 2 * k); \
+    wasm_v128_store(rn + 2 * k, wasm_f64x2_add(wasm_f64x2_mul(s, y), wasm_f64x2_mul(c, h##k))); \
+    h##k = wasm_f64x2_sub(wasm_f64x2_mul(c, y), wasm_f64x2_mul(s, h##k)); \
+  }
+static void flush_sweeps(f64 *vt, int ld, int n, int nsw, const int *sw, const f64 *rc, const f64 *rs) {
+  int c0 = 0;
+  for (; c0 + 16 <= n; c0 += 16) {
+    for (int q = 0; q < nsw; q++) {
+      int l = sw[3 * q], m = sw[3 * q + 1];
+      const f64 *cq = rc + sw[3 * q + 2], *sq = rs + sw[3 * q + 2];
+      const f64 *rm = vt + (long)m * ld + c0;
+      v128_t h0 = wasm_v128_load(rm), h1 = wasm_v128_load(rm + 2), h2 = wasm_v128_load(rm + 4), h3 = wasm_v128_load(rm + 6);
+      v128_t h4 = wasm_v128_load(rm + 8), h5 = wasm_v128_load(rm + 10), h6 = wasm_v128_load(rm + 12), h7 = wasm_v128_load(rm + 14);
+      for (int i = m - 1, r = 0; i >= l; i--, r++) {
+        v128_t c = wasm_f64x2_splat(cq[r]), s = wasm_f64x2_splat(sq[r]);
+        f64 *ri = vt + (long)i * ld + c0;
+        f64 *rn = ri + ld;
+        ROT(0) ROT(1) ROT(2) ROT(3) ROT(4) ROT(5) ROT(6) ROT(7)
+      }
+      f64 *rl = vt + (long)l * ld + c0;
+      wasm_v128_store(rl, h0);
+      wasm_v128_store(rl + 2, h1);
+      wasm_v128_store(rl + 4, h2);
+      wasm_v128_store(rl + 6, h3);
+      wasm_v128_store(rl + 8, h4);
+      wasm_v128_store(rl + 10, h5);
+      wasm_v128_store(rl + 12, h6);
+      wasm_v128_store(rl + 14, h7);
+    }
+  }
+  for (; c0 + 8 <= n; c0 += 8) {
+    for (int q = 0; q < nsw; q++) {
+      int l = sw[3 * q], m = sw[3 * q + 1];
+      const f64 *cq = rc + sw[3 * q + 2], *sq = rs + sw[3 * q + 2];
+      const f64 *rm = vt + (long)m * ld + c0;
+      v128_t h0 = wasm_v128_load(rm), h1 = wasm_v128_load(rm + 2), h2 = wasm_v128_load(rm + 4), h3 = wasm_v128_load(rm + 6);
+      for (int i = m - 1, r = 0; i >= l; i--, r++) {
+        v128_t c = wasm_f64x2_splat(cq[r]), s = wasm_f64x2_splat(sq[r]);
+        f64 *ri = vt + (long)i * ld + c0;
+        f64 *rn = ri + ld;
+        v128_t y0 = wasm_v128_load(ri), y1 = wasm_v128_load(ri + 2), y2 = wasm_v128_load(ri + 4), y3 = wasm_v128_load(ri + 6);
+        wasm_v128_store(rn, wasm_f64x2_add(wasm_f64x2_mul(s, y0), wasm_f64x2_mul(c, h0)));
+        wasm_v128_store(rn + 2, wasm_f64x2_add(wasm_f64x2_mul(s, y1), wasm_f64x2_mul(c, h1)));
+        wasm_v128_store(rn + 4, wasm_f64x2_add(wasm_f64x2_mul(s, y2), wasm_f64x2_mul(c, h2)));
+        wasm_v128_store(rn + 6, wasm_f64x2_add(wasm_f64x2_mul(s, y3), wasm_f64x2_mul(c, h3)));
+        h0 = wasm_f64x2_sub(wasm_f64x2_mul(c, y0), wasm_f64x2_mul(s, h0));
+        h1 = wasm_f64x2_sub(wasm_f64x2_mul(c, y1), wasm_f64x2_mul(s, h1));
+        h2 = wasm_f64x2_sub(wasm_f64x2_mul(c, y2), wasm_f64x2_mul(s, h2));
+        h3 = wasm_f64x2_sub(wasm_f64x2_mul(c, y3), wasm_f64x2_mul(s, h3));
+      }
+      f64 *rl = vt + (long)l * ld + c0;
+      wasm_v128_store(rl, h0);
+      wasm_v128_store(rl + 2, h1);
+      wasm_v128_store(rl + 4, h2);
+      wasm_v128_store(rl + 6, h3);
+    }
+  }
+  for (; c0 < n; c0++) {
+    for (int q = 0; q < nsw; q++) {
+      int l = sw[3 * q], m = sw[3 * q + 1];
+      const f64 *cq = rc + sw[3 * q + 2], *sq = rs + sw[3 * q + 2];
+      f64 h = vt[(long)m * ld + c0];
+      for (int i = m - 1, r = 0; i >= l; i--, r++) {
+        f64 c = cq[r], s = sq[r];
+        f64 *ri = vt + (long)i * ld + c0;
+        f64 y = *ri;
+        ri[ld] = s * y + c * h;
+        h = c * y - s * h;
+      }
+      vt[(long)l * ld + c0] = h;
+    }
+  }
+}
+
+/*
+ * Implicit QL (tql2) on the tridiagonal (d, e) with the rotations applied to the rows of vt
+ * (row stride ld >= n). The scalar QL recurrence does not read vt, so rotations are recorded
+ * (up to cap >= n of them: rc, rs hold cap doubles, sw 3 * cap ints) and applied in batches
+ * by flush_sweeps. Returns 0, or l + 1 if eigenvalue l did not converge in 60 sweeps.
+ */
+EXPORT int tql2(f64 *d, f64 *e, f64 *vt, int ld, int n, f64 *rc, f64 *rs, int *sw, int cap) {
+  f64 f = 0, tst1 = 0;
+  const f64 eps = 2.220446049250313e-16;
+  int nsw = 0, pos = 0;
+  for (int l = 0; l < n; l++) {
+    f64 t = fabs_(d[l]) + fabs_(e[l]);
+    if (t > tst1) tst1 = t;
+    int m = l;
+    while (m < n - 1) {
+      if (fabs_(e[m]) <= eps * tst1) break;
+      m++;
+    }
+    if (m > l) {
+      int iter = 0;
+      do {
+        if (++iter > 60) return l + 1;
+        if (pos + (m - l) > cap) {
+          flush_sweeps(vt, ld, n, nsw, sw, rc, rs);
+          nsw = 0;
+          pos = 0;
+        }
+        f64 g = d[l];
+        f64 p = (d[l + 1] - g) / (2 * e[l]);
+        f64 r = hypot_(p, 1);
+        if (p < 0) r = -r;
+        d[l] = e[l] / (p + r);
+        d[l + 1] = e[l] * (p + r);
+        f64 dl1 = d[l + 1];
+        f64 h = g - d[l];
+        for (int i = l + 2; i < n; i++) d[i] -= h;
+        f += h;
+        p = d[m];
+        f64 c = 1, c2 = 1, c3 = 1, s = 0, s2 = 0;
+        f64 el1 = e[l + 1];
+        sw[3 * nsw] = l;
+        sw[3 * nsw + 1] = m;
+        sw[3 * nsw + 2] = pos;
+        nsw++;
+        for (int i = m - 1; i >= l; i--) {
+          c3 = c2;
+          c2 = c;
+          s2 = s;
+          g = c * e[i];
+          h = c * p;
+          r = hypot_(p, e[i]);
+          e[i + 1] = s * r;
+          s = e[i] / r;
+          c = p / r;
+          p = c * d[i] - s * g;
+          d[i + 1] = h + s * (c * g + s * d[i]);
+          rc[pos] = c;
+          rs[pos] = s;
+          pos++;
+        }
+        p = -s * s2 * c3 * el1 * e[l] / dl1;
+        e[l] = s * p;
+        d[l] = c * p;
+      } while (fabs_(e[l]) > eps * tst1);
+    }
+    d[l] = d[l] + f;
+    e[l] = 0;
+  }
+  flush_sweeps(vt, ld, n, nsw, sw, rc, rs);
+  return 0;
+}
+
+/* 4x2 block of C += A[i0..i0+4) . B[j0..j0+2) over kc inner entries (rows of stride k). */
+static inline void micro4x2(const f64 *a, const f64 *b, f64 *c, int k, int ldc, int kc) {
+  const f64 *a0 = a, *a1 = a + k, *a2 = a + 2 * k, *a3 = a + 3 * k;
+  const f64 *b0 = b, *b1 = b + k;
+  v128_t s00 = wasm_f64x2_splat(0), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+  int t = 0;
+  for (; t + 2 <= kc; t += 2) {
+    v128_t x0 = wasm_v128_load(a0 + t), x1 = wasm_v128_load(a1 + t), x2 = wasm_v128_load(a2 + t), x3 = wasm_v128_load(a3 + t);
+    v128_t y0 = wasm_v128_load(b0 + t), y1 = wasm_v128_load(b1 + t);
+    s00 = wasm_f64x2_add(s00, wasm_f64x2_mul(x0, y0));
+    s01 = wasm_f64x2_add(s01, wasm_f64x2_mul(x0, y1));
+    s10 = wasm_f64x2_add(s10, wasm_f64x2_mul(x1, y0));
+    s11 = wasm_f64x2_add(s11, wasm_f64x2_mul(x1, y1));
+    s20 = wasm_f64x2_add(s20, wasm_f64x2_mul(x2, y0));
+    s21 = wasm_f64x2_add(s21, wasm_f64x2_mul(x2, y1));
+    s30 = wasm_f64x2_add(s30, wasm_f64x2_mul(x3, y0));
+    s31 = wasm_f64x2_add(s31, wasm_f64x2_mul(x3, y1));
+  }
+  f64 r00 = hsum(s00), r01 = hsum(s01), r10 = hsum(s10), r11 = hsum(s11);
+  f64 r20 = hsum(s20), r21 = hsum(s21), r30 = hsum(s30), r31 = hsum(s31);
+  for (; t < kc; t++) {
+    f64 y0 = b0[t], y1 = b1[t];
+    r00 += a0[t] * y0; r01 += a0[t] * y1;
+    r10 += a1[t] * y0; r11 += a1[t] * y1;
+    r20 += a2[t] * y0; r21 += a2[t] * y1;
+    r30 += a3[t] * y0; r31 += a3[t] * y1;
+  }
+  c[0] += r00; c[1] += r01;
+  c[ldc] += r10; c[ldc + 1] += r11;
+  c[2 * ldc] += r20; c[2 * ldc + 1] += r21;
+  c[3 * ldc] += r30; c[3 * ldc + 1] += r31;
+}
+
+/*
+ * C (m x n, zeroed by the caller) += A (m x k) B^T (B is n x k). upper != 0: only blocks with
+ * some j >= i are computed (entries below the diagonal inside such blocks may be computed too;
+ * the caller mirrors the upper triangle).
+ */
+EXPORT void gemm_abt(const f64 *A, const f64 *B, f64 *C, int m, int n, int k, int upper) {
+  const int KC = 256, JB = 48;
+  for (int t0 = 0; t0 < k; t0 += KC) {
+    int kc = k - t0 < KC ? k - t0 : KC;
+    for (int j0 = 0; j0 < n; j0 += JB) {
+      int j1 = n - j0 < JB ? n : j0 + JB;
+      for (int i = 0; i < m; i += 4) {
+        int ib = m - i < 4 ? m - i : 4;
+        int js = j0;
+        if (upper && i > js) js = i;
+        if (js >= j1) continue;
+        int j = js;
+        if (ib == 4) {
+          for (; j + 2 <= j1; j += 2) micro4x2(A + (long)i * k + t0, B + (long)j * k + t0, C + (long)i * n + j, k, n, kc);
+        }
+        for (int ii = i; ii < i + ib; ii++) {
+          for (int jj = (ib == 4 ? j : js); jj < j1; jj++) {
+            C[(long)ii * n + jj] += dot(A + (long)ii * k + t0, B + (long)jj * k + t0, kc);
+          }
+        }
+      }
+    }
+  }
+}
