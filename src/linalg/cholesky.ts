@@ -24,7 +24,10 @@ import {
   symmetricInput,
   toMat64,
   symmetrizeFromUpperInPlace,
+  transpose,
+  matmulABt,
 } from './matrix.js';
+import { wasm } from './kernels.js';
 
 export interface CholeskyOptions {
   /** First nonzero jitter, relative to mean |A_ii| (default 1e-10). */
@@ -222,7 +225,14 @@ export function spdInverse(a: MatrixInput, options: CholeskyOptions = {}): SpdIn
   const A = symmetricInput(a, 'spdInverse(A)');
   const n = A.rows;
   const { L, jitter } = cholesky(A, options);
-  const W = lowerTriangularInverse(L).data;
+  const Wm = lowerTriangularInverse(L);
+  if (n >= 32 && wasm() !== null) {
+    // A^{-1} = W^T W as (W^T)(W^T)^T on the SIMD kernel: 2x the flops of the triangular sum
+    // below, but ~4x the speed.
+    const Wt = transpose(Wm);
+    return { inverse: matmulABt(Wt, Wt, true), jitter };
+  }
+  const W = Wm.data;
   // A^{-1} = W^T W = sum_k W_k^T W_k over rows k of W (W_k nonzero in 0..k).
   const C = new Float64Array(n * n);
   for (let k = 0; k < n; k++) {
