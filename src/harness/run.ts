@@ -231,6 +231,9 @@ async function loop(
         gradNorm = gradientNorm(problem, batch);
       }
       const t0 = performance.now();
+      // Optimizers that take Gauss-Newton products (HessianFree) need the step's batch to
+      // evaluate outputs and loss separately; the loss closure alone hides it.
+      (opt as { setCurvatureBatch?: (b: typeof batch) => void }).setCurvatureBatch?.(batch);
       const cost = opt.minimize(() => problem.loss(batch), true, problem.params);
       loss = cost ? cost.dataSync()[0] : NaN;
       seconds += (performance.now() - t0) / 1000;
