@@ -185,6 +185,9 @@ function joinBlocks(blocks: tf.Tensor[], L: Layout, shape: readonly number[]): t
   return tf.reshape(parts[0]!, shape as number[]);
 }
 
+/** Test hook: force the on-device (tf.split) blocking path on every backend. */
+export const shampooTesting = { deviceBlocking: false };
+
 /**
  * Whether blocks are cut on the host: on the wasm backend `tf.slice` / `tf.split` copy the
  * whole source tensor once per piece (readSync), so cutting a 784x128 gradient into 7 blocks
@@ -192,6 +195,7 @@ function joinBlocks(blocks: tf.Tensor[], L: Layout, shape: readonly number[]): t
  * backend `dataSync` is free. Other backends (webgl, tensorflow) keep the data on the device.
  */
 function hostBlocking(): boolean {
+  if (shampooTesting.deviceBlocking) return false;
   const b = tf.getBackend();
   return b === 'wasm' || b === 'cpu';
 }

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { Shampoo, type ShampooOptions } from '../optimizers/shampoo.js';
+import { Shampoo, shampooTesting, type ShampooOptions } from '../optimizers/shampoo.js';
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -240,7 +240,11 @@ describe('Shampoo matches a float64 reference over 20 steps (2-D parameter)', ()
 
 describe('blocking and merging', () => {
   /** The optimizer on the whole matrix vs independent optimizers on each block variable. */
-  it('a blocked 8x6 matrix (blocks 4x4 and 4x2) equals unblocked Shampoo on each block', () => {
+  it.each([
+    ['blocks cut on the host', false],
+    ['blocks cut on the device', true],
+  ])('a blocked 8x6 matrix (blocks 4x4 and 4x2) equals unblocked Shampoo on each block (%s)', (_, device) => {
+    shampooTesting.deviceBlocking = device;
     const { W0, grads } = problem(8, 6, 20, 4);
     const options: ShampooOptions = {
       learningRate: 0.05,
@@ -266,8 +270,34 @@ describe('blocking and merging', () => {
         worst = Math.max(worst, blockOfWhole.sub(new Matrix(got[t]!)).norm() / new Matrix(got[t]!).norm());
       }
     }
+    shampooTesting.deviceBlocking = false;
     console.log(`blocked vs per-block unblocked: max relative difference ${worst.toExponential(2)}`);
     expect(worst).toBeLessThan(1e-5);
+  });
+
+  it('statisticsComputeSteps 3: the statistics see the gradients of steps 1, 4, 7 only', async () => {
+    const { W0, grads } = problem(6, 5, 7, 6);
+    const v = tf.variable(tf.tensor2d(W0.to2DArray()), true, `shampoo_stats_${nameCounter++}`);
+    const opt = new Shampoo({ beta2: 0.9, statisticsComputeSteps: 3, preconditionFrequency: 2, mergeDims: false, grafting: 'adam' });
+    for (const g of grads) {
+      const gt = tf.tensor2d(g.to2DArray());
+      opt.applyGradients({ [v.name]: gt });
+      gt.dispose();
+    }
+    let L = Matrix.zeros(6, 6);
+    let R = Matrix.zeros(5, 5);
+    for (const t of [1, 4, 7]) {
+      const g = grads[t - 1]!;
+      L = L.mul(0.9).add(g.mmul(g.transpose()).mul(0.1));
+      R = R.mul(0.9).add(g.transpose().mmul(g).mul(0.1));
+    }
+    const ws = await opt.getWeights();
+    const get = (slot: string) => new Matrix(ws.find((w) => w.name === `${v.name}/${slot}`)!.tensor.arraySync() as number[][]);
+    expect(get('L0_0').sub(L).norm() / L.norm()).toBeLessThan(1e-5);
+    expect(get('L0_1').sub(R).norm() / R.norm()).toBeLessThan(1e-5);
+    tf.dispose(ws.map((w) => w.tensor));
+    opt.dispose();
+    v.dispose();
   });
 
   it('merging small dims: a [4, 2, 3] parameter follows the [8, 3] matrix trajectory', () => {

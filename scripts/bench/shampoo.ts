@@ -5,6 +5,7 @@
  * averaged over whole multiples of the frequency. Measured in the same run, variants
  * interleaved so that load from other processes hits them alike.
  */
+import { cpus, loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { losses } from '../../src/autodiff/index.js';
 import { Adam } from '../../optimizers/adam.js';
@@ -36,6 +37,18 @@ export async function run(): Promise<string> {
     { name: 'Shampoo f=10, block 128', make: shampoo({ preconditionFrequency: 10, maxPreconditionerDim: 128 }), steps: 20 },
     { name: 'Shampoo f=20, block 128', make: shampoo({ preconditionFrequency: 20, maxPreconditionerDim: 128 }), steps: 20 },
     { name: 'Shampoo f=20, block 256', make: shampoo({ preconditionFrequency: 20, maxPreconditionerDim: 256 }), steps: 20 },
+    // Opt-in: statistics every 10 steps (scalable_shampoo's statistics_compute_steps).
+    {
+      name: 'Shampoo f=20, block 128, statisticsComputeSteps 10',
+      make: shampoo({ preconditionFrequency: 20, maxPreconditionerDim: 128, statisticsComputeSteps: 10 }),
+      steps: 20,
+    },
+    // Diagnostic: the per-step cost without root refreshes (roots once, at step 1).
+    {
+      name: 'Shampoo block 128, no root refreshes',
+      make: shampoo({ preconditionFrequency: 1e9, startPreconditioningStep: 1, maxPreconditionerDim: 128 }),
+      steps: 20,
+    },
   ];
 
   const state = variants.map((v) => {
@@ -54,7 +67,7 @@ export async function run(): Promise<string> {
   };
   // Warm-up: one round each (kernels compiled, first inverse roots computed).
   for (const s of state) round(s);
-  const rounds = 3;
+  const rounds = 5;
   for (let r = 0; r < rounds; r++) for (const s of state) s.times.push(round(s));
 
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -62,9 +75,11 @@ export async function run(): Promise<string> {
   const lines = [
     '## Shampoo: amortised step time vs Adam',
     '',
+    `Load average at the start: ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores.`,
+    '',
     `784-128-10 tanh MLP, batch 256, softmax cross-entropy, backend ${tf.getBackend()}; one step = ` +
       '`minimize` (gradient + update); Shampoo with Adam grafting, float64 inverse roots on the CPU, ' +
-      `times averaged over whole preconditioning periods (median of ${rounds} rounds of 20 steps).`,
+      `times averaged over whole preconditioning periods (median of ${rounds} interleaved rounds of 20 steps).`,
     '',
     '| optimizer | ms / step | ratio to Adam | inverse roots | failed |',
     '|---|---:|---:|---:|---:|',
