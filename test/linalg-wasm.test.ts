@@ -23,6 +23,9 @@ import {
   setLinalgKernel,
   toMat64,
   toMlMatrix,
+  cholesky,
+  spdInverse,
+  identity,
 } from '../src/linalg/index.js';
 import { LINALG_WASM_BASE64 } from '../src/linalg/wasm/module.js';
 
@@ -155,6 +158,34 @@ describe('wasm kernels', () => {
       expect(relativeDifference(r.root, ref), name).toBeLessThan(Math.max(1e-12, 1e-15 * cond));
       expect(r.error, name).toBeLessThan(1e-5);
     }
+  });
+
+  it('cholesky / spdInverse: wasm equals JS, including the jitter retry of a singular PSD matrix', () => {
+    // Tolerances: the jittered singular matrix has cond ~1e9, so the two summation orders differ
+    // by ~1e-16 cond in the inverse; the residual checks each result on its own.
+    for (const [name, a, tolL, tolInv] of [
+      ['SPD 101', gram(101, 101, 1e-2, 21), 1e-12, 1e-11],
+      ['singular PSD 64 (rank 10)', gram(64, 10, 0, 22), 1e-8, 1e-4],
+    ] as [string, Mat64, number, number][]) {
+      setLinalgKernel('wasm');
+      const cw = cholesky(a);
+      const iw = spdInverse(a);
+      setLinalgKernel('js');
+      const cj = cholesky(a);
+      const ij = spdInverse(a);
+      expect(cw.jitter, name).toBe(cj.jitter);
+      expect(cw.tries, name).toBe(cj.tries);
+      expect(relativeDifference(cw.L, cj.L), name).toBeLessThan(tolL);
+      expect(relativeDifference(iw.inverse, ij.inverse), name).toBeLessThan(tolInv);
+      const shifted = a.data.slice();
+      for (let i = 0; i < a.rows; i++) shifted[i * a.rows + i] += iw.jitter;
+      const S = { rows: a.rows, cols: a.rows, data: shifted };
+      const resW = relativeDifference(matmul(S, iw.inverse), identity(a.rows));
+      const resJ = relativeDifference(matmul(S, ij.inverse), identity(a.rows));
+      expect(resW, name).toBeLessThan(10 * resJ + 1e-13);
+    }
+    setLinalgKernel('wasm');
+    expect(() => cholesky(mat64(20, 20, Array.from({ length: 400 }, (_, k) => (k % 21 === 0 ? -1 : 0))), { maxTries: 2 })).toThrow(/pivot/);
   });
 
   it('bad input still throws with the wasm kernels', () => {

@@ -10,6 +10,9 @@
  * (K-FAC damping, Newton) can see and report it. When every attempt fails, a clear Error says
  * which pivot failed and the last jitter tried.
  *
+ * Kernels: factorisation, L^{-1} and W^T W run on the WebAssembly SIMD kernels of ./kernels.ts
+ * when they load (n >= 16/32), else on the JS loops here (same algorithms).
+ *
  * spdInverse: L^{-1} by forward substitution on rows, then A^{-1} = L^{-T} L^{-1} as a sum of
  * rank-1 updates over the rows of L^{-1} (upper triangle only, mirrored): about n^3 flops.
  *
@@ -27,7 +30,7 @@ import {
   transpose,
   matmulABt,
 } from './matrix.js';
-import { wasm } from './kernels.js';
+import { wasm, cholWasm, trinvWasm } from './kernels.js';
 
 export interface CholeskyOptions {
   /** First nonzero jitter, relative to mean |A_ii| (default 1e-10). */
@@ -49,6 +52,8 @@ export interface CholeskyResult {
 
 /** Factor A in place of a fresh buffer; returns the failing pivot index or -1 on success. */
 function factorInto(A: Float64Array, n: number, jitter: number, L: Float64Array, pivotTol: number): number {
+  const w = n >= 16 ? wasm() : null;
+  if (w !== null) return cholWasm(w, A, n, jitter, L, pivotTol);
   L.fill(0);
   for (let i = 0; i < n; i++) {
     const ri = i * n;
@@ -198,6 +203,8 @@ export function lowerTriangularInverse(L: Mat64): Mat64 {
   assertSquare(L, 'lowerTriangularInverse(L)');
   const n = L.rows;
   const Ld = L.data;
+  const w = n >= 16 ? wasm() : null;
+  if (w !== null) return { rows: n, cols: n, data: trinvWasm(w, Ld, n) };
   const X = new Float64Array(n * n);
   // Row i of X: X_i = (e_i - sum_{k<i} L_ik X_k) / L_ii, X lower triangular.
   for (let i = 0; i < n; i++) {

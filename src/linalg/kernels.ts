@@ -1,6 +1,6 @@
 /**
  * The float64 hot loops of src/linalg (Householder tridiagonalisation, Q accumulation, QL
- * rotations, C = A B^T) as a WebAssembly module with 128-bit SIMD, from
+ * rotations, C = A B^T, Cholesky, triangular inverse) as a WebAssembly module with 128-bit SIMD, from
  * src/linalg/wasm/linalg.c (built by scripts/build-wasm.sh and embedded as base64 in
  * src/linalg/wasm/module.ts, so it loads synchronously from src/ and dist/, in Node and in
  * bundlers, without file access).
@@ -34,6 +34,8 @@ interface Exports {
   accumq(a: number, n: number, beta: number, qt: number): void;
   tql2(d: number, e: number, vt: number, ld: number, n: number, rc: number, rs: number, sw: number, cap: number): number;
   gemm_abt(a: number, b: number, c: number, m: number, n: number, k: number, upper: number): void;
+  chol(a: number, n: number, jitter: number, l: number, pivotTol: number): number;
+  trinv(l: number, x: number, n: number): void;
 }
 
 let instance: Exports | null | undefined;
@@ -136,4 +138,23 @@ export function eighWasm(w: Exports, a: Float64Array, n: number): { d: Float64Ar
   const fail = w.tql2(pd, pe, pq, n, n, prc, prs, psw, cap);
   if (fail !== 0) throw new Error(`eigh: QL iteration did not converge for eigenvalue ${fail - 1} of ${n} (60 sweeps)`);
   return { d: view(w, pd, n).slice(), vt: view(w, pq, n * n).slice() };
+}
+
+/** Cholesky of (A + jitter I) into L (row-major, upper zero); returns the failing pivot or -1. */
+export function cholWasm(w: Exports, A: Float64Array, n: number, jitter: number, L: Float64Array, pivotTol: number): number {
+  const [pa, pl] = arena(w, [n * n, n * n]);
+  view(w, pa, n * n).set(A);
+  view(w, pl, n * n).fill(0);
+  const failed = w.chol(pa, n, jitter, pl, pivotTol);
+  L.set(view(w, pl, n * n));
+  return failed;
+}
+
+/** L^{-1} for lower-triangular L (n x n). */
+export function trinvWasm(w: Exports, L: Float64Array, n: number): Float64Array {
+  const [pl, px] = arena(w, [n * n, n * n]);
+  view(w, pl, n * n).set(L);
+  view(w, px, n * n).fill(0);
+  w.trinv(pl, px, n);
+  return view(w, px, n * n).slice();
 }

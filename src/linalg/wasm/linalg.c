@@ -15,6 +15,7 @@
  *  - tql2:     implicit QL; the rotations are recorded and applied in batches to rows of V^T,
  *              column strip by column strip (8 wide, running row in registers), so a strip
  *              stays in cache across many sweeps (the plain tql2 streams V^T once per sweep).
+ *  - chol, trinv: Cholesky-Crout and L^{-1} on rows (SIMD dot products / axpys).
  *  - gemm_abt: C = A B^T (optionally only the blocks touching the upper triangle), 4x2
  *              register tile, f64x2 along the inner dimension, tiled for L1/L2.
  */
@@ -433,5 +434,70 @@ EXPORT void gemm_abt(const f64 *A, const f64 *B, f64 *C, int m, int n, int k, in
         }
       }
     }
+  }
+}
+
+/* Two dot products sharing x: (x.y0, x.y1) over n entries. */
+static void dot2(const f64 *x, const f64 *y0, const f64 *y1, int n, f64 *r0, f64 *r1) {
+  v128_t a0 = wasm_f64x2_splat(0), a1 = a0, b0 = a0, b1 = a0;
+  int t = 0;
+  for (; t + 4 <= n; t += 4) {
+    v128_t x0 = wasm_v128_load(x + t), x1 = wasm_v128_load(x + t + 2);
+    a0 = wasm_f64x2_add(a0, wasm_f64x2_mul(x0, wasm_v128_load(y0 + t)));
+    a1 = wasm_f64x2_add(a1, wasm_f64x2_mul(x1, wasm_v128_load(y0 + t + 2)));
+    b0 = wasm_f64x2_add(b0, wasm_f64x2_mul(x0, wasm_v128_load(y1 + t)));
+    b1 = wasm_f64x2_add(b1, wasm_f64x2_mul(x1, wasm_v128_load(y1 + t + 2)));
+  }
+  f64 s0 = hsum(wasm_f64x2_add(a0, a1)), s1 = hsum(wasm_f64x2_add(b0, b1));
+  for (; t < n; t++) {
+    s0 += x[t] * y0[t];
+    s1 += x[t] * y1[t];
+  }
+  *r0 = s0;
+  *r1 = s1;
+}
+
+/*
+ * Cholesky-Crout on rows of (A + jitter I) into L (n x n, zeroed by the caller): L_ij =
+ * (A_ij - <L_i,:j, L_j,:j>) / L_jj. Returns the first pivot that is not > pivotTol, or -1.
+ */
+EXPORT int chol(const f64 *A, int n, f64 jitter, f64 *L, f64 pivotTol) {
+  for (int i = 0; i < n; i++) {
+    f64 *li = L + (long)i * n;
+    const f64 *ai = A + (long)i * n;
+    int j = 0;
+    /* L_ij for j < i depends on L_i,0..j-1: pairs (j, j+1) need L_ij before L_i,j+1, so the
+       second entry is corrected by L_ij L_j+1,j after the shared dot over 0..j-1. */
+    for (; j + 1 < i; j += 2) {
+      const f64 *lj = L + (long)j * n, *lj1 = lj + n;
+      f64 d0, d1;
+      dot2(li, lj, lj1, j, &d0, &d1);
+      f64 x0 = (ai[j] - d0) / lj[j];
+      li[j] = x0;
+      li[j + 1] = (ai[j + 1] - d1 - x0 * lj1[j]) / lj1[j + 1];
+    }
+    for (; j < i; j++) {
+      const f64 *lj = L + (long)j * n;
+      li[j] = (ai[j] - dot(li, lj, j)) / lj[j];
+    }
+    f64 s = ai[i] - dot(li, li, i) + jitter;
+    if (!(s > pivotTol)) return i;
+    li[i] = sqrt_(s);
+  }
+  return -1;
+}
+
+/* X = L^{-1} (X zeroed by the caller): row i = (e_i - sum_{k<i} L_ik X_k) / L_ii. */
+EXPORT void trinv(const f64 *L, f64 *X, int n) {
+  for (int i = 0; i < n; i++) {
+    const f64 *li = L + (long)i * n;
+    f64 *xi = X + (long)i * n;
+    for (int k = 0; k < i; k++) {
+      f64 l = li[k];
+      if (l != 0) axmy(l, X + (long)k * n, xi, k + 1);
+    }
+    xi[i] += 1;
+    f64 inv = 1 / li[i];
+    for (int c = 0; c <= i; c++) xi[c] *= inv;
   }
 }
