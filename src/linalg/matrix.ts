@@ -8,7 +8,8 @@
  * Kernels: `matmul` is computed as A (B^T)^T so that the inner loop is a dot product of two
  * contiguous rows, with 2x2 register blocking (4 accumulators, 4 loads per 8 flops) and the
  * B-rows tiled so that a tile stays in L2. On Node 20 this runs at ~1.5-2.5 GFLOP/s, 3-4x
- * ml-matrix's `mmul` (measured by scripts/bench/linalg.ts).
+ * ml-matrix's `mmul` (measured by scripts/bench/linalg.ts). When the WebAssembly kernels are
+ * active (./kernels.ts) products of m n k >= 4096 run on the SIMD `gemm_abt` instead (5-9x).
  *
  * Validation: every public entry point of src/linalg calls `toMat64` / `assertSquare` /
  * `assertFinite`, so a non-square, mismatched or non-finite input is a thrown Error that names
