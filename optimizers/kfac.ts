@@ -39,9 +39,11 @@
  * Differences from kfac-jax / tensorflow-kfac:
  * - Capture reads the tfjs gradient tape (src/layers/capture.ts) instead of tracing the graph
  *   (kfac-jax) or layer collections (tensorflow-kfac); the model is not modified.
- * - The quadratic model's curvature is the sampled Fisher of the batch (the same cotangents as
- *   the factor statistics), where kfac-jax uses exact GGN/Fisher-vector products; with one
- *   sample per example it is unbiased but noisier.
+ * - The quadratic model's curvature is the sampled Fisher of the batch, exact in its quadratic
+ *   forms, averaged over two target samples: the one behind the factor statistics and a fresh
+ *   one (freshQuadraticSample), where kfac-jax uses exact GGN/Fisher-vector products. The
+ *   sample that shaped the step alone underestimates its curvature; the fresh one removes half
+ *   of that bias and the average halves the variance. Momentum is clipped to [0, 0.99].
  * - Inverses come from a block Schur-complement inverse on tfjs matMuls (float32) with float64
  *   leaves, recomputed every inverseUpdatePeriod steps; damping changes take effect at the next
  *   refresh (kfac-jax can re-damp eigendecompositions without refactorising).
@@ -114,7 +116,7 @@ export const KFAC_OPTIONS = {
   lossKind: oneOf<KFACLossKind | 'auto'>(['auto', 'softmax-cross-entropy', 'sigmoid-cross-entropy', 'mse'], 'auto', "Output distribution for 'fisher'/'exact'; 'auto' reads model.loss"),
   freshQuadraticSample: option.boolean(
     true,
-    "'fisher': draw a second, independent target sample for the quadratic model (one more sampled backward pass)",
+    "'fisher': draw a second target sample; the quadratic model averages both (one more sampled backward pass)",
   ),
   klClip: option.number(0, 'KL / norm constraint on the step when adaptive is false (0: off)', { min: 0 }),
   weightDecay: option.number(0, 'L2 weight decay coefficient (added to the gradient and the model)', { min: 0 }),
@@ -271,7 +273,8 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
   }
 
   private sampler(estimation: KFACEstimation, kind: KFACLossKind, step: number, draws: number): CotangentSampler {
-    const seed0 = this.options.seed * 1_000_003 + step * 2;
+    // tfjs treats a seed of 0 as 'no seed' (Math.random): start at 1.
+    const seed0 = 1 + this.options.seed * 1_000_003 + step * 2;
     return (logits) => {
       const one = (seed: number): tf.Tensor2D[] => {
       const [n, d] = logits.shape;
@@ -317,7 +320,9 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
   private static split(l: { dsTrue?: tf.Tensor2D; dsSampled: tf.Tensor2D[] }, est: KFACEstimation, draws: number) {
     if (l.dsTrue) return { stats: [l.dsTrue], quad: [l.dsTrue] };
     if (est === 'fisher' && draws === 2 && l.dsSampled.length === 2) {
-      return { stats: [l.dsSampled[0]!], quad: [l.dsSampled[1]!] };
+      // The quadratic model averages both samples: the fresh one is independent of the step,
+      // and the average halves the variance (one fresh sample alone let alpha overshoot).
+      return { stats: [l.dsSampled[0]!], quad: l.dsSampled };
     }
     return { stats: l.dsSampled, quad: l.dsSampled };
   }
