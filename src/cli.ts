@@ -214,6 +214,7 @@ const problemConfigSchema = z
     gradNormEvery: z.number().int().min(0).optional(),
     hyperparameters: z.record(z.string(), optionsRecord).optional(),
     optimizerBudgets: z.record(z.string(), budgetSchema).optional(),
+    exclude: z.record(z.string(), z.string()).optional(),
   })
   .strict();
 export const configSchema = z

@@ -15,6 +15,7 @@ import {
   type SummaryRow,
 } from '../src/harness/index.js';
 import { canonicalRuns } from '../src/report/results.js';
+import { summaryText } from '../src/report/tables.js';
 
 /** A test-local optimizer entry built from tfjs's own SGD, counting its minimize calls. */
 let testSgdCalls = 0;
@@ -147,6 +148,20 @@ const spec: ComparisonSpec = {
 };
 
 describe('compare', () => {
+  it('skips optimizers a problem excludes, and reports them as not applicable', async () => {
+    const excluding: ComparisonSpec = {
+      ...spec,
+      problems: [{ ...spec.problems[0], exclude: { sgd: 'not applicable here' } }, spec.problems[1]],
+      seeds: [0],
+    };
+    const plan = planRuns(excluding);
+    expect(plan).toHaveLength(3);
+    expect(plan.some((r) => r.problemId === 'q' && r.optimizer === 'sgd')).toBe(false);
+    const results = await compare(excluding);
+    expect(results.pending).toBe(0);
+    expect(summaryText(results)).toMatch(/Not run \(not applicable\): q: sgd \(not applicable here\)/);
+  });
+
   it('plans problems x optimizers x seeds; shards merge to the unsharded result; resume skips finished runs', async () => {
     expect(planRuns(spec)).toHaveLength(8);
     const full = await compare(spec);

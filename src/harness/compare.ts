@@ -29,6 +29,11 @@ export interface ProblemConfig {
   hyperparameters?: Record<string, Record<string, unknown>>;
   /** Per-optimizer budgets replacing `budget` (e.g. fewer, costlier second-order steps). */
   optimizerBudgets?: Record<string, Budget>;
+  /**
+   * Optimizers not run on this problem, each with the reason (e.g. K-FAC on a problem without
+   * layers, Newton over its size guard). Reports list them as not applicable.
+   */
+  exclude?: Record<string, string>;
 }
 
 export interface ComparisonSpec {
@@ -73,6 +78,7 @@ export function planRuns(spec: ComparisonSpec): RunSpec[] {
   const runs: RunSpec[] = [];
   for (const p of spec.problems) {
     for (const o of spec.optimizers) {
+      if (p.exclude?.[o] !== undefined) continue;
       for (const seed of spec.seeds) {
         const r: RunSpec = {
           problem: p.problem,

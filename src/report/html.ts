@@ -8,7 +8,7 @@ import * as vl from 'vega-lite';
 import type { ComparisonResults } from '../harness/compare.js';
 import type { PerformanceProfile } from '../harness/stats.js';
 import type { RunResult } from '../harness/types.js';
-import { SUMMARY_HEADER, fmt, profileCells, summaryCells } from './tables.js';
+import { SUMMARY_HEADER, exclusionLines, fmt, profileCells, summaryCells } from './tables.js';
 
 type Spec = vl.TopLevelSpec;
 
@@ -131,6 +131,8 @@ export async function htmlReport(results: ComparisonResults, title = 'curvature 
       'only when every seed reached it. Seconds are optimizer time, evaluations excluded. One gradient evaluation = one gradient or one Hessian-vector product.</p>',
   );
   parts.push(htmlTable(SUMMARY_HEADER, results.summary.map(summaryCells)));
+  const excluded = exclusionLines(results);
+  if (excluded.length > 0) parts.push(`<p class="note">Not run (not applicable): ${esc(excluded.join('; '))}.</p>`);
 
   const solved = results.profiles.filter((p) => p.problems.length > 0);
   if (solved.length > 0) {

@@ -67,7 +67,11 @@ export function textTable(header: string[], rows: string[][]): string {
 }
 
 export function summaryText(results: ComparisonResults): string {
-  return textTable(SUMMARY_HEADER, results.summary.map(summaryCells));
+  const excluded = exclusionLines(results);
+  return (
+    textTable(SUMMARY_HEADER, results.summary.map(summaryCells)) +
+    (excluded.length > 0 ? `\n\nNot run (not applicable): ${excluded.join('; ')}` : '')
+  );
 }
 
 /** Ratio table of a performance profile (cost / best cost per problem). */
@@ -76,6 +80,17 @@ export function profileCells(p: PerformanceProfile): { header: string[]; rows: s
     header: ['optimizer', ...p.problems],
     rows: p.optimizers.map((o) => [o, ...p.problems.map((q) => (p.ratios[o][q] === null ? 'unsolved' : fmt(p.ratios[o][q], 3)))]),
   };
+}
+
+/** Optimizers a problem excludes, with the reason: "problem: optimizer (reason)". */
+export function exclusionLines(results: ComparisonResults): string[] {
+  const lines: string[] = [];
+  for (const p of results.spec.problems) {
+    for (const [o, why] of Object.entries(p.exclude ?? {})) {
+      if (results.spec.optimizers.includes(o)) lines.push(`${p.id ?? p.problem}: ${o} (${why})`);
+    }
+  }
+  return lines;
 }
 
 function targetsLine(results: ComparisonResults): string[] {
@@ -103,6 +118,8 @@ export function markdownReport(results: ComparisonResults, title = 'curvature co
     '',
   );
   lines.push(markdownTable(SUMMARY_HEADER, results.summary.map(summaryCells)), '');
+  const excluded = exclusionLines(results);
+  if (excluded.length > 0) lines.push('Not run (not applicable):', '', ...excluded.map((l) => `- ${l}`), '');
   lines.push('## Targets', '', ...targetsLine(results), '');
   const failed = results.runs.filter((r) => r.final.error !== undefined);
   if (failed.length > 0) {
