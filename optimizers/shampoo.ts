@@ -7,12 +7,14 @@
  *   for each parameter p with gradient g, at its t-th update (t = 1, 2, ...):
  *     if weightDecay and not decoupledWeightDecay:  g = g + weightDecay * p          (L2)
  *     reshape g to the merged shape (mergeDims), cut it into blocks of <= maxPreconditionerDim
- *     per block G of order k, per dimension i (G_(i) = mode-i unfolding):
+ *     per block G of order k, per dimension i (G_(i) = mode-i unfolding), at steps
+ *     t = 1, 1 + s, 1 + 2s, ... (s = statisticsComputeSteps, default 1 = every step):
  *       S_i = beta2 < 1 ? beta2 S_i + (1 - beta2) G_(i) G_(i)^T : S_i + G_(i) G_(i)^T
  *     parameters with one dimension > 1 (biases) keep the diagonal v = EMA/sum of g^2 instead
  *     grafting accumulator a updated with g (src/optim/grafting.ts)
  *     if t == start or (t > start and t % preconditionFrequency == 0):
- *       P_i = (S_i / c2 + eps I)^{-1/r}    c2 = 1 - beta2^t (biasCorrection, beta2 < 1) else 1
+ *       P_i = (S_i / c2 + eps I)^{-1/r}    c2 = 1 - beta2^u (biasCorrection, beta2 < 1) else 1,
+ *                                          u = statistics updates so far (= t when s = 1)
  *                                          r = rootExponent or 2k; eps absolute, or
  *                                          epsilon * lambda_max(S_i / c2) ('relative')
  *       (float64 eigendecomposition or coupled Newton; a failed or non-finite root keeps the
@@ -40,7 +42,14 @@
  *   Vector parameters (one dimension > 1) are preconditioned diagonally, with the current
  *     statistics at every step (DS gives vectors a full L); a matrix merged into one
  *     dimension keeps a full preconditioner (root 2), as in DS.
+ *   statisticsComputeSteps 1 (DS has none; scalable_shampoo's statistics_compute_steps): > 1
+ *     subsamples the gradients the statistics see, to cut the per-step Gram products.
  *   There is no beta3 and no dampening; Adam grafting is always bias-corrected.
+ *
+ * Cost on wasm (the per-step part): two Gram products and two preconditioning products per
+ * block. Blocks of a 2-D parameter are cut on the host there (one dataSync), because wasm's
+ * slice/split copy the whole source tensor per piece; per-block grafting norms are a few
+ * products with 0/1 block-indicator matrices instead of a dozen ops per block.
  *
  * State slots: 'L<b>_<i>' and 'P<b>_<i>' (block b's statistic and current inverse root along
  * its dimension i; P is absent, i.e. the identity, until its first successful root), 'diag'
