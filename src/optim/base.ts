@@ -241,6 +241,29 @@ export abstract class CurvatureOptimizer<
     return null;
   }
 
+  /**
+   * tfjs's computeGradients, with the loss closure checked first so that a bad closure is named
+   * here rather than deep inside tfjs (`variableGrads`).
+   */
+  override computeGradients(f: () => tf.Scalar, varList?: tf.Variable[]): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+    if (typeof f !== 'function') {
+      throw new TypeError(`${this.displayName}.minimize: the loss must be a function returning a scalar tf.Tensor, got ${typeof f}.`);
+    }
+    const checked = (): tf.Scalar => {
+      const y = f();
+      if (!(y instanceof tf.Tensor)) {
+        throw new TypeError(`${this.displayName}.minimize: the loss closure must return a tf.Tensor, got ${y === null ? 'null' : typeof y}.`);
+      }
+      if (y.rank !== 0) {
+        throw new Error(
+          `${this.displayName}.minimize: the loss closure must return a scalar (rank 0) but returned shape [${y.shape}]; reduce it (e.g. tf.mean).`,
+        );
+      }
+      return y;
+    };
+    return super.computeGradients(checked, varList);
+  }
+
   override applyGradients(variableGradients: tf.NamedTensorMap | NamedTensorLike[]): void {
     this.guardedStep(variableGradients, undefined);
   }
