@@ -1,6 +1,6 @@
 // Public surface of src/autodiff; re-exported by src/index.ts.
 import { installHigherOrderGradients } from './registrations.js';
-import { installWasmMatMulTranspose } from './wasm-matmul.js';
+import { installWasmIdentityShare, installWasmMatMulTranspose } from './wasm-matmul.js';
 
 /**
  * Install curvature's higher-order gradient registrations and the wasm transposed-matMul fix.
@@ -9,6 +9,7 @@ import { installWasmMatMulTranspose } from './wasm-matmul.js';
 export function installAutodiff(): void {
   installHigherOrderGradients();
   installWasmMatMulTranspose();
+  installWasmIdentityShare();
 }
 installAutodiff();
 
