@@ -500,11 +500,11 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           const l = cap.layers[index]!;
           const ds = KFAC.split(l, s.est, s.draws).quad;
           const aHom = block.homogeneous(l.a);
-          ds.forEach((d, si) => {
-            perSample[si] ??= [];
-            vecs.forEach((vec, j) => {
-              const vm = block.toMatrix(vec.get(block.kernel.name) ?? zero(block.kernel.name), block.bias ? vec.get(block.bias.name) : undefined);
-              const pr = block.projections(aHom, vm, d);
+          vecs.forEach((vec, j) => {
+            const vm = block.toMatrix(vec.get(block.kernel.name) ?? zero(block.kernel.name), block.bias ? vec.get(block.bias.name) : undefined);
+            // One ã V product per vector, shared by the cotangent samples.
+            block.projectionSets(aHom, vm, ds).forEach((pr, si) => {
+              perSample[si] ??= [];
               const cur = perSample[si]![j];
               perSample[si]![j] = cur === undefined || cur.shape[0] !== pr.shape[0] ? pr : tf.add(cur, pr);
             });

@@ -133,4 +133,10 @@ export class DenseBlock {
   projections(aHom: tf.Tensor2D, v: tf.Tensor2D, ds: tf.Tensor2D): tf.Tensor1D {
     return tf.sum(tf.mul(tf.matMul(aHom, v), ds), 1) as tf.Tensor1D;
   }
+
+  /** `projections` for several cotangent sets, sharing the product ã V (n x inDim x outDim). */
+  projectionSets(aHom: tf.Tensor2D, v: tf.Tensor2D, ds: readonly tf.Tensor2D[]): tf.Tensor1D[] {
+    const av = tf.matMul(aHom, v);
+    return ds.map((d) => tf.sum(tf.mul(av, d), 1) as tf.Tensor1D);
+  }
 }

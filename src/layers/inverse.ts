@@ -2,8 +2,10 @@
  * Inverses of damped Kronecker factors (symmetric positive definite, up to 785 x 785 for an
  * MNIST input layer), fast enough to refresh every few steps.
  *
- * Small matrices (n <= LEAF) are inverted in float64 in JavaScript (Cholesky, then
- * L^-T L^-1). Larger ones use the block (Schur complement) inverse
+ * Small matrices (n <= LEAF) are inverted in float64 with src/linalg's WebAssembly kernels
+ * (Cholesky, L^-1, L^-T L^-1; ~8 ms at 256 against ~40 ms for the float32 recursion; the JS
+ * loops below when WebAssembly is unavailable). Larger ones use the block (Schur complement)
+ * inverse
  *
  *   M = [P Q; Q^T S],  T = P^-1 Q,  X = S - Q^T T,
  *   M^-1 = [P^-1 + T X^-1 T^T, -T X^-1; -X^-1 T^T, X^-1]
@@ -16,9 +18,26 @@
  * Products use explicit transposes (wasm's transposed matMul is slow).
  */
 import * as tf from '@tensorflow/tfjs';
+import { spdInverse as spdInverseF64, linalgKernel, type Mat64 } from '../linalg/index.js';
 
-/** Matrices at most this size are inverted in float64 JavaScript. */
-export const LEAF = 160;
+/** Matrices at most this size are inverted in float64 (src/linalg's WebAssembly kernels). */
+export const LEAF = 256;
+
+/** Float64 inverse of a symmetric positive definite n x n row-major matrix (symmetrised first). */
+function leafInverse(m: Float32Array | Float64Array, n: number): Float64Array {
+  if (linalgKernel() !== 'wasm') return spdInverse64(Float64Array.from(m), n);
+  const data = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) {
+    data[i * n + i] = m[i * n + i]!;
+    for (let j = 0; j < i; j++) data[i * n + j] = data[j * n + i] = 0.5 * (m[i * n + j]! + m[j * n + i]!);
+  }
+  const a: Mat64 = { rows: n, cols: n, data };
+  try {
+    return spdInverseF64(a, { maxTries: 1 }).inverse.data;
+  } catch (err) {
+    throw new Error(`KFAC: damped factor is not positive definite (${(err as Error).message})`);
+  }
+}
 
 /** In-place float64 SPD inverse of an n x n row-major matrix; throws if not positive definite. */
 export function spdInverse64(m: Float64Array, n: number): Float64Array {
@@ -72,7 +91,7 @@ export function addToDiagonal(m: tf.Tensor2D, shift: number): tf.Tensor2D {
 export function spdInverse(m: tf.Tensor2D): tf.Tensor2D {
   const n = m.shape[0];
   if (n <= LEAF) {
-    const inv = spdInverse64(Float64Array.from(m.dataSync()), n);
+    const inv = leafInverse(m.dataSync() as Float32Array, n);
     return tf.tensor2d(Float32Array.from(inv), [n, n]);
   }
   return tf.tidy(() => {
