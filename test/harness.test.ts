@@ -15,7 +15,7 @@ import {
   type SummaryRow,
 } from '../src/harness/index.js';
 import { canonicalRuns } from '../src/report/results.js';
-import { summaryText } from '../src/report/tables.js';
+import { profileCells, summaryText } from '../src/report/tables.js';
 
 /** A test-local optimizer entry built from tfjs's own SGD, counting its minimize calls. */
 let testSgdCalls = 0;
@@ -160,6 +160,10 @@ describe('compare', () => {
     const results = await compare(excluding);
     expect(results.pending).toBe(0);
     expect(summaryText(results)).toMatch(/Not run \(not applicable\): q: sgd \(not applicable here\)/);
+    const steps = results.profiles.find((p) => p.measure === 'steps')!;
+    expect(steps.problems).toContain('q');
+    const row = profileCells(steps, results).rows.find((r) => r[0] === 'sgd');
+    expect(row?.[1 + steps.problems.indexOf('q')]).toBe('n/a');
   });
 
   it('plans problems x optimizers x seeds; shards merge to the unsharded result; resume skips finished runs', async () => {

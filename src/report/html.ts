@@ -138,12 +138,12 @@ export async function htmlReport(results: ComparisonResults, title = 'curvature 
   if (solved.length > 0) {
     parts.push('<h2>Performance profiles</h2>');
     parts.push(
-      '<p class="note">Dolan-More: rho(tau) is the fraction of problems an optimizer reaches the target on within a factor tau of the best optimizer on that problem (higher and further left is better).</p>',
+      '<p class="note">Dolan-More: rho(tau) is the fraction of problems an optimizer reaches the target on within a factor tau of the best optimizer on that problem (higher and further left is better); an optimizer not run on a problem (n/a) counts as not reaching it.</p>',
     );
     const svgs = await Promise.all(solved.filter((p) => p.measure !== 'gradEvals').map((p) => renderSvg(profileChart(p))));
     parts.push(`<div class="plots">${svgs.join('')}</div>`);
     for (const p of solved) {
-      const t = profileCells(p);
+      const t = profileCells(p, results);
       parts.push(`<p><b>${esc(p.measure)} to target</b>: cost ratio to the best</p>`, htmlTable(t.header, t.rows));
     }
   }

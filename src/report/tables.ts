@@ -74,11 +74,20 @@ export function summaryText(results: ComparisonResults): string {
   );
 }
 
-/** Ratio table of a performance profile (cost / best cost per problem). */
-export function profileCells(p: PerformanceProfile): { header: string[]; rows: string[][] } {
+/**
+ * Ratio table of a performance profile (cost / best cost per problem). Optimizers a problem
+ * excludes show 'n/a'; the profile curve counts them as unsolved, as Dolan-More profiles do.
+ */
+export function profileCells(p: PerformanceProfile, results?: ComparisonResults): { header: string[]; rows: string[][] } {
+  const excluded = new Set<string>();
+  for (const c of results?.spec.problems ?? []) for (const o of Object.keys(c.exclude ?? {})) excluded.add(`${o}\u0000${c.id ?? c.problem}`);
+  const cell = (o: string, q: string): string => {
+    if (excluded.has(`${o}\u0000${q}`)) return 'n/a';
+    return p.ratios[o][q] === null ? 'unsolved' : fmt(p.ratios[o][q], 3);
+  };
   return {
     header: ['optimizer', ...p.problems],
-    rows: p.optimizers.map((o) => [o, ...p.problems.map((q) => (p.ratios[o][q] === null ? 'unsolved' : fmt(p.ratios[o][q], 3)))]),
+    rows: p.optimizers.map((o) => [o, ...p.problems.map((q) => cell(o, q))]),
   };
 }
 
@@ -138,7 +147,7 @@ export function markdownReport(results: ComparisonResults, title = 'curvature co
       lines.push(`- **${p.measure}**: no problem was solved by every seed of any optimizer.`);
       continue;
     }
-    const t = profileCells(p);
+    const t = profileCells(p, results);
     lines.push(`### ${p.measure} to target`, '', markdownTable(t.header, t.rows), '');
   }
   return `${lines.join('\n')}\n`;
