@@ -276,12 +276,10 @@ export abstract class CurvatureOptimizer<
     const entries = this.gradientEntries(variableGradients);
     const names = entries.map((e) => e.name);
     if (this.options.skipNonFinite) {
-      if (loss !== undefined && !this.allFinite([loss])) {
-        this.recordSkip('loss', names);
-        return false;
-      }
-      if (!this.allFinite(entries.map((e) => e.grad))) {
-        this.recordSkip('gradient', names);
+      // One reduction and one read on the common path; which one failed is found only then.
+      const grads = entries.map((e) => e.grad);
+      if (!this.allFinite(loss !== undefined ? [loss, ...grads] : grads)) {
+        this.recordSkip(loss !== undefined && !this.allFinite([loss]) ? 'loss' : 'gradient', names);
         return false;
       }
     }
