@@ -22,9 +22,13 @@ export class Rng {
   private d: number;
   private spareNormal: number | null = null;
 
-  /** `seed` is any finite number; `stream` separates independent uses of one seed. */
-  constructor(seed: number, stream = 0) {
-    const mix = splitmix32(((Math.floor(seed) >>> 0) ^ Math.imul(stream + 1, 0x27d4eb2d)) >>> 0);
+  /**
+   * `seed` is any finite number; `stream` separates independent uses of one seed (null: the seed
+   * alone, unmixed, as the curvature diagnostics' probe generator uses it).
+   */
+  constructor(seed: number, stream: number | null = 0) {
+    const base = Math.floor(seed) >>> 0;
+    const mix = splitmix32(stream === null ? base : (base ^ Math.imul(stream + 1, 0x27d4eb2d)) >>> 0);
     this.a = mix();
     this.b = mix();
     this.c = mix();
