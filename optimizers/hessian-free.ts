@@ -57,7 +57,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { ggnvpVars, hvpVars } from '../src/autodiff/index.js';
-import { BASE_OPTION_SPECS, CurvatureOptimizer, type NamedTensorLike, type SkipEvent } from '../src/optim/base.js';
+import {
+  BASE_OPTION_SPECS,
+  CurvatureOptimizer,
+  type EvaluationCounters,
+  type NamedTensorLike,
+  type SkipEvent,
+} from '../src/optim/base.js';
 import { invalidOption, option, optionDocs, type OptionSpec, type OptionsInput } from '../src/optim/options.js';
 import { conjugateGradient, disposeCG, type CGStop } from '../src/curvature/cg.js';
 import { lossValue, releaseKept, scalarClosure, valueAndGradients } from '../src/curvature/closure.js';
@@ -141,12 +147,6 @@ export interface HessianFreeStepInfo {
   cgObjective: number[];
   /** CG iteration of the iterate chosen by backtracking. */
   backtrackedIteration: number;
-  lossEvals: number;
-  gradEvals: number;
-  hvpEvals: number;
-}
-
-export interface EvaluationCounters {
   lossEvals: number;
   gradEvals: number;
   hvpEvals: number;

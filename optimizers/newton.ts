@@ -42,7 +42,13 @@ import {
   solveModified,
   type Mat64,
 } from '../src/linalg/index.js';
-import { BASE_OPTION_SPECS, CurvatureOptimizer, type NamedTensorLike, type SkipEvent } from '../src/optim/base.js';
+import {
+  BASE_OPTION_SPECS,
+  CurvatureOptimizer,
+  type EvaluationCounters,
+  type NamedTensorLike,
+  type SkipEvent,
+} from '../src/optim/base.js';
 import { option, optionDocs, type OptionsInput } from '../src/optim/options.js';
 import { lossValue, releaseKept, scalarClosure, valueAndGradients } from '../src/curvature/closure.js';
 import { adaptDamping, reductionRatio } from '../src/curvature/damping.js';
@@ -75,12 +81,6 @@ export interface NewtonStepInfo {
   stepSize: number;
   /** Whether H + lambda I was indefinite and the eigenvalue modification was used. */
   modified: boolean;
-  lossEvals: number;
-  gradEvals: number;
-  hvpEvals: number;
-}
-
-export interface EvaluationCounters {
   lossEvals: number;
   gradEvals: number;
   hvpEvals: number;

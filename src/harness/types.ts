@@ -4,6 +4,7 @@
  * Non-finite numbers are stored as null (JSON has no NaN / Infinity); a run that diverged says
  * so in `final.diverged` and `final.stopReason`.
  */
+import type { EvaluationCounters } from '../optim/base.js';
 
 /** When a run stops if no target or divergence stops it first. At least one is required. */
 export interface Budget {
@@ -120,8 +121,4 @@ export interface RunResult {
 }
 
 /** Evaluation counters an optimizer may expose (cumulative since construction). */
-export interface OptimizerCounters {
-  lossEvals: number;
-  gradEvals: number;
-  hvpEvals: number;
-}
+export type OptimizerCounters = EvaluationCounters;

@@ -182,6 +182,16 @@ class StateEntry implements SlotState {
   }
 }
 
+/**
+ * Cumulative evaluation counts an optimizer exposes as `counters` (the harness reads them):
+ * loss evaluations, gradients, and curvature-vector products.
+ */
+export interface EvaluationCounters {
+  lossEvals: number;
+  gradEvals: number;
+  hvpEvals: number;
+}
+
 export abstract class CurvatureOptimizer<
   S extends CurvatureOptionSpecs = CurvatureOptionSpecs,
 > extends tf.Optimizer {

@@ -8,6 +8,7 @@ export {
 } from './base.js';
 export type {
   CurvatureOptionSpecs,
+  EvaluationCounters,
   GradientEntry,
   NamedTensorLike,
   SkipEvent,
