@@ -57,7 +57,13 @@
  * variable 'velocity' (and 'diag' for fallback variables); numeric 'damping', 'rho'.
  */
 import * as tf from '@tensorflow/tfjs';
-import { CurvatureOptimizer, BASE_OPTION_SPECS, type NamedTensorLike, type SkipEvent } from '../src/optim/base.js';
+import {
+  CurvatureOptimizer,
+  BASE_OPTION_SPECS,
+  type EvaluationCounters,
+  type NamedTensorLike,
+  type SkipEvent,
+} from '../src/optim/base.js';
 import { invalidOption, option, optionDocs, type OptionSpec, type OptionsInput } from '../src/optim/options.js';
 import { ema } from '../src/optim/transforms.js';
 import { DenseBlock, type DenseBlockSpec } from '../src/layers/dense.js';
@@ -152,6 +158,12 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
   static get className(): string {
     return 'CurvatureKFAC';
   }
+
+  /**
+   * Cumulative evaluation counts (the harness reads them): loss evaluations (one per step, one
+   * more per damping check) and backward passes (the gradient plus one per sampled-target draw).
+   */
+  readonly counters: EvaluationCounters = { lossEvals: 0, gradEvals: 0, hvpEvals: 0 };
 
   private readonly explicit: DenseBlockSpec[] = [];
   private blocksCache: DenseBlock[] | undefined;
@@ -339,6 +351,10 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
     const needCurvature = statsStep || (!burnIn && o.adaptive) || dampingStep;
     const est = blocks.length > 0 ? this.estimation() : 'empirical';
     const kind = this.lossKind();
+    const sampledDraws = needCurvature && est !== 'empirical' ? this.draws(est, burnIn, dampingStep) : 0;
+    // One loss and gradient pass; each sampled-target draw adds one backward pass.
+    this.counters.lossEvals += 1;
+    this.counters.gradEvals += 1 + sampledDraws;
     const cap = captureGradients(f, varList, [...blocks], {
       recordTrueGradients: needCurvature && est === 'empirical',
       ...(needCurvature && est !== 'empirical' ? { sampler: this.sampler(est, kind!, k, this.draws(est, burnIn, dampingStep)) } : {}),
@@ -605,6 +621,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           wdChange = tf.sub(tf.mul(dot(th, update), wd), tf.mul(dot(update, update), wd / 2));
         }
         const newLoss = this.evaluateClosure(s.f);
+        this.counters.lossEvals += 1;
         const vals = tf.stack([tf.reshape(model, []), tf.sub(tf.add(newLoss, wdChange), cap.value)]).dataSync();
         const rho = vals[1]! / vals[0]!;
         this.numericState.rho = rho;

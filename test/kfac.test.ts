@@ -99,6 +99,19 @@ describe('KFAC with registered plain-tf layers', () => {
     p.dispose();
   });
 
+  it('counts its loss evaluations and backward passes for the harness', () => {
+    const p = plain();
+    const [W1, b1, W2, b2] = p.vars as [tf.Variable, tf.Variable, tf.Variable, tf.Variable];
+    const opt = new KFAC({ lossKind: 'softmax-cross-entropy', estimation: 'empirical', dampingInterval: 5 })
+      .registerDense({ kernel: W1, bias: b1 })
+      .registerDense({ kernel: W2, bias: b2 });
+    for (let i = 0; i < 10; i++) opt.minimize(p.loss, false, p.vars);
+    // Empirical Fisher: one backward pass per step; the loss once per step plus one damping check
+    // every 5 steps.
+    expect(opt.counters).toEqual({ lossEvals: 12, gradEvals: 10, hvpEvals: 0 });
+    p.dispose();
+  });
+
   it('restores a checkpoint and continues the same trajectory', async () => {
     const run = async (restoreAt: number | undefined) => {
       const p = plain();
