@@ -34,7 +34,7 @@ const hfMinDamping = arg('hf-min-damping', 0.01);
 const hfCg = arg('hf-cg', 50);
 const hfPrecondIndex = process.argv.indexOf('--hf-precond');
 const hfPrecond = (hfPrecondIndex >= 0 ? process.argv[hfPrecondIndex + 1] : 'martens') as 'none' | 'martens' | 'squared-gradient';
-const seed = 0;
+const seed = arg('seed', 0);
 
 const backend = await initBackend(process.env.CURVATURE_BACKEND ?? 'wasm');
 
