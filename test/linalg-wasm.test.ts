@@ -28,17 +28,10 @@ import {
   identity,
 } from '../src/linalg/index.js';
 import { LINALG_WASM_BASE64 } from '../src/linalg/wasm/module.js';
+import { seededRandom } from './helpers/fd.js';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// mulberry32, shared with the other derivative tests.
+const rng = seededRandom;
 
 function randn(rows: number, cols: number, seed: number): Mat64 {
   const r = rng(seed);
