@@ -5,6 +5,7 @@
  *
  *   npm run bench                 all sections
  *   npm run bench -- linalg adam  only sections whose file name contains one of the words
+ *                                 (printed only; BENCHMARKS.md is written by full runs)
  */
 import { readdirSync, writeFileSync, renameSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -39,7 +40,10 @@ for (const f of files) {
   sections.push(await mod.run());
   process.stderr.write(`bench: ${f} done in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }
-const out = join(here, '..', 'BENCHMARKS.md');
-writeFileSync(out + '.tmp', header.concat(sections).join('\n') + '\n');
-renameSync(out + '.tmp', out);
+// A filtered run prints its sections only: BENCHMARKS.md always holds a full run.
+if (filters.length === 0) {
+  const out = join(here, '..', 'BENCHMARKS.md');
+  writeFileSync(out + '.tmp', header.concat(sections).join('\n') + '\n');
+  renameSync(out + '.tmp', out);
+}
 process.stdout.write(header.concat(sections).join('\n') + '\n');
