@@ -72,6 +72,7 @@ import {
   type GraftingType,
 } from '../src/optim/grafting.js';
 import { inverseRoot, mergeSmallDims, splitDim, type Mat64 } from '../src/linalg/index.js';
+import { shampooKernels, hostValues, hostTensor, type BlockGrid2d, type ShampooKernels } from '../src/optim/shampoo-kernels.js';
 
 export type ShampooRootMethod = 'eigen' | 'coupled-newton';
 
@@ -194,77 +195,32 @@ function joinBlocks(blocks: tf.Tensor[], L: Layout, shape: readonly number[]): t
   return tf.reshape(parts[0]!, shape as number[]);
 }
 
-/** Test hook: force the on-device (tf.split) blocking path on every backend. */
+/** Test hook: force the tfjs-ops path (tf.split blocks, tf.matMul products) on every backend. */
 export const shampooTesting = { deviceBlocking: false };
 
 /**
- * Whether blocks are cut on the host: on the wasm backend `tf.slice` / `tf.split` copy the
- * whole source tensor once per piece (readSync), so cutting a 784x128 gradient into 7 blocks
- * costs 7 full copies (~5 ms); one `dataSync` plus per-block uploads costs one. On the cpu
- * backend `dataSync` is free. Other backends (webgl, tensorflow) keep the data on the device.
+ * Whether a 2-D parameter's per-step work runs in the float32 WebAssembly kernels
+ * (src/optim/shampoo-kernels.ts) on host copies: on the wasm and cpu backends tensors live in
+ * JavaScript/WebAssembly memory, so reading a gradient is one copy, while the same work as
+ * tfjs ops is ~50 kernels per parameter with tens of microseconds of overhead each (and wasm's
+ * slice/split copy the whole source per piece). Other backends (webgl, tensorflow) keep the
+ * data on the device and use tfjs ops.
  */
-function hostBlocking(): boolean {
-  if (shampooTesting.deviceBlocking) return false;
+function hostKernels(L: Layout): ShampooKernels | null {
+  if (shampooTesting.deviceBlocking || L.merged.length !== 2 || L.diagonal) return null;
   const b = tf.getBackend();
-  return b === 'wasm' || b === 'cpu';
+  return b === 'wasm' || b === 'cpu' ? shampooKernels() : null;
 }
 
-/**
- * The blocks of a 2-D `x` cut on the host (row-major over the block grid), optionally with
- * their transposes, every entry multiplied by `scale`.
- */
-function hostBlocks2d(x: tf.Tensor, L: Layout, transposes: boolean, scale = 1): { blocks: tf.Tensor2D[]; transposed: tf.Tensor2D[] } {
-  const data = x.dataSync() as Float32Array;
-  const n = L.merged[1]!;
-  const blocks: tf.Tensor2D[] = [];
-  const transposed: tf.Tensor2D[] = [];
-  L.splits[0]!.forEach((h, bi) => {
-    const r0 = L.offsets[0]![bi]!;
-    L.splits[1]!.forEach((w, bj) => {
-      const c0 = L.offsets[1]![bj]!;
-      const a = new Float32Array(h * w);
-      for (let i = 0; i < h; i++) {
-        const src = data.subarray((r0 + i) * n + c0, (r0 + i) * n + c0 + w);
-        if (scale === 1) a.set(src, i * w);
-        else for (let j = 0; j < w; j++) a[i * w + j] = src[j]! * scale;
-      }
-      blocks.push(tf.tensor2d(a, [h, w]));
-      if (transposes) {
-        const at = new Float32Array(h * w);
-        for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) at[j * h + i] = a[i * w + j]!;
-        transposed.push(tf.tensor2d(at, [w, h]));
-      }
-    });
-  });
-  return { blocks, transposed };
-}
-
-/** 0/1 matrix [count, dim] whose row b selects the entries of block b along one dimension. */
-function indicator(sizes: number[], offsets: number[], dim: number): tf.Tensor2D {
-  const a = new Float32Array(sizes.length * dim);
-  sizes.forEach((s, b) => a.fill(1, b * dim + offsets[b]!, b * dim + offsets[b]! + s));
-  return tf.tensor2d(a, [sizes.length, dim]);
-}
-
-/**
- * Per-block grafting on a whole 2-D direction `y` [m, n]: every block of y is rescaled to the
- * norm of the same block of `graft`. Block sums of squares and the scale's expansion back to
- * [m, n] are small products with 0/1 indicator matrices, a dozen ops whatever the block count
- * (instead of a dozen per block).
- */
-function graftBlocks2d(y: tf.Tensor2D, graft: tf.Tensor2D, L: Layout): tf.Tensor2D {
-  const [m, n] = L.merged as [number, number];
-  const rows = indicator(L.splits[0]!, L.offsets[0]!, m); // [R, m]
-  const cols = L.splits[1]!.length > 1 ? indicator(L.splits[1]!, L.offsets[1]!, n) : undefined; // [C, n]
-  const blockSumSq = (x: tf.Tensor2D): tf.Tensor2D => {
-    const sq = tf.square(x);
-    if (cols === undefined) return tf.matMul(rows, tf.sum(sq, 1, true) as tf.Tensor2D); // [R, 1]
-    return tf.matMul(tf.matMul(rows, sq), tf.transpose(cols)); // [R, C]
+function grid2d(L: Layout): BlockGrid2d {
+  return {
+    m: L.merged[0]!,
+    n: L.merged[1]!,
+    rows: L.splits[0]!,
+    rowOffsets: L.offsets[0]!,
+    cols: L.splits[1]!,
+    colOffsets: L.offsets[1]!,
   };
-  const scale = tf.div(tf.sqrt(blockSumSq(graft)), tf.add(tf.sqrt(blockSumSq(y)), 1e-16)) as tf.Tensor2D;
-  let full = tf.matMul(tf.transpose(rows), scale); // [m, C]
-  if (cols !== undefined) full = tf.matMul(full, cols); // [m, n]
-  return tf.mul(y, full);
 }
 
 /** The Gram matrices G_(i) G_(i)^T of one block along each of its dimensions. */
@@ -401,12 +357,13 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     const t = state.step + 1;
     const start = this.startStep;
     const g = o.decoupledWeightDecay ? grad : addL2WeightDecay(grad, param, o.weightDecay);
+    const K = hostKernels(L);
 
     // Statistics (every step) and, on schedule, their inverse roots.
     if (L.diagonal) {
       state.set('diag', this.accumulate(state.get('diag'), tf.square(g)));
     } else {
-      if ((t - 1) % o.statisticsComputeSteps === 0) this.updateStatistics(state, L, g);
+      if ((t - 1) % o.statisticsComputeSteps === 0) this.updateStatistics(state, L, g, K);
       if (t === start || (t > start && t % o.preconditionFrequency === 0)) this.refreshRoots(state, L, t);
     }
     const gc = this.graftingConfig;
@@ -430,12 +387,15 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
       // The 1e-30 floor keeps a zero statistic (zero gradient) from giving 0 * Inf.
       d = tf.mul(f, tf.pow(tf.add(tf.add(v, eps), 1e-30), -1 / this.rootExponentFor(1)));
       if (gc.type !== 'none') d = tf.reshape(graftBlockNorms(tf.reshape(d, [1, -1]), tf.reshape(graft(), [1, -1])), param.shape);
-    } else if (L.blocks.length > 1 && L.merged.length === 2 && hostBlocking()) {
-      // P_L f_b P_R per block (P symmetric, so no transposes), blocks cut on the host.
-      const ys = hostBlocks2d(f, L, false).blocks.map((fb, b) => applyRoots(fb, [state.get(`P${b}_0`), state.get(`P${b}_1`)]));
-      let y = joinBlocks(ys, L, L.merged) as tf.Tensor2D;
-      if (gc.type !== 'none') y = graftBlocks2d(y, tf.reshape(graft(), y.shape), L);
-      d = tf.reshape(y, param.shape);
+    } else if (K !== null) {
+      // P_L f_b P_R per block (P symmetric, so no transposes) and per-block grafting, one
+      // WebAssembly call on host copies.
+      const roots = L.blocks.map((_, b) => [0, 1].map((i) => {
+        const p = state.get(`P${b}_${i}`);
+        return p === undefined ? undefined : hostValues(p);
+      }) as [Float32Array | undefined, Float32Array | undefined]);
+      const graftValues = gc.type === 'none' ? undefined : (graft().dataSync() as Float32Array);
+      d = tf.tensor(K.precondition(f.dataSync() as Float32Array, grid2d(L), roots, graftValues), param.shape);
     } else {
       let ys = splitBlocks(f, L).map((block, b) => applyRoots(block, L.merged.map((_, i) => state.get(`P${b}_${i}`))));
       if (gc.type !== 'none') ys = graftEach(ys, splitBlocks(graft(), L));
@@ -456,16 +416,20 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
   }
 
   /** S_i <- beta2 S_i + (1 - beta2) G_(i) G_(i)^T (or the sum) for every block and dimension. */
-  private updateStatistics(state: SlotState, L: Layout, g: tf.Tensor): void {
+  private updateStatistics(state: SlotState, L: Layout, g: tf.Tensor, K: ShampooKernels | null): void {
     const b2 = this.options.beta2;
-    if (L.blocks.length > 1 && L.merged.length === 2 && hostBlocking()) {
-      // Blocks and their transposes cut on the host, pre-scaled by sqrt(1 - beta2) so that the
-      // Gram products already carry the EMA weight.
-      const { blocks, transposed } = hostBlocks2d(g, L, true, b2 === 1 ? 1 : Math.sqrt(1 - b2));
-      blocks.forEach((gb, b) => {
-        const gt = transposed[b]!;
-        state.set(`L${b}_0`, this.accumulate(state.get(`L${b}_0`), tf.matMul(gb, gt), true));
-        state.set(`L${b}_1`, this.accumulate(state.get(`L${b}_1`), tf.matMul(gt, gb), true));
+    if (K !== null) {
+      // Gram products with the EMA fused in (beta S + alpha G G^T), one WebAssembly call.
+      const prev = L.blocks.map((_, b) => {
+        const sl = state.get(`L${b}_0`);
+        const sr = state.get(`L${b}_1`);
+        return sl === undefined || sr === undefined ? undefined : ([hostValues(sl), hostValues(sr)] as [Float32Array, Float32Array]);
+      });
+      const stats = K.statistics(g.dataSync() as Float32Array, grid2d(L), prev, b2 === 1 ? 1 : 1 - b2, b2 === 1 ? 1 : b2);
+      stats.forEach(([sl, sr], b) => {
+        const [h, w] = L.blocks[b]!;
+        state.set(`L${b}_0`, hostTensor(sl, [h!, h!]));
+        state.set(`L${b}_1`, hostTensor(sr, [w!, w!]));
       });
       return;
     }
@@ -482,7 +446,7 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     const method = o.inverseRootMethod === 'eigen' ? 'eigh' : 'newton';
     L.blocks.forEach((sizes, b) => {
       sizes.forEach((n, i) => {
-        const stat = state.get(`L${b}_${i}`)!.dataSync();
+        const stat = hostValues(state.get(`L${b}_${i}`)!);
         let root: Float64Array | null = null;
         try {
           const a = new Float64Array(n * n);
@@ -500,7 +464,7 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
           root = null;
         }
         this.numericState.inverseRoots = this.inverseRootCount + 1;
-        if (root !== null) state.set(`P${b}_${i}`, tf.tensor2d(Float32Array.from(root), [n, n]));
+        if (root !== null) state.set(`P${b}_${i}`, hostTensor(Float32Array.from(root), [n, n]));
         else this.numericState.failedInverseRoots = this.failedInverseRoots + 1;
         // On failure the previous P (or, before the first success, the identity) stays.
       });

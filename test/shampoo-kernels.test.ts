@@ -1,0 +1,171 @@
+/**
+ * Shampoo's float32 WebAssembly kernels (src/optim/wasm/shampoo.c via
+ * src/optim/shampoo-kernels.ts): the embedded module matches the committed .wasm; the kernels
+ * agree with plain float64 loops on odd sizes (register-tile edges, symmetric upper-only
+ * products); and the optimizer's kernel path agrees with its tfjs-ops path over many steps
+ * (blocks with edge sizes, grafting, EMA statistics, relative epsilon, root refreshes).
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend.js';
+import { Shampoo, shampooTesting, type ShampooOptions } from '../optimizers/shampoo.js';
+import { shampooKernels, type BlockGrid2d } from '../src/optim/shampoo-kernels.js';
+import { SHAMPOO_WASM_BASE64 } from '../src/optim/wasm/shampoo-module.js';
+
+beforeAll(async () => {
+  await initBackend('cpu');
+});
+afterEach(() => {
+  shampooTesting.deviceBlocking = false;
+});
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
+  };
+}
+
+function grid(rows: number[], cols: number[]): BlockGrid2d {
+  const off = (s: number[]) => s.map((_, i) => s.slice(0, i).reduce((a, b) => a + b, 0));
+  return { m: rows.reduce((a, b) => a + b, 0), n: cols.reduce((a, b) => a + b, 0), rows, rowOffsets: off(rows), cols, colOffsets: off(cols) };
+}
+
+/** Block (r0, c0, h, w) of a row-major [m, n] array as number[][]. */
+function block(x: Float32Array, n: number, r0: number, c0: number, h: number, w: number): number[][] {
+  return Array.from({ length: h }, (_, i) => Array.from({ length: w }, (_, j) => x[(r0 + i) * n + c0 + j]!));
+}
+
+function mm(a: number[][], b: number[][]): number[][] {
+  return a.map((row) => b[0]!.map((_, j) => row.reduce((s, v, p) => s + v * b[p]![j]!, 0)));
+}
+
+const T = (a: number[][]) => a[0]!.map((_, j) => a.map((row) => row[j]!));
+
+function relErr(got: ArrayLike<number>, want: number[][]): number {
+  const flat = want.flat();
+  let num = 0;
+  let den = 0;
+  flat.forEach((v, i) => {
+    num += (got[i]! - v) ** 2;
+    den += v * v;
+  });
+  return Math.sqrt(num / den);
+}
+
+describe('Shampoo WebAssembly kernels', () => {
+  it('embedded module equals src/optim/wasm/shampoo.wasm and loads', () => {
+    const file = readFileSync(fileURLToPath(new URL('../src/optim/wasm/shampoo.wasm', import.meta.url)));
+    expect(Buffer.from(SHAMPOO_WASM_BASE64, 'base64').equals(file)).toBe(true);
+    expect(shampooKernels()).not.toBeNull();
+  });
+
+  // Sizes off the 4x8 register tile: 13 = 8 + 5 rows, 11 = 8 + 3 columns.
+  const G = grid([8, 5], [8, 3]);
+  const r = rng(3);
+  const g = Float32Array.from({ length: G.m * G.n }, r);
+
+  it('statistics: beta * S + alpha * Gram per block, exactly symmetric', () => {
+    const K = shampooKernels()!;
+    const first = K.statistics(g, G, [undefined, undefined, undefined, undefined], 0.1, 0.9);
+    const second = K.statistics(g, G, first, 0.1, 0.9);
+    let b = 0;
+    for (const [ri, h] of G.rows.entries()) {
+      for (const [ci, w] of G.cols.entries()) {
+        const gb = block(g, G.n, G.rowOffsets[ri]!, G.colOffsets[ci]!, h, w);
+        const L = mm(gb, T(gb));
+        const R = mm(T(gb), gb);
+        // first: 0.1 Gram (beta ignored without a previous value); second: 0.9 * first + 0.1 Gram = 0.19 Gram.
+        expect(relErr(first[b]![0], L.map((row) => row.map((v) => 0.1 * v)))).toBeLessThan(1e-6);
+        expect(relErr(first[b]![1], R.map((row) => row.map((v) => 0.1 * v)))).toBeLessThan(1e-6);
+        expect(relErr(second[b]![0], L.map((row) => row.map((v) => 0.19 * v)))).toBeLessThan(1e-6);
+        expect(relErr(second[b]![1], R.map((row) => row.map((v) => 0.19 * v)))).toBeLessThan(1e-6);
+        for (const [S, s] of [[second[b]![0], h], [second[b]![1], w]] as const) {
+          for (let i = 0; i < s; i++) for (let j = 0; j < i; j++) expect(S[i * s + j]).toBe(S[j * s + i]);
+        }
+        b++;
+      }
+    }
+  });
+
+  it('precondition: P_L F_b P_R per block (identity when absent), grafted to the block norms', () => {
+    const K = shampooKernels()!;
+    const sym = (s: number) => {
+      const a = Array.from({ length: s }, () => Array.from({ length: s }, r));
+      return mm(a, T(a));
+    };
+    const roots: [number[][] | undefined, number[][] | undefined][] = [
+      [sym(8), sym(8)],
+      [sym(8), undefined],
+      [undefined, sym(8)],
+      [sym(5), sym(3)],
+    ];
+    const graft = Float32Array.from({ length: G.m * G.n }, r);
+    const f32 = (a: number[][] | undefined) => (a === undefined ? undefined : Float32Array.from(a.flat()));
+    for (const withGraft of [false, true]) {
+      const d = K.precondition(g, G, roots.map(([a, b]) => [f32(a), f32(b)]), withGraft ? graft : undefined);
+      let b = 0;
+      for (const [ri, h] of G.rows.entries()) {
+        for (const [ci, w] of G.cols.entries()) {
+          const [r0, c0] = [G.rowOffsets[ri]!, G.colOffsets[ci]!];
+          let want = block(g, G.n, r0, c0, h, w);
+          if (roots[b]![0]) want = mm(roots[b]![0]!, want);
+          if (roots[b]![1]) want = mm(want, roots[b]![1]!);
+          if (withGraft) {
+            const norm = (a: number[][]) => Math.hypot(...a.flat());
+            const s = norm(block(graft, G.n, r0, c0, h, w)) / norm(want);
+            want = want.map((row) => row.map((v) => v * s));
+          }
+          expect(relErr(Float32Array.from(block(d, G.n, r0, c0, h, w).flat()), want)).toBeLessThan(1e-6);
+          b++;
+        }
+      }
+    }
+  });
+});
+
+describe('Shampoo: WebAssembly kernel path vs tfjs-ops path', () => {
+  function run(shape: [number, number], options: ShampooOptions, steps: number, device: boolean): Float32Array {
+    shampooTesting.deviceBlocking = device;
+    const r = rng(11);
+    const w0 = Float32Array.from({ length: shape[0] * shape[1] }, r);
+    const w = tf.variable(tf.tensor2d(w0, shape), true);
+    const opt = new Shampoo(options);
+    const left = tf.tensor2d(Float32Array.from({ length: shape[0] * shape[0] }, r), [shape[0], shape[0]]);
+    for (let t = 0; t < steps; t++) {
+      const gr = tf.tidy(() => tf.matMul(left, tf.tensor2d(Float32Array.from({ length: shape[0] * shape[1] }, r), shape)));
+      opt.applyGradients({ [w.name]: gr });
+      gr.dispose();
+    }
+    // The total update (not the parameter, which the initial values dominate).
+    const out = Float32Array.from(w.dataSync(), (v, i) => v - w0[i]!);
+    tf.dispose([w, left]);
+    opt.dispose();
+    return out;
+  }
+
+  it.each([
+    ['blocks 16/16/5 x 16/4, Adam grafting, EMA, relative epsilon', [37, 20], { maxPreconditionerDim: 16, grafting: 'adam', beta2: 0.99, epsilon: 1e-3, epsilonMode: 'relative', preconditionFrequency: 3 }],
+    ['one block 12x7, AdaGrad sum, no grafting, r = 2', [12, 7], { grafting: 'none', epsilon: 1e-4, rootExponent: 2, preconditionFrequency: 2, learningRate: 1e-3, mergeDims: false }],
+    ['blocks 8/8/8 x 8/2, RMSProp grafting, statisticsComputeSteps 2, momentum', [24, 10], { maxPreconditionerDim: 8, grafting: 'rmsprop', beta2: 0.9, statisticsComputeSteps: 2, momentum: 0.9, epsilon: 1e-6 }],
+  ] as [string, [number, number], ShampooOptions][])('%s', (_, shape, options) => {
+    const steps = 25;
+    const kernel = run(shape, options, steps, false);
+    const device = run(shape, options, steps, true);
+    let num = 0;
+    let den = 0;
+    kernel.forEach((v, i) => {
+      num += (v - device[i]!) ** 2;
+      den += device[i]! ** 2;
+    });
+    expect(kernel.every(Number.isFinite)).toBe(true);
+    console.log(`kernel vs tfjs ops: relative difference of the total update ${Math.sqrt(num / den).toExponential(2)}`);
+    expect(Math.sqrt(num / den)).toBeLessThan(1e-5);
+  });
+});
