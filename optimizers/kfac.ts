@@ -63,10 +63,12 @@ import {
   type EvaluationCounters,
   type NamedTensorLike,
   type SkipEvent,
+  type SlotState,
 } from '../src/optim/base.js';
 import { invalidOption, option, optionDocs, type OptionSpec, type OptionsInput } from '../src/optim/options.js';
 import { ema } from '../src/optim/transforms.js';
-import { DenseBlock, type DenseBlockSpec } from '../src/layers/dense.js';
+import { DenseBlock, isLowRank, type DenseBlockSpec, type FactorInverse } from '../src/layers/dense.js';
+import { useLowRank } from '../src/layers/lowrank.js';
 import { captureGradients, type CaptureResult, type CotangentSampler } from '../src/layers/capture.js';
 import { denseBlocksOf } from '../src/layers/registration.js';
 
@@ -117,6 +119,11 @@ export const KFAC_OPTIONS = {
   statsDecay: option.decay(0.95, 'EMA decay of the Kronecker factors'),
   statsUpdatePeriod: option.number(1, 'Steps between factor statistics updates', period),
   inverseUpdatePeriod: option.number(5, 'Steps between inverse refreshes', period),
+  factorRank: option.number(
+    0,
+    'Low-rank-plus-tail factor inverses of this rank for factors larger than 2 factorRank (randomized K-FAC); 0: exact inverses',
+    { min: 0, integer: true },
+  ),
   burnIn: option.number(0, 'First steps that only accumulate statistics', { min: 0, integer: true }),
   estimation: oneOf<KFACEstimation>(['fisher', 'empirical', 'exact'], 'fisher', "'fisher' (sampled targets), 'empirical' (data targets), 'exact' (all output directions)"),
   lossKind: oneOf<KFACLossKind | 'auto'>(['auto', 'softmax-cross-entropy', 'sigmoid-cross-entropy', 'mse'], 'auto', "Output distribution for 'fisher'/'exact'; 'auto' reads model.loss"),
@@ -387,6 +394,34 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
     }
   }
 
+  /** Save a factor inverse in a block's slots: 'Ainv', or 'AU', 'AUt', 'Acoef', 'Atail', 'Abasis'. */
+  private static storeInverse(st: SlotState, p: 'A' | 'G', inv: FactorInverse): void {
+    if (!isLowRank(inv)) {
+      st.set(`${p}inv`, inv);
+      return;
+    }
+    st.set(`${p}U`, inv.U);
+    st.set(`${p}Ut`, inv.Ut);
+    st.set(`${p}coef`, inv.coef);
+    st.set(`${p}tail`, inv.tail);
+    st.set(`${p}basis`, inv.basis);
+  }
+
+  /** The stored inverse of the wanted form, if any. */
+  private static loadInverse(st: SlotState, p: 'A' | 'G', lowRank: boolean): FactorInverse | undefined {
+    if (!lowRank) return st.get(`${p}inv`) as tf.Tensor2D | undefined;
+    const [U, Ut, coef, tail, basis] = ['U', 'Ut', 'coef', 'tail', 'basis'].map((x) => st.get(`${p}${x}`));
+    if (!U || !Ut || !coef || !tail || !basis) return undefined;
+    return {
+      U: U as tf.Tensor2D,
+      Ut: Ut as tf.Tensor2D,
+      coef: coef as tf.Tensor1D,
+      tail: tail as tf.Scalar,
+      basis: basis as tf.Tensor2D,
+      values: new Float64Array(0),
+    };
+  }
+
   private disposeCapture(cap: CaptureResult): void {
     tf.dispose(cap.grads);
     for (const l of cap.layers) {
@@ -459,14 +494,25 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
       }
       if (s.burnIn) return;
 
-      // 2. Inverses of the damped factors.
+      // 2. Inverses of the damped factors (explicit, or low-rank plus tail: factorRank).
+      const rank = o.factorRank;
       for (const { block } of active) {
         const st = this.stateFor(`@kfac/${block.name}`);
         if (!st.has('A')) continue;
-        if (s.k % o.inverseUpdatePeriod === 0 || !st.has('Ainv')) {
-          const { Ainv, Ginv } = DenseBlock.dampedInverses(st.get('A') as tf.Tensor2D, st.get('G') as tf.Tensor2D, lambda);
-          st.set('Ainv', Ainv);
-          st.set('Ginv', Ginv);
+        const lowA = useLowRank(block.inDim, rank);
+        const lowG = useLowRank(block.outDim, rank);
+        if (s.k % o.inverseUpdatePeriod === 0 || !KFAC.loadInverse(st, 'A', lowA) || !KFAC.loadInverse(st, 'G', lowG)) {
+          const basis = (p: 'A' | 'G', low: boolean) => (low ? (st.get(`${p}basis`) as tf.Tensor2D | undefined) : undefined);
+          const bA = basis('A', lowA);
+          const bG = basis('G', lowG);
+          const { Ainv, Ginv } = DenseBlock.dampedInverses(st.get('A') as tf.Tensor2D, st.get('G') as tf.Tensor2D, lambda, {
+            rank,
+            ...(bA ? { basisA: bA } : {}),
+            ...(bG ? { basisG: bG } : {}),
+            seed: 1 + o.seed * 7919 + s.k,
+          });
+          KFAC.storeInverse(st, 'A', Ainv);
+          KFAC.storeInverse(st, 'G', Ginv);
         }
       }
 
@@ -478,11 +524,13 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
       for (const { block } of active) {
         const st = this.stateFor(`@kfac/${block.name}`);
         const gm = block.toMatrix(g.get(block.kernel.name) ?? tf.zerosLike(block.kernel), block.bias ? g.get(block.bias.name) : undefined);
-        if (!st.has('Ainv')) {
+        const Ainv = KFAC.loadInverse(st, 'A', useLowRank(block.inDim, rank));
+        const Ginv = KFAC.loadInverse(st, 'G', useLowRank(block.outDim, rank));
+        if (!Ainv || !Ginv) {
           block.variables.forEach((v) => dir.set(v.name, tf.neg(g.get(v.name) ?? tf.zerosLike(v))));
           continue;
         }
-        const p = block.fromMatrix(tf.neg(DenseBlock.precondition(gm, st.get('Ainv') as tf.Tensor2D, st.get('Ginv') as tf.Tensor2D)));
+        const p = block.fromMatrix(tf.neg(DenseBlock.precondition(gm, Ainv, Ginv)));
         dir.set(block.kernel.name, p.kernel);
         if (block.bias && p.bias) dir.set(block.bias.name, p.bias);
       }

@@ -57,8 +57,21 @@ export async function run(): Promise<string> {
       options: { adaptive: false, adaptDamping: false, statsUpdatePeriod: 5, inverseUpdatePeriod: 10 },
     },
     { name: 'K-FAC empirical, adaptive', options: { estimation: 'empirical' } },
+    { name: 'K-FAC defaults + factorRank 64', options: { factorRank: 64 } },
+    {
+      name: 'K-FAC fixed lr, stats every 10 steps, inverses every 20, factorRank 64',
+      options: { adaptive: false, adaptDamping: false, statsUpdatePeriod: 10, inverseUpdatePeriod: 20, factorRank: 64 },
+    },
+    {
+      name: 'K-FAC fixed lr, stats every 10 steps, inverses every 20, factorRank 128',
+      options: { adaptive: false, adaptDamping: false, statsUpdatePeriod: 10, inverseUpdatePeriod: 20, factorRank: 128 },
+    },
+    {
+      name: 'K-FAC fixed lr, stats every 10 steps, inverses every 20 (exact inverses)',
+      options: { adaptive: false, adaptDamping: false, statsUpdatePeriod: 10, inverseUpdatePeriod: 20 },
+    },
   ];
-  const stepsPerRound = 10;
+  const stepsPerRound = 20;
 
   const state = variants.map((v, i) => {
     const model = tf.sequential();

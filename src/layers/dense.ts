@@ -15,6 +15,28 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { addToDiagonal, spdInverse } from './inverse.js';
+import { applyLeft, applyRight, lowRankDampedInverse, useLowRank, type LowRankInverse } from './lowrank.js';
+
+/**
+ * The damped inverse of one factor: an explicit matrix, or the low-rank-plus-tail form
+ * (src/layers/lowrank.ts) when K-FAC's `factorRank` applies to the factor's size.
+ */
+export type FactorInverse = tf.Tensor2D | LowRankInverse;
+
+export function isLowRank(inv: FactorInverse): inv is LowRankInverse {
+  return !(inv instanceof tf.Tensor);
+}
+
+/** Options of `DenseBlock.dampedInverses` for the low-rank form. */
+export interface InverseOptions {
+  /** Rank of the low-rank form (0: explicit inverses). Applies to factors larger than 2 rank. */
+  rank?: number;
+  /** Previous Ritz bases (warm starts). */
+  basisA?: tf.Tensor2D;
+  basisG?: tf.Tensor2D;
+  /** Seed of a cold start. */
+  seed?: number;
+}
 
 export interface DenseBlockSpec {
   /** Name used in state keys and warnings (e.g. the tfjs-layers layer name). */
@@ -108,22 +130,46 @@ export class DenseBlock {
     return { dampA: pi * s, dampG: s / pi, pi };
   }
 
-  /** Inverses of the damped factors (caller owns them). */
-  static dampedInverses(A: tf.Tensor2D, G: tf.Tensor2D, lambda: number): { Ainv: tf.Tensor2D; Ginv: tf.Tensor2D } {
+  /**
+   * Inverses of the damped factors (caller owns them): explicit, or low-rank plus tail for a
+   * factor larger than 2 `rank` (then `basisA`/`basisG` warm-start the subspace iteration).
+   */
+  static dampedInverses(A: tf.Tensor2D, G: tf.Tensor2D, lambda: number, o: InverseOptions = {}): { Ainv: FactorInverse; Ginv: FactorInverse } {
     const { dampA, dampG } = DenseBlock.factoredDamping(A, G, lambda);
-    const Ad = addToDiagonal(A, dampA);
-    const Gd = addToDiagonal(G, dampG);
+    const rank = o.rank ?? 0;
+    const one = (M: tf.Tensor2D, damp: number, basis: tf.Tensor2D | undefined, seed: number): FactorInverse => {
+      if (useLowRank(M.shape[0], rank)) {
+        return lowRankDampedInverse(M, damp, rank, { ...(basis ? { basis } : {}), seed });
+      }
+      const Md = addToDiagonal(M, damp);
+      try {
+        return spdInverse(Md);
+      } finally {
+        Md.dispose();
+      }
+    };
+    const seed = o.seed ?? 1;
+    const Ainv = one(A, dampA, o.basisA, seed);
     try {
-      return { Ainv: spdInverse(Ad), Ginv: spdInverse(Gd) };
-    } finally {
-      Ad.dispose();
-      Gd.dispose();
+      return { Ainv, Ginv: one(G, dampG, o.basisG, seed + 1) };
+    } catch (err) {
+      DenseBlock.disposeInverse(Ainv);
+      throw err;
     }
   }
 
+  /** Dispose an inverse returned by `dampedInverses`. */
+  static disposeInverse(inv: FactorInverse): void {
+    if (isLowRank(inv)) tf.dispose([inv.U, inv.Ut, inv.coef, inv.tail, inv.basis]);
+    else inv.dispose();
+  }
+
   /** Multiply a gradient matrix by the damped inverse: Ainv V Ginv. */
-  static precondition(v: tf.Tensor2D, Ainv: tf.Tensor2D, Ginv: tf.Tensor2D): tf.Tensor2D {
-    return tf.matMul(tf.matMul(Ainv, v), Ginv);
+  static precondition(v: tf.Tensor2D, Ainv: FactorInverse, Ginv: FactorInverse): tf.Tensor2D {
+    return tf.tidy(() => {
+      const left: tf.Tensor2D = isLowRank(Ainv) ? applyLeft(Ainv, v) : tf.matMul(Ainv, v);
+      return isLowRank(Ginv) ? applyRight(Ginv, left) : (tf.matMul(left, Ginv) as tf.Tensor2D);
+    });
   }
 
   /**
