@@ -7,6 +7,8 @@
  *                (only the upper triangle is computed, then mirrored: exactly symmetric)
  *   direction    per block b:  D_b = P_L F_b P_R  (absent P = identity), then, with grafting,
  *                D_b *= ||Graft_b|| / (||D_b|| + 1e-16)
+ *   roots        P = W^T W with W = diag(f(lambda))^(1/2) V^T from the float64 eigendecomposition
+ *                (the float32 P is what Shampoo stores; see optimizers/shampoo.ts)
  *
  * On these backends tensors live in JavaScript or WebAssembly memory, so reading a gradient
  * (dataSync) is one copy; one module call per parameter replaces the ~50 tfjs kernels (and
@@ -129,6 +131,8 @@ export interface ShampooKernels {
   statistics(g: Float32Array, grid: BlockGrid2d, prev: ([Float32Array, Float32Array] | undefined)[], alpha: number, beta: number): [Float32Array, Float32Array][];
   /** The preconditioned (and grafted) direction [m, n]; roots[b] = [P_L, P_R], undefined = identity. */
   precondition(f: Float32Array, grid: BlockGrid2d, roots: [Float32Array | undefined, Float32Array | undefined][], graft: Float32Array | undefined): Float32Array;
+  /** W^T W (n x n, exactly symmetric) for W [k x n] row-major. */
+  gram(wRows: Float32Array, k: number, n: number): Float32Array;
 }
 
 function blocks(grid: BlockGrid2d): { r0: number; c0: number; h: number; w: number }[] {
@@ -210,6 +214,17 @@ function makeKernels(w: Exports): ShampooKernels {
         }
       });
       return A.view(pd, m * n).slice();
+    },
+
+    gram(wRows, k, n) {
+      const A = new Arena(w);
+      const pw = A.take(k * n);
+      const pc = A.take(n * n);
+      A.ready();
+      A.view(pw, k * n).set(wRows);
+      w.sgemm(n, n, k, 1, pw, 1, n, pw, n, 0, pc, n, 1);
+      w.mirror_upper(pc, n, n);
+      return A.view(pc, n * n).slice();
     },
   };
 }
