@@ -57,7 +57,7 @@
  * continues identically; `failedInverseRoots` is saved too.
  */
 import * as tf from '@tensorflow/tfjs';
-import { CurvatureOptimizer, BASE_OPTION_SPECS, type SlotState, type StepContext } from '../src/optim/base.js';
+import { CurvatureOptimizer, BASE_OPTION_SPECS, type NamedTensorLike, type SlotState, type StepContext } from '../src/optim/base.js';
 import { option, optionDocs, invalidOption, type OptionSpec, type OptionsInput } from '../src/optim/options.js';
 import { addL2WeightDecay, descend, ema, momentumDirection } from '../src/optim/transforms.js';
 import {
@@ -271,6 +271,14 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
 
   private readonly layouts = new Map<string, Layout>();
   private readonly graftingConfig: GraftingConfig;
+  /**
+   * Statistics computed by the WebAssembly kernels and not yet written to their state slots:
+   * writing 14 slots of 64 KB back to tfjs every step costs more than the EMA itself, so they
+   * stay on the host and are written by getWeights / setWeights / dispose and whenever the
+   * tfjs-ops path needs them (flushStatistics). Slots are created at their first update, so
+   * the slot order in getWeights is unchanged.
+   */
+  private readonly pendingStats = new Map<SlotState, Map<string, Float32Array>>();
 
   constructor(options: ShampooOptions = {}) {
     super('Shampoo', SHAMPOO_OPTIONS, options);
@@ -298,6 +306,43 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
   /** Inverse roots computed so far (successful or not). */
   get inverseRootCount(): number {
     return this.numericState.inverseRoots ?? 0;
+  }
+
+  override async getWeights(): Promise<NamedTensorLike[]> {
+    this.flushStatistics();
+    return super.getWeights();
+  }
+
+  override async setWeights(weights: NamedTensorLike[]): Promise<void> {
+    this.flushStatistics();
+    return super.setWeights(weights);
+  }
+
+  override dispose(): void {
+    this.pendingStats.clear();
+    super.dispose();
+  }
+
+  /** Write the host-resident statistics (pendingStats) of one state entry, or of all, to their slots. */
+  private flushStatistics(only?: SlotState): void {
+    for (const [state, slots] of this.pendingStats) {
+      if (only !== undefined && state !== only) continue;
+      tf.tidy(() => {
+        for (const [slot, v] of slots) {
+          const n = Math.round(Math.sqrt(v.length));
+          state.set(slot, hostTensor(v, [n, n]));
+        }
+      });
+      this.pendingStats.delete(state);
+    }
+  }
+
+  /** A statistic's current host values (pending, else the slot's), or undefined before its first update. */
+  private statValues(state: SlotState, slot: string): Float32Array | undefined {
+    const pending = this.pendingStats.get(state)?.get(slot);
+    if (pending !== undefined) return pending;
+    const t = state.get(slot);
+    return t === undefined ? undefined : hostValues(t);
   }
 
   /** The step at which Shampoo directions start (before it: grafted first-order steps). */
@@ -358,6 +403,7 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     const start = this.startStep;
     const g = o.decoupledWeightDecay ? grad : addL2WeightDecay(grad, param, o.weightDecay);
     const K = hostKernels(L);
+    if (K === null && this.pendingStats.has(state)) this.flushStatistics(state);
 
     // Statistics (every step) and, on schedule, their inverse roots.
     if (L.diagonal) {
@@ -421,15 +467,19 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     if (K !== null) {
       // Gram products with the EMA fused in (beta S + alpha G G^T), one WebAssembly call.
       const prev = L.blocks.map((_, b) => {
-        const sl = state.get(`L${b}_0`);
-        const sr = state.get(`L${b}_1`);
-        return sl === undefined || sr === undefined ? undefined : ([hostValues(sl), hostValues(sr)] as [Float32Array, Float32Array]);
+        const sl = this.statValues(state, `L${b}_0`);
+        const sr = this.statValues(state, `L${b}_1`);
+        return sl === undefined || sr === undefined ? undefined : ([sl, sr] as [Float32Array, Float32Array]);
       });
       const stats = K.statistics(g.dataSync() as Float32Array, grid2d(L), prev, b2 === 1 ? 1 : 1 - b2, b2 === 1 ? 1 : b2);
+      let pending = this.pendingStats.get(state);
+      if (pending === undefined) this.pendingStats.set(state, (pending = new Map()));
       stats.forEach(([sl, sr], b) => {
         const [h, w] = L.blocks[b]!;
-        state.set(`L${b}_0`, hostTensor(sl, [h!, h!]));
-        state.set(`L${b}_1`, hostTensor(sr, [w!, w!]));
+        for (const [slot, v, n] of [[`L${b}_0`, sl, h!], [`L${b}_1`, sr, w!]] as [string, Float32Array, number][]) {
+          if (state.has(slot)) pending.set(slot, v);
+          else state.set(slot, hostTensor(v, [n, n])); // first update: create the slot now (order)
+        }
       });
       return;
     }
@@ -446,7 +496,7 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     const K = tf.getBackend() === 'wasm' || tf.getBackend() === 'cpu' ? shampooKernels() : null;
     L.blocks.forEach((sizes, b) => {
       sizes.forEach((n, i) => {
-        const stat = hostValues(state.get(`L${b}_${i}`)!);
+        const stat = this.statValues(state, `L${b}_${i}`)!;
         let root: Float32Array | null = null;
         try {
           const a = new Float64Array(n * n);

@@ -169,3 +169,40 @@ describe('Shampoo: WebAssembly kernel path vs tfjs-ops path', () => {
     expect(Math.sqrt(num / den)).toBeLessThan(1e-5);
   });
 });
+
+describe('Shampoo kernel path: host-resident statistics', () => {
+  it('getWeights/setWeights mid-run continues the same trajectory (statistics written back first)', async () => {
+    const r = rng(21);
+    const shape: [number, number] = [20, 9];
+    const w0 = Float32Array.from({ length: 180 }, r);
+    const grads = Array.from({ length: 14 }, () => Float32Array.from({ length: 180 }, r));
+    const options: ShampooOptions = { maxPreconditionerDim: 8, mergeDims: false, grafting: 'adam', beta2: 0.95, preconditionFrequency: 3, epsilon: 1e-4 };
+    const step = (opt: Shampoo, v: tf.Variable, t: number) => {
+      const g = tf.tensor2d(grads[t]!, shape);
+      opt.applyGradients({ [v.name]: g });
+      g.dispose();
+    };
+    const va = tf.variable(tf.tensor2d(w0, shape), true);
+    const a = new Shampoo(options);
+    for (let t = 0; t < 7; t++) step(a, va, t);
+    const saved = await a.getWeights();
+    // The saved statistics are the current ones: 3 row blocks x 2 column blocks, L and R each.
+    expect(saved.filter((w) => /\/L\d_\d$/.test(w.name))).toHaveLength(12);
+    const vb = tf.variable(va.clone(), true);
+    const b = new Shampoo(options);
+    await b.setWeights(saved);
+    tf.dispose(saved.map((w) => w.tensor));
+    for (let t = 7; t < 14; t++) {
+      step(a, va, t);
+      step(b, vb, t);
+    }
+    expect(Array.from(vb.dataSync())).toEqual(Array.from(va.dataSync()));
+    // And the same trajectory as an optimizer that never saved (flushing changes nothing).
+    const vc = tf.variable(tf.tensor2d(w0, shape), true);
+    const c = new Shampoo(options);
+    for (let t = 0; t < 14; t++) step(c, vc, t);
+    expect(Array.from(vc.dataSync())).toEqual(Array.from(va.dataSync()));
+    tf.dispose([va, vb, vc]);
+    [a, b, c].forEach((o) => o.dispose());
+  });
+});

@@ -90,9 +90,26 @@ void mirror_upper(f32 *C, int n, int ldc) {
     for (int j = 0; j < i; j++) C[i * ldc + j] = C[j * ldc + i];
 }
 
-/* dst[cols x rows] = src[rows x cols]^T (src stride lds, dst dense). */
+/* dst[cols x rows] = src[rows x cols]^T (src stride lds, dst dense); 4x4 SIMD tiles. */
 void transpose(const f32 *src, int lds, int rows, int cols, f32 *dst) {
-  for (int r = 0; r < rows; r++)
+  int r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    int c = 0;
+    for (; c + 4 <= cols; c += 4) {
+      const f32 *s = src + r * lds + c;
+      v128_t a0 = wasm_v128_load(s), a1 = wasm_v128_load(s + lds), a2 = wasm_v128_load(s + 2 * lds), a3 = wasm_v128_load(s + 3 * lds);
+      v128_t t0 = wasm_i32x4_shuffle(a0, a1, 0, 4, 1, 5), t1 = wasm_i32x4_shuffle(a2, a3, 0, 4, 1, 5);
+      v128_t t2 = wasm_i32x4_shuffle(a0, a1, 2, 6, 3, 7), t3 = wasm_i32x4_shuffle(a2, a3, 2, 6, 3, 7);
+      f32 *d = dst + c * rows + r;
+      wasm_v128_store(d, wasm_i32x4_shuffle(t0, t1, 0, 1, 4, 5));
+      wasm_v128_store(d + rows, wasm_i32x4_shuffle(t0, t1, 2, 3, 6, 7));
+      wasm_v128_store(d + 2 * rows, wasm_i32x4_shuffle(t2, t3, 0, 1, 4, 5));
+      wasm_v128_store(d + 3 * rows, wasm_i32x4_shuffle(t2, t3, 2, 3, 6, 7));
+    }
+    for (; c < cols; c++)
+      for (int q = 0; q < 4; q++) dst[c * rows + r + q] = src[(r + q) * lds + c];
+  }
+  for (; r < rows; r++)
     for (int c = 0; c < cols; c++) dst[c * rows + r] = src[r * lds + c];
 }
 
