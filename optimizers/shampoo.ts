@@ -272,13 +272,13 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
   private readonly layouts = new Map<string, Layout>();
   private readonly graftingConfig: GraftingConfig;
   /**
-   * Statistics computed by the WebAssembly kernels and not yet written to their state slots:
-   * writing 14 slots of 64 KB back to tfjs every step costs more than the EMA itself, so they
-   * stay on the host and are written by getWeights / setWeights / dispose and whenever the
-   * tfjs-ops path needs them (flushStatistics). Slots are created at their first update, so
-   * the slot order in getWeights is unchanged.
+   * Slots (statistics, grafting accumulator, first moment) updated by the WebAssembly kernels
+   * and not yet written to their state variables: writing them back to tfjs every step costs
+   * more than updating them, so they stay on the host and are written by getWeights /
+   * setWeights / dispose and whenever the tfjs-ops path needs them (flushHostSlots). Slots are
+   * created at their first update, so the slot order in getWeights is unchanged.
    */
-  private readonly pendingStats = new Map<SlotState, Map<string, Float32Array>>();
+  private readonly hostSlots = new Map<SlotState, Map<string, { values: Float32Array; shape: number[] }>>();
 
   constructor(options: ShampooOptions = {}) {
     super('Shampoo', SHAMPOO_OPTIONS, options);
@@ -309,40 +309,48 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
   }
 
   override async getWeights(): Promise<NamedTensorLike[]> {
-    this.flushStatistics();
+    this.flushHostSlots();
     return super.getWeights();
   }
 
   override async setWeights(weights: NamedTensorLike[]): Promise<void> {
-    this.flushStatistics();
+    this.flushHostSlots();
     return super.setWeights(weights);
   }
 
   override dispose(): void {
-    this.pendingStats.clear();
+    this.hostSlots.clear();
     super.dispose();
   }
 
-  /** Write the host-resident statistics (pendingStats) of one state entry, or of all, to their slots. */
-  private flushStatistics(only?: SlotState): void {
-    for (const [state, slots] of this.pendingStats) {
+  /** Write the host-resident slots (hostSlots) of one state entry, or of all, to their variables. */
+  private flushHostSlots(only?: SlotState): void {
+    for (const [state, slots] of this.hostSlots) {
       if (only !== undefined && state !== only) continue;
       tf.tidy(() => {
-        for (const [slot, v] of slots) {
-          const n = Math.round(Math.sqrt(v.length));
-          state.set(slot, hostTensor(v, [n, n]));
-        }
+        for (const [slot, { values, shape }] of slots) state.set(slot, hostTensor(values, shape));
       });
-      this.pendingStats.delete(state);
+      this.hostSlots.delete(state);
     }
   }
 
-  /** A statistic's current host values (pending, else the slot's), or undefined before its first update. */
-  private statValues(state: SlotState, slot: string): Float32Array | undefined {
-    const pending = this.pendingStats.get(state)?.get(slot);
-    if (pending !== undefined) return pending;
+  /** A slot's current host values (host-resident, else the variable's), or undefined before its first update. */
+  private slotValues(state: SlotState, slot: string): Float32Array | undefined {
+    const pending = this.hostSlots.get(state)?.get(slot);
+    if (pending !== undefined) return pending.values;
     const t = state.get(slot);
     return t === undefined ? undefined : hostValues(t);
+  }
+
+  /** Record a slot's new host values (never mutated afterwards); a new slot is created at once. */
+  private setHostSlot(state: SlotState, slot: string, values: Float32Array, shape: number[]): void {
+    if (!state.has(slot)) {
+      state.set(slot, hostTensor(values, shape));
+      return;
+    }
+    let slots = this.hostSlots.get(state);
+    if (slots === undefined) this.hostSlots.set(state, (slots = new Map()));
+    slots.set(slot, { values, shape });
   }
 
   /** The step at which Shampoo directions start (before it: grafted first-order steps). */
@@ -403,13 +411,14 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     const start = this.startStep;
     const g = o.decoupledWeightDecay ? grad : addL2WeightDecay(grad, param, o.weightDecay);
     const K = hostKernels(L);
-    if (K === null && this.pendingStats.has(state)) this.flushStatistics(state);
+    if (K === null && this.hostSlots.has(state)) this.flushHostSlots(state);
+    if (K !== null) return descend(param, this.finishDirection(this.hostDirection(param, g, state, L, t, K), param, state), ctx.learningRate);
 
     // Statistics (every step) and, on schedule, their inverse roots.
     if (L.diagonal) {
       state.set('diag', this.accumulate(state.get('diag'), tf.square(g)));
     } else {
-      if ((t - 1) % o.statisticsComputeSteps === 0) this.updateStatistics(state, L, g, K);
+      if ((t - 1) % o.statisticsComputeSteps === 0) this.updateStatistics(state, L, g, null);
       if (t === start || (t > start && t % o.preconditionFrequency === 0)) this.refreshRoots(state, L, t);
     }
     const gc = this.graftingConfig;
@@ -433,57 +442,95 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
       // The 1e-30 floor keeps a zero statistic (zero gradient) from giving 0 * Inf.
       d = tf.mul(f, tf.pow(tf.add(tf.add(v, eps), 1e-30), -1 / this.rootExponentFor(1)));
       if (gc.type !== 'none') d = tf.reshape(graftBlockNorms(tf.reshape(d, [1, -1]), tf.reshape(graft(), [1, -1])), param.shape);
-    } else if (K !== null) {
-      // P_L f_b P_R per block (P symmetric, so no transposes) and per-block grafting, one
-      // WebAssembly call on host copies.
-      const roots = L.blocks.map((_, b) => [0, 1].map((i) => {
-        const p = state.get(`P${b}_${i}`);
-        return p === undefined ? undefined : hostValues(p);
-      }) as [Float32Array | undefined, Float32Array | undefined]);
-      const graftValues = gc.type === 'none' ? undefined : (graft().dataSync() as Float32Array);
-      d = tf.tensor(K.precondition(f.dataSync() as Float32Array, grid2d(L), roots, graftValues), param.shape);
     } else {
       let ys = splitBlocks(f, L).map((block, b) => applyRoots(block, L.merged.map((_, i) => state.get(`P${b}_${i}`))));
       if (gc.type !== 'none') ys = graftEach(ys, splitBlocks(graft(), L));
       d = joinBlocks(ys, L, param.shape);
     }
 
+    return descend(param, this.finishDirection(d, param, state), ctx.learningRate);
+  }
+
+  /** Decoupled weight decay, then momentum / Nesterov. */
+  private finishDirection(direction: tf.Tensor, param: tf.Tensor, state: SlotState): tf.Tensor {
+    const o = this.options;
+    let d = direction;
     if (o.decoupledWeightDecay) d = addL2WeightDecay(d, param, o.weightDecay);
     if (o.momentum > 0) {
-      const { buffer, direction } = momentumDirection(state.get('momentumBuffer'), d, {
+      const { buffer, direction: next } = momentumDirection(state.get('momentumBuffer'), d, {
         momentum: o.momentum,
         dampening: 0,
         nesterov: o.nesterov,
       });
       state.set('momentumBuffer', buffer);
-      d = direction;
+      d = next;
     }
-    return descend(param, d, ctx.learningRate);
+    return d;
+  }
+
+  /**
+   * The direction of a 2-D parameter on the wasm / cpu backends, all in the WebAssembly
+   * kernels on one host copy of the gradient: statistics, roots on schedule, the grafting
+   * accumulator and first moment (host-resident slots), and P_L f_b P_R with per-block
+   * grafting. The same steps, in the same order and float32 arithmetic, as the tfjs-ops path.
+   */
+  private hostDirection(param: tf.Tensor, g: tf.Tensor, state: SlotState, L: Layout, t: number, K: ShampooKernels): tf.Tensor {
+    const o = this.options;
+    const gc = this.graftingConfig;
+    const start = this.startStep;
+    const gv = g.dataSync() as Float32Array;
+    if ((t - 1) % o.statisticsComputeSteps === 0) this.updateStatistics(state, L, gv, K);
+    if (t === start || (t > start && t % o.preconditionFrequency === 0)) this.refreshRoots(state, L, t);
+    const ema = gc.type === 'rmsprop' || gc.type === 'adam';
+    const r = K.moments(
+      gv,
+      graftingHasState(gc.type)
+        ? {
+            prev: this.slotValues(state, 'graft'),
+            ka: ema ? gc.beta2 : 1,
+            kg: ema ? 1 - gc.beta2 : 1,
+            adiv: gc.type === 'adam' ? 1 - gc.beta2 ** t : 1,
+            eps: gc.epsilon,
+          }
+        : undefined,
+      o.beta1 > 0
+        ? { prev: this.slotValues(state, 'expAvg'), b1: o.beta1, c1: 1 - o.beta1, fdiv: o.biasCorrection ? 1 - o.beta1 ** t : 1 }
+        : undefined,
+    );
+    const shape = param.shape as number[];
+    if (r.a !== undefined) this.setHostSlot(state, 'graft', r.a, shape);
+    if (r.m !== undefined) this.setHostSlot(state, 'expAvg', r.m, shape);
+    if (t < start) return tf.tensor(r.graft, shape);
+    // P_L f_b P_R per block (P symmetric, so no transposes) and per-block grafting.
+    const roots = L.blocks.map(
+      (_, b) =>
+        [0, 1].map((i) => {
+          const p = state.get(`P${b}_${i}`);
+          return p === undefined ? undefined : hostValues(p);
+        }) as [Float32Array | undefined, Float32Array | undefined],
+    );
+    return tf.tensor(K.precondition(r.f, grid2d(L), roots, gc.type === 'none' ? undefined : r.graft), shape);
   }
 
   /** S_i <- beta2 S_i + (1 - beta2) G_(i) G_(i)^T (or the sum) for every block and dimension. */
-  private updateStatistics(state: SlotState, L: Layout, g: tf.Tensor, K: ShampooKernels | null): void {
+  private updateStatistics(state: SlotState, L: Layout, g: tf.Tensor | Float32Array, K: ShampooKernels | null): void {
     const b2 = this.options.beta2;
-    if (K !== null) {
+    if (K !== null && g instanceof Float32Array) {
       // Gram products with the EMA fused in (beta S + alpha G G^T), one WebAssembly call.
       const prev = L.blocks.map((_, b) => {
-        const sl = this.statValues(state, `L${b}_0`);
-        const sr = this.statValues(state, `L${b}_1`);
+        const sl = this.slotValues(state, `L${b}_0`);
+        const sr = this.slotValues(state, `L${b}_1`);
         return sl === undefined || sr === undefined ? undefined : ([sl, sr] as [Float32Array, Float32Array]);
       });
-      const stats = K.statistics(g.dataSync() as Float32Array, grid2d(L), prev, b2 === 1 ? 1 : 1 - b2, b2 === 1 ? 1 : b2);
-      let pending = this.pendingStats.get(state);
-      if (pending === undefined) this.pendingStats.set(state, (pending = new Map()));
+      const stats = K.statistics(g, grid2d(L), prev, b2 === 1 ? 1 : 1 - b2, b2 === 1 ? 1 : b2);
       stats.forEach(([sl, sr], b) => {
         const [h, w] = L.blocks[b]!;
-        for (const [slot, v, n] of [[`L${b}_0`, sl, h!], [`L${b}_1`, sr, w!]] as [string, Float32Array, number][]) {
-          if (state.has(slot)) pending.set(slot, v);
-          else state.set(slot, hostTensor(v, [n, n])); // first update: create the slot now (order)
-        }
+        this.setHostSlot(state, `L${b}_0`, sl, [h!, h!]);
+        this.setHostSlot(state, `L${b}_1`, sr, [w!, w!]);
       });
       return;
     }
-    splitBlocks(g, L).forEach((block, b) =>
+    splitBlocks(g as tf.Tensor, L).forEach((block, b) =>
       modeGrams(block).forEach((s, i) => state.set(`L${b}_${i}`, this.accumulate(state.get(`L${b}_${i}`), s))),
     );
   }
@@ -496,7 +543,7 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     const K = tf.getBackend() === 'wasm' || tf.getBackend() === 'cpu' ? shampooKernels() : null;
     L.blocks.forEach((sizes, b) => {
       sizes.forEach((n, i) => {
-        const stat = this.statValues(state, `L${b}_${i}`)!;
+        const stat = this.slotValues(state, `L${b}_${i}`)!;
         let root: Float32Array | null = null;
         try {
           const a = new Float64Array(n * n);

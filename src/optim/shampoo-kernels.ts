@@ -45,6 +45,10 @@ interface Exports {
   copy2d(src: number, lds: number, rows: number, cols: number, dst: number, ldd: number): void;
   sumsq(x: number, ldx: number, rows: number, cols: number): number;
   scale2d(x: number, ldx: number, rows: number, cols: number, s: number): void;
+  moments(
+    n: number, g: number, a: number, ka: number, kg: number, adiv: number, eps: number,
+    m: number, b1: number, c1: number, fdiv: number, f: number, gr: number,
+  ): void;
 }
 
 let instance: Exports | null | undefined;
@@ -131,6 +135,16 @@ export interface ShampooKernels {
   statistics(g: Float32Array, grid: BlockGrid2d, prev: ([Float32Array, Float32Array] | undefined)[], alpha: number, beta: number): [Float32Array, Float32Array][];
   /** The preconditioned (and grafted) direction [m, n]; roots[b] = [P_L, P_R], undefined = identity. */
   precondition(f: Float32Array, grid: BlockGrid2d, roots: [Float32Array | undefined, Float32Array | undefined][], graft: Float32Array | undefined): Float32Array;
+  /**
+   * The elementwise first-order part (see moments in shampoo.c): new grafting accumulator `a`
+   * (when `acc` is given; prev undefined = zeros), new first moment `m` (when `moment` is
+   * given), the filtered gradient f and the grafted direction.
+   */
+  moments(
+    g: Float32Array,
+    acc: { prev: Float32Array | undefined; ka: number; kg: number; adiv: number; eps: number } | undefined,
+    moment: { prev: Float32Array | undefined; b1: number; c1: number; fdiv: number } | undefined,
+  ): { a?: Float32Array; m?: Float32Array; f: Float32Array; graft: Float32Array };
   /** W^T W (n x n, exactly symmetric) for W [k x n] row-major. */
   gram(wRows: Float32Array, k: number, n: number): Float32Array;
 }
@@ -214,6 +228,33 @@ function makeKernels(w: Exports): ShampooKernels {
         }
       });
       return A.view(pd, m * n).slice();
+    },
+
+    moments(g, acc, moment) {
+      const n = g.length;
+      const A = new Arena(w);
+      const pg = A.take(n);
+      const pa = acc === undefined ? 0 : A.take(n);
+      const pm = moment === undefined ? 0 : A.take(n);
+      const pf = A.take(n);
+      const pgr = A.take(n);
+      A.ready();
+      A.view(pg, n).set(g);
+      if (acc !== undefined) {
+        if (acc.prev === undefined) A.view(pa, n).fill(0);
+        else A.view(pa, n).set(acc.prev);
+      }
+      if (moment !== undefined) {
+        if (moment.prev === undefined) A.view(pm, n).fill(0);
+        else A.view(pm, n).set(moment.prev);
+      }
+      w.moments(n, pg, pa, acc?.ka ?? 0, acc?.kg ?? 0, acc?.adiv ?? 1, acc?.eps ?? 0, pm, moment?.b1 ?? 0, moment?.c1 ?? 0, moment?.fdiv ?? 1, pf, pgr);
+      return {
+        a: acc === undefined ? undefined : A.view(pa, n).slice(),
+        m: moment === undefined ? undefined : A.view(pm, n).slice(),
+        f: A.view(pf, n).slice(),
+        graft: A.view(pgr, n).slice(),
+      };
     },
 
     gram(wRows, k, n) {

@@ -143,3 +143,32 @@ void scale2d(f32 *x, int ldx, int rows, int cols, f32 s) {
   for (int r = 0; r < rows; r++)
     for (int c = 0; c < cols; c++) x[r * ldx + c] *= s;
 }
+
+/*
+ * The elementwise first-order part of a step, one pass over n elements (same float32 operations
+ * and order as the tfjs ops in src/optim/grafting.ts and src/optim/transforms.ts):
+ *   a  = ka * a + kg * (g * g)          grafting accumulator (a == 0: none)
+ *   m  = b1 * m + c1 * g                first moment (m == 0: none, f = g)
+ *   f  = m / fdiv                       (fdiv == 1: f = m)
+ *   gr = f / (sqrt(a / adiv) + eps)     grafted direction (a == 0: gr = f; adiv == 1: sqrt(a))
+ */
+void moments(int n, const f32 *g, f32 *a, f32 ka, f32 kg, f32 adiv, f32 eps, f32 *m, f32 b1, f32 c1, f32 fdiv, f32 *f, f32 *gr) {
+  for (int i = 0; i < n; i++) {
+    f32 gi = g[i];
+    f32 fi = gi;
+    if (m) {
+      f32 mi = b1 * m[i] + c1 * gi;
+      m[i] = mi;
+      fi = fdiv != 1 ? mi / fdiv : mi;
+    }
+    f[i] = fi;
+    if (a) {
+      f32 ai = ka * a[i] + kg * (gi * gi);
+      a[i] = ai;
+      f32 s = __builtin_sqrtf(adiv != 1 ? ai / adiv : ai);
+      gr[i] = fi / (s + eps);
+    } else {
+      gr[i] = fi;
+    }
+  }
+}
