@@ -482,7 +482,17 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     if ((t - 1) % o.statisticsComputeSteps === 0) this.updateStatistics(state, L, gv, K);
     if (t === start || (t > start && t % o.preconditionFrequency === 0)) this.refreshRoots(state, L, t);
     const ema = gc.type === 'rmsprop' || gc.type === 'adam';
-    const r = K.moments(
+    const roots =
+      t < start
+        ? undefined
+        : L.blocks.map(
+            (_, b) =>
+              [0, 1].map((i) => {
+                const p = state.get(`P${b}_${i}`);
+                return p === undefined ? undefined : hostValues(p);
+              }) as [Float32Array | undefined, Float32Array | undefined],
+          );
+    const r = K.direction(
       gv,
       graftingHasState(gc.type)
         ? {
@@ -496,20 +506,14 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
       o.beta1 > 0
         ? { prev: this.slotValues(state, 'expAvg'), b1: o.beta1, c1: 1 - o.beta1, fdiv: o.biasCorrection ? 1 - o.beta1 ** t : 1 }
         : undefined,
+      grid2d(L),
+      roots, // before the start step: the grafted first-order direction
+      gc.type !== 'none',
     );
     const shape = param.shape as number[];
     if (r.a !== undefined) this.setHostSlot(state, 'graft', r.a, shape);
     if (r.m !== undefined) this.setHostSlot(state, 'expAvg', r.m, shape);
-    if (t < start) return tf.tensor(r.graft, shape);
-    // P_L f_b P_R per block (P symmetric, so no transposes) and per-block grafting.
-    const roots = L.blocks.map(
-      (_, b) =>
-        [0, 1].map((i) => {
-          const p = state.get(`P${b}_${i}`);
-          return p === undefined ? undefined : hostValues(p);
-        }) as [Float32Array | undefined, Float32Array | undefined],
-    );
-    return tf.tensor(K.precondition(r.f, grid2d(L), roots, gc.type === 'none' ? undefined : r.graft), shape);
+    return tf.tensor(r.d, shape);
   }
 
   /** S_i <- beta2 S_i + (1 - beta2) G_(i) G_(i)^T (or the sum) for every block and dimension. */

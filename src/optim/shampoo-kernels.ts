@@ -136,15 +136,20 @@ export interface ShampooKernels {
   /** The preconditioned (and grafted) direction [m, n]; roots[b] = [P_L, P_R], undefined = identity. */
   precondition(f: Float32Array, grid: BlockGrid2d, roots: [Float32Array | undefined, Float32Array | undefined][], graft: Float32Array | undefined): Float32Array;
   /**
-   * The elementwise first-order part (see moments in shampoo.c): new grafting accumulator `a`
-   * (when `acc` is given; prev undefined = zeros), new first moment `m` (when `moment` is
-   * given), the filtered gradient f and the grafted direction.
+   * One step's direction from the gradient g: the elementwise first-order part (moments in
+   * shampoo.c: new grafting accumulator `a` when `acc` is given, prev undefined = zeros; new
+   * first moment `m` when `moment` is given; filtered gradient f; grafted direction), then,
+   * when `roots` is given, P_L f_b P_R per block, grafted per block when `graft`; without
+   * roots the direction is the grafted one.
    */
-  moments(
+  direction(
     g: Float32Array,
     acc: { prev: Float32Array | undefined; ka: number; kg: number; adiv: number; eps: number } | undefined,
     moment: { prev: Float32Array | undefined; b1: number; c1: number; fdiv: number } | undefined,
-  ): { a?: Float32Array; m?: Float32Array; f: Float32Array; graft: Float32Array };
+    grid: BlockGrid2d,
+    roots: [Float32Array | undefined, Float32Array | undefined][] | undefined,
+    graft: boolean,
+  ): { a?: Float32Array; m?: Float32Array; d: Float32Array };
   /** W^T W (n x n, exactly symmetric) for W [k x n] row-major. */
   gram(wRows: Float32Array, k: number, n: number): Float32Array;
 }
@@ -155,7 +160,47 @@ function blocks(grid: BlockGrid2d): { r0: number; c0: number; h: number; w: numb
   return out;
 }
 
+interface Scratch {
+  py: number;
+  pl: number;
+  pr: number;
+}
+
+function takeScratch(A: Arena, grid: BlockGrid2d): Scratch {
+  const maxH = Math.max(...grid.rows);
+  const maxW = Math.max(...grid.cols);
+  return { py: A.take(maxH * maxW), pl: A.take(maxH * maxH), pr: A.take(maxW * maxW) };
+}
+
 function makeKernels(w: Exports): ShampooKernels {
+  /** d = P_L f_b P_R per block (absent P = identity), grafted to the blocks of `pgr` (0: none). */
+  const preconditionAt = (A: Arena, grid: BlockGrid2d, roots: [Float32Array | undefined, Float32Array | undefined][], pf: number, pgr: number, pd: number, s: Scratch): void => {
+    const n = grid.n;
+    blocks(grid).forEach(({ r0, c0, h, w: bw }, b) => {
+      const at = 4 * (r0 * n + c0);
+      const [PL, PR] = roots[b]!;
+      // Y = P_L F_b (or F_b), stride ly.
+      let y = pf + at;
+      let ly = n;
+      if (PL !== undefined) {
+        A.view(s.pl, h * h).set(PL);
+        w.sgemm(h, bw, h, 1, s.pl, h, 1, pf + at, n, 0, s.py, bw, 0);
+        y = s.py;
+        ly = bw;
+      }
+      if (PR !== undefined) {
+        A.view(s.pr, bw * bw).set(PR);
+        w.sgemm(h, bw, bw, 1, y, ly, 1, s.pr, bw, 0, pd + at, n, 0);
+      } else {
+        w.copy2d(y, ly, h, bw, pd + at, n);
+      }
+      if (pgr !== 0) {
+        const dn = Math.sqrt(w.sumsq(pd + at, n, h, bw));
+        const gn = Math.sqrt(w.sumsq(pgr + at, n, h, bw));
+        w.scale2d(pd + at, n, h, bw, Math.fround(gn / (dn + 1e-16)));
+      }
+    });
+  };
   return {
     statistics(g, grid, prev, alpha, beta) {
       const { m, n } = grid;
@@ -189,48 +234,20 @@ function makeKernels(w: Exports): ShampooKernels {
     },
 
     precondition(f, grid, roots, graft) {
-      const { m, n } = grid;
-      const bs = blocks(grid);
+      const n = grid.m * grid.n;
       const A = new Arena(w);
-      const pf = A.take(m * n);
-      const pd = A.take(m * n);
-      const pgr = graft === undefined ? 0 : A.take(m * n);
-      const maxH = Math.max(...grid.rows);
-      const maxW = Math.max(...grid.cols);
-      const py = A.take(maxH * maxW);
-      const pl = A.take(maxH * maxH);
-      const pr = A.take(maxW * maxW);
+      const pf = A.take(n);
+      const pgr = graft === undefined ? 0 : A.take(n);
+      const pd = A.take(n);
+      const scratch = takeScratch(A, grid);
       A.ready();
-      A.view(pf, m * n).set(f);
-      if (graft !== undefined) A.view(pgr, m * n).set(graft);
-      bs.forEach(({ r0, c0, h, w: bw }, b) => {
-        const at = 4 * (r0 * n + c0);
-        const [PL, PR] = roots[b]!;
-        // Y = P_L F_b (or F_b), stride ly.
-        let y = pf + at;
-        let ly = n;
-        if (PL !== undefined) {
-          A.view(pl, h * h).set(PL);
-          w.sgemm(h, bw, h, 1, pl, h, 1, pf + at, n, 0, py, bw, 0);
-          y = py;
-          ly = bw;
-        }
-        if (PR !== undefined) {
-          A.view(pr, bw * bw).set(PR);
-          w.sgemm(h, bw, bw, 1, y, ly, 1, pr, bw, 0, pd + at, n, 0);
-        } else {
-          w.copy2d(y, ly, h, bw, pd + at, n);
-        }
-        if (graft !== undefined) {
-          const dn = Math.sqrt(w.sumsq(pd + at, n, h, bw));
-          const gn = Math.sqrt(w.sumsq(pgr + at, n, h, bw));
-          w.scale2d(pd + at, n, h, bw, Math.fround(gn / (dn + 1e-16)));
-        }
-      });
-      return A.view(pd, m * n).slice();
+      A.view(pf, n).set(f);
+      if (graft !== undefined) A.view(pgr, n).set(graft);
+      preconditionAt(A, grid, roots, pf, pgr, pd, scratch);
+      return A.view(pd, n).slice();
     },
 
-    moments(g, acc, moment) {
+    direction(g, acc, moment, grid, roots, graft) {
       const n = g.length;
       const A = new Arena(w);
       const pg = A.take(n);
@@ -238,6 +255,8 @@ function makeKernels(w: Exports): ShampooKernels {
       const pm = moment === undefined ? 0 : A.take(n);
       const pf = A.take(n);
       const pgr = A.take(n);
+      const pd = roots === undefined ? pgr : A.take(n);
+      const scratch = takeScratch(A, grid);
       A.ready();
       A.view(pg, n).set(g);
       if (acc !== undefined) {
@@ -249,11 +268,11 @@ function makeKernels(w: Exports): ShampooKernels {
         else A.view(pm, n).set(moment.prev);
       }
       w.moments(n, pg, pa, acc?.ka ?? 0, acc?.kg ?? 0, acc?.adiv ?? 1, acc?.eps ?? 0, pm, moment?.b1 ?? 0, moment?.c1 ?? 0, moment?.fdiv ?? 1, pf, pgr);
+      if (roots !== undefined) preconditionAt(A, grid, roots, pf, graft ? pgr : 0, pd, scratch);
       return {
         a: acc === undefined ? undefined : A.view(pa, n).slice(),
         m: moment === undefined ? undefined : A.view(pm, n).slice(),
-        f: A.view(pf, n).slice(),
-        graft: A.view(pgr, n).slice(),
+        d: A.view(pd, n).slice(),
       };
     },
 

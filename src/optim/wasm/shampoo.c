@@ -149,24 +149,44 @@ void scale2d(f32 *x, int ldx, int rows, int cols, f32 s) {
  * and order as the tfjs ops in src/optim/grafting.ts and src/optim/transforms.ts):
  *   a  = ka * a + kg * (g * g)          grafting accumulator (a == 0: none)
  *   m  = b1 * m + c1 * g                first moment (m == 0: none, f = g)
- *   f  = m / fdiv                       (fdiv == 1: f = m)
- *   gr = f / (sqrt(a / adiv) + eps)     grafted direction (a == 0: gr = f; adiv == 1: sqrt(a))
+ *   f  = m / fdiv                       (fdiv = 1 when not bias-corrected)
+ *   gr = f / (sqrt(a / adiv) + eps)     grafted direction (a == 0: gr = f; adiv = 1 unless Adam)
  */
 void moments(int n, const f32 *g, f32 *a, f32 ka, f32 kg, f32 adiv, f32 eps, f32 *m, f32 b1, f32 c1, f32 fdiv, f32 *f, f32 *gr) {
-  for (int i = 0; i < n; i++) {
+  /* x / 1 is exact, so fdiv == 1 / adiv == 1 need no special case. */
+  v128_t vb1 = wasm_f32x4_splat(b1), vc1 = wasm_f32x4_splat(c1), vfd = wasm_f32x4_splat(fdiv);
+  v128_t vka = wasm_f32x4_splat(ka), vkg = wasm_f32x4_splat(kg), vad = wasm_f32x4_splat(adiv), veps = wasm_f32x4_splat(eps);
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    v128_t gi = wasm_v128_load(g + i);
+    v128_t fi = gi;
+    if (m) {
+      v128_t mi = wasm_f32x4_add(wasm_f32x4_mul(vb1, wasm_v128_load(m + i)), wasm_f32x4_mul(vc1, gi));
+      wasm_v128_store(m + i, mi);
+      fi = wasm_f32x4_div(mi, vfd);
+    }
+    wasm_v128_store(f + i, fi);
+    if (a) {
+      v128_t ai = wasm_f32x4_add(wasm_f32x4_mul(vka, wasm_v128_load(a + i)), wasm_f32x4_mul(vkg, wasm_f32x4_mul(gi, gi)));
+      wasm_v128_store(a + i, ai);
+      wasm_v128_store(gr + i, wasm_f32x4_div(fi, wasm_f32x4_add(wasm_f32x4_sqrt(wasm_f32x4_div(ai, vad)), veps)));
+    } else {
+      wasm_v128_store(gr + i, fi);
+    }
+  }
+  for (; i < n; i++) {
     f32 gi = g[i];
     f32 fi = gi;
     if (m) {
       f32 mi = b1 * m[i] + c1 * gi;
       m[i] = mi;
-      fi = fdiv != 1 ? mi / fdiv : mi;
+      fi = mi / fdiv;
     }
     f[i] = fi;
     if (a) {
       f32 ai = ka * a[i] + kg * (gi * gi);
       a[i] = ai;
-      f32 s = __builtin_sqrtf(adiv != 1 ? ai / adiv : ai);
-      gr[i] = fi / (s + eps);
+      gr[i] = fi / (__builtin_sqrtf(ai / adiv) + eps);
     } else {
       gr[i] = fi;
     }
