@@ -21,6 +21,12 @@
  *     every dampingInterval steps (adaptDamping): rho = (L(theta + delta) - L(theta)) / m(delta)
  *       (closure re-evaluated on the same batch, its extra outputs disposed);
  *       rho > 3/4: lambda *= omega,  rho < 1/4: lambda /= omega,  omega = dampingDecay^interval
+ *   factorRank r > 0 (randomized K-FAC; off by default): a factor of size n > 2r is inverted as
+ *     (M + d I)^-1 ~ t I + U diag(1/(s + d) - t) U^T, t = 1/(s_r + d), with its top-r eigenpairs
+ *     (U, s) from a Nystrom sketch warm-started at the previous refresh's Ritz vectors
+ *     (src/layers/lowrank.ts): exact on the top-r eigenspace, eigenvalues below s_r raised to
+ *     s_r (never a longer step than the exact inverse), and the preconditioning costs 4 n r m
+ *     instead of n^2 m + n m^2 multiply-adds.
  *   Layers without a block (non-Dense) get a diagonal fallback -g / (n EMA(g^2) + lambda),
  *   with a one-time warning naming them. burnIn steps only accumulate statistics.
  *
@@ -28,11 +34,14 @@
  * adaptDamping true, dampingInterval 5, dampingDecay 0.9 (kfac-jax), statsDecay 0.95,
  * statsUpdatePeriod 1, inverseUpdatePeriod 5, estimation 'fisher', lossKind 'auto',
  * learningRate 1e-3 and momentum 0.9 (used when adaptive is false), klClip 0, weightDecay 0,
- * burnIn 0, seed 0.
+ * burnIn 0, seed 0, factorRank 0 (exact inverses).
  *
  * References: Martens & Grosse (2015), "Optimizing Neural Networks with Kronecker-factored
  * Approximate Curvature"; Grosse & Martens (2016) (KFC, conv layers); Ba, Grosse & Martens (2017)
  * "Distributed second-order optimization using Kronecker-factored approximations" (KL clipping);
+ * Puiu (2022) "Randomized K-FACs: speeding up K-FAC with randomized numerical linear algebra"
+ * (low-rank factor inverses); Frangella, Tropp & Udell (2023) "Randomized Nystrom
+ * preconditioning" (the s_r tail); Tropp et al. (2017) (stable Nystrom sketch);
  * kfac-jax (google-deepmind/kfac-jax, optimizer.py, curvature_blocks/); tensorflow/kfac
  * (kfac/python/keras/optimizers.py, ops/fisher_blocks.py).
  *
@@ -53,7 +62,8 @@
  * - Burn-in happens inside training (the first burnIn steps update statistics only) instead
  *   of a separate pass over data.
  *
- * State: per block '@kfac/<layer>' slots A, G, Ainv, Ginv (step = statistics updates); per
+ * State: per block '@kfac/<layer>' slots A, G, Ainv, Ginv, or with factorRank for a large
+ * factor X: XU, XUt, Xcoef, Xtail, Xbasis (step = statistics updates); per
  * variable 'velocity' (and 'diag' for fallback variables); numeric 'damping', 'rho'.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -377,7 +387,11 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           this.recordSkip('loss', names);
           return this.finish(cap, returnCost);
         }
-        const curv = cap.layers.flatMap((l) => (l ? [l.a, ...(l.dsTrue ? [l.dsTrue] : []), ...l.dsSampled] : []));
+        // Activations feed the statistics and the quadratic model only: not checked otherwise
+        // (the gradient already is).
+        const curv = needCurvature
+          ? cap.layers.flatMap((l) => (l ? [l.a, ...(l.dsTrue ? [l.dsTrue] : []), ...l.dsSampled] : []))
+          : [];
         if (!this.allFinite([...entries.map((e) => e.grad), ...curv])) {
           this.recordSkip('gradient', names);
           return this.finish(cap, returnCost);
