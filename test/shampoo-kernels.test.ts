@@ -71,10 +71,15 @@ describe('Shampoo WebAssembly kernels', () => {
   const r = rng(3);
   const g = Float32Array.from({ length: G.m * G.n }, r);
 
-  it('statistics: beta * S + alpha * Gram per block, exactly symmetric', () => {
+  it('statistics: beta * S + alpha * Gram per block (in place), exactly symmetric', () => {
     const K = shampooKernels()!;
-    const first = K.statistics(g, G, [undefined, undefined, undefined, undefined], 0.1, 0.9);
-    const second = K.statistics(g, G, first, 0.1, 0.9);
+    const fresh = K.statistics(g, G, [undefined, undefined, undefined, undefined], 0.1, 0.9);
+    const first = fresh.map(([l, r]) => [l.slice(), r.slice()]);
+    const second = K.statistics(g, G, fresh, 0.1, 0.9);
+    second.forEach(([l, r], b) => {
+      expect(l).toBe(fresh[b]![0]); // updated in place
+      expect(r).toBe(fresh[b]![1]);
+    });
     let b = 0;
     for (const [ri, h] of G.rows.entries()) {
       for (const [ci, w] of G.cols.entries()) {

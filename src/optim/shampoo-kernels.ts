@@ -129,8 +129,9 @@ class Arena {
 
 export interface ShampooKernels {
   /**
-   * New statistics of every block: prev[b] = [S_L, S_R] host values (undefined: zeros, not
-   * read), scaled as beta * prev + alpha * Gram. Returns fresh arrays per block.
+   * New statistics of every block, beta * prev + alpha * Gram: prev[b] = [S_L, S_R] host
+   * values, updated IN PLACE (undefined: zeros, not read; new arrays are returned for them).
+   * Returns every block's arrays.
    */
   statistics(g: Float32Array, grid: BlockGrid2d, prev: ([Float32Array, Float32Array] | undefined)[], alpha: number, beta: number): [Float32Array, Float32Array][];
   /** The preconditioned (and grafted) direction [m, n]; roots[b] = [P_L, P_R], undefined = identity. */
@@ -140,7 +141,9 @@ export interface ShampooKernels {
    * shampoo.c: new grafting accumulator `a` when `acc` is given, prev undefined = zeros; new
    * first moment `m` when `moment` is given; filtered gradient f; grafted direction), then,
    * when `roots` is given, P_L f_b P_R per block, grafted per block when `graft`; without
-   * roots the direction is the grafted one.
+   * roots the direction is the grafted one. `acc.prev` / `moment.prev` are updated IN PLACE
+   * (undefined: zeros; new arrays are returned). `d` is a view into the module's memory, valid
+   * until the next call, unless `copy`.
    */
   direction(
     g: Float32Array,
@@ -149,6 +152,7 @@ export interface ShampooKernels {
     grid: BlockGrid2d,
     roots: [Float32Array | undefined, Float32Array | undefined][] | undefined,
     graft: boolean,
+    copy: boolean,
   ): { a?: Float32Array; m?: Float32Array; d: Float32Array };
   /** W^T W (n x n, exactly symmetric) for W [k x n] row-major. */
   gram(wRows: Float32Array, k: number, n: number): Float32Array;
@@ -229,7 +233,11 @@ function makeKernels(w: Exports): ShampooKernels {
         // S_R = G_b^T G_b: A[i][p] = G_b[p][i], B = G_b.
         w.sgemm(bw, bw, h, alpha, gb, 1, n, gb, n, bet, pr, bw, 1);
         w.mirror_upper(pr, bw, bw);
-        return [A.view(pl, h * h).slice(), A.view(pr, bw * bw).slice()];
+        // Copy back into the caller's arrays (allocating 64 KB arrays costs ~10x the copy).
+        if (p === undefined) return [A.view(pl, h * h).slice(), A.view(pr, bw * bw).slice()];
+        p[0].set(A.view(pl, h * h));
+        p[1].set(A.view(pr, bw * bw));
+        return p;
       });
     },
 
@@ -247,7 +255,7 @@ function makeKernels(w: Exports): ShampooKernels {
       return A.view(pd, n).slice();
     },
 
-    direction(g, acc, moment, grid, roots, graft) {
+    direction(g, acc, moment, grid, roots, graft, copy) {
       const n = g.length;
       const A = new Arena(w);
       const pg = A.take(n);
@@ -269,10 +277,15 @@ function makeKernels(w: Exports): ShampooKernels {
       }
       w.moments(n, pg, pa, acc?.ka ?? 0, acc?.kg ?? 0, acc?.adiv ?? 1, acc?.eps ?? 0, pm, moment?.b1 ?? 0, moment?.c1 ?? 0, moment?.fdiv ?? 1, pf, pgr);
       if (roots !== undefined) preconditionAt(A, grid, roots, pf, graft ? pgr : 0, pd, scratch);
+      const out = (prev: Float32Array | undefined, at: number): Float32Array => {
+        if (prev === undefined) return A.view(at, n).slice();
+        prev.set(A.view(at, n));
+        return prev;
+      };
       return {
-        a: acc === undefined ? undefined : A.view(pa, n).slice(),
-        m: moment === undefined ? undefined : A.view(pm, n).slice(),
-        d: A.view(pd, n).slice(),
+        a: acc === undefined ? undefined : out(acc.prev, pa),
+        m: moment === undefined ? undefined : out(moment.prev, pm),
+        d: copy ? A.view(pd, n).slice() : A.view(pd, n),
       };
     },
 
