@@ -197,6 +197,12 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
     if (o.damping < o.minDamping || o.damping > o.maxDamping) {
       throw invalidOption('damping', o.damping, `must be in [minDamping, maxDamping] = [${o.minDamping}, ${o.maxDamping}]`);
     }
+    if (o.factorRank > 0 && o.adaptive) {
+      warnOnce(
+        'KFAC: factorRank with adaptive: true is experimental (the quadratic model stretches the step along the ' +
+          'truncated directions; a measured mlp-mnist run diverged): prefer adaptive: false with a learning rate (docs/kfac.md)',
+      );
+    }
     // Saved as float32 by getWeights: keep it float32-representable so restores are exact.
     this.numericState.damping = Math.fround(o.damping);
     this.numericState.rho = Number.NaN;
@@ -398,8 +404,8 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         }
       }
       this.claimByName(names);
-      this.step(cap, entries, blocks, { k, burnIn, statsStep, dampingStep, f, est, draws: this.draws(est, burnIn, dampingStep) });
-      this.incrementIterations();
+      const applied = this.step(cap, entries, blocks, { k, burnIn, statsStep, dampingStep, f, est, draws: this.draws(est, burnIn, dampingStep) });
+      if (applied) this.incrementIterations();
       return this.finish(cap, returnCost);
     } catch (err) {
       this.disposeCapture(cap);
@@ -466,7 +472,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
       est: KFACEstimation;
       draws: number;
     },
-  ): void {
+  ): boolean {
     const o = this.options;
     const byName = new Map(entries.map((e) => [e.name, e]));
     // Blocks whose layers appeared on the tape and whose variables are being trained.
@@ -488,6 +494,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
     }
     const batch = cap.layers.find((l) => l !== undefined)?.a.shape[0] ?? 1;
     const lambda = this.damping;
+    let applied = true;
 
     tf.tidy(() => {
       // 1. Factor statistics.
@@ -662,6 +669,13 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         update = combine(alpha, mu);
       }
 
+      // A finite gradient can still give a non-finite step (an overflowing preconditioner or
+      // step size): skip it rather than write it into the weights.
+      if (o.skipNonFinite && !this.allFinite([...update.values()])) {
+        this.recordSkip('update', names);
+        applied = false;
+        return;
+      }
       this.lastStep = { alpha, mu };
       // 5. Apply, remembering the update for momentum.
       for (const e of entries) {
@@ -694,6 +708,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         this.numericState.damping = Math.fround(Math.min(Math.max(d, o.minDamping), o.maxDamping));
       }
     });
+    return applied;
   }
 
   /**

@@ -164,6 +164,25 @@ describe('KFAC with registered plain-tf layers', () => {
     p.dispose();
   });
 
+  it('skips a step whose update overflows although loss and gradient are finite', () => {
+    const p = plain();
+    const [W1, b1, W2, b2] = p.vars as [tf.Variable, tf.Variable, tf.Variable, tf.Variable];
+    // A learning rate near float32's maximum: lr * Delta overflows to Infinity.
+    const opt = new KFAC({ lossKind: 'softmax-cross-entropy', adaptive: false, learningRate: 3e38, momentum: 0 })
+      .registerDense({ kernel: W1, bias: b1 })
+      .registerDense({ kernel: W2, bias: b2 });
+    const before = p.vars.map((v) => Array.from(v.dataSync()));
+    const events: string[] = [];
+    opt.addSkipListener((e) => events.push(e.reason));
+    opt.minimize(p.loss, false, p.vars);
+    expect(events).toEqual(['update']);
+    expect(p.vars.map((v) => Array.from(v.dataSync()))).toEqual(before);
+    expect(p.vars.every((v) => v.dataSync().every(Number.isFinite))).toBe(true);
+    expect(opt.iterations).toBe(0);
+    expect(opt.skippedSteps).toBe(1);
+    p.dispose();
+  });
+
   it('falls back to a diagonal preconditioner for unregistered variables', () => {
     const p = plain();
     const [W1, b1] = p.vars as [tf.Variable, tf.Variable];
