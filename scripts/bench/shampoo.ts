@@ -10,6 +10,8 @@ import * as tf from '@tensorflow/tfjs';
 import { losses } from '../../src/autodiff/index.js';
 import { Adam } from '../../optimizers/adam.js';
 import { Shampoo, type ShampooOptions } from '../../optimizers/shampoo.js';
+import { eighRows } from '../../src/linalg/index.js';
+import { timeKernelProducts } from '../../src/optim/shampoo-kernels.js';
 
 let counter = 0;
 
@@ -65,10 +67,36 @@ export async function run(): Promise<string> {
     s.vars[0]!.dataSync();
     return (performance.now() - t0) / s.v.steps;
   };
+  // The floor, measured in the same interleaved rounds: the products Shampoo cannot avoid on
+  // the 784x128 layer at block 128 (6 full 128-blocks x 2 preconditioning products, and 2 Gram
+  // products, of which only the upper triangle is needed), in the float32 kernel, and the 14
+  // float64 eigendecompositions of 128x128 statistics one root refresh needs (6 x 2 + the
+  // 16-row block's right factor + the 128x10 layer's left factor). Smaller pieces are left out.
+  const stat = (() => {
+    const G = tf.randomNormal([128, 300], 0, 1, 'float32', seed + 4);
+    const v = Float64Array.from(tf.matMul(G, tf.transpose(G)).dataSync());
+    G.dispose();
+    return { rows: 128, cols: 128, data: v };
+  })();
+  const floor = { products: [] as number[], eigh: [] as number[] };
+  const floorRound = () => {
+    const p = timeKernelProducts(128, 12, false);
+    const q = timeKernelProducts(128, 12, true);
+    if (p !== null && q !== null) floor.products.push(p + q);
+    const t0 = performance.now();
+    for (let i = 0; i < 14; i++) eighRows(stat);
+    floor.eigh.push(performance.now() - t0);
+  };
   // Warm-up: one round each (kernels compiled, first inverse roots computed).
   for (const s of state) round(s);
+  floorRound();
+  floor.products.length = 0;
+  floor.eigh.length = 0;
   const rounds = 7;
-  for (let r = 0; r < rounds; r++) for (const s of state) s.times.push(round(s));
+  for (let r = 0; r < rounds; r++) {
+    for (const s of state) s.times.push(round(s));
+    floorRound();
+  }
 
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   const adam = median(state[0]!.times);
@@ -98,6 +126,22 @@ export async function run(): Promise<string> {
     );
   }
   lines.push('');
+  if (floor.products.length > 0) {
+    const pm = median(floor.products);
+    const em = median(floor.eigh);
+    const pf = fastest(floor.products);
+    const ef = fastest(floor.eigh);
+    const ratio = (a: number, p: number, e: number, f: number) => ((a + p + e / f) / a).toFixed(2);
+    lines.push(
+      `Floor at block 128 (same rounds; median / fastest): the unavoidable products on the 784x128 layer ` +
+        `(12 preconditioning products of 128^3 + 12 upper-half Gram products, float32 kernel at the SIMD peak) ` +
+        `take ${pm.toFixed(1)} / ${pf.toFixed(1)} ms per step and 14 float64 128x128 eigendecompositions ` +
+        `${em.toFixed(0)} / ${ef.toFixed(0)} ms per root refresh, so (Adam + products + eigh / f) / Adam = ` +
+        `${ratio(adam, pm, em, 10)} / ${ratio(adamMin, pf, ef, 10)} at f = 10 and ` +
+        `${ratio(adam, pm, em, 20)} / ${ratio(adamMin, pf, ef, 20)} at f = 20, before any copy, elementwise op or root bookkeeping.`,
+      '',
+    );
+  }
   for (const s of state) {
     s.opt.dispose();
     tf.dispose(s.vars);

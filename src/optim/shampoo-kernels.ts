@@ -302,6 +302,28 @@ function makeKernels(w: Exports): ShampooKernels {
   };
 }
 
+/**
+ * Benchmark hook (scripts/bench/shampoo.ts): `count` products C = A B of size n x n x n with
+ * the module's float32 kernel, full or upper-triangle only (the Gram products); returns ms.
+ */
+export function timeKernelProducts(n: number, count: number, upper: boolean): number | null {
+  const w = load();
+  if (w === null) return null;
+  const A = new Arena(w);
+  const pa = A.take(n * n);
+  const pb = A.take(n * n);
+  const pc = A.take(n * n);
+  A.ready();
+  A.view(pa, n * n).forEach((_, i, a) => (a[i] = Math.sin(i)));
+  A.view(pb, n * n).forEach((_, i, a) => (a[i] = Math.cos(i)));
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) {
+    if (upper) w.sgemm(n, n, n, 1, pa, 1, n, pa, n, 0.5, pc, n, 1);
+    else w.sgemm(n, n, n, 1, pa, n, 1, pb, n, 0, pc, n, 0);
+  }
+  return performance.now() - t0;
+}
+
 let kernels: ShampooKernels | null | undefined;
 
 /** The Shampoo kernels, or null when the WebAssembly module cannot load. */
