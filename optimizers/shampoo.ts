@@ -79,6 +79,7 @@ import {
   type GraftingType,
 } from '../src/optim/grafting.js';
 import { eighRows, inverseRoot, mergeSmallDims, reconstruct, splitDim, type Mat64 } from '../src/linalg/index.js';
+import { eighWasm, wasm as linalgWasm } from '../src/linalg/kernels.js';
 import { shampooKernels, hostValues, hostTensor, type BlockGrid2d, type ShampooKernels } from '../src/optim/shampoo-kernels.js';
 
 export type ShampooRootMethod = 'eigen' | 'coupled-newton';
@@ -598,10 +599,29 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
  * kernel when `K` is given (~10x faster than the float64 product; both end in float32).
  */
 function eigenRoot(a: Float64Array, n: number, r: number, epsilon: number, mode: 'absolute' | 'relative', K: ShampooKernels | null): Float32Array {
-  const { values, vt } = eighRows({ rows: n, cols: n, data: a });
-  const top = Math.max(Math.abs(values[0]!), Math.abs(values[n - 1]!));
-  if (values[0]! < -1e-6 * top) throw new Error('Shampoo: statistic is not positive semidefinite');
-  const eps = mode === 'relative' ? epsilon * Math.max(0, values[n - 1]!) : epsilon;
+  // The float64 WebAssembly eigendecomposition directly (eigenvalues unsorted, eigenvectors as
+  // rows), skipping eighRows's input validation, power-of-two scaling and sorting: the input is
+  // symmetric by construction, checked finite here, and float32-derived, so |a_ij| is far inside
+  // eighRows's scaling range [2^-400, 2^400] (or 0); order does not matter for W^T W.
+  const lw = K === null ? null : linalgWasm();
+  let values: Float64Array;
+  let vt: Float64Array;
+  if (lw !== null) {
+    for (let k = 0; k < a.length; k++) if (!Number.isFinite(a[k]!)) throw new Error('Shampoo: non-finite statistic');
+    ({ d: values, vt } = eighWasm(lw, a, n)); // throws if QL does not converge
+  } else {
+    ({ values, vt: { data: vt } } = eighRows({ rows: n, cols: n, data: a }));
+  }
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let k = 0; k < n; k++) {
+    if (!Number.isFinite(values[k]!)) throw new Error('Shampoo: non-finite eigenvalue');
+    lo = Math.min(lo, values[k]!);
+    hi = Math.max(hi, values[k]!);
+  }
+  const top = Math.max(Math.abs(lo), Math.abs(hi));
+  if (lo < -1e-6 * top) throw new Error('Shampoo: statistic is not positive semidefinite');
+  const eps = mode === 'relative' ? epsilon * Math.max(0, hi) : epsilon;
   const f = new Float64Array(n);
   for (let k = 0; k < n; k++) {
     const l = Math.max(values[k]!, 0) + eps;
@@ -609,11 +629,11 @@ function eigenRoot(a: Float64Array, n: number, r: number, epsilon: number, mode:
     f[k] = l ** (-1 / r);
     if (!Number.isFinite(f[k]!)) throw new Error('Shampoo: non-finite inverse root');
   }
-  if (K === null) return Float32Array.from(reconstruct(vt, f).data);
+  if (K === null) return Float32Array.from(reconstruct({ rows: n, cols: n, data: vt }, f).data);
   const w = new Float32Array(n * n);
   for (let k = 0; k < n; k++) {
     const s = Math.sqrt(f[k]!);
-    for (let j = 0; j < n; j++) w[k * n + j] = s * vt.data[k * n + j]!;
+    for (let j = 0; j < n; j++) w[k * n + j] = s * vt[k * n + j]!;
   }
   return K.gram(w, n, n);
 }
