@@ -80,7 +80,18 @@ import {
 } from '../src/optim/grafting.js';
 import { eighRows, inverseRoot, mergeSmallDims, reconstruct, splitDim, type Mat64 } from '../src/linalg/index.js';
 import { eighWasm, wasm as linalgWasm } from '../src/linalg/kernels.js';
-import { shampooKernels, hostValues, hostTensor, type BlockGrid2d, type ShampooKernels } from '../src/optim/shampoo-kernels.js';
+import {
+  allocBuffer,
+  bufferView,
+  hostTensor,
+  hostValues,
+  releaseBuffer,
+  shampooKernels,
+  type BlockGrid2d,
+  type HostBuffer,
+  type RootPair,
+  type ShampooKernels,
+} from '../src/optim/shampoo-kernels.js';
 
 export type ShampooRootMethod = 'eigen' | 'coupled-newton';
 
@@ -272,6 +283,16 @@ function graftEach(blocks: tf.Tensor[], graft: tf.Tensor[]): tf.Tensor[] {
   return blocks.map((y, b) => tf.reshape(graftBlockNorms(tf.reshape(y, [1, -1]), tf.reshape(graft[b]!, [1, -1])), y.shape));
 }
 
+type HostSlots = Map<SlotState, Map<string, { buf: HostBuffer }>>;
+
+function releaseHostSlots(slots: HostSlots): void {
+  for (const m of slots.values()) for (const rec of m.values()) releaseBuffer(rec.buf);
+  slots.clear();
+}
+
+/** Releases the kernel buffers of an optimizer that was never disposed. */
+const hostSlotRegistry = new FinalizationRegistry<HostSlots>(releaseHostSlots);
+
 export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
   static get className(): string {
     return 'CurvatureShampoo';
@@ -280,14 +301,15 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
   private readonly layouts = new Map<string, Layout>();
   private readonly graftingConfig: GraftingConfig;
   /**
-   * Slots (statistics, grafting accumulator, first moment) that the WebAssembly kernels update
-   * in place on the host. Writing them back to tfjs every step costs more than updating them,
-   * so a `dirty` slot is written to its state variable only by getWeights / setWeights and
-   * whenever the tfjs-ops path needs it (flushHostSlots). The arrays are owned here and never
-   * handed to a tensor (tensors get copies). Slots are created at their first update, so the
-   * slot order in getWeights is unchanged.
+   * Slots the WebAssembly kernels use in place, in persistent buffers of the module's memory:
+   * statistics, grafting accumulator and first moment (updated every step) and the roots
+   * (copies of the P slots). Writing the per-step ones back to tfjs every step costs more than
+   * updating them, so a `dirty` slot is written to its state variable only by getWeights /
+   * setWeights and whenever the tfjs-ops path needs it (flushHostSlots). Slots are created at
+   * their first update, so the slot order in getWeights is unchanged. Buffers are released by
+   * setWeights, dispose, or when the optimizer is garbage-collected.
    */
-  private hostSlots = new Map<SlotState, Map<string, { values: Float32Array; shape: number[]; dirty: boolean }>>();
+  private readonly hostSlots = new Map<SlotState, Map<string, { buf: HostBuffer; shape: number[]; dirty: boolean }>>();
 
   constructor(options: ShampooOptions = {}) {
     super('Shampoo', SHAMPOO_OPTIONS, options);
@@ -305,6 +327,7 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     };
     this.numericState.failedInverseRoots = 0;
     this.numericState.inverseRoots = 0;
+    hostSlotRegistry.register(this, this.hostSlots);
   }
 
   /** Inverse roots that failed or were non-finite (the previous root was kept). Saved with the state. */
@@ -325,51 +348,55 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
   override async setWeights(weights: NamedTensorLike[]): Promise<void> {
     this.flushHostSlots();
     await super.setWeights(weights);
-    this.hostSlots.clear(); // the state was replaced
+    releaseHostSlots(this.hostSlots); // the state was replaced
   }
 
   override dispose(): void {
-    this.hostSlots.clear();
+    releaseHostSlots(this.hostSlots);
     super.dispose();
   }
 
-  /** Write the dirty host slots of one state entry, or of all, to their variables; `drop`: forget them. */
+  /** Write the dirty host slots of one state entry, or of all, to their variables; `drop`: release them. */
   private flushHostSlots(only?: SlotState, drop = false): void {
     for (const [state, slots] of this.hostSlots) {
       if (only !== undefined && state !== only) continue;
       tf.tidy(() => {
         for (const [slot, rec] of slots) {
-          if (rec.dirty) state.set(slot, hostTensor(rec.values.slice(), rec.shape));
+          if (rec.dirty) state.set(slot, hostTensor(bufferView(rec.buf).slice(), rec.shape));
           rec.dirty = false;
+          if (drop) releaseBuffer(rec.buf);
         }
       });
       if (drop) this.hostSlots.delete(state);
     }
   }
 
-  /**
-   * A slot's host values, owned by hostSlots (updated in place by the kernels), or undefined
-   * before its first update. A slot not yet on the host is copied from its variable.
-   */
-  private hostSlot(state: SlotState, slot: string): Float32Array | undefined {
+  /** A slot's persistent buffer (updated in place by the kernels), or undefined before its first value. */
+  private hostSlot(state: SlotState, slot: string): HostBuffer | undefined {
     let slots = this.hostSlots.get(state);
     const rec = slots?.get(slot);
-    if (rec !== undefined) return rec.values;
+    if (rec !== undefined) return rec.buf;
     const t = state.get(slot);
     if (t === undefined) return undefined;
-    const values = Float32Array.from(hostValues(t));
+    const buf = allocBuffer(t.size);
+    bufferView(buf).set(hostValues(t));
     if (slots === undefined) this.hostSlots.set(state, (slots = new Map()));
-    slots.set(slot, { values, shape: t.shape, dirty: false });
-    return values;
+    slots.set(slot, { buf, shape: t.shape, dirty: false });
+    return buf;
   }
 
-  /** `values` (from hostSlot, updated in place, or new) is the slot's new value; a new slot is created at once. */
-  private commitHostSlot(state: SlotState, slot: string, values: Float32Array, shape: number[]): void {
+  /**
+   * `buf` (from hostSlot, updated in place, or new) holds the slot's new value. A new slot is
+   * created at once; `sync`: the variable is written now (else it is marked dirty).
+   */
+  private commitHostSlot(state: SlotState, slot: string, buf: HostBuffer, shape: number[], sync = false): void {
     let slots = this.hostSlots.get(state);
     if (slots === undefined) this.hostSlots.set(state, (slots = new Map()));
-    const created = !state.has(slot);
-    if (created) state.set(slot, hostTensor(values.slice(), shape));
-    slots.set(slot, { values, shape, dirty: !created });
+    const prev = slots.get(slot);
+    if (prev !== undefined && prev.buf !== buf) releaseBuffer(prev.buf);
+    const write = sync || !state.has(slot);
+    if (write) state.set(slot, hostTensor(bufferView(buf).slice(), shape));
+    slots.set(slot, { buf, shape, dirty: !write });
   }
 
   /** The step at which Shampoo directions start (before it: grafted first-order steps). */
@@ -501,21 +528,12 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     if ((t - 1) % o.statisticsComputeSteps === 0) this.updateStatistics(state, L, gv, K);
     if (t === start || (t > start && t % o.preconditionFrequency === 0)) this.refreshRoots(state, L, t);
     const ema = gc.type === 'rmsprop' || gc.type === 'adam';
-    const roots =
-      t < start
-        ? undefined
-        : L.blocks.map(
-            (_, b) =>
-              [0, 1].map((i) => {
-                const p = state.get(`P${b}_${i}`);
-                return p === undefined ? undefined : hostValues(p);
-              }) as [Float32Array | undefined, Float32Array | undefined],
-          );
+    const roots = t < start ? undefined : L.blocks.map((_, b) => [this.hostSlot(state, `P${b}_0`), this.hostSlot(state, `P${b}_1`)] as RootPair);
     const r = K.direction(
       gv,
       graftingHasState(gc.type)
         ? {
-            prev: this.hostSlot(state, 'graft'),
+            buf: this.hostSlot(state, 'graft'),
             ka: ema ? gc.beta2 : 1,
             kg: ema ? 1 - gc.beta2 : 1,
             adiv: gc.type === 'adam' ? 1 - gc.beta2 ** t : 1,
@@ -523,7 +541,7 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
           }
         : undefined,
       o.beta1 > 0
-        ? { prev: this.hostSlot(state, 'expAvg'), b1: o.beta1, c1: 1 - o.beta1, fdiv: o.biasCorrection ? 1 - o.beta1 ** t : 1 }
+        ? { buf: this.hostSlot(state, 'expAvg'), b1: o.beta1, c1: 1 - o.beta1, fdiv: o.biasCorrection ? 1 - o.beta1 ** t : 1 }
         : undefined,
       grid2d(L),
       roots, // before the start step: the grafted first-order direction
@@ -545,7 +563,7 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
       const prev = L.blocks.map((_, b) => {
         const sl = this.hostSlot(state, `L${b}_0`);
         const sr = this.hostSlot(state, `L${b}_1`);
-        return sl === undefined || sr === undefined ? undefined : ([sl, sr] as [Float32Array, Float32Array]);
+        return sl === undefined || sr === undefined ? undefined : ([sl, sr] as [HostBuffer, HostBuffer]);
       });
       const stats = K.statistics(g, grid2d(L), prev, b2 === 1 ? 1 : 1 - b2, b2 === 1 ? 1 : b2);
       stats.forEach(([sl, sr], b) => {
@@ -568,7 +586,7 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     const K = tf.getBackend() === 'wasm' || tf.getBackend() === 'cpu' ? shampooKernels() : null;
     L.blocks.forEach((sizes, b) => {
       sizes.forEach((n, i) => {
-        const stat = this.hostSlots.has(state) ? this.hostSlot(state, `L${b}_${i}`)! : hostValues(state.get(`L${b}_${i}`)!);
+        const stat = this.hostSlots.has(state) ? bufferView(this.hostSlot(state, `L${b}_${i}`)!) : hostValues(state.get(`L${b}_${i}`)!);
         let root: Float32Array | null = null;
         try {
           const a = new Float64Array(n * n);
@@ -582,7 +600,17 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
           root = null;
         }
         this.numericState.inverseRoots = this.inverseRootCount + 1;
-        if (root !== null) state.set(`P${b}_${i}`, hostTensor(root, [n, n]));
+        if (root !== null) {
+          const slot = `P${b}_${i}`;
+          if (this.hostSlots.has(state)) {
+            // Kernel path: the root's persistent buffer, and the variable written now.
+            const buf = this.hostSlots.get(state)!.get(slot)?.buf ?? allocBuffer(n * n);
+            bufferView(buf).set(root);
+            this.commitHostSlot(state, slot, buf, [n, n], true);
+          } else {
+            state.set(slot, hostTensor(root, [n, n]));
+          }
+        }
         else this.numericState.failedInverseRoots = this.failedInverseRoots + 1;
         // On failure the previous P (or, before the first success, the identity) stays.
       });

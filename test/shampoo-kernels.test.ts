@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { Shampoo, shampooTesting, type ShampooOptions } from '../optimizers/shampoo.js';
-import { shampooKernels, type BlockGrid2d } from '../src/optim/shampoo-kernels.js';
+import { allocBuffer, bufferView, releaseBuffer, shampooKernels, type BlockGrid2d, type HostBuffer } from '../src/optim/shampoo-kernels.js';
 import { SHAMPOO_WASM_BASE64 } from '../src/optim/wasm/shampoo-module.js';
 
 beforeAll(async () => {
@@ -74,12 +74,14 @@ describe('Shampoo WebAssembly kernels', () => {
   it('statistics: beta * S + alpha * Gram per block (in place), exactly symmetric', () => {
     const K = shampooKernels()!;
     const fresh = K.statistics(g, G, [undefined, undefined, undefined, undefined], 0.1, 0.9);
-    const first = fresh.map(([l, r]) => [l.slice(), r.slice()]);
-    const second = K.statistics(g, G, fresh, 0.1, 0.9);
-    second.forEach(([l, r], b) => {
+    const first = fresh.map(([l, r]) => [bufferView(l).slice(), bufferView(r).slice()]);
+    const bufs = K.statistics(g, G, fresh, 0.1, 0.9);
+    bufs.forEach(([l, r], b) => {
       expect(l).toBe(fresh[b]![0]); // updated in place
       expect(r).toBe(fresh[b]![1]);
     });
+    const second = bufs.map(([l, r]) => [bufferView(l).slice(), bufferView(r).slice()]);
+    bufs.flat().forEach(releaseBuffer);
     let b = 0;
     for (const [ri, h] of G.rows.entries()) {
       for (const [ci, w] of G.cols.entries()) {
@@ -112,9 +114,15 @@ describe('Shampoo WebAssembly kernels', () => {
       [sym(5), sym(3)],
     ];
     const graft = Float32Array.from({ length: G.m * G.n }, r);
-    const f32 = (a: number[][] | undefined) => (a === undefined ? undefined : Float32Array.from(a.flat()));
+    const buf = (a: number[][] | undefined): HostBuffer | undefined => {
+      if (a === undefined) return undefined;
+      const b = allocBuffer(a.length * a.length);
+      bufferView(b).set(a.flat());
+      return b;
+    };
+    const rootBufs = roots.map(([a, b]) => [buf(a), buf(b)] as [HostBuffer | undefined, HostBuffer | undefined]);
     for (const withGraft of [false, true]) {
-      const d = K.precondition(g, G, roots.map(([a, b]) => [f32(a), f32(b)]), withGraft ? graft : undefined);
+      const d = K.precondition(g, G, rootBufs, withGraft ? graft : undefined);
       let b = 0;
       for (const [ri, h] of G.rows.entries()) {
         for (const [ci, w] of G.cols.entries()) {
@@ -132,6 +140,7 @@ describe('Shampoo WebAssembly kernels', () => {
         }
       }
     }
+    rootBufs.flat().forEach((b) => b !== undefined && releaseBuffer(b));
   });
 });
 
@@ -211,5 +220,41 @@ describe('Shampoo kernel path: host-resident statistics', () => {
     expect(Array.from(vc.dataSync())).toEqual(Array.from(va.dataSync()));
     tf.dispose([va, vb, vc]);
     [a, b, c].forEach((o) => o.dispose());
+  });
+});
+
+describe('Shampoo kernel path: persistent buffers', () => {
+  it('buffers released by dispose are reused by another optimizer without touching a live one', () => {
+    const r = rng(31);
+    const shape: [number, number] = [20, 9];
+    const w0 = Float32Array.from({ length: 180 }, r);
+    const grads = Array.from({ length: 10 }, () => Float32Array.from({ length: 180 }, r));
+    const options: ShampooOptions = { maxPreconditionerDim: 8, mergeDims: false, grafting: 'adam', beta2: 0.95, preconditionFrequency: 2, epsilon: 1e-4 };
+    const step = (opt: Shampoo, v: tf.Variable, t: number) => {
+      const g = tf.tensor2d(grads[t]!, shape);
+      opt.applyGradients({ [v.name]: g });
+      g.dispose();
+    };
+    const ref = tf.variable(tf.tensor2d(w0, shape), true);
+    const o = new Shampoo(options);
+    for (let t = 0; t < 10; t++) step(o, ref, t);
+    o.dispose();
+
+    const live = tf.variable(tf.tensor2d(w0, shape), true);
+    const a = new Shampoo(options);
+    for (let t = 0; t < 5; t++) step(a, live, t);
+    const other = tf.variable(tf.tensor2d(w0, shape), true);
+    const tmp = new Shampoo(options);
+    for (let t = 0; t < 3; t++) step(tmp, other, 9 - t);
+    tmp.dispose();
+    const tmp2 = new Shampoo(options); // takes tmp's released buffers
+    for (let t = 5; t < 10; t++) {
+      step(tmp2, other, t);
+      step(a, live, t);
+    }
+    expect(Array.from(live.dataSync())).toEqual(Array.from(ref.dataSync()));
+    tf.dispose([ref, live, other]);
+    a.dispose();
+    tmp2.dispose();
   });
 });

@@ -107,10 +107,66 @@ export function cacheHost(t: tf.Tensor, values: Float32Array): void {
   hostCache.set(t.dataId, values);
 }
 
+/**
+ * A persistent float32 buffer in the module's memory (statistics, roots, grafting accumulator
+ * and first moment that the kernels update in place between steps). Views are made on demand
+ * (`bufferView`): growing the memory detaches older views.
+ */
+export interface HostBuffer {
+  readonly off: number;
+  readonly length: number;
+}
+
+/** End of the persistent buffers; each call's scratch arena starts here. */
+let persistentTop = 0;
+/** Released buffers by length (the sizes repeat: blocks of the same parameters). */
+const freeBuffers = new Map<number, number[]>();
+
+function moduleOrThrow(): Exports {
+  const w = load();
+  if (w === null) throw new Error('Shampoo kernels: the WebAssembly module is not available');
+  return w;
+}
+
+function grow(w: Exports, end: number): void {
+  const have = w.memory.buffer.byteLength;
+  if (end > have) w.memory.grow(Math.ceil((end - have) / 65536));
+}
+
+/** A zero-filled persistent buffer of `length` float32s. */
+export function allocBuffer(length: number): HostBuffer {
+  const w = moduleOrThrow();
+  const reuse = freeBuffers.get(length)?.pop();
+  let off: number;
+  if (reuse !== undefined) {
+    off = reuse;
+  } else {
+    if (persistentTop === 0) persistentTop = (w.__heap_base.value + 15) & ~15;
+    off = persistentTop;
+    persistentTop += ((length * 4 + 15) >> 4) << 4;
+    grow(w, persistentTop);
+  }
+  const b = { off, length };
+  bufferView(b).fill(0);
+  return b;
+}
+
+export function releaseBuffer(b: HostBuffer): void {
+  let list = freeBuffers.get(b.length);
+  if (list === undefined) freeBuffers.set(b.length, (list = []));
+  list.push(b.off);
+}
+
+/** A view of a persistent buffer, valid until the module's memory next grows. */
+export function bufferView(b: HostBuffer): Float32Array {
+  return new Float32Array(moduleOrThrow().memory.buffer, b.off, b.length);
+}
+
 class Arena {
   private off: number;
   constructor(private readonly w: Exports) {
-    this.off = (w.__heap_base.value + 15) & ~15;
+    if (persistentTop === 0) persistentTop = (w.__heap_base.value + 15) & ~15;
+    this.off = persistentTop;
   }
   /** Reserve `n` float32s; returns the byte offset. Call `ready()` before making views. */
   take(n: number): number {
@@ -119,41 +175,40 @@ class Arena {
     return at;
   }
   ready(): void {
-    const have = this.w.memory.buffer.byteLength;
-    if (this.off > have) this.w.memory.grow(Math.ceil((this.off - have) / 65536));
+    grow(this.w, this.off);
   }
   view(at: number, n: number): Float32Array {
     return new Float32Array(this.w.memory.buffer, at, n);
   }
 }
 
+export type RootPair = [HostBuffer | undefined, HostBuffer | undefined];
+
 export interface ShampooKernels {
   /**
-   * New statistics of every block, beta * prev + alpha * Gram: prev[b] = [S_L, S_R] host
-   * values, updated IN PLACE (undefined: zeros, not read; new arrays are returned for them).
-   * Returns every block's arrays.
+   * Every block's statistics updated IN PLACE to beta * S + alpha * Gram: stats[b] = [S_L, S_R]
+   * (undefined: new zero buffers, beta not applied). Returns every block's buffers.
    */
-  statistics(g: Float32Array, grid: BlockGrid2d, prev: ([Float32Array, Float32Array] | undefined)[], alpha: number, beta: number): [Float32Array, Float32Array][];
+  statistics(g: Float32Array, grid: BlockGrid2d, stats: ([HostBuffer, HostBuffer] | undefined)[], alpha: number, beta: number): [HostBuffer, HostBuffer][];
   /** The preconditioned (and grafted) direction [m, n]; roots[b] = [P_L, P_R], undefined = identity. */
-  precondition(f: Float32Array, grid: BlockGrid2d, roots: [Float32Array | undefined, Float32Array | undefined][], graft: Float32Array | undefined): Float32Array;
+  precondition(f: Float32Array, grid: BlockGrid2d, roots: RootPair[], graft: Float32Array | undefined): Float32Array;
   /**
    * One step's direction from the gradient g: the elementwise first-order part (moments in
-   * shampoo.c: new grafting accumulator `a` when `acc` is given, prev undefined = zeros; new
-   * first moment `m` when `moment` is given; filtered gradient f; grafted direction), then,
-   * when `roots` is given, P_L f_b P_R per block, grafted per block when `graft`; without
-   * roots the direction is the grafted one. `acc.prev` / `moment.prev` are updated IN PLACE
-   * (undefined: zeros; new arrays are returned). `d` is a view into the module's memory, valid
-   * until the next call, unless `copy`.
+   * shampoo.c: the grafting accumulator `acc.buf` and the first moment `moment.buf` updated IN
+   * PLACE, undefined: new zero buffers; filtered gradient f; grafted direction), then, when
+   * `roots` is given, P_L f_b P_R per block, grafted per block when `graft`; without roots the
+   * direction is the grafted one. `d` is a view into the module's memory, valid until the next
+   * call, unless `copy`.
    */
   direction(
     g: Float32Array,
-    acc: { prev: Float32Array | undefined; ka: number; kg: number; adiv: number; eps: number } | undefined,
-    moment: { prev: Float32Array | undefined; b1: number; c1: number; fdiv: number } | undefined,
+    acc: { buf: HostBuffer | undefined; ka: number; kg: number; adiv: number; eps: number } | undefined,
+    moment: { buf: HostBuffer | undefined; b1: number; c1: number; fdiv: number } | undefined,
     grid: BlockGrid2d,
-    roots: [Float32Array | undefined, Float32Array | undefined][] | undefined,
+    roots: RootPair[] | undefined,
     graft: boolean,
     copy: boolean,
-  ): { a?: Float32Array; m?: Float32Array; d: Float32Array };
+  ): { a?: HostBuffer; m?: HostBuffer; d: Float32Array };
   /** W^T W (n x n, exactly symmetric) for W [k x n] row-major. */
   gram(wRows: Float32Array, k: number, n: number): Float32Array;
 }
@@ -164,21 +219,9 @@ function blocks(grid: BlockGrid2d): { r0: number; c0: number; h: number; w: numb
   return out;
 }
 
-interface Scratch {
-  py: number;
-  pl: number;
-  pr: number;
-}
-
-function takeScratch(A: Arena, grid: BlockGrid2d): Scratch {
-  const maxH = Math.max(...grid.rows);
-  const maxW = Math.max(...grid.cols);
-  return { py: A.take(maxH * maxW), pl: A.take(maxH * maxH), pr: A.take(maxW * maxW) };
-}
-
 function makeKernels(w: Exports): ShampooKernels {
-  /** d = P_L f_b P_R per block (absent P = identity), grafted to the blocks of `pgr` (0: none). */
-  const preconditionAt = (A: Arena, grid: BlockGrid2d, roots: [Float32Array | undefined, Float32Array | undefined][], pf: number, pgr: number, pd: number, s: Scratch): void => {
+  /** d = P_L f_b P_R per block (absent P = identity; py: scratch), grafted to the blocks of `pgr` (0: none). */
+  const preconditionAt = (grid: BlockGrid2d, roots: RootPair[], pf: number, pgr: number, pd: number, py: number): void => {
     const n = grid.n;
     blocks(grid).forEach(({ r0, c0, h, w: bw }, b) => {
       const at = 4 * (r0 * n + c0);
@@ -187,17 +230,12 @@ function makeKernels(w: Exports): ShampooKernels {
       let y = pf + at;
       let ly = n;
       if (PL !== undefined) {
-        A.view(s.pl, h * h).set(PL);
-        w.sgemm(h, bw, h, 1, s.pl, h, 1, pf + at, n, 0, s.py, bw, 0);
-        y = s.py;
+        w.sgemm(h, bw, h, 1, PL.off, h, 1, pf + at, n, 0, py, bw, 0);
+        y = py;
         ly = bw;
       }
-      if (PR !== undefined) {
-        A.view(s.pr, bw * bw).set(PR);
-        w.sgemm(h, bw, bw, 1, y, ly, 1, s.pr, bw, 0, pd + at, n, 0);
-      } else {
-        w.copy2d(y, ly, h, bw, pd + at, n);
-      }
+      if (PR !== undefined) w.sgemm(h, bw, bw, 1, y, ly, 1, PR.off, bw, 0, pd + at, n, 0);
+      else w.copy2d(y, ly, h, bw, pd + at, n);
       if (pgr !== 0) {
         const dn = Math.sqrt(w.sumsq(pd + at, n, h, bw));
         const gn = Math.sqrt(w.sumsq(pgr + at, n, h, bw));
@@ -205,27 +243,22 @@ function makeKernels(w: Exports): ShampooKernels {
       }
     });
   };
+  const maxBlock = (grid: BlockGrid2d) => Math.max(...grid.rows) * Math.max(...grid.cols);
   return {
-    statistics(g, grid, prev, alpha, beta) {
+    statistics(g, grid, stats, alpha, beta) {
       const { m, n } = grid;
       const bs = blocks(grid);
+      // New buffers first: the scratch arena starts after the persistent ones.
+      const bufs = bs.map(({ h, w: bw }, b) => stats[b] ?? ([allocBuffer(h * h), allocBuffer(bw * bw)] as [HostBuffer, HostBuffer]));
       const A = new Arena(w);
       const pg = A.take(m * n);
-      const maxH = Math.max(...grid.rows);
-      const maxW = Math.max(...grid.cols);
-      const pt = A.take(maxH * maxW);
-      const pl = A.take(maxH * maxH);
-      const pr = A.take(maxW * maxW);
+      const pt = A.take(maxBlock(grid));
       A.ready();
       A.view(pg, m * n).set(g);
-      return bs.map(({ r0, c0, h, w: bw }, b) => {
+      bs.forEach(({ r0, c0, h, w: bw }, b) => {
         const gb = pg + 4 * (r0 * n + c0);
-        const p = prev[b];
-        const bet = p === undefined ? 0 : beta;
-        if (p !== undefined) {
-          A.view(pl, h * h).set(p[0]);
-          A.view(pr, bw * bw).set(p[1]);
-        }
+        const bet = stats[b] === undefined ? 0 : beta;
+        const [pl, pr] = [bufs[b]![0].off, bufs[b]![1].off];
         // S_L = G_b G_b^T: A = G_b (rows), B = G_b^T (transposed copy, bw x h).
         w.transpose(gb, n, h, bw, pt);
         w.sgemm(h, h, bw, alpha, gb, n, 1, pt, h, bet, pl, h, 1);
@@ -233,12 +266,8 @@ function makeKernels(w: Exports): ShampooKernels {
         // S_R = G_b^T G_b: A[i][p] = G_b[p][i], B = G_b.
         w.sgemm(bw, bw, h, alpha, gb, 1, n, gb, n, bet, pr, bw, 1);
         w.mirror_upper(pr, bw, bw);
-        // Copy back into the caller's arrays (allocating 64 KB arrays costs ~10x the copy).
-        if (p === undefined) return [A.view(pl, h * h).slice(), A.view(pr, bw * bw).slice()];
-        p[0].set(A.view(pl, h * h));
-        p[1].set(A.view(pr, bw * bw));
-        return p;
       });
+      return bufs;
     },
 
     precondition(f, grid, roots, graft) {
@@ -247,46 +276,29 @@ function makeKernels(w: Exports): ShampooKernels {
       const pf = A.take(n);
       const pgr = graft === undefined ? 0 : A.take(n);
       const pd = A.take(n);
-      const scratch = takeScratch(A, grid);
+      const py = A.take(maxBlock(grid));
       A.ready();
       A.view(pf, n).set(f);
       if (graft !== undefined) A.view(pgr, n).set(graft);
-      preconditionAt(A, grid, roots, pf, pgr, pd, scratch);
+      preconditionAt(grid, roots, pf, pgr, pd, py);
       return A.view(pd, n).slice();
     },
 
     direction(g, acc, moment, grid, roots, graft, copy) {
       const n = g.length;
+      const a = acc === undefined ? undefined : (acc.buf ?? allocBuffer(n));
+      const m = moment === undefined ? undefined : (moment.buf ?? allocBuffer(n));
       const A = new Arena(w);
       const pg = A.take(n);
-      const pa = acc === undefined ? 0 : A.take(n);
-      const pm = moment === undefined ? 0 : A.take(n);
       const pf = A.take(n);
       const pgr = A.take(n);
       const pd = roots === undefined ? pgr : A.take(n);
-      const scratch = takeScratch(A, grid);
+      const py = A.take(maxBlock(grid));
       A.ready();
       A.view(pg, n).set(g);
-      if (acc !== undefined) {
-        if (acc.prev === undefined) A.view(pa, n).fill(0);
-        else A.view(pa, n).set(acc.prev);
-      }
-      if (moment !== undefined) {
-        if (moment.prev === undefined) A.view(pm, n).fill(0);
-        else A.view(pm, n).set(moment.prev);
-      }
-      w.moments(n, pg, pa, acc?.ka ?? 0, acc?.kg ?? 0, acc?.adiv ?? 1, acc?.eps ?? 0, pm, moment?.b1 ?? 0, moment?.c1 ?? 0, moment?.fdiv ?? 1, pf, pgr);
-      if (roots !== undefined) preconditionAt(A, grid, roots, pf, graft ? pgr : 0, pd, scratch);
-      const out = (prev: Float32Array | undefined, at: number): Float32Array => {
-        if (prev === undefined) return A.view(at, n).slice();
-        prev.set(A.view(at, n));
-        return prev;
-      };
-      return {
-        a: acc === undefined ? undefined : out(acc.prev, pa),
-        m: moment === undefined ? undefined : out(moment.prev, pm),
-        d: copy ? A.view(pd, n).slice() : A.view(pd, n),
-      };
+      w.moments(n, pg, a?.off ?? 0, acc?.ka ?? 0, acc?.kg ?? 0, acc?.adiv ?? 1, acc?.eps ?? 0, m?.off ?? 0, moment?.b1 ?? 0, moment?.c1 ?? 0, moment?.fdiv ?? 1, pf, pgr);
+      if (roots !== undefined) preconditionAt(grid, roots, pf, graft ? pgr : 0, pd, py);
+      return { a, m, d: copy ? A.view(pd, n).slice() : A.view(pd, n) };
     },
 
     gram(wRows, k, n) {
