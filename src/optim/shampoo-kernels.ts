@@ -15,8 +15,10 @@
  * their per-call overhead) of the same work, and tfjs-wasm's slice/split copies. The result is
  * the same arithmetic in float32 up to summation order.
  *
- * Host copies of the statistics and roots are cached by tensor data id (tfjs data is
- * immutable per id; a restored or reassigned slot has a new id and is read again).
+ * The optimizer keeps the slots the kernels update (statistics, roots, grafting accumulator,
+ * first moment) in persistent buffers of the module's memory (`allocBuffer`), updated in place;
+ * each call's scratch space starts after them. Host copies of other tensors are cached by tensor
+ * data id (tfjs data is immutable per id; a restored or reassigned slot has a new id).
  *
  * `shampooKernels()` returns null when WebAssembly (with SIMD) is unavailable; Shampoo then
  * uses tfjs ops.
