@@ -231,6 +231,17 @@ function hostKernels(L: Layout): ShampooKernels | null {
   return b === 'wasm' || b === 'cpu' ? shampooKernels() : null;
 }
 
+/**
+ * Vector parameters (biases) on the wasm and cpu backends: their whole update (diagonal
+ * statistic, grafting accumulator, first moment, direction, grafting) in a JavaScript loop on
+ * the host slots; as tfjs ops it is ~30 kernels on a few hundred numbers, all call overhead.
+ */
+function hostDiagonal(): boolean {
+  if (shampooTesting.deviceBlocking) return false;
+  const b = tf.getBackend();
+  return (b === 'wasm' || b === 'cpu') && shampooKernels() !== null;
+}
+
 function grid2d(L: Layout): BlockGrid2d {
   return {
     m: L.merged[0]!,
@@ -457,8 +468,12 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     const start = this.startStep;
     const g = o.decoupledWeightDecay ? grad : addL2WeightDecay(grad, param, o.weightDecay);
     const K = hostKernels(L);
-    if (K === null && this.hostSlots.has(state)) this.flushHostSlots(state, true);
     if (K !== null) return descend(param, this.finishDirection(this.hostDirection(param, g, state, L, t, K), param, state), ctx.learningRate);
+    if (L.diagonal && hostDiagonal()) {
+      return descend(param, this.finishDirection(this.hostDiagonalDirection(param, g, state, t), param, state), ctx.learningRate);
+    }
+    // The tfjs-ops path reads the state variables: write back (and drop) any host slots.
+    if (this.hostSlots.has(state)) this.flushHostSlots(state, true);
 
     // Statistics (every step) and, on schedule, their inverse roots.
     if (L.diagonal) {
@@ -553,6 +568,76 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     if (r.a !== undefined) this.commitHostSlot(state, 'graft', r.a, shape);
     if (r.m !== undefined) this.commitHostSlot(state, 'expAvg', r.m, shape);
     return tf.tensor(r.d, shape);
+  }
+
+  /**
+   * The direction of a vector parameter on the host: the same formulas as the tfjs-ops path
+   * (diag statistic, src/optim/grafting.ts, the beta1 EMA), evaluated in float64 on the float32
+   * slots (results agree to float32 rounding; tested against the tfjs path).
+   */
+  private hostDiagonalDirection(param: tf.Tensor, g: tf.Tensor, state: SlotState, t: number): tf.Tensor {
+    const o = this.options;
+    const gc = this.graftingConfig;
+    const gv = g.dataSync() as Float32Array;
+    const n = gv.length;
+    const shape = param.shape as number[];
+    const b2 = o.beta2;
+    const hasAcc = graftingHasState(gc.type);
+    const slot = (name: string, use: boolean): HostBuffer | undefined => (use ? (this.hostSlot(state, name) ?? allocBuffer(n)) : undefined);
+    // All buffers before any view (an allocation may grow the memory and detach views).
+    const vb = slot('diag', true)!;
+    const ab = slot('graft', hasAcc);
+    const mb = slot('expAvg', o.beta1 > 0);
+    const v = bufferView(vb);
+    const a = ab === undefined ? undefined : bufferView(ab);
+    const m = mb === undefined ? undefined : bufferView(mb);
+    const ema = gc.type === 'rmsprop' || gc.type === 'adam';
+    const adiv = gc.type === 'adam' ? 1 - gc.beta2 ** t : 1;
+    const fdiv = o.beta1 > 0 && o.biasCorrection ? 1 - o.beta1 ** t : 1;
+    const f = new Float64Array(n);
+    const gr = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      const gi = gv[i]!;
+      const sq = gi * gi;
+      v[i] = b2 === 1 ? v[i]! + sq : b2 * v[i]! + (1 - b2) * sq; // zeros before the first update
+      let fi = gi;
+      if (m !== undefined) {
+        m[i] = o.beta1 * m[i]! + (1 - o.beta1) * gi;
+        fi = m[i]! / fdiv;
+      }
+      f[i] = fi;
+      if (a !== undefined) {
+        a[i] = ema ? gc.beta2 * a[i]! + (1 - gc.beta2) * sq : a[i]! + sq;
+        gr[i] = fi / (Math.sqrt(a[i]! / adiv) + gc.epsilon);
+      } else {
+        gr[i] = fi;
+      }
+    }
+    this.commitHostSlot(state, 'diag', vb, shape);
+    if (ab !== undefined) this.commitHostSlot(state, 'graft', ab, shape);
+    if (mb !== undefined) this.commitHostSlot(state, 'expAvg', mb, shape);
+    const d = new Float32Array(n);
+    if (t < this.startStep) {
+      d.set(gr);
+      return tf.tensor(d, shape);
+    }
+    const scale = this.diagScale(t);
+    let vmax = -Infinity;
+    for (let i = 0; i < n; i++) vmax = Math.max(vmax, Math.fround(v[i]! * scale));
+    const eps = o.epsilonMode === 'relative' ? vmax * o.epsilon : o.epsilon;
+    const power = -1 / this.rootExponentFor(1);
+    let dn = 0;
+    let gn = 0;
+    const dd = new Float64Array(n);
+    for (let i = 0; i < n; i++) {
+      // The 1e-30 floor keeps a zero statistic (zero gradient) from giving 0 * Inf.
+      dd[i] = f[i]! * (Math.fround(v[i]! * scale) + eps + 1e-30) ** power;
+      dn += dd[i]! * dd[i]!;
+      gn += gr[i]! * gr[i]!;
+    }
+    const s = gc.type === 'none' ? 1 : Math.sqrt(gn) / (Math.sqrt(dn) + 1e-16);
+    for (let i = 0; i < n; i++) d[i] = dd[i]! * s;
+    return tf.tensor(d, shape);
   }
 
   /** S_i <- beta2 S_i + (1 - beta2) G_(i) G_(i)^T (or the sum) for every block and dimension. */

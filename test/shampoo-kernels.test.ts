@@ -169,6 +169,8 @@ describe('Shampoo: WebAssembly kernel path vs tfjs-ops path', () => {
     ['one block 12x7, AdaGrad sum, no grafting, r = 2', [12, 7], { grafting: 'none', epsilon: 1e-4, rootExponent: 2, preconditionFrequency: 2, learningRate: 1e-3, mergeDims: false }],
     ['blocks 8/8/8 x 8/2, RMSProp grafting, statisticsComputeSteps 2, momentum', [24, 10], { maxPreconditionerDim: 8, grafting: 'rmsprop', beta2: 0.9, statisticsComputeSteps: 2, momentum: 0.9, epsilon: 1e-6 }],
     ['AdaGrad grafting, beta1 0, start 5, frequency 4', [18, 9], { maxPreconditionerDim: 8, mergeDims: false, grafting: 'adagrad', beta1: 0, epsilon: 1e-5, startPreconditioningStep: 5, preconditionFrequency: 4 }],
+    ['a vector [1, 37] (diagonal statistic), Adam grafting, relative epsilon, r = 4', [1, 37], { grafting: 'adam', beta2: 0.99, epsilon: 1e-3, epsilonMode: 'relative', rootExponent: 4, preconditionFrequency: 3 }],
+    ['a vector [23, 1], AdaGrad sum, no grafting, beta1 0', [23, 1], { grafting: 'none', beta1: 0, epsilon: 1e-6, learningRate: 1e-3 }],
     ['SGD grafting, no bias correction, L2 weight decay, Nesterov', [10, 12], { maxPreconditionerDim: 6, grafting: 'sgd', biasCorrection: false, beta2: 0.99, epsilon: 1e-5, weightDecay: 0.1, decoupledWeightDecay: false, momentum: 0.5, nesterov: true }],
   ] as [string, [number, number], ShampooOptions][])('%s', (_, shape, options) => {
     const steps = 25;
