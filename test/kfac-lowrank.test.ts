@@ -175,6 +175,21 @@ describe('K-FAC with factorRank', () => {
     expect(num / den).toBeLessThan(2e-3);
   });
 
+  it('FAST_SETTINGS are valid options that train the network', () => {
+    const p = net(128, 41);
+    const [W1, b1, W2, b2] = p.vars as [tf.Variable, tf.Variable, tf.Variable, tf.Variable];
+    const opt = new KFAC({ ...KFAC.FAST_SETTINGS, lossKind: 'softmax-cross-entropy', factorRank: 8 })
+      .registerDense({ kernel: W1, bias: b1, name: 'hidden' })
+      .registerDense({ kernel: W2, bias: b2, name: 'out' });
+    expect(opt.options.adaptive).toBe(false);
+    expect(opt.options.statsUpdatePeriod).toBe(10);
+    expect(Object.isFrozen(KFAC.FAST_SETTINGS)).toBe(true);
+    const first = p.loss().dataSync()[0]!;
+    for (let i = 0; i < 25; i++) opt.minimize(p.loss, false, p.vars);
+    expect(p.loss().dataSync()[0]!).toBeLessThan(0.5 * first);
+    p.dispose();
+  });
+
   it('trains with full-rank factors, keeps its state through a checkpoint and does not leak', async () => {
     const p = net(128, 31);
     let opt = p.make(6);
