@@ -53,6 +53,7 @@
  * copy of the gradient, at the SIMD peak of the machine (~20 GFLOP/s single-threaded), instead
  * of ~50 tfjs kernels per parameter. Those slots stay on the host between steps and are written
  * to their state variables by getWeights / setWeights (so saving and restoring is unchanged).
+ * Vector parameters' whole update runs in one JavaScript loop on the same host slots.
  * Inverse roots: float64 eigendecomposition (src/linalg eighRows), then P = W^T W with
  * W = f(Lambda)^(1/2) V^T rounded to float32 and multiplied in the float32 kernel (P is stored
  * in float32 either way). Same arithmetic as the tfjs-ops path (used on other backends and
