@@ -104,11 +104,6 @@ export function hostTensor(values: Float32Array, shape: number[]): tf.Tensor {
   return t;
 }
 
-/** Record that `t` (e.g. a state variable after `assign`) holds `values`. */
-export function cacheHost(t: tf.Tensor, values: Float32Array): void {
-  hostCache.set(t.dataId, values);
-}
-
 /**
  * A persistent float32 buffer in the module's memory (statistics, roots, grafting accumulator
  * and first moment that the kernels update in place between steps). Views are made on demand
