@@ -7,3 +7,6 @@ export type { ModelBlocks } from './registration.js';
 export { captureGradients } from './capture.js';
 export type { CaptureOptions, CaptureResult, CotangentSampler, DenseTarget, LayerCapture } from './capture.js';
 export { spdInverse as dampedFactorInverse } from './inverse.js';
+export { lowRankDampedInverse } from './lowrank.js';
+export type { LowRankInverse, LowRankOptions } from './lowrank.js';
+export type { FactorInverse } from './dense.js';
