@@ -80,7 +80,7 @@ import {
   type GraftingType,
 } from '../src/optim/grafting.js';
 import { eighRows, inverseRoot, mergeSmallDims, reconstruct, splitDim, type Mat64 } from '../src/linalg/index.js';
-import { eighWasm, wasm as linalgWasm } from '../src/linalg/kernels.js';
+import { eighWasmFast, wasm as linalgWasm } from '../src/linalg/kernels.js';
 import {
   allocBuffer,
   bufferView,
@@ -722,7 +722,7 @@ function eigenRoot(a: Float64Array, n: number, r: number, epsilon: number, mode:
   let vt: Float64Array;
   if (lw !== null) {
     for (let k = 0; k < a.length; k++) if (!Number.isFinite(a[k]!)) throw new Error('Shampoo: non-finite statistic');
-    ({ d: values, vt } = eighWasm(lw, a, n)); // throws if QL does not converge
+    ({ d: values, vt } = eighWasmFast(lw, a, n)); // throws if QL does not converge
   } else {
     ({ values, vt: { data: vt } } = eighRows({ rows: n, cols: n, data: a }));
   }

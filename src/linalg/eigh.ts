@@ -17,8 +17,11 @@
  * Reference: Golub & Van Loan, Matrix Computations, §8.3; Wilkinson & Reinsch, Handbook for
  * Automatic Computation II (tred2, tql2).
  *
- * Kernels: the WebAssembly SIMD kernels of ./kernels.ts (tred, accumq, tql2 with batched
- * rotations; 4-8x these JS loops) when they load, else the JS loops below (same algorithm).
+ * Kernels: with the WebAssembly SIMD kernels of ./kernels.ts, steps 2-3 are replaced by
+ * eigenvalues of T by QL without vectors, eigenvectors of T by inverse iteration (LAPACK
+ * dstein, on the unreduced blocks of T) and the back-transformation by the Householder
+ * reflectors (linalg.c syevi, eighWasmFast; ~1.5x the wasm tred/accumq/tql2 path at n = 128,
+ * ~2x at 256, which remains as eighWasm and as its fallback). Without wasm, the JS loops below.
  * Inputs with max|a_ij| outside [2^-400, 2^400] are scaled by an exact power of two first.
  *
  * Errors: input must be square, finite and symmetric (relative asymmetry <= 1e-6; the upper
@@ -27,7 +30,7 @@
  * ||A||_F with random probes in O(n^2).
  */
 import { Mat64, MatrixInput, symmetricInput, transpose, matvec, rng } from './matrix.js';
-import { wasm, eighWasm } from './kernels.js';
+import { wasm, eighWasmFast } from './kernels.js';
 
 export interface EighResult {
   /** Eigenvalues, ascending. */
@@ -247,7 +250,7 @@ export function eighRows(a: MatrixInput): EighRows {
   let d: Float64Array;
   let qt: Float64Array;
   if (w !== null) {
-    ({ d, vt: qt } = eighWasm(w, input, n));
+    ({ d, vt: qt } = eighWasmFast(w, input, n));
   } else {
     const t = tridiagonalize(e2 === 0 ? input.slice() : input, n);
     tql2(t.d, t.e, t.qt, n);

@@ -36,6 +36,7 @@ interface Exports {
   gemm_abt(a: number, b: number, c: number, m: number, n: number, k: number, upper: number): void;
   chol(a: number, n: number, jitter: number, l: number, pivotTol: number): number;
   trinv(l: number, x: number, n: number): void;
+  syevi(a: number, n: number, d: number, zt: number, wk: number): number;
 }
 
 let instance: Exports | null | undefined;
@@ -138,6 +139,22 @@ export function eighWasm(w: Exports, a: Float64Array, n: number): { d: Float64Ar
   const fail = w.tql2(pd, pe, pq, n, n, prc, prs, psw, cap);
   if (fail !== 0) throw new Error(`eigh: QL iteration did not converge for eigenvalue ${fail - 1} of ${n} (60 sweeps)`);
   return { d: view(w, pd, n).slice(), vt: view(w, pq, n * n).slice() };
+}
+
+/**
+ * The same decomposition by tridiagonalisation, eigenvalues of T by QL without vectors,
+ * eigenvectors of T by inverse iteration (LAPACK dstein) and the Householder back-transformation
+ * (linalg.c syevi; ~1.5x faster than eighWasm at n = 128, ~2x at 256). Eigenvalues unsorted
+ * (ascending per unreduced block of T), V^T rows; falls back to eighWasm if inverse iteration
+ * does not converge for some vector.
+ */
+export function eighWasmFast(w: Exports, a: Float64Array, n: number): { d: Float64Array; vt: Float64Array } {
+  const [pa, pz, pd, pwk] = arena(w, [n * n, n * n, n, 10 * n]);
+  view(w, pa, n * n).set(a);
+  const s = w.syevi(pa, n, pd, pz, pwk);
+  if (s < 0) throw new Error(`eigh: QL iteration did not converge for eigenvalue ${-s - 1} of ${n} (60 sweeps)`);
+  if (s > 0) return eighWasm(w, a, n); // inverse iteration did not converge (not seen in tests): QL with vectors
+  return { d: view(w, pd, n).slice(), vt: view(w, pz, n * n).slice() };
 }
 
 /** Cholesky of (A + jitter I) into L (row-major, upper zero); returns the failing pivot or -1. */

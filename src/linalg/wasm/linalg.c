@@ -501,3 +501,283 @@ EXPORT void trinv(const f64 *L, f64 *X, int n) {
     for (int c = 0; c <= i; c++) xi[c] *= inv;
   }
 }
+
+/*
+ * Fast path of eigh (syevi): tred, eigenvalues of T by implicit QL without vectors (tql1,
+ * O(n^2)), eigenvectors of T by inverse iteration (stein, LAPACK dstein's scheme), and the
+ * back-transformation V^T = Z^T H_{n-3} ... H_0 (backq, blocked 4 rows x NB reflectors).
+ */
+
+/* Implicit QL, eigenvalues only (tql2 without rotations). Returns 0 or l + 1 on failure. */
+static int tql1(f64 *d, f64 *e, int n) {
+  f64 f = 0, tst1 = 0;
+  const f64 eps = 2.220446049250313e-16;
+  for (int l = 0; l < n; l++) {
+    f64 t = fabs_(d[l]) + fabs_(e[l]);
+    if (t > tst1) tst1 = t;
+    int m = l;
+    while (m < n - 1) {
+      if (fabs_(e[m]) <= eps * tst1) break;
+      m++;
+    }
+    if (m > l) {
+      int iter = 0;
+      do {
+        if (++iter > 60) return l + 1;
+        f64 g = d[l];
+        f64 p = (d[l + 1] - g) / (2 * e[l]);
+        f64 r = hypot_(p, 1);
+        if (p < 0) r = -r;
+        d[l] = e[l] / (p + r);
+        d[l + 1] = e[l] * (p + r);
+        f64 dl1 = d[l + 1];
+        f64 h = g - d[l];
+        for (int i = l + 2; i < n; i++) d[i] -= h;
+        f += h;
+        p = d[m];
+        f64 c = 1, c2 = 1, c3 = 1, s = 0, s2 = 0;
+        f64 el1 = e[l + 1];
+        for (int i = m - 1; i >= l; i--) {
+          c3 = c2;
+          c2 = c;
+          s2 = s;
+          g = c * e[i];
+          h = c * p;
+          r = hypot_(p, e[i]);
+          e[i + 1] = s * r;
+          s = e[i] / r;
+          c = p / r;
+          p = c * d[i] - s * g;
+          d[i + 1] = h + s * (c * g + s * d[i]);
+        }
+        p = -s * s2 * c3 * el1 * e[l] / dl1;
+        e[l] = s * p;
+        d[l] = c * p;
+      } while (fabs_(e[l]) > eps * tst1);
+    }
+    d[l] = d[l] + f;
+    e[l] = 0;
+  }
+  return 0;
+}
+
+/*
+ * Inverse iteration for the eigenvectors of the symmetric tridiagonal T (diagonal d, off-
+ * diagonal e[0..n-2]) at the ascending eigenvalues w (LAPACK dstein): T - x I = P L U with
+ * partial pivoting, random start, solve, and modified Gram-Schmidt against the previous
+ * vectors whose eigenvalues are within 1e-3 ||T||_1 (dstein uses chains of consecutive gaps
+ * below that, whose MGS cost grows as k^2 n on long chains; vectors farther apart are
+ * orthogonal to ~eps ||T|| / gap <= 1e3 eps without it, as between dstein's clusters); iterate
+ * until the solution has grown enough, then EXTRA more times. Coincident shifts are
+ * separated by 10 eps |x|. zt (row stride ldz): row j = unit eigenvector j (largest entry
+ * positive), entries 0..n-1.
+ * wk: 6n doubles. Returns 0, or j + 1 if vector j did not converge in 5 iterations (the last
+ * iterate is still stored).
+ */
+EXPORT int stein(const f64 *d, const f64 *e, int n, const f64 *w, f64 *zt, int ldz, f64 *wk) {
+  const f64 eps = 2.220446049250313e-16;
+  const int maxits = 5, extra = 1;
+  f64 *u0 = wk, *u1 = wk + n, *u2 = wk + 2 * n, *ml = wk + 3 * n, *x = wk + 4 * n, *sw = wk + 5 * n;
+  f64 onenrm = 0;
+  for (int i = 0; i < n; i++) {
+    f64 t = fabs_(d[i]) + (i > 0 ? fabs_(e[i - 1]) : 0) + (i < n - 1 ? fabs_(e[i]) : 0);
+    if (t > onenrm) onenrm = t;
+  }
+  if (n == 1) { zt[0] = 1; return 0; }
+  const f64 ortol = 1e-3 * onenrm;
+  const f64 dtpcrt = sqrt_(0.1 / n);
+  f64 tol = eps * onenrm;
+  if (tol == 0) tol = 1e-300;
+  unsigned int seed = 0x9e3779b9u;
+  int status = 0, gpind = 0;
+  f64 xjm = 0;
+  for (int j = 0; j < n; j++) {
+    f64 xj = w[j];
+    if (j > 0) {
+      f64 pertol = 10 * fabs_(eps * xj);
+      if (xj - xjm < pertol) xj = xjm + pertol;
+      while (w[j] - w[gpind] > ortol) gpind++;
+    }
+    /* factor T - xj I (rows k: u0 at col k, u1 at k+1, u2 at k+2; multiplier ml[k], swap sw[k]) */
+    /* branch-free (selects): the pivot choice is data-dependent and mispredicts */
+    f64 p0 = d[0] - xj, p1 = e[0];
+    for (int k = 0; k < n - 1; k++) {
+      f64 ek = e[k], dk1 = d[k + 1] - xj, ek1 = k + 1 < n - 1 ? e[k + 1] : 0;
+      int sk = fabs_(p0) < fabs_(ek);
+      f64 num = sk ? p0 : ek, den = sk ? ek : p0;
+      f64 m = den != 0 ? num / den : 0;
+      f64 q0 = sk ? p1 : dk1, q1 = sk ? dk1 : p1;
+      u0[k] = den; u1[k] = q1; u2[k] = sk ? ek1 : 0; ml[k] = m; sw[k] = sk;
+      p0 = q0 - m * q1;
+      p1 = sk ? -m * ek1 : ek1;
+    }
+    u0[n - 1] = p0;
+    f64 un = fabs_(p0) < tol ? tol : fabs_(p0);
+    /* reciprocal pivots (tiny ones perturbed to +-tol), off the solve's dependency chain */
+    for (int k = 0; k < n; k++) {
+      f64 u = u0[k];
+      if (fabs_(u) < tol) u = u < 0 ? -tol : tol;
+      u0[k] = 1 / u;
+    }
+    for (int i = 0; i < n; i++) {
+      seed ^= seed << 13; seed ^= seed >> 17; seed ^= seed << 5;
+      x[i] = (f64)seed * (2.0 / 4294967296.0) - 1.0;
+    }
+    int its = 0, nrmchk = 0;
+    for (;;) {
+      if (++its > maxits) { if (!status) status = j + 1; break; }
+      /* scale the right-hand side (max entry n ||T|| max(eps, |u_nn|)) */
+      f64 bmax = 0;
+      for (int i = 0; i < n; i++) { f64 t = fabs_(x[i]); if (t > bmax) bmax = t; }
+      f64 scl = n * onenrm * (un > eps ? un : eps) / (bmax > 0 ? bmax : 1);
+      for (int i = 0; i < n; i++) x[i] *= scl;
+      /* solve: L (with swaps), then U by back substitution with overflow guard */
+      f64 xc = x[0];
+      for (int k = 0; k < n - 1; k++) {
+        f64 xn = x[k + 1];
+        int sk = sw[k] != 0;
+        f64 top = sk ? xn : xc, bot = sk ? xc : xn;
+        x[k] = top;
+        xc = bot - ml[k] * top;
+      }
+      x[n - 1] = xc * u0[n - 1];
+      if (n >= 2) x[n - 2] = (x[n - 2] - u1[n - 2] * x[n - 1]) * u0[n - 2];
+      for (int k = n - 3; k >= 0; k--) {
+        f64 t = (x[k] - u1[k] * x[k + 1] - u2[k] * x[k + 2]) * u0[k];
+        if (fabs_(t) > 1e150) {
+          for (int i = k + 1; i < n; i++) x[i] *= 1e-150;
+          t = (x[k] * 1e-150 - u1[k] * x[k + 1] - u2[k] * x[k + 2]) * u0[k];
+        }
+        x[k] = t;
+      }
+      /* reorthogonalise against the cluster */
+      for (int i = gpind; i < j; i++) {
+        const f64 *zi = zt + (long)i * ldz;
+        axmy(dot(x, zi, n), zi, x, n);
+      }
+      f64 nrm = 0;
+      for (int i = 0; i < n; i++) { f64 t = fabs_(x[i]); if (t > nrm) nrm = t; }
+      if (!(nrm >= dtpcrt)) continue;
+      if (++nrmchk < extra + 1) continue;
+      break;
+    }
+    /* normalise, largest entry positive */
+    int jmax = 0;
+    f64 big = 0;
+    for (int i = 0; i < n; i++) { f64 t = fabs_(x[i]); if (t > big) { big = t; jmax = i; } }
+    f64 s = 0;
+    for (int i = 0; i < n; i++) { f64 t = x[i] / big; s += t * t; }
+    f64 inv = 1 / (big * sqrt_(s));
+    if (x[jmax] < 0) inv = -inv;
+    f64 *zj = zt + (long)j * ldz;
+    for (int i = 0; i < n; i++) zj[i] = x[i] * inv;
+    xjm = xj;
+  }
+  return status;
+}
+
+/*
+ * zt (n x n, rows) <- zt H_{n-3} ... H_0 with the reflectors of tred (v_k = a[k][k+1..],
+ * beta). Groups of NB reflectors (k descending) are applied to 4 rows at a time: each v is
+ * loaded once for the 4 rows (dot products, then the updates).
+ */
+EXPORT void backq(const f64 *a, int n, const f64 *beta, f64 *zt) {
+  for (int kh = n - 3; kh >= 0; kh -= NB) {
+    int kl = kh - NB + 1;
+    if (kl < 0) kl = 0;
+    int i = 0;
+    for (; i + 4 <= n; i += 4) {
+      f64 *r0 = zt + (long)i * n, *r1 = r0 + n, *r2 = r1 + n, *r3 = r2 + n;
+      for (int k = kh; k >= kl; k--) {
+        f64 b = beta[k];
+        if (b == 0) continue;
+        const f64 *v = a + (long)k * n;
+        int o = k + 1, len = n - k - 1, t = 0;
+        v128_t s0 = wasm_f64x2_splat(0), s1 = s0, s2 = s0, s3 = s0;
+        for (; t + 2 <= len; t += 2) {
+          v128_t vv = wasm_v128_load(v + o + t);
+          s0 = wasm_f64x2_add(s0, wasm_f64x2_mul(vv, wasm_v128_load(r0 + o + t)));
+          s1 = wasm_f64x2_add(s1, wasm_f64x2_mul(vv, wasm_v128_load(r1 + o + t)));
+          s2 = wasm_f64x2_add(s2, wasm_f64x2_mul(vv, wasm_v128_load(r2 + o + t)));
+          s3 = wasm_f64x2_add(s3, wasm_f64x2_mul(vv, wasm_v128_load(r3 + o + t)));
+        }
+        f64 d0 = hsum(s0), d1 = hsum(s1), d2 = hsum(s2), d3 = hsum(s3);
+        for (; t < len; t++) {
+          f64 vt = v[o + t];
+          d0 += vt * r0[o + t]; d1 += vt * r1[o + t]; d2 += vt * r2[o + t]; d3 += vt * r3[o + t];
+        }
+        d0 *= b; d1 *= b; d2 *= b; d3 *= b;
+        v128_t c0 = wasm_f64x2_splat(d0), c1 = wasm_f64x2_splat(d1), c2 = wasm_f64x2_splat(d2), c3 = wasm_f64x2_splat(d3);
+        t = 0;
+        for (; t + 2 <= len; t += 2) {
+          v128_t vv = wasm_v128_load(v + o + t);
+          wasm_v128_store(r0 + o + t, wasm_f64x2_sub(wasm_v128_load(r0 + o + t), wasm_f64x2_mul(c0, vv)));
+          wasm_v128_store(r1 + o + t, wasm_f64x2_sub(wasm_v128_load(r1 + o + t), wasm_f64x2_mul(c1, vv)));
+          wasm_v128_store(r2 + o + t, wasm_f64x2_sub(wasm_v128_load(r2 + o + t), wasm_f64x2_mul(c2, vv)));
+          wasm_v128_store(r3 + o + t, wasm_f64x2_sub(wasm_v128_load(r3 + o + t), wasm_f64x2_mul(c3, vv)));
+        }
+        for (; t < len; t++) {
+          f64 vt = v[o + t];
+          r0[o + t] -= d0 * vt; r1[o + t] -= d1 * vt; r2[o + t] -= d2 * vt; r3[o + t] -= d3 * vt;
+        }
+      }
+    }
+    for (; i < n; i++) {
+      f64 *ri = zt + (long)i * n;
+      for (int k = kh; k >= kl; k--) {
+        f64 b = beta[k];
+        if (b == 0) continue;
+        const f64 *v = a + (long)k * n;
+        f64 s = dot(ri + k + 1, v + k + 1, n - k - 1) * b;
+        if (s != 0) axmy(s, v + k + 1, ri + k + 1, n - k - 1);
+      }
+    }
+  }
+}
+
+/*
+ * Symmetric eigendecomposition by tred + tql1 + stein + backq. a (n x n, consumed), d (out:
+ * eigenvalues, ascending within each unreduced block of T), zt (out: row j = eigenvector j), wk: 10n doubles. Returns 0, -(l+1)
+ * if QL failed for eigenvalue l, or j + 1 if inverse iteration did not converge for vector j.
+ */
+EXPORT int syevi(f64 *a, int n, f64 *d, f64 *zt, f64 *wk) {
+  const f64 eps = 2.220446049250313e-16;
+  f64 *e = wk, *beta = wk + n, *dt = wk + 2 * n, *et = wk + 3 * n;
+  tred(a, n, dt, et, beta, wk + 4 * n, wk + 5 * n);
+  f64 onenrm = 0;
+  for (int i = 0; i < n; i++) {
+    f64 t = fabs_(dt[i]) + (i > 0 ? fabs_(et[i - 1]) : 0) + (i < n - 1 ? fabs_(et[i]) : 0);
+    if (t > onenrm) onenrm = t;
+  }
+  /* split T where |e_k| <= eps ||T||_1 (a perturbation of T below the accuracy of QL), so
+     each block is unreduced: inverse iteration on a block with negligible off-diagonals
+     would otherwise fix its direction by the rounding noise instead of the start vector */
+  for (long k = 0; k < (long)n * n; k++) zt[k] = 0;
+  int status = 0;
+  for (int b0 = 0; b0 < n;) {
+    int b1 = b0;
+    while (b1 < n - 1 && fabs_(et[b1]) > eps * onenrm) b1++;
+    int m = b1 - b0 + 1;
+    f64 *db = d + b0;
+    if (m == 1) {
+      db[0] = dt[b0];
+      zt[(long)b0 * n + b0] = 1;
+    } else {
+      for (int i = 0; i < m; i++) { db[i] = dt[b0 + i]; e[i] = et[b0 + i]; }
+      e[m - 1] = 0;
+      int f = tql1(db, e, m);
+      if (f) return -(b0 + f);
+      for (int i = 1; i < m; i++) {
+        f64 x = db[i];
+        int j = i - 1;
+        while (j >= 0 && db[j] > x) { db[j + 1] = db[j]; j--; }
+        db[j + 1] = x;
+      }
+      int s = stein(dt + b0, et + b0, m, db, zt + (long)b0 * n + b0, n, wk + 4 * n);
+      if (s && !status) status = b0 + s;
+    }
+    b0 = b1 + 1;
+  }
+  backq(a, n, beta, zt);
+  return status;
+}
