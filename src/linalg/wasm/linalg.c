@@ -508,6 +508,12 @@ EXPORT void trinv(const f64 *L, f64 *X, int n) {
  * back-transformation V^T = Z^T H_{n-3} ... H_0 (backq, blocked 4 rows x NB reflectors).
  */
 
+/* sqrt(a^2 + b^2): the plain formula when a^2 + b^2 is safely in range, else hypot_. */
+static inline f64 hypot_fast(f64 a, f64 b) {
+  f64 s = a * a + b * b;
+  return s < 1e300 && s > 1e-300 ? sqrt_(s) : hypot_(a, b);
+}
+
 /* Implicit QL, eigenvalues only (tql2 without rotations). Returns 0 or l + 1 on failure. */
 static int tql1(f64 *d, f64 *e, int n) {
   f64 f = 0, tst1 = 0;
@@ -526,7 +532,7 @@ static int tql1(f64 *d, f64 *e, int n) {
         if (++iter > 60) return l + 1;
         f64 g = d[l];
         f64 p = (d[l + 1] - g) / (2 * e[l]);
-        f64 r = hypot_(p, 1);
+        f64 r = hypot_fast(p, 1);
         if (p < 0) r = -r;
         d[l] = e[l] / (p + r);
         d[l + 1] = e[l] * (p + r);
@@ -543,7 +549,7 @@ static int tql1(f64 *d, f64 *e, int n) {
           s2 = s;
           g = c * e[i];
           h = c * p;
-          r = hypot_(p, e[i]);
+          r = hypot_fast(p, e[i]);
           e[i + 1] = s * r;
           s = e[i] / r;
           c = p / r;
