@@ -149,7 +149,7 @@ export function eighWasm(w: Exports, a: Float64Array, n: number): { d: Float64Ar
  * does not converge for some vector.
  */
 export function eighWasmFast(w: Exports, a: Float64Array, n: number): { d: Float64Array; vt: Float64Array } {
-  const [pa, pz, pd, pwk] = arena(w, [n * n, n * n, n, 10 * n]);
+  const [pa, pz, pd, pwk] = arena(w, [n * n, n * n, n, 17 * n]);
   view(w, pa, n * n).set(a);
   const s = w.syevi(pa, n, pd, pz, pwk);
   if (s < 0) throw new Error(`eigh: QL iteration did not converge for eigenvalue ${-s - 1} of ${n} (60 sweeps)`);

@@ -577,7 +577,7 @@ static int tql1(f64 *d, f64 *e, int n) {
  * until the solution has grown enough, then EXTRA more times. Coincident shifts are
  * separated by 10 eps |x|. zt (row stride ldz): row j = unit eigenvector j (largest entry
  * positive), entries 0..n-1.
- * wk: 6n doubles. Returns 0, or j + 1 if vector j did not converge in 5 iterations (the last
+ * wk: 13n doubles. Returns 0, or j + 1 if vector j did not converge in 5 iterations (the last
  * iterate is still stored).
  */
 EXPORT int stein(const f64 *d, const f64 *e, int n, const f64 *w, f64 *zt, int ldz, f64 *wk) {
@@ -598,6 +598,121 @@ EXPORT int stein(const f64 *d, const f64 *e, int n, const f64 *w, f64 *zt, int l
   int status = 0, gpind = 0;
   f64 xjm = 0;
   for (int j = 0; j < n; j++) {
+    if (j + 1 < n && w[j + 1] - w[j] > ortol) {
+      /* vectors j and j + 1 in the two lanes of f64x2 (the factorisation and the solves are
+         latency-bound recurrences: two independent ones run in the time of one). Vector j + 1
+         is farther than ortol from every earlier eigenvalue, so only lane 0 needs MGS. */
+      f64 xa = w[j], xb = w[j + 1];
+      if (j > 0) {
+        f64 pertol = 10 * fabs_(eps * xa);
+        if (xa - xjm < pertol) xa = xjm + pertol;
+        while (w[j] - w[gpind] > ortol) gpind++;
+      }
+      f64 *U0 = wk, *U1 = wk + 2 * n, *U2 = wk + 4 * n, *ML = wk + 6 * n, *SW = wk + 8 * n, *X = wk + 10 * n, *tmp = wk + 12 * n;
+      const v128_t zero = wasm_f64x2_splat(0), vtol = wasm_f64x2_splat(tol);
+      const v128_t X2 = wasm_f64x2_make(xa, xb);
+      v128_t p0 = wasm_f64x2_sub(wasm_f64x2_splat(d[0]), X2), p1 = wasm_f64x2_splat(e[0]);
+      for (int k = 0; k < n - 1; k++) {
+        v128_t ek = wasm_f64x2_splat(e[k]), dk1 = wasm_f64x2_sub(wasm_f64x2_splat(d[k + 1]), X2);
+        v128_t ek1 = wasm_f64x2_splat(k + 1 < n - 1 ? e[k + 1] : 0);
+        v128_t sk = wasm_f64x2_lt(wasm_f64x2_abs(p0), wasm_f64x2_abs(ek));
+        v128_t num = wasm_v128_bitselect(p0, ek, sk), den = wasm_v128_bitselect(ek, p0, sk);
+        v128_t m = wasm_v128_and(wasm_f64x2_div(num, den), wasm_f64x2_ne(den, zero));
+        v128_t q0 = wasm_v128_bitselect(p1, dk1, sk), q1 = wasm_v128_bitselect(dk1, p1, sk);
+        wasm_v128_store(U0 + 2 * k, den);
+        wasm_v128_store(U1 + 2 * k, q1);
+        wasm_v128_store(U2 + 2 * k, wasm_v128_and(ek1, sk));
+        wasm_v128_store(ML + 2 * k, m);
+        wasm_v128_store(SW + 2 * k, sk);
+        p0 = wasm_f64x2_sub(q0, wasm_f64x2_mul(m, q1));
+        p1 = wasm_v128_bitselect(wasm_f64x2_neg(wasm_f64x2_mul(m, ek1)), ek1, sk);
+      }
+      wasm_v128_store(U0 + 2 * (n - 1), p0);
+      f64 una = fabs_(wasm_f64x2_extract_lane(p0, 0)), unb = fabs_(wasm_f64x2_extract_lane(p0, 1));
+      if (una < tol) una = tol;
+      if (unb < tol) unb = tol;
+      for (int k = 0; k < n; k++) {
+        v128_t u = wasm_v128_load(U0 + 2 * k);
+        v128_t small = wasm_f64x2_lt(wasm_f64x2_abs(u), vtol);
+        v128_t st = wasm_v128_bitselect(wasm_f64x2_neg(vtol), vtol, wasm_f64x2_lt(u, zero));
+        u = wasm_v128_bitselect(st, u, small);
+        wasm_v128_store(U0 + 2 * k, wasm_f64x2_div(wasm_f64x2_splat(1), u));
+      }
+      for (int i = 0; i < 2 * n; i++) {
+        seed ^= seed << 13; seed ^= seed >> 17; seed ^= seed << 5;
+        X[i] = (f64)seed * (2.0 / 4294967296.0) - 1.0;
+      }
+      int its = 0, chk0 = 0, chk1 = 0, done0 = 0, done1 = 0;
+      for (;;) {
+        if (++its > maxits) { if (!status) status = done0 ? j + 2 : j + 1; break; }
+        f64 ba = 0, bb = 0;
+        for (int i = 0; i < n; i++) {
+          f64 ta = fabs_(X[2 * i]), tb = fabs_(X[2 * i + 1]);
+          if (ta > ba) ba = ta;
+          if (tb > bb) bb = tb;
+        }
+        v128_t scl = wasm_f64x2_make(n * onenrm * (una > eps ? una : eps) / (ba > 0 ? ba : 1), n * onenrm * (unb > eps ? unb : eps) / (bb > 0 ? bb : 1));
+        for (int i = 0; i < n; i++) wasm_v128_store(X + 2 * i, wasm_f64x2_mul(wasm_v128_load(X + 2 * i), scl));
+        v128_t xc = wasm_v128_load(X);
+        for (int k = 0; k < n - 1; k++) {
+          v128_t xn = wasm_v128_load(X + 2 * k + 2), sk = wasm_v128_load(SW + 2 * k);
+          v128_t top = wasm_v128_bitselect(xn, xc, sk), bot = wasm_v128_bitselect(xc, xn, sk);
+          wasm_v128_store(X + 2 * k, top);
+          xc = wasm_f64x2_sub(bot, wasm_f64x2_mul(wasm_v128_load(ML + 2 * k), top));
+        }
+        v128_t xk1 = wasm_f64x2_mul(xc, wasm_v128_load(U0 + 2 * (n - 1)));
+        wasm_v128_store(X + 2 * (n - 1), xk1);
+        v128_t xk2 = xk1;
+        xk1 = wasm_f64x2_mul(wasm_f64x2_sub(wasm_v128_load(X + 2 * (n - 2)), wasm_f64x2_mul(wasm_v128_load(U1 + 2 * (n - 2)), xk2)), wasm_v128_load(U0 + 2 * (n - 2)));
+        wasm_v128_store(X + 2 * (n - 2), xk1);
+        const v128_t vbig = wasm_f64x2_splat(1e150);
+        for (int k = n - 3; k >= 0; k--) {
+          v128_t t = wasm_f64x2_mul(wasm_f64x2_sub(wasm_f64x2_sub(wasm_v128_load(X + 2 * k), wasm_f64x2_mul(wasm_v128_load(U1 + 2 * k), xk1)), wasm_f64x2_mul(wasm_v128_load(U2 + 2 * k), xk2)), wasm_v128_load(U0 + 2 * k));
+          v128_t big = wasm_f64x2_gt(wasm_f64x2_abs(t), vbig);
+          if (wasm_v128_any_true(big)) {
+            v128_t f = wasm_v128_bitselect(wasm_f64x2_splat(1e-150), wasm_f64x2_splat(1), big);
+            for (int i = k + 1; i < n; i++) wasm_v128_store(X + 2 * i, wasm_f64x2_mul(wasm_v128_load(X + 2 * i), f));
+            xk1 = wasm_v128_load(X + 2 * k + 2);
+            xk2 = wasm_v128_load(X + 2 * k + 4);
+            t = wasm_f64x2_mul(wasm_f64x2_sub(wasm_f64x2_sub(wasm_f64x2_mul(wasm_v128_load(X + 2 * k), f), wasm_f64x2_mul(wasm_v128_load(U1 + 2 * k), xk1)), wasm_f64x2_mul(wasm_v128_load(U2 + 2 * k), xk2)), wasm_v128_load(U0 + 2 * k));
+          }
+          wasm_v128_store(X + 2 * k, t);
+          xk2 = xk1;
+          xk1 = t;
+        }
+        if (gpind < j) {
+          for (int i = 0; i < n; i++) tmp[i] = X[2 * i];
+          for (int i = gpind; i < j; i++) {
+            const f64 *zi = zt + (long)i * ldz;
+            axmy(dot(tmp, zi, n), zi, tmp, n);
+          }
+          for (int i = 0; i < n; i++) X[2 * i] = tmp[i];
+        }
+        f64 na = 0, nb = 0;
+        for (int i = 0; i < n; i++) {
+          f64 ta = fabs_(X[2 * i]), tb = fabs_(X[2 * i + 1]);
+          if (ta > na) na = ta;
+          if (tb > nb) nb = tb;
+        }
+        if (!done0 && na >= dtpcrt && ++chk0 >= extra + 1) done0 = 1;
+        if (!done1 && nb >= dtpcrt && ++chk1 >= extra + 1) done1 = 1;
+        if (done0 && done1) break;
+      }
+      for (int c = 0; c < 2; c++) {
+        int jmax = 0;
+        f64 big = 0;
+        for (int i = 0; i < n; i++) { f64 t = fabs_(X[2 * i + c]); if (t > big) { big = t; jmax = i; } }
+        f64 s2 = 0;
+        for (int i = 0; i < n; i++) { f64 t = X[2 * i + c] / big; s2 += t * t; }
+        f64 inv = 1 / (big * sqrt_(s2));
+        if (X[2 * jmax + c] < 0) inv = -inv;
+        f64 *zj = zt + (long)(j + c) * ldz;
+        for (int i = 0; i < n; i++) zj[i] = X[2 * i + c] * inv;
+      }
+      xjm = xb;
+      j++;
+      continue;
+    }
     f64 xj = w[j];
     if (j > 0) {
       f64 pertol = 10 * fabs_(eps * xj);
@@ -743,7 +858,7 @@ EXPORT void backq(const f64 *a, int n, const f64 *beta, f64 *zt) {
 
 /*
  * Symmetric eigendecomposition by tred + tql1 + stein + backq. a (n x n, consumed), d (out:
- * eigenvalues, ascending within each unreduced block of T), zt (out: row j = eigenvector j), wk: 10n doubles. Returns 0, -(l+1)
+ * eigenvalues, ascending within each unreduced block of T), zt (out: row j = eigenvector j), wk: 17n doubles. Returns 0, -(l+1)
  * if QL failed for eigenvalue l, or j + 1 if inverse iteration did not converge for vector j.
  */
 EXPORT int syevi(f64 *a, int n, f64 *d, f64 *zt, f64 *wk) {
