@@ -799,17 +799,68 @@ EXPORT int stein(const f64 *d, const f64 *e, int n, const f64 *w, f64 *zt, int l
 
 /*
  * zt (n x n, rows) <- zt H_{n-3} ... H_0 with the reflectors of tred (v_k = a[k][k+1..],
- * beta). Groups of NB reflectors (k descending) are applied to 4 rows at a time: each v is
- * loaded once for the 4 rows (dot products, then the updates).
+ * beta). Groups of NB reflectors (k descending) are applied to 4 rows at a time, two
+ * reflectors per pass (their coupling gam[k] = v_k . v_{k-1}, n scratch doubles, precomputed):
+ * each v is loaded once for the 4 rows, and each row is read twice per 2 reflectors.
  */
-EXPORT void backq(const f64 *a, int n, const f64 *beta, f64 *zt) {
+EXPORT void backq(const f64 *a, int n, const f64 *beta, f64 *zt, f64 *gam) {
+  for (int k = 1; k < n - 2; k++) gam[k] = dot(a + (long)k * n + k + 1, a + (long)(k - 1) * n + k + 1, n - k - 1);
   for (int kh = n - 3; kh >= 0; kh -= NB) {
     int kl = kh - NB + 1;
     if (kl < 0) kl = 0;
     int i = 0;
     for (; i + 4 <= n; i += 4) {
       f64 *r0 = zt + (long)i * n, *r1 = r0 + n, *r2 = r1 + n, *r3 = r2 + n;
-      for (int k = kh; k >= kl; k--) {
+      int k = kh;
+      /* pairs of reflectors (k, k-1) in one pass: with c1 = b_k r.v_k, the second coefficient
+         is c2 = b_{k-1} (r.v_{k-1} - c1 v_k.v_{k-1}), then r -= c1 v_k + c2 v_{k-1} */
+      for (; k - 1 >= kl; k -= 2) {
+        f64 b1 = beta[k], b2 = beta[k - 1];
+        const f64 *v1 = a + (long)k * n, *v2 = a + (long)(k - 1) * n;
+        int o = k + 1, len = n - k - 1, t = 0;
+        f64 g = b1 != 0 && b2 != 0 ? gam[k] : 0;
+        v128_t s0 = wasm_f64x2_splat(0), s1 = s0, s2 = s0, s3 = s0, q0 = s0, q1 = s0, q2 = s0, q3 = s0;
+        for (; t + 2 <= len; t += 2) {
+          v128_t va = wasm_v128_load(v1 + o + t), vb = wasm_v128_load(v2 + o + t);
+          v128_t x0 = wasm_v128_load(r0 + o + t), x1 = wasm_v128_load(r1 + o + t), x2 = wasm_v128_load(r2 + o + t), x3 = wasm_v128_load(r3 + o + t);
+          s0 = wasm_f64x2_add(s0, wasm_f64x2_mul(va, x0));
+          s1 = wasm_f64x2_add(s1, wasm_f64x2_mul(va, x1));
+          s2 = wasm_f64x2_add(s2, wasm_f64x2_mul(va, x2));
+          s3 = wasm_f64x2_add(s3, wasm_f64x2_mul(va, x3));
+          q0 = wasm_f64x2_add(q0, wasm_f64x2_mul(vb, x0));
+          q1 = wasm_f64x2_add(q1, wasm_f64x2_mul(vb, x1));
+          q2 = wasm_f64x2_add(q2, wasm_f64x2_mul(vb, x2));
+          q3 = wasm_f64x2_add(q3, wasm_f64x2_mul(vb, x3));
+        }
+        f64 d0 = hsum(s0), d1 = hsum(s1), d2 = hsum(s2), d3 = hsum(s3);
+        f64 e0 = hsum(q0), e1 = hsum(q1), e2 = hsum(q2), e3 = hsum(q3);
+        for (; t < len; t++) {
+          f64 va = v1[o + t], vb = v2[o + t];
+          d0 += va * r0[o + t]; d1 += va * r1[o + t]; d2 += va * r2[o + t]; d3 += va * r3[o + t];
+          e0 += vb * r0[o + t]; e1 += vb * r1[o + t]; e2 += vb * r2[o + t]; e3 += vb * r3[o + t];
+        }
+        f64 vk = v2[k];
+        e0 += vk * r0[k]; e1 += vk * r1[k]; e2 += vk * r2[k]; e3 += vk * r3[k];
+        d0 *= b1; d1 *= b1; d2 *= b1; d3 *= b1;
+        e0 = b2 * (e0 - d0 * g); e1 = b2 * (e1 - d1 * g); e2 = b2 * (e2 - d2 * g); e3 = b2 * (e3 - d3 * g);
+        r0[k] -= e0 * vk; r1[k] -= e1 * vk; r2[k] -= e2 * vk; r3[k] -= e3 * vk;
+        v128_t c0 = wasm_f64x2_splat(d0), c1 = wasm_f64x2_splat(d1), c2 = wasm_f64x2_splat(d2), c3 = wasm_f64x2_splat(d3);
+        v128_t h0 = wasm_f64x2_splat(e0), h1 = wasm_f64x2_splat(e1), h2 = wasm_f64x2_splat(e2), h3 = wasm_f64x2_splat(e3);
+        t = 0;
+        for (; t + 2 <= len; t += 2) {
+          v128_t va = wasm_v128_load(v1 + o + t), vb = wasm_v128_load(v2 + o + t);
+          wasm_v128_store(r0 + o + t, wasm_f64x2_sub(wasm_v128_load(r0 + o + t), wasm_f64x2_add(wasm_f64x2_mul(c0, va), wasm_f64x2_mul(h0, vb))));
+          wasm_v128_store(r1 + o + t, wasm_f64x2_sub(wasm_v128_load(r1 + o + t), wasm_f64x2_add(wasm_f64x2_mul(c1, va), wasm_f64x2_mul(h1, vb))));
+          wasm_v128_store(r2 + o + t, wasm_f64x2_sub(wasm_v128_load(r2 + o + t), wasm_f64x2_add(wasm_f64x2_mul(c2, va), wasm_f64x2_mul(h2, vb))));
+          wasm_v128_store(r3 + o + t, wasm_f64x2_sub(wasm_v128_load(r3 + o + t), wasm_f64x2_add(wasm_f64x2_mul(c3, va), wasm_f64x2_mul(h3, vb))));
+        }
+        for (; t < len; t++) {
+          f64 va = v1[o + t], vb = v2[o + t];
+          r0[o + t] -= d0 * va + e0 * vb; r1[o + t] -= d1 * va + e1 * vb;
+          r2[o + t] -= d2 * va + e2 * vb; r3[o + t] -= d3 * va + e3 * vb;
+        }
+      }
+      for (; k >= kl; k--) {
         f64 b = beta[k];
         if (b == 0) continue;
         const f64 *v = a + (long)k * n;
@@ -899,6 +950,6 @@ EXPORT int syevi(f64 *a, int n, f64 *d, f64 *zt, f64 *wk) {
     }
     b0 = b1 + 1;
   }
-  backq(a, n, beta, zt);
+  backq(a, n, beta, zt, wk + 4 * n);
   return status;
 }
