@@ -45,6 +45,23 @@ describe('KFAC in model.fit', () => {
     tf.dispose([x, y]);
   });
 
+  it('trains in model.fit with FAST_SETTINGS (low-rank inverses of the 16-unit layer factors)', async () => {
+    const { x, y } = classification(256);
+    const model = mlp('softmax');
+    // factorRank 4: the hidden layer's A (9) and G (16) and the output's A (17) exceed 2 x 4.
+    const opt = new KFAC({ model, ...KFAC.FAST_SETTINGS, factorRank: 4 });
+    model.compile({ optimizer: opt, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+    const h = await model.fit(x, y, { epochs: 8, batchSize: 32, shuffle: false, verbose: 0 });
+    const loss = h.history.loss as number[];
+    expect(loss.at(-1)!).toBeLessThan(0.5 * loss[0]!);
+    expect(h.history.acc!.at(-1)).toBeGreaterThan(0.85);
+    const saved = await opt.getWeights();
+    expect(saved.map((s) => s.name)).toEqual(expect.arrayContaining([`@kfac/${model.layers[0]!.name}/GU`]));
+    tf.dispose(saved.map((s) => s.tensor));
+    model.dispose();
+    tf.dispose([x, y]);
+  });
+
   it('trains a regression model compiled with meanSquaredError (Gaussian sampling detected)', async () => {
     const x = tf.randomNormal([128, 8], 0, 1, 'float32', 5);
     const y = tf.tidy(() => tf.tanh(tf.matMul(x, tf.randomNormal([8, 2], 0, 1, 'float32', 6))));
