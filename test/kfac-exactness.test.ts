@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { Matrix, inverse, solve } from 'ml-matrix';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
+import { toMatrix, maxRelDiff } from './helpers/matrix.js';
 import '../src/autodiff/index.js';
 import { KFAC } from '../optimizers/kfac.js';
 import { dampedFactorInverse } from '../src/layers/index.js';
@@ -17,12 +18,6 @@ import { dampedFactorInverse } from '../src/layers/index.js';
 beforeAll(async () => {
   await initBackend('cpu');
 });
-
-function toMatrix(t: tf.Tensor): Matrix {
-  const [r, c] = t.shape as [number, number];
-  const d = t.dataSync();
-  return new Matrix(Array.from({ length: r }, (_, i) => Array.from(d.subarray(i * c, (i + 1) * c))));
-}
 
 /** Row-major Kronecker product: (A (x) G)[(i,j),(k,l)] = A[i,k] G[j,l]. */
 function kron(A: Matrix, G: Matrix): Matrix {
@@ -32,17 +27,6 @@ function kron(A: Matrix, G: Matrix): Matrix {
       for (let j = 0; j < G.rows; j++)
         for (let l = 0; l < G.columns; l++) out.set(i * G.rows + j, k * G.columns + l, A.get(i, k) * G.get(j, l));
   return out;
-}
-
-function maxRelDiff(a: Matrix, b: Matrix): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.rows; i++)
-    for (let j = 0; j < a.columns; j++) {
-      num = Math.max(num, Math.abs(a.get(i, j) - b.get(i, j)));
-      den = Math.max(den, Math.abs(b.get(i, j)));
-    }
-  return num / den;
 }
 
 /** vec([dW; db]) of one example's loss for label `label`, by tf.grads (no K-FAC code). */

@@ -5,9 +5,10 @@
 // - `projectionSets` (one ã V product shared by several cotangent sets) equals `projections`
 //   per set, and both equal the per-example sums a_i^T V ds_i.
 import * as tf from '@tensorflow/tfjs';
-import { Matrix, inverse } from 'ml-matrix';
+import { inverse } from 'ml-matrix';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
+import { toMatrix, maxRelDiff } from './helpers/matrix.js';
 import '../src/autodiff/index.js';
 import { DenseBlock } from '../src/layers/dense.js';
 import { LEAF, spdInverse } from '../src/layers/inverse.js';
@@ -15,23 +16,6 @@ import { LEAF, spdInverse } from '../src/layers/inverse.js';
 beforeAll(async () => {
   await initBackend('cpu');
 });
-
-function toMatrix(t: tf.Tensor): Matrix {
-  const [r, c] = t.shape as [number, number];
-  const d = t.dataSync();
-  return new Matrix(Array.from({ length: r }, (_, i) => Array.from(d.subarray(i * c, (i + 1) * c))));
-}
-
-function maxRelDiff(a: Matrix, b: Matrix): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.rows; i++)
-    for (let j = 0; j < a.columns; j++) {
-      num = Math.max(num, Math.abs(a.get(i, j) - b.get(i, j)));
-      den = Math.max(den, Math.abs(b.get(i, j)));
-    }
-  return num / den;
-}
 
 function dampedFactor(n: number, seed: number, damping: number): tf.Tensor2D {
   return tf.tidy(() => {

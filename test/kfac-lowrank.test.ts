@@ -10,6 +10,7 @@ import * as tf from '@tensorflow/tfjs';
 import { EigenvalueDecomposition, Matrix, inverse } from 'ml-matrix';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
+import { toMatrix, maxRelDiff } from './helpers/matrix.js';
 import '../src/autodiff/index.js';
 import { KFAC } from '../optimizers/kfac.js';
 import { applyLeft, applyRight, lowRankDampedInverse, orthonormalColumns, useLowRank } from '../src/layers/lowrank.js';
@@ -18,23 +19,6 @@ import { seededRandom } from './helpers/fd.js';
 beforeAll(async () => {
   await initBackend('cpu');
 });
-
-function toMatrix(t: tf.Tensor): Matrix {
-  const [r, c] = t.shape as [number, number];
-  const d = t.dataSync();
-  return new Matrix(Array.from({ length: r }, (_, i) => Array.from(d.subarray(i * c, (i + 1) * c))));
-}
-
-function maxRelDiff(a: Matrix, b: Matrix): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.rows; i++)
-    for (let j = 0; j < a.columns; j++) {
-      num = Math.max(num, Math.abs(a.get(i, j) - b.get(i, j)));
-      den = Math.max(den, Math.abs(b.get(i, j)));
-    }
-  return num / den;
-}
 
 /** A random orthogonal n x n matrix (QR of a Gaussian-like matrix, float64). */
 function orthogonal(n: number, seed: number): Matrix {

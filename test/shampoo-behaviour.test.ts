@@ -4,21 +4,11 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { Shampoo } from '../optimizers/shampoo.js';
 import { Adam } from '../optimizers/adam.js';
+import { rng } from './optim-helpers.js';
 
 beforeAll(async () => {
   await initBackend('cpu');
 });
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
-}
 
 /** Q diag(s) Q^T with singular values log-spaced from 1 to 1/cond and a seeded rotation. */
 function illConditioned(n: number, cond: number, seed: number): tf.Tensor2D {

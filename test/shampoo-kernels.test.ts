@@ -13,6 +13,7 @@ import { initBackend } from '../src/backend.js';
 import { Shampoo, shampooTesting, type ShampooOptions } from '../optimizers/shampoo.js';
 import { allocBuffer, bufferView, releaseBuffer, shampooKernels, type BlockGrid2d, type HostBuffer } from '../src/optim/shampoo-kernels.js';
 import { SHAMPOO_WASM_BASE64 } from '../src/optim/wasm/shampoo-module.js';
+import { rng } from './optim-helpers.js';
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -20,17 +21,6 @@ beforeAll(async () => {
 afterEach(() => {
   shampooTesting.deviceBlocking = false;
 });
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
-}
 
 function grid(rows: number[], cols: number[]): BlockGrid2d {
   const off = (s: number[]) => s.map((_, i) => s.slice(0, i).reduce((a, b) => a + b, 0));

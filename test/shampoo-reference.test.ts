@@ -7,21 +7,11 @@ import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { Shampoo, shampooTesting, type ShampooOptions } from '../optimizers/shampoo.js';
+import { rng } from './optim-helpers.js';
 
 beforeAll(async () => {
   await initBackend('cpu');
 });
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
-}
 
 function randomMatrix(m: number, n: number, r: () => number, scale = 1): Matrix {
   return new Matrix(Array.from({ length: m }, () => Array.from({ length: n }, () => r() * scale)));
