@@ -14,18 +14,10 @@
  * growing the linear memory when needed (calls are synchronous, so they never overlap).
  */
 import { LINALG_WASM_BASE64 } from './wasm/module.js';
+import { instantiateEmbedded, type WasmMemory } from './wasm/embedded.js';
 
 export type LinalgKernel = 'wasm' | 'js';
 
-/** The few WebAssembly JS API members used here (tsconfig has no DOM lib). */
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-}
 
 interface Exports {
   memory: WasmMemory;
@@ -43,22 +35,10 @@ let instance: Exports | null | undefined;
 let loadError: string | null = null;
 let forced: LinalgKernel | null = null;
 
-function decodeBase64(s: string): Uint8Array {
-  const g = globalThis as { Buffer?: { from(s: string, enc: string): Uint8Array }; atob?: (s: string) => string };
-  if (g.Buffer) return new Uint8Array(g.Buffer.from(s, 'base64'));
-  const bin = (g.atob as (s: string) => string)(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
 function load(): Exports | null {
   if (instance !== undefined) return instance;
   try {
-    const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-    if (api === undefined) throw new Error('WebAssembly is not available');
-    const module = new api.Module(decodeBase64(LINALG_WASM_BASE64));
-    instance = new api.Instance(module, {}).exports as Exports;
+    instance = instantiateEmbedded<Exports>(LINALG_WASM_BASE64);
   } catch (err) {
     loadError = err instanceof Error ? err.message : String(err);
     instance = null;

@@ -25,15 +25,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { SHAMPOO_WASM_BASE64 } from './wasm/shampoo-module.js';
+import { instantiateEmbedded, type WasmMemory } from '../linalg/wasm/embedded.js';
 
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-  grow(pages: number): number;
-}
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: unknown };
-}
 
 interface Exports {
   memory: WasmMemory;
@@ -55,21 +48,10 @@ interface Exports {
 
 let instance: Exports | null | undefined;
 
-function decodeBase64(s: string): Uint8Array {
-  const g = globalThis as { Buffer?: { from(s: string, enc: string): Uint8Array }; atob?: (s: string) => string };
-  if (g.Buffer) return new Uint8Array(g.Buffer.from(s, 'base64'));
-  const bin = (g.atob as (s: string) => string)(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
 function load(): Exports | null {
   if (instance !== undefined) return instance;
   try {
-    const api = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
-    if (api === undefined) throw new Error('WebAssembly is not available');
-    instance = new api.Instance(new api.Module(decodeBase64(SHAMPOO_WASM_BASE64)), {}).exports as Exports;
+    instance = instantiateEmbedded<Exports>(SHAMPOO_WASM_BASE64);
   } catch {
     instance = null;
   }
