@@ -77,7 +77,7 @@ import {
 } from '../src/optim/base.js';
 import { invalidOption, option, optionDocs, type OptionSpec, type OptionsInput } from '../src/optim/options.js';
 import { ema } from '../src/optim/transforms.js';
-import { DenseBlock, isLowRank, type DenseBlockSpec, type FactorInverse } from '../src/layers/dense.js';
+import { DenseBlock, isLowRank, type AppliedInverse, type DenseBlockSpec, type FactorInverse } from '../src/layers/dense.js';
 import { useLowRank } from '../src/layers/lowrank.js';
 import { captureGradients, type CaptureResult, type CotangentSampler } from '../src/layers/capture.js';
 import { denseBlocksOf } from '../src/layers/registration.js';
@@ -444,19 +444,12 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
     st.set(`${p}basis`, inv.basis);
   }
 
-  /** The stored inverse of the wanted form, if any. */
-  private static loadInverse(st: SlotState, p: 'A' | 'G', lowRank: boolean): FactorInverse | undefined {
+  /** The stored inverse of the wanted form, as the preconditioner applies it, if any. */
+  private static loadInverse(st: SlotState, p: 'A' | 'G', lowRank: boolean): AppliedInverse | undefined {
     if (!lowRank) return st.get(`${p}inv`) as tf.Tensor2D | undefined;
-    const [U, Ut, coef, tail, basis] = ['U', 'Ut', 'coef', 'tail', 'basis'].map((x) => st.get(`${p}${x}`));
-    if (!U || !Ut || !coef || !tail || !basis) return undefined;
-    return {
-      U: U as tf.Tensor2D,
-      Ut: Ut as tf.Tensor2D,
-      coef: coef as tf.Tensor1D,
-      tail: tail as tf.Scalar,
-      basis: basis as tf.Tensor2D,
-      values: new Float64Array(0),
-    };
+    const [U, Ut, coef, tail] = ['U', 'Ut', 'coef', 'tail'].map((x) => st.get(`${p}${x}`));
+    if (!U || !Ut || !coef || !tail || !st.has(`${p}basis`)) return undefined;
+    return { U: U as tf.Tensor2D, Ut: Ut as tf.Tensor2D, coef: coef as tf.Tensor1D, tail: tail as tf.Scalar };
   }
 
   private disposeCapture(cap: CaptureResult): void {
@@ -534,24 +527,29 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
 
       // 2. Inverses of the damped factors (explicit, or low-rank plus tail: factorRank).
       const rank = o.factorRank;
+      const inverses = new Map<DenseBlock, { Ainv: AppliedInverse; Ginv: AppliedInverse }>();
       for (const { block } of active) {
         const st = this.stateFor(`@kfac/${block.name}`);
         if (!st.has('A')) continue;
         const lowA = useLowRank(block.inDim, rank);
         const lowG = useLowRank(block.outDim, rank);
-        if (s.k % o.inverseUpdatePeriod === 0 || !KFAC.loadInverse(st, 'A', lowA) || !KFAC.loadInverse(st, 'G', lowG)) {
+        let Ainv = KFAC.loadInverse(st, 'A', lowA);
+        let Ginv = KFAC.loadInverse(st, 'G', lowG);
+        if (s.k % o.inverseUpdatePeriod === 0 || !Ainv || !Ginv) {
           const basis = (p: 'A' | 'G', low: boolean) => (low ? (st.get(`${p}basis`) as tf.Tensor2D | undefined) : undefined);
           const bA = basis('A', lowA);
           const bG = basis('G', lowG);
-          const { Ainv, Ginv } = DenseBlock.dampedInverses(st.get('A') as tf.Tensor2D, st.get('G') as tf.Tensor2D, lambda, {
+          const fresh = DenseBlock.dampedInverses(st.get('A') as tf.Tensor2D, st.get('G') as tf.Tensor2D, lambda, {
             rank,
             ...(bA ? { basisA: bA } : {}),
             ...(bG ? { basisG: bG } : {}),
             seed: 1 + o.seed * 7919 + s.k,
           });
-          KFAC.storeInverse(st, 'A', Ainv);
-          KFAC.storeInverse(st, 'G', Ginv);
+          KFAC.storeInverse(st, 'A', fresh.Ainv);
+          KFAC.storeInverse(st, 'G', fresh.Ginv);
+          [Ainv, Ginv] = [fresh.Ainv, fresh.Ginv];
         }
+        inverses.set(block, { Ainv: Ainv!, Ginv: Ginv! });
       }
 
       // 3. Gradient (with weight decay) and preconditioned direction, per variable.
@@ -560,15 +558,13 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
       for (const e of entries) g.set(e.name, wd === 0 ? e.grad : tf.add(e.grad, tf.mul(e.variable, wd)));
       const dir = new Map<string, tf.Tensor>();
       for (const { block } of active) {
-        const st = this.stateFor(`@kfac/${block.name}`);
-        const gm = block.toMatrix(g.get(block.kernel.name) ?? tf.zerosLike(block.kernel), block.bias ? g.get(block.bias.name) : undefined);
-        const Ainv = KFAC.loadInverse(st, 'A', useLowRank(block.inDim, rank));
-        const Ginv = KFAC.loadInverse(st, 'G', useLowRank(block.outDim, rank));
-        if (!Ainv || !Ginv) {
+        const inv = inverses.get(block);
+        if (!inv) {
           block.variables.forEach((v) => dir.set(v.name, tf.neg(g.get(v.name) ?? tf.zerosLike(v))));
           continue;
         }
-        const p = block.fromMatrix(tf.neg(DenseBlock.precondition(gm, Ainv, Ginv)));
+        const gm = block.toMatrix(g.get(block.kernel.name) ?? tf.zerosLike(block.kernel), block.bias ? g.get(block.bias.name) : undefined);
+        const p = block.fromMatrix(tf.neg(DenseBlock.precondition(gm, inv.Ainv, inv.Ginv)));
         dir.set(block.kernel.name, p.kernel);
         if (block.bias && p.bias) dir.set(block.bias.name, p.bias);
       }

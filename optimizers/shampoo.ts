@@ -228,6 +228,11 @@ export const shampooTesting = { deviceBlocking: false };
  */
 function hostKernels(L: Layout): ShampooKernels | null {
   if (shampooTesting.deviceBlocking || L.merged.length !== 2 || L.diagonal) return null;
+  return hostMemoryKernels();
+}
+
+/** The kernels when the backend keeps tensors in host memory (wasm, cpu), else null. */
+function hostMemoryKernels(): ShampooKernels | null {
   const b = tf.getBackend();
   return b === 'wasm' || b === 'cpu' ? shampooKernels() : null;
 }
@@ -238,9 +243,7 @@ function hostKernels(L: Layout): ShampooKernels | null {
  * the host slots; as tfjs ops it is ~30 kernels on a few hundred numbers, all call overhead.
  */
 function hostDiagonal(): boolean {
-  if (shampooTesting.deviceBlocking) return false;
-  const b = tf.getBackend();
-  return (b === 'wasm' || b === 'cpu') && shampooKernels() !== null;
+  return !shampooTesting.deviceBlocking && hostMemoryKernels() !== null;
 }
 
 function grid2d(L: Layout): BlockGrid2d {
@@ -669,7 +672,7 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     const o = this.options;
     const r = this.rootExponentFor(L.merged.length);
     const scale = this.statScale(t);
-    const K = tf.getBackend() === 'wasm' || tf.getBackend() === 'cpu' ? shampooKernels() : null;
+    const K = hostMemoryKernels();
     L.blocks.forEach((sizes, b) => {
       sizes.forEach((n, i) => {
         const stat = this.hostSlots.has(state) ? bufferView(this.hostSlot(state, `L${b}_${i}`)!) : hostValues(state.get(`L${b}_${i}`)!);

@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { addToDiagonal, spdInverse } from './inverse.js';
-import { applyLeft, applyRight, lowRankDampedInverse, useLowRank, type LowRankInverse } from './lowrank.js';
+import { applyLeft, applyRight, lowRankDampedInverse, useLowRank, type LowRankFactors, type LowRankInverse } from './lowrank.js';
 
 /**
  * The damped inverse of one factor: an explicit matrix, or the low-rank-plus-tail form
@@ -23,7 +23,10 @@ import { applyLeft, applyRight, lowRankDampedInverse, useLowRank, type LowRankIn
  */
 export type FactorInverse = tf.Tensor2D | LowRankInverse;
 
-export function isLowRank(inv: FactorInverse): inv is LowRankInverse {
+/** An inverse as the preconditioner applies it (the low-rank basis is only for refreshes). */
+export type AppliedInverse = tf.Tensor2D | LowRankFactors;
+
+export function isLowRank<T extends LowRankFactors>(inv: tf.Tensor2D | T): inv is T {
   return !(inv instanceof tf.Tensor);
 }
 
@@ -165,7 +168,7 @@ export class DenseBlock {
   }
 
   /** Multiply a gradient matrix by the damped inverse: Ainv V Ginv. */
-  static precondition(v: tf.Tensor2D, Ainv: FactorInverse, Ginv: FactorInverse): tf.Tensor2D {
+  static precondition(v: tf.Tensor2D, Ainv: AppliedInverse, Ginv: AppliedInverse): tf.Tensor2D {
     return tf.tidy(() => {
       const left: tf.Tensor2D = isLowRank(Ainv) ? applyLeft(Ainv, v) : tf.matMul(Ainv, v);
       return isLowRank(Ginv) ? applyRight(Ginv, left) : (tf.matMul(left, Ginv) as tf.Tensor2D);

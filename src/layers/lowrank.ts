@@ -37,8 +37,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { cholesky, eighRows, lowerTriangularInverse, type Mat64 } from '../linalg/index.js';
+import { norm, orthogonalize, scale } from '../curvature/operator.js';
 
-export interface LowRankInverse {
+/** What applying the inverse needs: t I + U diag(coef) U^T. */
+export interface LowRankFactors {
   /** Top-r Ritz vectors as columns [n, r]. */
   U: tf.Tensor2D;
   /** U^T [r, n] (explicit: wasm's transposed matMul is slow). */
@@ -47,6 +49,10 @@ export interface LowRankInverse {
   coef: tf.Tensor1D;
   /** t = 1 / (s_r + d), a scalar tensor. */
   tail: tf.Scalar;
+}
+
+/** A refresh's result: the factors, plus the basis that warm-starts the next refresh. */
+export interface LowRankInverse extends LowRankFactors {
   /** All k Ritz vectors [n, k] (warm start of the next refresh). */
   basis: tf.Tensor2D;
   /** Ritz values, descending (k of them). */
@@ -70,49 +76,29 @@ export function useLowRank(n: number, rank: number): boolean {
 }
 
 /**
- * Orthonormalise the columns of a row-major [n, k] matrix in float64 (classical Gram-Schmidt,
- * two passes per column). A column that vanishes (rank deficiency) is replaced by a unit
- * coordinate vector orthogonalised against the previous ones. Returns row-major [n, k].
+ * Orthonormalise the columns of a row-major [n, k] matrix in float64 (classical Gram-Schmidt
+ * twice, src/curvature's `orthogonalize`). A column that vanishes (rank deficiency) is replaced
+ * by the next unit coordinate vector orthogonalised against the previous ones. Returns
+ * row-major [n, k].
  */
 export function orthonormalColumns(y: ArrayLike<number>, n: number, k: number): Float64Array {
   const q: Float64Array[] = [];
-  const h = new Float64Array(k);
   let fill = 0;
   for (let j = 0; j < k; j++) {
     const v = new Float64Array(n);
-    let norm0 = 0;
-    for (let i = 0; i < n; i++) {
-      v[i] = y[i * k + j]!;
-      norm0 += v[i]! * v[i]!;
-    }
-    norm0 = Math.sqrt(norm0);
-    let ok = false;
-    for (let attempt = 0; attempt < n + 1 && !ok; attempt++) {
-      for (let pass = 0; pass < 2; pass++) {
-        for (let p = 0; p < q.length; p++) {
-          const qp = q[p]!;
-          let s = 0;
-          for (let i = 0; i < n; i++) s += qp[i]! * v[i]!;
-          h[p] = s;
-        }
-        for (let p = 0; p < q.length; p++) {
-          const qp = q[p]!;
-          const s = h[p]!;
-          for (let i = 0; i < n; i++) v[i] -= s * qp[i]!;
-        }
+    for (let i = 0; i < n; i++) v[i] = y[i * k + j]!;
+    let ref = norm(v);
+    for (let attempt = 0; attempt <= n; attempt++) {
+      orthogonalize(v, q);
+      const len = norm(v);
+      if (len > 1e-10 * ref && len > 1e-300) {
+        scale(1 / len, v);
+        break;
       }
-      let norm = 0;
-      for (let i = 0; i < n; i++) norm += v[i]! * v[i]!;
-      norm = Math.sqrt(norm);
-      if (norm > 1e-10 * Math.max(norm0, 1e-300) && norm > 1e-300) {
-        for (let i = 0; i < n; i++) v[i] /= norm;
-        ok = true;
-      } else {
-        // Dependent column: restart from the next coordinate vector.
-        v.fill(0);
-        v[fill++ % n] = 1;
-        norm0 = 1;
-      }
+      // Dependent column: restart from the next coordinate vector.
+      v.fill(0);
+      v[fill++ % n] = 1;
+      ref = 1;
     }
     q.push(v);
   }
@@ -205,7 +191,8 @@ export function lowRankDampedInverse(M: tf.Tensor2D, damp: number, rank: number,
   const warm = o.basis !== undefined && o.basis.shape[0] === n && o.basis.shape[1] === k;
   const passes = o.iterations ?? (warm ? 1 : 2);
 
-  let omega: tf.Tensor2D = warm
+  // The current test matrix; handed to the result as its basis (then not disposed here).
+  let omega: tf.Tensor2D | undefined = warm
     ? tf.clone(o.basis!)
     : tf.tidy(() => {
         const g = tf.randomNormal([n, k], 0, 1, 'float32', o.seed ?? 1).dataSync();
@@ -227,7 +214,7 @@ export function lowRankDampedInverse(M: tf.Tensor2D, damp: number, rank: number,
     }
     const basis = omega;
     const U = tf.tidy(() => (rank === k ? tf.clone(basis) : tf.slice(basis, [0, 0], [n, rank]))) as tf.Tensor2D;
-    omega = undefined as unknown as tf.Tensor2D; // owned by the result now
+    omega = undefined;
     return {
       U,
       Ut: tf.tidy(() => tf.transpose(U)) as tf.Tensor2D,
@@ -242,7 +229,7 @@ export function lowRankDampedInverse(M: tf.Tensor2D, damp: number, rank: number,
 }
 
 /** (M + dI)^-1 V for V [n, m] (the factor on the left, as K-FAC's A). */
-export function applyLeft(inv: Pick<LowRankInverse, 'U' | 'Ut' | 'coef' | 'tail'>, v: tf.Tensor2D): tf.Tensor2D {
+export function applyLeft(inv: LowRankFactors, v: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
     const r = inv.coef.shape[0];
     const proj = tf.mul(tf.matMul(inv.Ut, v), tf.reshape(inv.coef, [r, 1]));
@@ -251,7 +238,7 @@ export function applyLeft(inv: Pick<LowRankInverse, 'U' | 'Ut' | 'coef' | 'tail'
 }
 
 /** V (M + dI)^-1 for V [m, n] (the factor on the right, as K-FAC's G). */
-export function applyRight(inv: Pick<LowRankInverse, 'U' | 'Ut' | 'coef' | 'tail'>, v: tf.Tensor2D): tf.Tensor2D {
+export function applyRight(inv: LowRankFactors, v: tf.Tensor2D): tf.Tensor2D {
   return tf.tidy(() => {
     const r = inv.coef.shape[0];
     const proj = tf.mul(tf.matMul(v, inv.U), tf.reshape(inv.coef, [1, r]));
