@@ -1,0 +1,174 @@
+// Contract tests: every tfjs-core / tfjs-layers internal that curvature relies on, pinned in
+// one place, so that a tfjs upgrade that changes one of them fails here, loudly and by name,
+// instead of deep inside an optimizer. (Issue 14, "a safety net first".)
+//
+// What is pinned, and who relies on it:
+// - engine.state.activeTape: an array of tape nodes { id, kernelName, inputs, outputs, gradient }
+//   while a gradient is being recorded (src/layers/capture.ts: K-FAC's statistics).
+// - engine.startScope / endScope and engine.state.activeScope.track, with `kept` on tensors
+//   (optimizers/kfac.ts: evaluating the closure once more without leaking its metrics).
+// - tf.keep calls engine.keep, so a per-call interception sees every kept tensor
+//   (src/curvature/closure.ts releaseKept).
+// - engine.registeredVariables keyed by variable name (src/optim/base.ts, optimizers/kfac.ts,
+//   src/curvature/closure.ts).
+// - tf.getKernel / unregisterKernel / registerKernel for wasm BatchMatMul, Transpose, Identity
+//   (src/autodiff/wasm-matmul.ts) and tf.getGradient for the kernels whose gradients
+//   src/autodiff/registrations.ts replaces.
+// - the cpu backend's `firstUse` flag (src/backend.ts silences its tfjs-node advice).
+// - tfjs-layers' fit calls optimizer.minimize(lossClosure, true, trainableWeights) once per
+//   batch (the drop-in contract of Newton, HessianFree and K-FAC).
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend.js';
+
+interface TapeNodeShape {
+  id: unknown;
+  kernelName: unknown;
+  inputs: unknown;
+  outputs: unknown;
+  gradient: unknown;
+}
+
+interface EngineInternals {
+  state: {
+    activeTape: TapeNodeShape[] | null;
+    activeScope: { track: tf.Tensor[] } | null;
+  };
+  startScope(name?: string): void;
+  endScope(result?: unknown): void;
+  keep(t: tf.Tensor): tf.Tensor;
+  registeredVariables: Record<string, tf.Variable>;
+}
+
+const engine = (): EngineInternals => tf.engine() as unknown as EngineInternals;
+
+describe('tfjs internals curvature relies on (tfjs ' + tf.version.tfjs + ')', () => {
+  beforeAll(async () => {
+    await initBackend('cpu');
+  });
+
+  it('engine.state.activeTape holds the nodes recorded while a gradient is taken', () => {
+    const x = tf.variable(tf.tensor2d([[1, 2]]), true, 'contract-x');
+    const w = tf.variable(tf.tensor2d([[0.5], [-0.25]]), true, 'contract-w');
+    let seen: TapeNodeShape[] | null = null;
+    const { value, grads } = tf.variableGrads(() => {
+      const y = tf.matMul(x, w);
+      const tape = engine().state.activeTape;
+      seen = tape === null ? null : [...tape];
+      return tf.sum(tf.square(y)) as tf.Scalar;
+    }, [w]);
+    expect(Array.isArray(seen)).toBe(true);
+    const nodes = seen as unknown as TapeNodeShape[];
+    const matMul = nodes.find((n) => n.kernelName === 'BatchMatMul' || n.kernelName === '_FusedMatMul');
+    expect(matMul, `kernels on the tape: ${nodes.map((n) => String(n.kernelName)).join(', ')}`).toBeDefined();
+    expect(typeof matMul!.id).toBe('number');
+    const inputs = matMul!.inputs as Record<string, tf.Tensor>;
+    expect(Object.keys(inputs).sort()).toEqual(['a', 'b']);
+    expect(inputs.b!.id).toBe(w.id); // a variable enters the tape as itself (capture.ts aliasOf)
+    expect(Array.isArray(matMul!.outputs)).toBe(true);
+    expect(typeof matMul!.gradient).toBe('function');
+    // Outside a gradient there is no tape.
+    expect(engine().state.activeTape === null || engine().state.activeTape!.length === 0).toBe(true);
+    expect(value.dataSync()[0]).toBeCloseTo(0, 6);
+    tf.dispose([value, ...Object.values(grads)]);
+    x.dispose();
+    w.dispose();
+  });
+
+  it('startScope/endScope dispose what the scope tracked except the result; kept tensors are flagged', () => {
+    const before = tf.memory().numTensors;
+    const e = engine();
+    e.startScope('contract');
+    let result: tf.Tensor;
+    let kept: tf.Tensor;
+    try {
+      tf.ones([3]);
+      kept = tf.keep(tf.zeros([2]));
+      result = tf.add(tf.ones([2]), 1);
+      const track = e.state.activeScope?.track ?? [];
+      expect(track).toContain(kept);
+      expect((kept as unknown as { kept: boolean }).kept).toBe(true);
+    } finally {
+      e.endScope(result!);
+    }
+    expect(result!.isDisposed).toBe(false);
+    expect(kept!.isDisposed).toBe(false);
+    expect(tf.memory().numTensors).toBe(before + 2);
+    tf.dispose([result!, kept!]);
+  });
+
+  it('tf.keep goes through engine.keep (an own-property override sees every kept tensor)', () => {
+    const e = engine();
+    expect(Object.prototype.hasOwnProperty.call(e, 'keep')).toBe(false);
+    const previous = e.keep;
+    const seen: tf.Tensor[] = [];
+    (e as { keep: (t: tf.Tensor) => tf.Tensor }).keep = (t) => {
+      seen.push(t);
+      return previous.call(e, t);
+    };
+    let t: tf.Tensor;
+    try {
+      t = tf.tidy(() => tf.keep(tf.ones([1])));
+    } finally {
+      delete (e as Partial<EngineInternals>).keep;
+    }
+    expect(seen).toEqual([t!]);
+    expect(e.keep).toBe(previous);
+    t!.dispose();
+  });
+
+  it('engine.registeredVariables is keyed by variable name', () => {
+    const v = tf.variable(tf.zeros([1]), true, 'contract-named');
+    expect(engine().registeredVariables['contract-named']).toBe(v);
+    v.dispose();
+    expect(engine().registeredVariables['contract-named']).toBeUndefined();
+  });
+
+  it('kernel and gradient registries expose what the wasm matMul wrapper and the gradient registrations replace', () => {
+    for (const name of ['BatchMatMul', 'Transpose', 'Identity']) {
+      const k = tf.getKernel(name, 'wasm');
+      expect(k, `wasm kernel ${name}`).toBeDefined();
+      expect(typeof k!.kernelFunc).toBe('function');
+    }
+    for (const name of ['Tanh', 'Sigmoid', 'Exp', 'Softmax', 'Max', 'Pow']) {
+      const g = tf.getGradient(name);
+      expect(g, `gradient of ${name}`).toBeDefined();
+      expect(typeof g!.gradFunc).toBe('function');
+    }
+    expect(typeof tf.unregisterKernel).toBe('function');
+    expect(typeof tf.registerKernel).toBe('function');
+  });
+
+  it("the cpu backend has the 'firstUse' flag that src/backend.ts clears", () => {
+    expect(tf.getBackend()).toBe('cpu');
+    expect(typeof (tf.backend() as unknown as { firstUse?: boolean }).firstUse).toBe('boolean');
+  });
+
+  it('LayersModel.fit calls minimize(lossClosure, true, trainableWeights) once per batch', async () => {
+    const calls: { returnCost: unknown; vars: string[]; closureIsFunction: boolean }[] = [];
+    class Spy extends tf.SGDOptimizer {
+      override minimize(f: () => tf.Scalar, returnCost?: boolean, varList?: tf.Variable[]): tf.Scalar | null {
+        calls.push({
+          returnCost,
+          vars: (varList ?? []).map((v) => v.name),
+          closureIsFunction: typeof f === 'function',
+        });
+        return super.minimize(f, returnCost, varList);
+      }
+    }
+    const model = tf.sequential({ layers: [tf.layers.dense({ inputShape: [2], units: 1 })] });
+    model.compile({ optimizer: new Spy(0.1), loss: 'meanSquaredError' });
+    const xs = tf.randomNormal([8, 2], 0, 1, 'float32', 3);
+    const ys = tf.randomNormal([8, 1], 0, 1, 'float32', 4);
+    await model.fit(xs, ys, { epochs: 1, batchSize: 4, shuffle: false, verbose: 0 });
+    expect(calls.length).toBe(2);
+    for (const c of calls) {
+      expect(c.closureIsFunction).toBe(true);
+      expect(c.returnCost).toBe(true);
+      expect(c.vars.sort()).toEqual(model.trainableWeights.map((w) => w.read().name).sort());
+    }
+    tf.dispose([xs, ys]);
+    model.dispose();
+  });
+});
