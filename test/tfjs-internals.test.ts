@@ -166,7 +166,7 @@ describe('tfjs internals curvature relies on (tfjs ' + tf.version.tfjs + ')', ()
     for (const c of calls) {
       expect(c.closureIsFunction).toBe(true);
       expect(c.returnCost).toBe(true);
-      expect(c.vars.sort()).toEqual(model.trainableWeights.map((w) => w.read().name).sort());
+      expect(c.vars.sort()).toEqual(model.trainableWeights.map((w) => (w.read() as tf.Variable).name).sort());
     }
     tf.dispose([xs, ys]);
     model.dispose();
