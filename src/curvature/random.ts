@@ -1,9 +1,9 @@
 /**
- * The diagnostics' seeded probe generator: the project's sfc32 generator (src/harness/rng.ts)
+ * The diagnostics' seeded probe generator: the project's sfc32 generator (src/rng.ts)
  * seeded by the seed alone, so probe vectors are reproducible from `seed`, independent of tfjs's
  * global random state and the backend.
  */
-import { Rng } from '../harness/rng.js';
+import { Rng } from '../rng.js';
 
 export class ProbeRng extends Rng {
   constructor(seed: number) {
