@@ -47,6 +47,8 @@ export interface SpectrumCommandOptions {
   seed?: number;
   /** Write spectrum.json, spectrum.svg and spectrum.md here (default: no files). */
   outDir?: string;
+  /** Called as each phase starts ('training', 'top eigenvalues', 'trace', 'density'), for progress. */
+  onPhase?: (phase: string) => void;
 }
 
 export interface SpectrumReport {
@@ -168,6 +170,7 @@ export async function runSpectrumCommand(options: SpectrumCommandOptions): Promi
       throw new Error(`spectrum: --curvature ggn needs a network problem (outputs + lossFromOutputs); '${problem.name}' has none.`);
     }
     if (at === 'trained') {
+      options.onPhase?.('training');
       if (options.train !== undefined) await options.train(problem);
       else await defaultTrain(problem, options.trainSteps ?? 200, options.learningRate ?? 1e-3, seed);
     }
@@ -202,8 +205,11 @@ export async function runSpectrumCommand(options: SpectrumCommandOptions): Promi
       return total / n;
     });
     const k = Math.min(options.k ?? 10, op.dim);
+    options.onPhase?.('top eigenvalues');
     const top = hessianTopEigenvalues(op, problem.params, { k, maxIter: Math.min(op.dim, Math.max(100, 3 * k)), tol: 1e-4, seed, which: 'algebraic' });
+    options.onPhase?.('trace');
     const trace = hessianTrace(op, problem.params, { samples: options.traceSamples ?? 50, seed: seed + 1 });
+    options.onPhase?.('density');
     const spectrum = hessianSpectrum(op, problem.params, { runs: options.runs ?? 3, steps: options.steps ?? 80, seed: seed + 2 });
     const report: SpectrumReport = {
       problem: problem.name,

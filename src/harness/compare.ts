@@ -22,6 +22,8 @@ export interface ProblemConfig {
   options?: Record<string, unknown>;
   budget: Budget;
   target?: number | null;
+  /** Stop a run when it reaches the target (default true); false runs the whole budget. */
+  stopAtTarget?: boolean;
   evalEvery?: number;
   recordEvery?: number;
   gradNormEvery?: number;
@@ -90,6 +92,7 @@ export function planRuns(spec: ComparisonSpec): RunSpec[] {
           budget: p.optimizerBudgets?.[o] ?? p.budget,
         };
         if (p.target !== undefined) r.target = p.target;
+        if (p.stopAtTarget !== undefined) r.stopAtTarget = p.stopAtTarget;
         if (p.evalEvery !== undefined) r.evalEvery = p.evalEvery;
         if (p.recordEvery !== undefined) r.recordEvery = p.recordEvery;
         if (p.gradNormEvery !== undefined) r.gradNormEvery = p.gradNormEvery;
@@ -299,9 +302,12 @@ export async function tune(spec: TuneSpec, callbacks: RunCallbacks & { onTrial?:
       best = t.value;
     }
   }
+  // The reruns measure what the grid measured, the final training loss after the whole budget
+  // (not the loss at which a run would stop on reaching the target); steps and seconds to the
+  // target are still recorded. A problem config with `stopAtTarget: false` plans the same runs.
   const runs: RunResult[] = [];
   if (best !== null) {
-    for (const seed of spec.seeds ?? [0, 1, 2]) runs.push(await runExperiment(base(best, seed, true), callbacks));
+    for (const seed of spec.seeds ?? [0, 1, 2]) runs.push(await runExperiment(base(best, seed, false), callbacks));
   }
   return { param, trials, best, runs };
 }

@@ -30,3 +30,5 @@ export { summarize, performanceProfile, mean, std, median } from './stats.js';
 export type { SummaryRow, PerformanceProfile, ProfileMeasure } from './stats.js';
 export { checkProblem } from './check.js';
 export type { CheckResult } from './check.js';
+export { planResume } from './resume.js';
+export type { ResumePlan } from './resume.js';

@@ -1,0 +1,117 @@
+/**
+ * Argument parsers (commander reports their errors with the option name), option assignments
+ * (`--set key=value`), budgets, and the one-line errors for flags that contradict each other.
+ */
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import { logGrid } from '../harness/compare.js';
+import type { Budget } from '../harness/types.js';
+import { UsageError } from './io.js';
+
+export function parseNumber(v: string): number {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number.');
+  return n;
+}
+export function parsePositiveNumber(v: string): number {
+  const n = parseNumber(v);
+  if (!(n > 0)) throw new InvalidArgumentError('expected a positive number.');
+  return n;
+}
+export function parsePositiveInt(v: string): number {
+  const n = Number(v);
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < 1) {
+    throw new InvalidArgumentError('expected a positive integer.');
+  }
+  return n;
+}
+export function parseNonNegativeInt(v: string): number {
+  const n = Number(v);
+  if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n)) throw new InvalidArgumentError('expected an integer >= 0.');
+  return n;
+}
+export function parseList(v: string): string[] {
+  const items = v
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  if (items.length === 0) throw new InvalidArgumentError('expected a comma-separated list.');
+  return items;
+}
+export function collect(v: string, prev: string[] = []): string[] {
+  if (!v.includes('=')) throw new InvalidArgumentError('expected key=value.');
+  return [...prev, v];
+}
+
+/** key=value pairs; values are parsed as JSON when they are JSON (numbers, booleans, arrays). */
+export function parseAssignments(pairs: string[] | undefined): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const p of pairs ?? []) {
+    const i = p.indexOf('=');
+    const key = p.slice(0, i).trim();
+    const raw = p.slice(i + 1).trim();
+    if (key === '') throw new UsageError(`Invalid assignment '${p}': expected key=value.`);
+    let value: unknown = raw;
+    try {
+      value = JSON.parse(raw);
+    } catch {
+      value = raw;
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+/** --grid min:max:num -> the log-spaced values. */
+export function parseGrid(s: string): number[] {
+  const m = s.split(':').map(Number);
+  const [lo, hi, num] = m as [number, number, number];
+  if (m.length !== 3 || m.some((x) => !Number.isFinite(x)) || !(lo > 0) || !(hi >= lo) || !Number.isInteger(num) || num < 1) {
+    throw new UsageError(`Invalid --grid '${s}': expected min:max:num with 0 < min <= max, e.g. 1e-4:1:9.`);
+  }
+  return logGrid(lo, hi, num);
+}
+
+export interface BudgetFlags {
+  steps?: number;
+  epochs?: number;
+  timeBudget?: number;
+}
+
+export function budgetFrom(opts: BudgetFlags): Budget | undefined {
+  const b: Budget = {};
+  if (opts.steps !== undefined) b.steps = opts.steps;
+  if (opts.epochs !== undefined) b.epochs = opts.epochs;
+  if (opts.timeBudget !== undefined) b.seconds = opts.timeBudget;
+  return Object.keys(b).length > 0 ? b : undefined;
+}
+
+/** --steps and --epochs name the same budget two ways (commander: one-line error, exit 2). */
+export function addBudgetOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--steps <n>', 'budget: optimizer steps').argParser(parsePositiveInt).conflicts('epochs'))
+    .addOption(new Option('--epochs <n>', 'budget: passes over the training data').argParser(parsePositiveNumber))
+    .addOption(new Option('--time-budget <seconds>', 'budget: optimizer seconds (with --steps or --epochs: whichever ends first)').argParser(parsePositiveNumber));
+}
+
+/** A target training loss: a positive number (losses here are >= 0 and reach 0 only in the limit). */
+export function targetOption(description: string): Option {
+  return new Option('--target <loss>', description).argParser(parsePositiveNumber);
+}
+
+/**
+ * `--set [optimizer.]key=value` assignments split per optimizer; an optimizer prefix that is not
+ * in the run is an error (it would silently do nothing).
+ */
+export function optimizerAssignments(pairs: string[] | undefined, optimizers: string[]): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {};
+  for (const [k, v] of Object.entries(parseAssignments(pairs))) {
+    const dot = k.indexOf('.');
+    const targets = dot > 0 ? [k.slice(0, dot)] : optimizers;
+    const key = dot > 0 ? k.slice(dot + 1) : k;
+    if (dot > 0 && !optimizers.includes(targets[0]!)) {
+      throw new UsageError(`--set ${k}: optimizer '${targets[0]}' is not in this run (${optimizers.join(', ')}).`);
+    }
+    for (const o of targets) out[o] = { ...(out[o] ?? {}), [key]: v };
+  }
+  return out;
+}
