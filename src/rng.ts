@@ -152,3 +152,19 @@ export function rotateSpectrum(Q: Float64Array, lambda: ArrayLike<number>): Floa
   }
   return A;
 }
+
+/**
+ * mulberry32: a tiny seeded uniform [0, 1) generator, for probe vectors and test data where the
+ * exact sequence matters less than having one, shared, reproducible source. (Rng above is the
+ * harness's generator: better statistics, splittable streams.)
+ */
+export function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -1,16 +1,11 @@
 /** Shared fixtures for the optimizer tests: seeded data, a small MLP, least squares. */
 import * as tf from '@tensorflow/tfjs';
+import { mulberry32 } from '../src/rng.js';
 
 /** Deterministic uniform [-1, 1) numbers (mulberry32). */
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (((t ^ (t >>> 14)) >>> 0) / 4294967296) * 2 - 1;
-  };
+  const u = mulberry32(seed);
+  return () => u() * 2 - 1;
 }
 
 export function randomArray(n: number, seed: number, scale = 1): number[] {

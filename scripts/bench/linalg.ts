@@ -32,17 +32,9 @@ import {
   setLinalgKernel,
 } from '../../src/linalg/index.js';
 import type { Mat64, InverseRootMethod } from '../../src/linalg/index.js';
+import { mulberry32 } from '../../src/rng.js';
 
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 /** A Shampoo-like factor: G G^T / n + 1e-3 I, G n x n Gaussian-ish. */
 function spd(n: number, seed: number): Mat64 {

@@ -18,6 +18,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { AbstractMatrix, Matrix } from 'ml-matrix';
 import { wasm, gemmAbtWasm } from './kernels.js';
+import { mulberry32 } from '../rng.js';
 
 /** Dense float64 matrix, row-major. */
 export interface Mat64 {
@@ -305,14 +306,5 @@ export function toTensor(m: Mat64): tf.Tensor2D {
   return tf.tensor2d(Float32Array.from(m.data), [m.rows, m.cols], 'float32');
 }
 
-/** Deterministic RNG (mulberry32) for probes; not exported from the package index. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic RNG (mulberry32, src/rng.ts) for probes; not exported from the package index. */
+export const rng = mulberry32;

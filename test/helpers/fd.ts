@@ -1,17 +1,9 @@
 // Central-difference references for derivative tests (independent of the code under test).
 import * as tf from '@tensorflow/tfjs';
+import { mulberry32 } from '../../src/rng.js';
 
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    // mulberry32
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32 (src/rng.ts): uniform [0, 1). */
+export const seededRandom = mulberry32;
 
 export function randomTensor(shape: number[], rand: () => number, scale = 1, offset = 0): tf.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
