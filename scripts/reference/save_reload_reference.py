@@ -210,6 +210,106 @@ def newton_case():
     return run(False), run(True)
 
 
+# ----------------------------------------------------------------------------- K-FAC
+
+# K-FAC with the empirical Fisher (deterministic: no sampled targets) and fixed step sizes as in
+# KFAC.FAST_SETTINGS (adaptive false, adaptDamping false, momentum 0.9, klClip 1e-3), statistics
+# every 2 steps and inverses every 4, so both happen after the reload (steps 10..15). Written
+# from Martens & Grosse (2015) and optimizers/kfac.ts's header:
+#   A = EMA([a, 1]^T [a, 1] / n), G = EMA(n ds^T ds) (ds: gradients of the batch-mean loss at
+#   the pre-activations), EMA weight min(1 - 1/t, statsDecay) on the old value (t = update count);
+#   pi^2 = (tr A / dim A) / (tr G / dim G); Ainv = (A + pi sqrt(lambda) I)^-1,
+#   Ginv = (G + sqrt(lambda) / pi I)^-1; Delta = -Ainv [gW; gb] Ginv;
+#   Delta *= min(1, sqrt(klClip / (lr^2 |g.Delta|))); u = lr Delta + momentum u_prev; theta += u.
+KFAC = dict(learningRate=0.2, momentum=0.9, klClip=1e-3, damping=1e-2, statsDecay=0.95,
+            statsUpdatePeriod=2, inverseUpdatePeriod=4)
+
+
+def kfac_step(params, st, k, x, y):
+    o = KFAC
+    W1, b1, W2, b2 = [torch.tensor(p, requires_grad=True) for p in params]
+    n = x.shape[0]
+    s1 = x @ W1 + b1
+    s1.retain_grad()
+    s2 = torch.tanh(s1) @ W2 + b2
+    s2.retain_grad()
+    p = torch.softmax(s2, dim=1)
+    p = torch.clamp(p / p.sum(dim=1, keepdim=True), EPS, 1 - EPS)
+    loss = -(y * torch.log(p)).sum(dim=1).mean()
+    loss.backward()
+    acts = [x.numpy(), torch.tanh(s1).detach().numpy()]
+    dss = [s1.grad.numpy(), s2.grad.numpy()]
+    grads = [np.vstack([W1.grad.numpy(), b1.grad.numpy()[None, :]]), np.vstack([W2.grad.numpy(), b2.grad.numpy()[None, :]])]
+    lam = o['damping']
+    dirs = []
+    for l in range(2):
+        L = st['layers'][l]
+        if k % o['statsUpdatePeriod'] == 0:
+            ah = np.hstack([acts[l], np.ones((n, 1))])
+            An = ah.T @ ah / n
+            Gn = n * dss[l].T @ dss[l]
+            t = L['t'] + 1
+            decay = min(1 - 1 / t, o['statsDecay'])
+            L['A'] = An if L['A'] is None else decay * np.array(L['A']) + (1 - decay) * An
+            L['G'] = Gn if L['G'] is None else decay * np.array(L['G']) + (1 - decay) * Gn
+            L['t'] = t
+        if k % o['inverseUpdatePeriod'] == 0 or L['Ainv'] is None:
+            A, G = np.array(L['A']), np.array(L['G'])
+            ta, tg = np.trace(A) / A.shape[0], np.trace(G) / G.shape[0]
+            pi = np.sqrt(ta / tg) if ta > 0 and tg > 0 else 1.0
+            L['Ainv'] = np.linalg.inv(A + pi * np.sqrt(lam) * np.eye(A.shape[0]))
+            L['Ginv'] = np.linalg.inv(G + np.sqrt(lam) / pi * np.eye(G.shape[0]))
+        dirs.append(-(np.array(L['Ainv']) @ grads[l] @ np.array(L['Ginv'])))
+    alpha, mu = o['learningRate'], o['momentum']
+    gd = abs(sum(float(np.sum(g * d)) for g, d in zip(grads, dirs)))
+    sq = alpha * alpha * gd
+    if sq > o['klClip']:
+        c = np.sqrt(o['klClip'] / sq)
+        dirs = [d * c for d in dirs]
+    new = []
+    for l in range(2):
+        u = alpha * dirs[l]
+        if st['velocity'][l] is not None:
+            u = u + mu * np.array(st['velocity'][l])
+        st['velocity'][l] = u
+        fan_in = u.shape[0] - 1
+        new.append(params[2 * l] + u[:fan_in])
+        new.append(params[2 * l + 1] + u[fan_in])
+    return new, loss.item()
+
+
+def kfac_case():
+    def epochs(params, st, k, n_epochs, losses, weights):
+        for _ in range(n_epochs):
+            for x, y in BATCHES:
+                params, f0 = kfac_step(params, st, k, x, y)
+                k += 1
+                losses.append(f0)
+            weights.append(np.concatenate([p.ravel() for p in params]).tolist())
+        return params, k
+
+    def run(interrupt):
+        params = [w.copy() for w in INIT]
+        st = {'layers': [{'A': None, 'G': None, 't': 0, 'Ainv': None, 'Ginv': None} for _ in range(2)], 'velocity': [None, None]}
+        losses, weights = [], []
+        params, k = epochs(params, st, 0, FIRST, losses, weights)
+        if interrupt:
+            enc = lambda v: v.tolist() if isinstance(v, np.ndarray) else v
+            text = json.dumps({
+                'params': [p.tolist() for p in params], 'k': k,
+                'layers': [{key: enc(v) for key, v in L.items()} for L in st['layers']],
+                'velocity': [enc(v) for v in st['velocity']],
+            })
+            back = json.loads(text)
+            params = [np.array(p) for p in back['params']]
+            k = back['k']
+            st = {'layers': back['layers'], 'velocity': back['velocity']}
+        epochs(params, st, k, MORE, losses, weights)
+        return {'losses': losses, 'weights': weights}
+
+    return run(False), run(True)
+
+
 def main():
     cases = {}
     for name, make in FIRST_ORDER.items():
@@ -219,6 +319,9 @@ def main():
     straight, resumed = newton_case()
     assert straight == resumed, 'newton: reloaded run differs'
     cases['newton'] = straight
+    straight, resumed = kfac_case()
+    assert straight == resumed, 'kfac: reloaded run differs'
+    cases['kfac-empirical-fixed-lr'] = straight
     out = {
         'generator': 'scripts/reference/save_reload_reference.py',
         'torch': torch.__version__,
