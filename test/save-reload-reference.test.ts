@@ -5,8 +5,8 @@
  * PyTorch's own SGD / RMSprop / Adam / AdamW (torch.optim, float64) and a float64 Newton written
  * from its documented algorithm, each trained 3 epochs on a 4-8-3 tanh/softmax classifier
  * (48 examples, batches of 16), saved (state_dict / JSON), reloaded into fresh objects and
- * trained 2 more epochs; K-FAC (empirical Fisher, fixed step sizes) is written there from the
- * paper too. Here the same run goes through curvature's optimizers and tfjs-layers:
+ * trained 2 more epochs; K-FAC (empirical Fisher, fixed step sizes) and Shampoo (unmerged
+ * kernels, with and without grafting) are written there from their papers too. Here the same run goes through curvature's optimizers and tfjs-layers:
  * fit, `model.save(handler, { includeOptimizer: true })`, `tf.loadLayersModel`, fit on the
  * reloaded model. Every batch loss (before and after the reload) and the weights at the save
  * point and at the end must match the reference.
@@ -21,7 +21,7 @@ import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { Adam, KFAC, Newton, RMSProp, SGD } from '../optimizers/index.js';
+import { Adam, KFAC, Newton, RMSProp, SGD, Shampoo } from '../optimizers/index.js';
 
 interface RefCase {
   losses: number[];
@@ -118,7 +118,7 @@ const maxAbs = (a: number[], b: number[]): number => {
 
 // Measured max |tfjs - reference| over losses and weights: first-order 0.6e-7 to 2.8e-7 (bound
 // 3e-6); Newton 3.9e-5 (bound 4e-4: its solve amplifies float32 rounding in the Hessian); K-FAC
-// 6.6e-7 (bound 7e-6).
+// 6.6e-7 (bound 7e-6); Shampoo 2.0e-6 and 3.4e-6 (bound 3e-5: float32 statistics and roots).
 const CASES: { name: string; make: () => tf.Optimizer; tol: number }[] = [
   { name: 'sgd-nesterov-wd', make: () => new SGD({ learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-3 }), tol: 3e-6 },
   { name: 'rmsprop-centered-momentum', make: () => new RMSProp({ learningRate: 0.01, alpha: 0.99, epsilon: 1e-8, centered: true, momentum: 0.5 }), tol: 3e-6 },
@@ -146,6 +146,18 @@ const CASES: { name: string; make: () => tf.Optimizer; tol: number }[] = [
       }),
     tol: 7e-6,
   },
+  // Shampoo with unmerged 2-D kernels; roots at steps 4 and 8 before the save and 12 after it.
+  {
+    name: 'shampoo-adagrad-graft',
+    make: () => new Shampoo({ learningRate: 0.05, epsilon: 1e-6, preconditionFrequency: 4, mergeDims: false }),
+    tol: 3e-5,
+  },
+  {
+    name: 'shampoo-no-graft-ema-momentum',
+    make: () =>
+      new Shampoo({ learningRate: 0.02, beta2: 0.99, epsilon: 1e-6, preconditionFrequency: 4, mergeDims: false, grafting: 'none', momentum: 0.5 }),
+    tol: 3e-5,
+  },
 ];
 
 describe('save -> tf.loadLayersModel -> fit follows the float64 reference trajectory', () => {
@@ -165,8 +177,8 @@ describe('save -> tf.loadLayersModel -> fit follows the float64 reference trajec
 });
 
 describe('the comparison can fail', () => {
-  it('a reload that restarted the optimizer state misses the reference (Adam moments, Newton damping, K-FAC factors)', async () => {
-    for (const name of ['adam', 'newton', 'kfac-empirical-fixed-lr']) {
+  it('a reload that restarted the optimizer state misses the reference (Adam moments, Newton damping, K-FAC factors, Shampoo statistics)', async () => {
+    for (const name of ['adam', 'newton', 'kfac-empirical-fixed-lr', 'shampoo-adagrad-graft']) {
       const c = CASES.find((x) => x.name === name)!;
       const r = ref.cases[name]!;
       const got = await run(c.make, true);

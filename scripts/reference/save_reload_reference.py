@@ -14,7 +14,17 @@ continues for 2 more epochs. Independently of curvature's code:
     Cholesky of H + lambda I (else the |eigenvalue| modification floored at
     max(lambda, eigenFloor ||H||_F)), Armijo backtracking from t = 1 halving up to 30 times,
     rho against the undamped model, lambda * 2 (rho < 1/4) or * 1/3 (rho > 3/4) within
-    [minDamping, maxDamping] (lambda 0.1, minDamping 0.02 here; see NEWTON). Its state (lambda) is saved as JSON text and parsed back.
+    [minDamping, maxDamping] (lambda 0.1, minDamping 0.02 here; see NEWTON). Its state
+    (lambda) is saved as JSON text and parsed back.
+  * K-FAC (empirical Fisher, fixed step sizes as KFAC.FAST_SETTINGS, statistics every 2 and
+    inverses every 4 steps) is written here from Martens & Grosse (2015) and the algorithm in
+    optimizers/kfac.ts's header (see kfac_step); its state (factors, inverses, update counts,
+    momentum) is saved as JSON text and parsed back.
+  * Shampoo (mergeDims false; AdaGrad grafting, or no grafting with beta2 < 1 and momentum),
+    written here from Gupta et al. (2018) and optimizers/shampoo.ts's header (see
+    shampoo_param), roots first computed at step 4 and refreshed at 8 and 12 (after the
+    reload); its state (statistics, roots, moments, step counts) is saved as JSON text and
+    parsed back.
 
 The loss is tfjs-layers' categoricalCrossentropy on the softmax output (renormalised,
 clipped to [1e-7, 1 - 1e-7]), averaged over the batch. For each case the script checks that the
@@ -310,6 +320,97 @@ def kfac_case():
     return run(False), run(True)
 
 
+# ----------------------------------------------------------------------------- Shampoo
+
+# Shampoo (Gupta, Koren & Singer 2018) with the Distributed Shampoo options as documented in
+# optimizers/shampoo.ts's header, mergeDims false (kernels keep their two factors):
+#   2-D g: L = acc(L, g g^T), R = acc(R, g^T g) (acc: sum for beta2 = 1, else EMA);
+#     at t == start or t > start with t % preconditionFrequency == 0:
+#     P = (S / c2 + eps I)^(-1/4), c2 = 1 - beta2^t (beta2 < 1) else 1;  d = P_L f P_R
+#   1-D g (biases): v = acc(v, g^2);  d = f (v / c2 + eps)^(-1/2)
+#   f = bias-corrected EMA(beta1) of g; AdaGrad grafting a = a + g^2,
+#   graft = f / (sqrt(a) + eps_g); before start d = graft ('none': f); grafting rescales d to
+#   the norm of graft (whole tensor: one block here);
+#   momentum buf = mu buf + d (buf_1 = d), d = buf;  p -= lr d.
+SHAMPOO = {
+    'shampoo-adagrad-graft': dict(learningRate=0.05, beta1=0.9, beta2=1.0, epsilon=1e-6, frequency=4, start=4,
+                                  grafting='adagrad', graftingEpsilon=1e-10, momentum=0.0),
+    'shampoo-no-graft-ema-momentum': dict(learningRate=0.02, beta1=0.9, beta2=0.99, epsilon=1e-6, frequency=4, start=4,
+                                          grafting='none', graftingEpsilon=None, momentum=0.5),
+}
+
+
+def shampoo_acc(prev, x, b2):
+    if b2 == 1:
+        return x if prev is None else prev + x
+    return (1 - b2) * x if prev is None else b2 * prev + (1 - b2) * x
+
+
+def inverse_root(S, eps, r):
+    vals, vecs = np.linalg.eigh(0.5 * (S + S.T))
+    return (vecs * (vals + eps) ** (-1.0 / r)) @ vecs.T
+
+
+def shampoo_param(p, g, st, o):
+    t = st['t'] + 1
+    b2 = o['beta2']
+    c2 = 1 - b2 ** t if b2 < 1 else 1.0
+    if g.ndim == 2:
+        st['L'] = shampoo_acc(st['L'], g @ g.T, b2)
+        st['R'] = shampoo_acc(st['R'], g.T @ g, b2)
+        if t == o['start'] or (t > o['start'] and t % o['frequency'] == 0):
+            st['PL'] = inverse_root(st['L'] / c2, o['epsilon'], 4)
+            st['PR'] = inverse_root(st['R'] / c2, o['epsilon'], 4)
+    else:
+        st['v'] = shampoo_acc(st['v'], g * g, b2)
+    if o['grafting'] == 'adagrad':
+        st['a'] = g * g if st['a'] is None else st['a'] + g * g
+    st['m'] = (1 - o['beta1']) * g if st['m'] is None else o['beta1'] * st['m'] + (1 - o['beta1']) * g
+    f = st['m'] / (1 - o['beta1'] ** t)
+    graft = f / (np.sqrt(st['a']) + o['graftingEpsilon']) if o['grafting'] == 'adagrad' else f
+    if t < o['start']:
+        d = graft
+    else:
+        d = st['PL'] @ f @ st['PR'] if g.ndim == 2 else f * (st['v'] / c2 + o['epsilon'] + 1e-30) ** -0.5
+        if o['grafting'] != 'none':
+            d = d * (np.linalg.norm(graft) / (np.linalg.norm(d) + 1e-16))
+    if o['momentum'] > 0:
+        st['buf'] = d if st['buf'] is None else o['momentum'] * st['buf'] + d
+        d = st['buf']
+    st['t'] = t
+    return p - o['learningRate'] * d
+
+
+def shampoo_case(o):
+    def epochs(params, states, n_epochs, losses, weights):
+        for _ in range(n_epochs):
+            for x, y in BATCHES:
+                tp = [torch.tensor(w, requires_grad=True) for w in params]
+                loss = cce(tp, x, y)
+                loss.backward()
+                losses.append(loss.item())
+                params = [shampoo_param(w, q.grad.numpy(), st, o) for w, q, st in zip(params, tp, states)]
+            weights.append(np.concatenate([w.ravel() for w in params]).tolist())
+        return params
+
+    def run(interrupt):
+        params = [w.copy() for w in INIT]
+        keys = ['L', 'R', 'PL', 'PR', 'v', 'a', 'm', 'buf']
+        states = [dict(t=0, **{k: None for k in keys}) for _ in params]
+        losses, weights = [], []
+        params = epochs(params, states, FIRST, losses, weights)
+        if interrupt:
+            enc = lambda v: v.tolist() if isinstance(v, np.ndarray) else v
+            text = json.dumps({'params': [w.tolist() for w in params], 'states': [{k: enc(v) for k, v in st.items()} for st in states]})
+            back = json.loads(text)
+            params = [np.array(w) for w in back['params']]
+            states = [{k: (np.array(v) if isinstance(v, list) else v) for k, v in st.items()} for st in back['states']]
+        epochs(params, states, MORE, losses, weights)
+        return {'losses': losses, 'weights': weights}
+
+    return run(False), run(True)
+
+
 def main():
     cases = {}
     for name, make in FIRST_ORDER.items():
@@ -322,6 +423,10 @@ def main():
     straight, resumed = kfac_case()
     assert straight == resumed, 'kfac: reloaded run differs'
     cases['kfac-empirical-fixed-lr'] = straight
+    for name, o in SHAMPOO.items():
+        straight, resumed = shampoo_case(o)
+        assert straight == resumed, f'{name}: reloaded run differs'
+        cases[name] = straight
     out = {
         'generator': 'scripts/reference/save_reload_reference.py',
         'torch': torch.__version__,
