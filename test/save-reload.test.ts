@@ -168,6 +168,11 @@ const CASES: Case[] = [
 ];
 
 describe('model.save({ includeOptimizer: true }) -> tf.loadLayersModel -> fit continues identically', () => {
+  // Fails today (measured: the continued losses differ): HessianFree keeps the squared-gradient
+  // EMA outside its slots, so getWeights does not carry it. Add this case to CASES when it moves
+  // into a slot: { name: 'HessianFree, squared-gradient preconditioner',
+  //   make: () => new HessianFree({ maxIterations: 20, preconditioner: 'squared-gradient' }) }.
+  it.todo('HessianFree, squared-gradient preconditioner (its EMA is not saved yet)');
   for (const c of CASES) {
     it(c.name, async () => {
       const a = (c.model ?? classifier)();
