@@ -345,8 +345,10 @@ describe('Node without tfjs-node: JSON files on disk (the code of docs/optimizer
     expect(doc).toBe(here);
   });
 
-  for (const c of [CASES.find((x) => x.name.startsWith('Newton'))!, CASES.find((x) => x.name.startsWith('KFAC defaults'))!, CASES.find((x) => x.name.startsWith('Shampoo, AdaGrad'))!]) {
-    it(`${c.name.split(' ')[0]}: save to files, load, continue identically`, async () => {
+  // K-FAC's rho is an arbitrary float64 (exact through the files), Shampoo has host-resident slots.
+  const fileCases = ['Adam amsgrad', 'KFAC defaults', 'Shampoo, AdaGrad'].map((p) => CASES.find((x) => x.name.startsWith(p))!);
+  for (const c of fileCases) {
+    it(`${c.name}: save to files, load, continue identically`, async () => {
       const dir = await fs.mkdtemp(path.join(tmpdir(), 'curvature-save-'));
       try {
         const a = classifier();
