@@ -28,6 +28,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { Adam, HessianFree, KFAC, Newton, RMSProp, SGD, Shampoo } from '../optimizers/index.js';
 import { CurvatureOptimizer } from '../src/optim/index.js';
+import { installCompileHook } from '../src/layers/registration.js';
 import { randomArray } from './optim-helpers.js';
 
 const N = 48;
@@ -221,6 +222,33 @@ describe('K-FAC after a reload', () => {
     const name = opt.blocks[0]!.name;
     expect(Array.from(k.factors(name)!.A.dataSync())).toEqual(Array.from(opt.factors(name)!.A.dataSync()));
     expect(Array.from(k.factors(name)!.G.dataSync())).toEqual(Array.from(opt.factors(name)!.G.dataSync()));
+    a.dispose();
+    b.dispose();
+  });
+
+  it('the compile hook is installed once and leaves compile unchanged for other optimizers', async () => {
+    const hooked = tf.LayersModel.prototype.compile;
+    installCompileHook();
+    expect(tf.LayersModel.prototype.compile).toBe(hooked);
+    const m = classifier();
+    const adam = new Adam({ learningRate: 0.02 });
+    m.compile({ optimizer: adam, loss: 'categoricalCrossentropy', metrics: ['accuracy'] });
+    expect(m.optimizer).toBe(adam);
+    const h = await m.fit(xs, ys, { epochs: 1, batchSize: BATCH, shuffle: false, verbose: 0 });
+    expect(Object.keys(h.history).sort()).toEqual(['acc', 'loss']);
+    m.dispose();
+  });
+
+  it('compile attaches a K-FAC without a model; one given its model keeps it', () => {
+    const a = classifier();
+    const b = classifier();
+    const k = new KFAC({ model: a });
+    b.compile({ optimizer: k, loss: 'categoricalCrossentropy' });
+    expect(k.options.model).toBe(a);
+    const fresh = new KFAC(); // no model: compile attaches it
+    b.compile({ optimizer: fresh, loss: 'categoricalCrossentropy' });
+    expect(fresh.blocks.map((bl) => bl.name)).toEqual(b.layers.map((l) => l.name));
+    expect(fresh.lossKindInUse).toBe('softmax-cross-entropy');
     a.dispose();
     b.dispose();
   });
