@@ -223,8 +223,8 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           'truncated directions; a measured mlp-mnist run diverged): prefer adaptive: false with a learning rate (docs/kfac.md)',
       );
     }
-    // Kept float32-representable (restores were float32 before scalar state was saved as
-    // float64); kept so that trajectories are unchanged.
+    // float32-representable, as when scalar state was saved as float32 (it is now saved as
+    // float64), so that trajectories are unchanged.
     this.numericState.damping = Math.fround(o.damping);
     this.numericState.rho = Number.NaN;
   }

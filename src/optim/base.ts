@@ -144,9 +144,10 @@ const STEP_SLOT = 'step';
 
 /**
  * Scalar hyper-state (damping, rho, counts) is saved bit-exactly: the float64 as its two 32-bit
- * halves in an int32 tensor of shape [2] (little-endian word order, like the Float64Array's own
- * layout; tfjs weights hold no float64). Checkpoints written before this format held a float32
- * scalar, which `decodeNumber` still reads.
+ * halves in an int32 tensor of shape [2], in the platform's byte order (little-endian wherever
+ * tfjs runs; tfjs weight files are native-order typed arrays too), since tfjs weights hold no
+ * float64. Checkpoints written before this format held a float32 scalar, which `decodeNumber`
+ * still reads.
  */
 function encodeNumber(v: number): tf.Tensor {
   const words = new Int32Array(new Float64Array([v]).buffer);
