@@ -80,7 +80,7 @@ import { ema } from '../src/optim/transforms.js';
 import { DenseBlock, isLowRank, type AppliedInverse, type DenseBlockSpec, type FactorInverse } from '../src/layers/dense.js';
 import { useLowRank } from '../src/layers/lowrank.js';
 import { captureGradients, type CaptureResult, type CotangentSampler } from '../src/layers/capture.js';
-import { denseBlocksOf } from '../src/layers/registration.js';
+import { denseBlocksOf, installCompileHook } from '../src/layers/registration.js';
 
 export type KFACLossKind = 'softmax-cross-entropy' | 'sigmoid-cross-entropy' | 'mse';
 export type KFACEstimation = 'fisher' | 'empirical' | 'exact';
@@ -204,12 +204,15 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
   private unsupportedLayers: string[] = [];
   private resolvedLossKind: KFACLossKind | undefined;
   private resolvedEstimation: KFACEstimation | undefined;
+  /** Whether the model came from the constructor (attachModel never replaces it). */
+  private readonly modelGiven: boolean;
   /** Step sizes chosen at the last update (learning rate alpha, momentum mu). */
   lastStep: { alpha: number; mu: number } = { alpha: Number.NaN, mu: Number.NaN };
 
   constructor(options: KFACOptions = {}) {
     super('KFAC', KFAC_OPTIONS, options);
     const o = this.options;
+    this.modelGiven = o.model !== undefined;
     if (o.minDamping > o.maxDamping) throw invalidOption('minDamping', o.minDamping, 'must be <= maxDamping');
     if (o.damping < o.minDamping || o.damping > o.maxDamping) {
       throw invalidOption('damping', o.damping, `must be in [minDamping, maxDamping] = [${o.minDamping}, ${o.maxDamping}]`);
@@ -220,7 +223,8 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           'truncated directions; a measured mlp-mnist run diverged): prefer adaptive: false with a learning rate (docs/kfac.md)',
       );
     }
-    // Saved as float32 by getWeights: keep it float32-representable so restores are exact.
+    // float32-representable, as when scalar state was saved as float32 (it is now saved as
+    // float64), so that trajectories are unchanged.
     this.numericState.damping = Math.fround(o.damping);
     this.numericState.rho = Number.NaN;
   }
@@ -252,6 +256,42 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
     this.explicit.push(spec);
     this.blocksCache = undefined;
     return this;
+  }
+
+  /**
+   * Use the Dense layers of `model` (a tfjs-layers model this optimizer is compiled with).
+   * Called by `model.compile({ optimizer })` (src/layers/registration.ts installCompileHook),
+   * which is how a K-FAC rebuilt by `tf.loadLayersModel` (fromConfig, no model) finds the
+   * layers of the model it was reloaded with; call it yourself when you compile some other way.
+   * A `model` given to the constructor is kept (this is then a no-op).
+   */
+  attachModel(model: tf.LayersModel): void {
+    if (this.modelGiven || this.options.model === model) return;
+    (this.options as { model: tf.LayersModel | undefined }).model = modelOption.parse(model, 'model');
+    this.blocksCache = undefined;
+    this.resolvedLossKind = undefined;
+    this.resolvedEstimation = undefined;
+  }
+
+  /**
+   * Restored factors ('@kfac/<layer>' state from setWeights / tf.loadLayersModel) must belong
+   * to a block this optimizer has; otherwise it would train those layers with the diagonal
+   * fallback from scratch and wreck a trained model. Refuse instead, naming the fix.
+   */
+  private checkRestoredBlocks(blocks: readonly DenseBlock[]): void {
+    const have = new Set(blocks.map((b) => `@kfac/${b.name}`));
+    const orphans = this.stateKeys().filter((k) => k.startsWith('@kfac/') && !have.has(k));
+    if (orphans.length === 0) return;
+    const names = orphans.map((k) => `'${k.slice('@kfac/'.length)}'`).join(', ');
+    throw new Error(
+      blocks.length === 0
+        ? `KFAC holds restored factors for layers ${names} but has no model: it was rebuilt from its config ` +
+            '(tf.loadLayersModel / fromConfig) and not compiled with a tfjs-layers model. Compile the model with it ' +
+            '(model.compile({ optimizer, loss })) or call kfac.attachModel(model) before training.'
+        : `KFAC holds restored factors for layers ${names}, which its model does not have (its Dense layers: ` +
+            `${blocks.map((b) => `'${b.name}'`).join(', ')}). Restore into the model the state was saved with ` +
+            '(tf.loadLayersModel keeps layer names) or start a fresh KFAC.',
+    );
   }
 
   /** The curvature blocks in use (resolved from the model on first use). */
@@ -384,6 +424,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
   override minimize(f: () => tf.Scalar, returnCost = false, varList?: tf.Variable[]): tf.Scalar | null {
     const o = this.options;
     const blocks = this.blocks;
+    this.checkRestoredBlocks(blocks);
     const k = this.iterations;
     const burnIn = k < o.burnIn;
     const statsStep = burnIn || k % o.statsUpdatePeriod === 0;
@@ -750,6 +791,8 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
 }
 
 tf.serialization.registerClass(KFAC);
+// A K-FAC rebuilt by tf.loadLayersModel learns its model when the reloaded model compiles it.
+installCompileHook();
 
 export const kfacEntry = {
   name: 'kfac',

@@ -52,7 +52,8 @@
  * ## State registration (what getWeights/setWeights carry)
  * Everything written through `state.set(slot, tensor)` (a non-trainable tf.Variable the base
  * owns), every `state.step`, `this.iterations`, and every number in `this.numericState`
- * (scalar hyper-state such as damping; `skippedSteps` lives there). Nothing else is saved, so
+ * (scalar hyper-state such as damping; `skippedSteps` lives there; saved bit-exactly as a
+ * float64, an int32 pair). Nothing else is saved, so
  * keep all trajectory-relevant state in these places. Saved names: 'iter',
  * '__optimizer__/<key>', '<variable>/step', '<variable>/<slot>' (slot names contain no '/').
  * Restoring matches state to variables by name; state whose variable name no longer exists
@@ -140,6 +141,29 @@ export interface NamedTensorLike {
 
 const GLOBAL_PREFIX = '__optimizer__';
 const STEP_SLOT = 'step';
+
+/**
+ * Scalar hyper-state (damping, rho, counts) is saved bit-exactly: the float64 as its two 32-bit
+ * halves in an int32 tensor of shape [2], in the platform's byte order (little-endian wherever
+ * tfjs runs; tfjs weight files are native-order typed arrays too), since tfjs weights hold no
+ * float64. Checkpoints written before this format held a float32 scalar, which `decodeNumber`
+ * still reads.
+ */
+function encodeNumber(v: number): tf.Tensor {
+  const words = new Int32Array(new Float64Array([v]).buffer);
+  return tf.tensor1d(words, 'int32');
+}
+
+async function decodeNumber(t: tf.Tensor, name: string, owner: string): Promise<number> {
+  const data = await t.data();
+  if (t.dtype === 'int32' && t.size === 2) {
+    return new Float64Array(Int32Array.from(data as Int32Array).buffer)[0]!;
+  }
+  if (t.size === 1) return data[0]! as number; // old format: a float32 scalar
+  throw new Error(
+    `${owner}.setWeights: '${name}' must be a float32 scalar or an int32 pair holding a float64, got ${t.dtype} of shape [${t.shape}]`,
+  );
+}
 
 class StateEntry implements SlotState {
   step = 0;
@@ -432,7 +456,7 @@ export abstract class CurvatureOptimizer<
   override async getWeights(): Promise<NamedTensorLike[]> {
     const out: NamedTensorLike[] = [{ name: 'iter', tensor: tf.scalar(this.iterations, 'int32') }];
     for (const [k, v] of Object.entries(this.numericState)) {
-      out.push({ name: `${GLOBAL_PREFIX}/${k}`, tensor: tf.scalar(v, 'float32') });
+      out.push({ name: `${GLOBAL_PREFIX}/${k}`, tensor: encodeNumber(v) });
     }
     for (const [key, entry] of this.state) {
       out.push({ name: `${key}/${STEP_SLOT}`, tensor: tf.scalar(entry.step, 'int32') });
@@ -468,7 +492,7 @@ export abstract class CurvatureOptimizer<
         }
         const key = name.slice(0, cut);
         const slot = name.slice(cut + 1);
-        if (key === GLOBAL_PREFIX) numeric[slot] = (await tensor.data())[0]!;
+        if (key === GLOBAL_PREFIX) numeric[slot] = await decodeNumber(tensor, name, this.displayName);
         else if (slot === STEP_SLOT) entry(key).step = (await tensor.data())[0]!;
         // The variable shares the (ref-counted) buffer; the caller may dispose `tensor`.
         else entry(key).adopt(slot, tf.tidy(() => tf.variable(tensor.toFloat(), false)));
@@ -490,6 +514,9 @@ export abstract class CurvatureOptimizer<
     for (const [key, spec] of Object.entries(this.specs)) {
       if (spec.serializable === false) continue;
       const v = (this.options as Record<string, unknown>)[key];
+      // An unset optional option is omitted (JSON and tfjs-layers' config conversion cannot
+      // hold undefined); fromConfig then gives it its default, which is what it was.
+      if (v === undefined) continue;
       if (key === 'learningRate') config[key] = learningRateToConfig(v as LearningRate);
       else config[key] = v as tf.serialization.ConfigDictValue;
     }
