@@ -26,7 +26,7 @@ describe('reports', () => {
     await writeReport(results, dir);
     const back = readResults(join(dir, 'results.json'));
     expect(back.schema).toBe('curvature-results');
-    expect(back.version).toBe(1);
+    expect(back.version).toBe(2);
     expect(back.runs[0]).toMatchObject({ optimizer: 'sgd', seed: 0 });
     expect(back.runs[0].records[0]).toHaveProperty('loss');
     expect(back.runs[0].final).toHaveProperty('trainLoss');

@@ -30,3 +30,4 @@ export { summarize, performanceProfile, mean, std, median } from './stats.js';
 export type { SummaryRow, PerformanceProfile, ProfileMeasure } from './stats.js';
 export { checkProblem } from './check.js';
 export type { CheckResult } from './check.js';
+export { EVALUATION_COSTS, gradientEquivalents, formatCounts } from './cost.js';
