@@ -175,7 +175,7 @@ function solveReport(
           `damping ${damping}): the curvature is not positive definite here (not at a minimum?), so s_test and ` +
           'the influence values are unreliable. Raise `damping` (above minus the smallest eigenvalue), use ' +
           "Gauss-Newton curvature (curvature: 'ggn'), or train closer to a minimum."
-        : `influence: ${solver === 'cg' ? 'CG' : 'LiSSA'} did not converge: relative residual ${r} > tol ${tol} after ` +
+        : `influence: ${solver === 'cg' ? 'CG' : 'LiSSA'} did not converge: relative residual ${r} > tol ${tol.toExponential(0)} after ` +
           `${iterations} iteration(s) (damping ${damping}), so the influence values are unreliable. ` +
           (solver === 'cg' ? 'Raise `maxIter` or `damping`.' : 'Raise `lissa.depth`, check `lissa.scale`, or use the CG solver.');
   }
