@@ -8,7 +8,7 @@ import * as vl from 'vega-lite';
 import type { ComparisonResults } from '../harness/compare.js';
 import type { PerformanceProfile } from '../harness/stats.js';
 import type { RunResult } from '../harness/types.js';
-import { COST_NOTE, SUMMARY_HEADER, TARGET_NOTE, exclusionLines, fmt, profileCells, summaryCells } from './tables.js';
+import { COST_NOTE, MEASURE_TITLE, SUMMARY_HEADER, TARGET_NOTE, exclusionLines, fmt, profileCells, summaryCells } from './tables.js';
 
 type Spec = vl.TopLevelSpec;
 
@@ -108,12 +108,6 @@ function lossChart(points: Point[], x: 'step' | 'seconds', title: string, target
     layer: layers,
   } as Spec;
 }
-
-const MEASURE_TITLE: Record<PerformanceProfile['measure'], string> = {
-  steps: 'steps',
-  seconds: 'seconds',
-  gradEquivalents: 'gradient-equivalents',
-};
 
 function profileChart(p: PerformanceProfile, colors: Colors): Spec {
   const values = p.curves.flatMap((c) => c.points.map((q) => ({ optimizer: c.optimizer, tau: q.tau, rho: q.rho })));

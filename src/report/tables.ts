@@ -66,6 +66,13 @@ export const TARGET_NOTE =
   'stops with a loss near the target while a slower one keeps training: final losses are NOT comparable ' +
   'across optimizers that reached the target; compare the "to target" columns instead.';
 
+/** Readable names of the profile measures (headings, chart titles). */
+export const MEASURE_TITLE: Record<PerformanceProfile['measure'], string> = {
+  steps: 'steps',
+  seconds: 'seconds',
+  gradEquivalents: 'gradient-equivalents',
+};
+
 export function markdownTable(header: string[], rows: string[][]): string {
   const esc = (s: string) => s.replace(/\|/g, '\\|');
   return [
@@ -163,11 +170,11 @@ export function markdownReport(results: ComparisonResults, title = 'curvature co
   );
   for (const p of results.profiles) {
     if (p.problems.length === 0) {
-      lines.push(`- **${p.measure}**: no problem was solved by every seed of any optimizer.`);
+      lines.push(`- **${MEASURE_TITLE[p.measure] ?? p.measure}**: no problem was solved by every seed of any optimizer.`);
       continue;
     }
     const t = profileCells(p, results);
-    lines.push(`### ${p.measure} to target`, '', markdownTable(t.header, t.rows), '');
+    lines.push(`### ${MEASURE_TITLE[p.measure] ?? p.measure} to target`, '', markdownTable(t.header, t.rows), '');
   }
   return `${lines.join('\n')}\n`;
 }
