@@ -41,6 +41,7 @@ import {
 } from './harness/compare.js';
 import { runExperiment, runId, shortHash } from './harness/run.js';
 import { checkProblem } from './harness/check.js';
+import { formatCounts } from './harness/cost.js';
 import type { Budget } from './harness/types.js';
 import { readResults, writeFileAtomic, writeResults } from './report/results.js';
 import { summaryText, fmt, textTable } from './report/tables.js';
@@ -390,7 +391,11 @@ async function runCommand(io: CliIO, opts: RunOpts): Promise<number> {
         `train loss ${fmt(f.initialLoss, 4)} -> ${fmt(f.trainLoss, 4)}` +
         (f.testAccuracy != null ? `, test accuracy ${(100 * f.testAccuracy).toFixed(1)}%` : '') +
         ` in ${f.steps} steps, ${fmt(f.seconds)} s (${f.stopReason})` +
-        (f.reachedTarget ? `; target ${fmt(f.target, 3)} after ${f.stepsToTarget} steps, ${fmt(f.secondsToTarget)} s` : '') +
+        `, ${fmt(f.gradEquivalents, 4)} gradient-equivalents (f/g/Hv ${formatCounts(f)})` +
+        (f.reachedTarget
+          ? `; target ${fmt(f.target, 3)} after ${f.stepsToTarget} steps, ${fmt(f.secondsToTarget)} s, ` +
+            `${fmt(f.gradEquivalentsToTarget, 4)} gradient-equivalents (f/g/Hv ${formatCounts(f.evalsToTarget)})`
+          : '') +
         (out ? `\nwrote ${join(out, 'report.html')}` : '') +
         '\n',
     );

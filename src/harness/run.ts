@@ -4,7 +4,7 @@
  * Per step it records the mini-batch training loss, the cumulative optimizer wall time and the
  * cumulative loss / gradient / HVP evaluation counts (read from `optimizer.counters` when the
  * optimizer exposes them, else one gradient per step) with their cost in gradient-equivalents
- * (src/harness/cost.ts: gradient 1, curvature product 2, loss alone 1/2); every `gradNormEvery` steps
+ * (src/harness/cost.ts: gradient 1, curvature product 2.5, loss alone 0.4); every `gradNormEvery` steps
  * the gradient norm; every `evalEvery` steps the full-data metrics. It stops on the target, the
  * budget (steps, epochs, seconds) or divergence (non-finite loss or loss > 1e3 x initial).
  *

@@ -110,7 +110,7 @@ export interface FinalMetrics {
   lossEvals: number;
   gradEvals: number;
   hvpEvals: number;
-  /** Total gradient-equivalents: gradEvals + 2 hvpEvals + lossEvals / 2 (src/harness/cost.ts). */
+  /** Total gradient-equivalents: gradEvals + 2.5 hvpEvals + 0.4 lossEvals (src/harness/cost.ts). */
   gradEquivalents: number;
   /** Mean gradient-equivalents per step. */
   gradEquivalentsPerStep: number;
