@@ -12,6 +12,7 @@ import { initBackend } from '../src/backend.js';
 import { problems } from '../experiments/index.js';
 import { performanceProfile, runExperiment, summarize, type Problem, type RunResult } from '../src/harness/index.js';
 import { lossPoints } from '../src/report/index.js';
+import { losses } from '../src/autodiff/index.js';
 
 const ref = JSON.parse(readFileSync(new URL('./fixtures/costs-quadratic.json', import.meta.url), 'utf8')) as {
   A: number[][];
@@ -66,18 +67,83 @@ function countedQuadratic(): Problem {
   };
 }
 
+/**
+ * A Gauss-Newton product (src/autodiff ggnvp) calls outputs() three times: for the value's shape
+ * (no tape), under two tapes (jvp by double reverse) and under one (vjp).
+ */
+const outputCalls = { value: 0, jvp: 0, vjp: 0, other: 0 };
+
+/**
+ * Softmax regression on 24 seeded points (3 features, 3 classes), batch 8, with outputs() and
+ * lossFromOutputs() for Gauss-Newton products. loss() computes its logits itself, so that
+ * loss() calls count gradients / HVPs / loss values and outputs() calls count GGN products.
+ */
+function countedSoftmax(): Problem {
+  const rng = (() => {
+    let s = 12345;
+    return () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) * 2 - 1;
+  })();
+  const N = 24;
+  const X = tf.tensor2d(Array.from({ length: N * 3 }, rng), [N, 3]);
+  const Y = tf.oneHot(tf.tensor1d(Array.from({ length: N }, (_, i) => i % 3), 'int32'), 3).toFloat();
+  const W = tf.variable(tf.tensor2d(Array.from({ length: 9 }, () => 0.1 * rng()), [3, 3]));
+  const b = tf.variable(tf.zeros([3]));
+  const logits = (x: tf.Tensor) => tf.add(tf.matMul(x, W), b);
+  const depth = () => (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth;
+  return {
+    name: 'test-counted-softmax',
+    description: 'softmax regression counting loss() and outputs() calls by tape depth',
+    options: {},
+    params: [W, b],
+    numParams: 12,
+    data: {
+      numTrain: N,
+      numTest: 0,
+      batchSize: 8,
+      batch: (idx: Int32Array) => {
+        const i = tf.tensor1d(idx, 'int32');
+        const out = { x: tf.gather(X, i), y: tf.gather(Y, i), size: idx.length };
+        i.dispose();
+        return out;
+      },
+    },
+    loss: (batch) => {
+      const d = depth();
+      if (d === 0) calls.loss++;
+      else if (d === 1) calls.grad++;
+      else if (d === 2) calls.hvp++;
+      else unexpectedDepth++;
+      return tf.tidy(() => losses.softmaxCrossEntropy(batch ? batch.y : Y, logits(batch ? batch.x : X)));
+    },
+    outputs: (batch) => {
+      const d = depth();
+      if (d === 0) outputCalls.value++;
+      else if (d === 2) outputCalls.jvp++;
+      else if (d === 1) outputCalls.vjp++;
+      else outputCalls.other++;
+      return logits(batch.x);
+    },
+    lossFromOutputs: (z, batch) => losses.softmaxCrossEntropy(batch.y, z),
+    lossKind: 'softmax-cross-entropy',
+    evaluate: () => tf.tidy(() => ({ trainLoss: losses.softmaxCrossEntropy(Y, logits(X)).dataSync()[0] })),
+    target: 0,
+    dispose: () => tf.dispose([X, Y, W, b]),
+  };
+}
+
 beforeAll(async () => {
   await initBackend('cpu');
   problems.register({ name: 'test-counted-quadratic', description: 'tests only', options: [], create: () => countedQuadratic() });
+  problems.register({ name: 'test-counted-softmax', description: 'tests only', options: [], create: () => countedSoftmax() });
 });
 
 /** Run with the harness; snapshot the problem-counted calls after every step. */
-async function counted(optimizer: string, optimizerOptions: Record<string, unknown>, steps: number) {
+async function counted(optimizer: string, optimizerOptions: Record<string, unknown>, steps: number, problem = 'test-counted-quadratic') {
   calls.loss = calls.grad = calls.hvp = 0;
   unexpectedDepth = 0;
   const snapshots: Calls[] = [{ ...calls }];
   const run = await runExperiment(
-    { problem: 'test-counted-quadratic', optimizer, optimizerOptions, budget: { steps }, gradNormEvery: 0 },
+    { problem, optimizer, optimizerOptions, budget: { steps }, gradNormEvery: 0, ...(problem === 'test-counted-quadratic' ? {} : { target: null, evalEvery: 1000 }) },
     { onStep: (s) => (snapshots[s] = { ...calls }) },
   );
   expect(unexpectedDepth).toBe(0);
@@ -163,5 +229,35 @@ describe('evaluation costs against counted calls', () => {
       gradEvals: 1,
       hvpEvals: n,
     });
+  });
+
+  it('hessian-free with Gauss-Newton products on mini-batches: every product counted once', async () => {
+    outputCalls.value = outputCalls.jvp = outputCalls.vjp = outputCalls.other = 0;
+    const ggnAt: number[] = [0];
+    calls.loss = calls.grad = calls.hvp = 0;
+    unexpectedDepth = 0;
+    const snapshots: Calls[] = [{ ...calls }];
+    const run = await runExperiment(
+      { problem: 'test-counted-softmax', optimizer: 'hessian-free', optimizerOptions: { maxIterations: 5 }, budget: { steps: 4 }, gradNormEvery: 0, target: null, evalEvery: 1000 },
+      {
+        onStep: (s) => {
+          snapshots[s] = { ...calls };
+          ggnAt[s] = outputCalls.jvp;
+        },
+      },
+    );
+    expect(unexpectedDepth).toBe(0);
+    expect(outputCalls.other).toBe(0);
+    // Each GGN product: one call of each kind.
+    expect(outputCalls.value).toBe(outputCalls.jvp);
+    expect(outputCalls.vjp).toBe(outputCalls.jvp);
+    expect(outputCalls.jvp).toBeGreaterThan(0);
+    expect(run.records).toHaveLength(4);
+    for (const r of run.records) {
+      const k = snapshots[r.step];
+      expect(k.hvp).toBe(0); // no Hessian products: the GGN was used
+      expect({ f: r.lossEvals, g: r.gradEvals, h: r.hvpEvals }).toEqual({ f: k.loss, g: k.grad, h: ggnAt[r.step] });
+      expect(r.gradEquivalents).toBeCloseTo(k.grad + 2.5 * ggnAt[r.step] + 0.4 * k.loss, 12);
+    }
   });
 });
