@@ -22,6 +22,7 @@ const ref = JSON.parse(readFileSync(new URL('./fixtures/costs-quadratic.json', i
   losses: number[];
   target: number;
   gdStepsToTarget: number;
+  newtonLossAfterOneStep: number;
 };
 const n = ref.c.length;
 
@@ -197,6 +198,8 @@ describe('evaluation costs against counted calls', () => {
     expect(snapshots[1].hvp).toBe(n);
     expect(snapshots[1].grad).toBe(1);
     expect(run.final.gradEquivalentsToTarget).toBeGreaterThanOrEqual(1 + 2.5 * n);
+    // The loss after the first (damped) Newton step, recorded before step 2, as in float64.
+    expect(run.records[1].loss! / ref.newtonLossAfterOneStep).toBeCloseTo(1, 3);
   });
 
   it('hessian-free: CG products and backtracking losses are counted to target', async () => {

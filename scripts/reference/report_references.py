@@ -9,7 +9,7 @@ writes (small JSON, float64 numbers) under test/fixtures/:
       f(x) = 1/2 (x - c)^T A (x - c), A 6x6 SPD (eigenvalues 0.2 .. 2, fixed rotation), start x0.
       Gradient descent x_{k+1} = x_k - lr grad f(x_k): the losses f(x_0..x_K) and the first k
       with f(x_k) <= target (steps to target, one gradient per step). Newton from x0 (float64,
-      one full step on a quadratic): f after the step (= 0).
+      one full step with Newton's default damping 1e-3): f after the step.
       Read by test/harness-costs.test.ts: the harness's records (loss before each update),
       the final loss, the report's loss points and the steps / gradient-equivalents to target.
 
@@ -74,12 +74,15 @@ def costs_quadratic():
     losses = [float(f(x)) for x in xs]
     target = 1e-3 * losses[0]
     to_target = next(k for k, v in enumerate(losses) if v <= target)
-    x_newton = x0 - np.linalg.solve(a, a @ (x0 - c))
+    # Newton's first step with its default Levenberg-Marquardt damping 1e-3 (optimizers/newton.ts)
+    # and the full step accepted by Armijo: x1 = x0 - (A + 1e-3 I)^{-1} grad f(x0).
+    newton_damping = 1e-3
+    x_newton = x0 - np.linalg.solve(a + newton_damping * np.eye(n), a @ (x0 - c))
     write('costs-quadratic.json', {
         'description': 'f(x) = 1/2 (x-c)^T A (x-c); gradient descent losses f(x_0..x_K); Newton step',
         'A': a.tolist(), 'c': c.tolist(), 'x0': x0.tolist(), 'learningRate': lr,
         'losses': losses, 'target': target, 'gdStepsToTarget': to_target,
-        'newtonLossAfterOneStep': float(f(x_newton)),
+        'newtonDamping': newton_damping, 'newtonLossAfterOneStep': float(f(x_newton)),
     })
 
 
