@@ -18,7 +18,9 @@
  *     else:      alpha = learningRate, mu = momentum, and Delta scaled by
  *                min(1, sqrt(klClip / (alpha^2 |g.Delta|)))  when klClip > 0
  *     delta = alpha Delta + mu delta;  theta += delta
- *     every dampingInterval steps (adaptDamping): rho = (L(theta + delta) - L(theta)) / m(delta)
+ *     every dampingInterval steps (adaptDamping): rho = (L(theta + delta) - L(theta)) / m0(delta),
+ *       m0(delta) = g.delta + 1/2 delta^T (F + wd I) delta: the model WITHOUT lambda (Martens &
+ *       Grosse 2015 sec. 6.5; kfac-jax), unlike the m(alpha, mu) above that chooses the step
  *       (closure re-evaluated on the same batch, its extra outputs disposed);
  *       rho > 3/4: lambda *= omega,  rho < 1/4: lambda /= omega,  omega = dampingDecay^interval
  *   factorRank r > 0 (randomized K-FAC; off by default): a factor of size n > 2r is inverted as

@@ -10,6 +10,7 @@
  *   curvature report DIR... --out DIR                merge shards, (re)write the report
  *   curvature check --problem P                      gradient and HVP check
  *   curvature spectrum --problem P                   Hessian eigenvalues, trace, density
+ *   curvature influence --problem P                  influence of training examples (with solve status)
  *
  * Errors in the input (unknown names, bad numbers, contradicting flags, invalid config,
  * unwritable --out) print one line on stderr and exit with code 2; `main` never lets a stack

@@ -10,3 +10,4 @@ export * from './report/index.js';
 export * from '../experiments/index.js';
 export { runSpectrumCommand, densitySvg } from './curvature/spectrum-report.js';
 export type { SpectrumCommandOptions, SpectrumReport } from './curvature/spectrum-report.js';
+export { runInfluenceCommand } from './curvature/influence-report.js';

@@ -64,13 +64,16 @@ describe('runExperiment', () => {
 
   it('reads evaluation counts from optimizer.counters', async () => {
     const r = await runExperiment({ problem: 'beale', optimizer: 'test-sgd', budget: { steps: 4 }, target: null });
+    // Cost model: gradient 1, curvature product 2.5, loss alone 0.4 -> 1 + 7.5 + 0.8 = 9.3 per step.
     expect(r.records.at(-1)).toMatchObject({ step: 4, lossEvals: 8, gradEvals: 4, hvpEvals: 12 });
-    expect(r.final.gradEvalsPerStep).toBe(4);
+    expect(r.records.at(-1)!.gradEquivalents).toBeCloseTo(37.2, 12);
+    expect(r.final.gradEquivalentsPerStep).toBeCloseTo(9.3, 12);
+    expect(r.final.gradEquivalents).toBeCloseTo(37.2, 12);
   });
 
   it('counts one gradient per step for optimizers without counters', async () => {
     const r = await runExperiment({ problem: 'beale', optimizer: 'sgd', optimizerOptions: { learningRate: 0.01 }, budget: { steps: 3 } });
-    expect(r.records.at(-1)).toMatchObject({ gradEvals: 3, hvpEvals: 0 });
+    expect(r.records.at(-1)).toMatchObject({ lossEvals: 0, gradEvals: 3, hvpEvals: 0, gradEquivalents: 3 });
   });
 
   it('stops at the target and reports steps and seconds to it', async () => {
@@ -219,7 +222,8 @@ describe('performance profile', () => {
   const row = (p: string, o: string, seconds: number | null): SummaryRow => ({
     problemId: p, optimizer: o, seeds: 1, finalLossMean: 0, finalLossStd: 0, testAccuracyMean: null,
     reached: seconds === null ? 0 : 1, diverged: 0, failed: 0, stepsToTarget: seconds, secondsToTarget: seconds,
-    gradEvalsToTarget: seconds, gradEvalsPerStep: 1, secondsPerStep: 1, target: 1,
+    gradEquivalentsToTarget: seconds, evalsToTarget: null, gradEquivalentsPerStep: 1,
+    evalsPerStep: { lossEvals: 0, gradEvals: 1, hvpEvals: 0 }, secondsPerStep: 1, target: 1,
   });
   it('computes Dolan-More ratios and rho(tau)', () => {
     const p = performanceProfile([row('a', 'x', 1), row('a', 'y', 2), row('b', 'x', 6), row('b', 'y', 3), row('c', 'x', null), row('c', 'y', null)]);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { compare, type ComparisonResults } from '../src/harness/index.js';
-import { parseResults, readResults, writeReport, markdownReport } from '../src/report/index.js';
+import { htmlReport, parseResults, readResults, writeReport, markdownReport, optimizerColors } from '../src/report/index.js';
 
 let results: ComparisonResults;
 beforeAll(async () => {
@@ -26,7 +26,7 @@ describe('reports', () => {
     await writeReport(results, dir);
     const back = readResults(join(dir, 'results.json'));
     expect(back.schema).toBe('curvature-results');
-    expect(back.version).toBe(1);
+    expect(back.version).toBe(2);
     expect(back.runs[0]).toMatchObject({ optimizer: 'sgd', seed: 0 });
     expect(back.runs[0].records[0]).toHaveProperty('loss');
     expect(back.runs[0].final).toHaveProperty('trainLoss');
@@ -54,5 +54,45 @@ describe('reports', () => {
     expect(html).toContain('training loss vs step');
     expect(html).toContain('Performance profile');
     expect(html).toContain('<table>');
+  });
+
+  it('says that runs stop at the target, so final losses are not comparable', async () => {
+    expect(markdownReport(results)).toMatch(/Runs stop when they reach the target.*final losses are NOT comparable/s);
+    expect(await htmlReport(results)).toMatch(/Runs stop when they reach the target.*final losses are NOT comparable/s);
+  });
+
+  it('profiles in steps, seconds and gradient-equivalents, each plotted', async () => {
+    expect(results.profiles.map((p) => p.measure)).toEqual(['steps', 'seconds', 'gradEquivalents']);
+    const html = await htmlReport(results);
+    expect(html).toContain('Performance profile: gradient-equivalents to target');
+    expect(markdownReport(results)).toContain('### gradient-equivalents to target');
+  });
+
+  it('one colour per optimizer in every chart, also where an optimizer is missing', async () => {
+    // sgd (the first optimizer) is not run on 'iris': a per-chart colour scale would give adam
+    // sgd's colour there.
+    const spec = { ...results.spec, problems: results.spec.problems.map((p) => (p.id === 'iris' ? { ...p, exclude: { sgd: 'test' } } : p)) };
+    const partial: ComparisonResults = { ...results, spec, runs: results.runs.filter((r) => !(r.problemId === 'iris' && r.optimizer === 'sgd')) };
+    const colors = optimizerColors(partial);
+    expect(colors.domain).toEqual(['sgd', 'adam']);
+    expect(new Set(colors.range).size).toBe(2);
+    const html = await htmlReport(partial);
+    const lines = [...html.matchAll(/<path aria-label="[^"]*optimizer: ([\w-]+)[^"]*" role="graphics-symbol" aria-roledescription="line mark"[^>]*?stroke="(#[0-9a-f]{6})"/g)];
+    expect(lines.length).toBeGreaterThan(8);
+    const seen = new Map<string, Set<string>>();
+    for (const [, opt, stroke] of lines) {
+      if (!seen.has(opt)) seen.set(opt, new Set());
+      seen.get(opt)!.add(stroke);
+    }
+    expect([...seen.keys()].sort()).toEqual(['adam', 'sgd']);
+    for (const [opt, strokes] of seen) expect([...strokes]).toEqual([colors.range[colors.domain.indexOf(opt)]]);
+    // The iris charts have adam only, in adam's colour.
+    const iris = html.slice(html.indexOf('<h3>iris</h3>'));
+    const irisLines = [...iris.matchAll(/optimizer: ([\w-]+)[^"]*" role="graphics-symbol" aria-roledescription="line mark"[^>]*?stroke="(#[0-9a-f]{6})"/g)];
+    expect(irisLines.length).toBeGreaterThan(0);
+    for (const [, opt, stroke] of irisLines) {
+      expect(opt).toBe('adam');
+      expect(stroke).toBe(colors.range[1]);
+    }
   });
 });

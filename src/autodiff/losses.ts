@@ -1,7 +1,8 @@
 /**
  * Losses differentiable to any order (tfjs's own tf.logSoftmax and
- * tf.losses.softmaxCrossEntropy are custom-gradient ops that are not twice differentiable, and
- * tf.losses.sigmoidCrossEntropy is wrong at second order; see docs/autodiff.md).
+ * tf.losses.softmaxCrossEntropy are custom-gradient ops that are not twice differentiable;
+ * tf.losses.sigmoidCrossEntropy is wrong at second order in stock tfjs but exact once curvature's
+ * gradient registrations are installed, and equals sigmoidCrossEntropy below; see docs/autodiff.md).
  *
  * All reduce with a mean over the batch (the first axis) as Keras does: softmax cross-entropy sums
  * over classes then averages over the batch; sigmoid cross-entropy and mean squared error average

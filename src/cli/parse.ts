@@ -17,6 +17,11 @@ export function parsePositiveNumber(v: string): number {
   if (!(n > 0)) throw new InvalidArgumentError('expected a positive number.');
   return n;
 }
+export function parseNonNegativeNumber(v: string): number {
+  const n = parseNumber(v);
+  if (!(n >= 0)) throw new InvalidArgumentError('expected a number >= 0.');
+  return n;
+}
 export function parsePositiveInt(v: string): number {
   const n = Number(v);
   if (!/^\s*\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < 1) {

@@ -15,6 +15,7 @@ import { registerTune } from './tune.js';
 import { registerReport } from './report.js';
 import { registerCheck } from './check.js';
 import { registerSpectrum } from './spectrum.js';
+import { registerInfluence } from './influence.js';
 
 /** The package's version, from the nearest package.json above this file (src or dist). */
 export function packageVersion(): string {
@@ -49,6 +50,7 @@ export function buildProgram(io: CliIO, setExit: (code: number) => void): Comman
   registerReport(program, io, action);
   registerCheck(program, io, action);
   registerSpectrum(program, io, action);
+  registerInfluence(program, io, action);
   return program;
 }
 

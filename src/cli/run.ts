@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import { join } from 'node:path';
 import { assembleResults, planRuns, type ComparisonSpec, type ProblemConfig } from '../harness/compare.js';
 import { runExperiment } from '../harness/run.js';
+import { formatCounts } from '../harness/cost.js';
 import { fmt } from '../report/tables.js';
 import { writeReport } from '../report/index.js';
 import { progress, UsageError, type CliIO } from './io.js';
@@ -76,7 +77,11 @@ export async function runCommand(io: CliIO, opts: RunOpts): Promise<number> {
         `train loss ${fmt(f.initialLoss, 4)} -> ${fmt(f.trainLoss, 4)}` +
         (f.testAccuracy != null ? `, test accuracy ${(100 * f.testAccuracy).toFixed(1)}%` : '') +
         ` in ${f.steps} steps, ${fmt(f.seconds)} s (${f.stopReason})` +
-        (f.reachedTarget ? `; target ${fmt(f.target, 3)} after ${f.stepsToTarget} steps, ${fmt(f.secondsToTarget)} s` : '') +
+        `, ${fmt(f.gradEquivalents, 4)} gradient-equivalents (f/g/Hv ${formatCounts(f)})` +
+        (f.reachedTarget
+          ? `; target ${fmt(f.target, 3)} after ${f.stepsToTarget} steps, ${fmt(f.secondsToTarget)} s, ` +
+            `${fmt(f.gradEquivalentsToTarget, 4)} gradient-equivalents (f/g/Hv ${formatCounts(f.evalsToTarget)})`
+          : '') +
         (out ? `\nwrote ${join(out, 'report.html')}` : '') +
         '\n',
     );

@@ -11,7 +11,7 @@ export { hessianSpectrum, spectralMass } from './spectrum.js';
 export type { SpectrumOptions, SpectrumResult } from './spectrum.js';
 // Influence functions (Koh & Liang 2017).
 export { influence, dampedConjugateGradient } from './influence.js';
-export type { InfluenceOptions, InfluenceResult } from './influence.js';
+export type { InfluenceOptions, InfluenceResult, InfluenceSolve, InfluenceSolveStatus } from './influence.js';
 // Second-order solver pieces (issue 6): truncated CG, LM damping, Armijo, flat vectors.
 export { conjugateGradient, disposeCG } from './cg.js';
 export type { CGOptions, CGResult, CGStop, SavedIterate } from './cg.js';

@@ -19,6 +19,13 @@
  *    of a batch drawn at random from `batches`, averaged over `repeats`; returns x / scale.
  *    Converges when scale > lambda_max(H) + damping (default scale: 1.5 x the top eigenvalue,
  *    estimated by 20 Lanczos steps).
+ * Solver status (like scipy.sparse.linalg.cg's `info`): `solve.info` is 0 when the solve
+ * converged, the number of iterations done when it stopped without converging (maxIter, or a
+ * LiSSA residual above `tol`), and -1 when CG met non-positive curvature (its x is then the last
+ * iterate, often far from the solution). A solve that did not converge is reported once per call
+ * with `console.warn` (unless `warn: false`) and in `solve.warning`; callers (the CLI's
+ * `influence` command) show it, because the influence values are then unreliable.
+ *
  * The point gradients come from `pointLoss` (default `f`): as in Koh & Liang's code, pass the
  * loss WITHOUT the regulariser when the regulariser is added to `f`, since removing a point
  * removes its data term only.
@@ -58,6 +65,28 @@ export interface InfluenceOptions<B = never, P = B> extends CurvatureSourceOptio
   lissa?: { depth?: number; repeats?: number; scale?: number };
   /** Seed of LiSSA's batch sampling and of the lambda_max estimate (default 0). */
   seed?: number;
+  /** console.warn when the solve did not converge (default true); `solve.warning` is set either way. */
+  warn?: boolean;
+}
+
+/** Why the solve stopped: converged, hit its iteration budget, or met non-positive curvature. */
+export type InfluenceSolveStatus = 'converged' | 'max-iterations' | 'negative-curvature';
+
+export interface InfluenceSolve {
+  solver: 'cg' | 'lissa';
+  iterations: number;
+  /** ||(H + damping I) x - grad L_test|| / ||grad L_test||. */
+  relativeResidual: number;
+  converged: boolean;
+  negativeCurvature: boolean;
+  status: InfluenceSolveStatus;
+  /**
+   * scipy.sparse.linalg.cg's convention: 0 converged; > 0 not converged after that many
+   * iterations; -1 non-positive curvature met (breakdown).
+   */
+  info: number;
+  /** Set when the solve did not converge: what happened and what to try (also console.warn'ed). */
+  warning?: string;
 }
 
 export interface InfluenceResult {
@@ -67,8 +96,8 @@ export interface InfluenceResult {
   removalEffect: Float64Array;
   /** s_test = (H + damping I)^{-1} grad L_test, shaped like vars (caller disposes). */
   sTest: tf.Tensor[];
-  /** Solver report. */
-  solve: { solver: 'cg' | 'lissa'; iterations: number; relativeResidual: number; converged: boolean; negativeCurvature: boolean };
+  /** Solver report; check `solve.info` / `solve.status` (influence values are unreliable unless 0 / 'converged'). */
+  solve: InfluenceSolve;
   matvecs: number;
 }
 
@@ -109,6 +138,7 @@ export function dampedConjugateGradient(
     const ap = dampedApply(op, p, damping);
     const pap = dot(p, ap);
     if (!(pap > 0)) {
+      // rr tracks the recursive residual b - A x of the current iterate x.
       return { x, iterations: it, relativeResidual: Math.sqrt(rr) / bNorm, converged: false, negativeCurvature: true };
     }
     const alpha = rr / pap;
@@ -122,6 +152,34 @@ export function dampedConjugateGradient(
   }
   const relativeResidual = Math.sqrt(rr) / bNorm;
   return { x, iterations: it, relativeResidual, converged: relativeResidual <= tol, negativeCurvature: false };
+}
+
+/** The solve report with scipy-style info code and, unless converged, a warning. */
+function solveReport(
+  solver: 'cg' | 'lissa',
+  iterations: number,
+  relativeResidual: number,
+  converged: boolean,
+  negativeCurvature: boolean,
+  tol: number,
+  damping: number,
+): InfluenceSolve {
+  const status: InfluenceSolveStatus = converged ? 'converged' : negativeCurvature ? 'negative-curvature' : 'max-iterations';
+  const info = converged ? 0 : negativeCurvature ? -1 : Math.max(1, iterations);
+  const solve: InfluenceSolve = { solver, iterations, relativeResidual, converged, negativeCurvature, status, info };
+  if (!converged) {
+    const r = relativeResidual.toPrecision(3);
+    solve.warning =
+      status === 'negative-curvature'
+        ? `influence: CG met non-positive curvature after ${iterations} iteration(s) (relative residual ${r}, ` +
+          `damping ${damping}): the curvature is not positive definite here (not at a minimum?), so s_test and ` +
+          'the influence values are unreliable. Raise `damping` (above minus the smallest eigenvalue), use ' +
+          "Gauss-Newton curvature (curvature: 'ggn'), or train closer to a minimum."
+        : `influence: ${solver === 'cg' ? 'CG' : 'LiSSA'} did not converge: relative residual ${r} > tol ${tol.toExponential(0)} after ` +
+          `${iterations} iteration(s) (damping ${damping}), so the influence values are unreliable. ` +
+          (solver === 'cg' ? 'Raise `maxIter` or `damping`.' : 'Raise `lissa.depth`, check `lissa.scale`, or use the CG solver.');
+  }
+  return solve;
 }
 
 function lissa<B>(
@@ -186,21 +244,23 @@ export function influence<B = never, P = B>(
   }
   const gTest = flatGrad(options.testLoss, vlist);
   let x: Float64Array;
-  let solve: InfluenceResult['solve'];
+  let solve: InfluenceSolve;
   let matvecs: number;
   if (solver === 'cg') {
     const maxIter = options.maxIter ?? Math.min(2 * op.dim, 500);
     const tol = options.tol ?? 1e-6;
     const r = dampedConjugateGradient(op, gTest, damping, maxIter, tol);
     x = r.x;
-    solve = { solver, iterations: r.iterations, relativeResidual: r.relativeResidual, converged: r.converged, negativeCurvature: r.negativeCurvature };
+    solve = solveReport(solver, r.iterations, r.relativeResidual, r.converged, r.negativeCurvature, tol, damping);
     matvecs = op.matvecs;
   } else {
     const r = lissa(f, vars, options as InfluenceOptions<B, unknown>, op, gTest, damping);
     x = r.x;
-    solve = { solver, iterations: r.iterations, relativeResidual: r.relativeResidual, converged: r.relativeResidual <= (options.tol ?? 1e-2), negativeCurvature: false };
+    const tol = options.tol ?? 1e-2;
+    solve = solveReport(solver, r.iterations, r.relativeResidual, r.relativeResidual <= tol, false, tol, damping);
     matvecs = op.matvecs + r.operators.reduce((a, o) => a + (o === op ? 0 : o.matvecs), 0);
   }
+  if (solve.warning !== undefined && options.warn !== false) console.warn(solve.warning);
   const pointLoss = options.pointLoss ?? (f as unknown as (p: P) => tf.Scalar);
   const values = new Float64Array(options.points.length);
   const removal = new Float64Array(options.points.length);

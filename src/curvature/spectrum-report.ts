@@ -69,7 +69,7 @@ export interface SpectrumReport {
   files: { json?: string; svg?: string; markdown?: string };
 }
 
-async function resolveProblem(p: string | Problem, options?: Record<string, unknown>): Promise<Problem> {
+export async function resolveProblem(p: string | Problem, options?: Record<string, unknown>): Promise<Problem> {
   if (typeof p !== 'string') return p;
   // Resolved at run time so that src/curvature does not depend on the experiments at load.
   const mod = (await import('../../experiments/index.js')) as unknown as {
@@ -79,7 +79,7 @@ async function resolveProblem(p: string | Problem, options?: Record<string, unkn
   return mod.problems.get(p, options);
 }
 
-async function defaultTrain(problem: Problem, steps: number, learningRate: number, seed: number): Promise<void> {
+export async function defaultTrain(problem: Problem, steps: number, learningRate: number, seed: number): Promise<void> {
   const opt = tf.train.adam(learningRate);
   const rng = new ProbeRng(seed + 7919);
   const data = problem.data;

@@ -12,7 +12,7 @@ import { performanceProfile, summarize, type PerformanceProfile, type SummaryRow
 import type { Budget, RunResult, RunSpec } from './types.js';
 
 export const RESULTS_SCHEMA = 'curvature-results';
-export const RESULTS_VERSION = 1;
+export const RESULTS_VERSION = 2;
 
 /** One problem configuration of a comparison. */
 export interface ProblemConfig {
@@ -135,7 +135,7 @@ export function assembleResults(spec: ComparisonSpec, runs: RunResult[], shard: 
     pending: plan.length - ordered.length,
     runs: ordered,
     summary,
-    profiles: (['steps', 'seconds', 'gradEvals'] as const).map((m) => performanceProfile(summary, m)),
+    profiles: (['steps', 'seconds', 'gradEquivalents'] as const).map((m) => performanceProfile(summary, m)),
   };
 }
 
@@ -209,13 +209,15 @@ export async function runOrRecordFailure(spec: RunSpec, callbacks: RunCallbacks 
         reachedTarget: false,
         stepsToTarget: null,
         secondsToTarget: null,
-        gradEvalsToTarget: null,
+        gradEquivalentsToTarget: null,
+        evalsToTarget: null,
         diverged: true,
         stopReason: 'error',
         lossEvals: 0,
         gradEvals: 0,
         hvpEvals: 0,
-        gradEvalsPerStep: 0,
+        gradEquivalents: 0,
+        gradEquivalentsPerStep: 0,
         error: (e as Error).message ?? String(e),
       },
       backend: tf.getBackend(),

@@ -32,3 +32,4 @@ export { checkProblem } from './check.js';
 export type { CheckResult } from './check.js';
 export { planResume } from './resume.js';
 export type { ResumePlan } from './resume.js';
+export { EVALUATION_COSTS, gradientEquivalents, formatCounts } from './cost.js';

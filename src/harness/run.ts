@@ -3,7 +3,8 @@
  *
  * Per step it records the mini-batch training loss, the cumulative optimizer wall time and the
  * cumulative loss / gradient / HVP evaluation counts (read from `optimizer.counters` when the
- * optimizer exposes them, else one loss and one gradient per step); every `gradNormEvery` steps
+ * optimizer exposes them, else one gradient per step) with their cost in gradient-equivalents
+ * (src/harness/cost.ts: gradient 1, curvature product 2.5, loss alone 0.4); every `gradNormEvery` steps
  * the gradient norm; every `evalEvery` steps the full-data metrics. It stops on the target, the
  * budget (steps, epochs, seconds) or divergence (non-finite loss or loss > 1e3 x initial).
  *
@@ -20,6 +21,7 @@ import { getOptimizerEntry } from '../../optimizers/index.js';
 import { problems } from '../../experiments/index.js';
 import type { Problem } from './problem.js';
 import { Rng } from './rng.js';
+import { gradientEquivalents } from './cost.js';
 import type {
   EvalRecord,
   FinalMetrics,
@@ -193,17 +195,17 @@ async function loop(
   let diverged = false;
   let stepsToTarget: number | null = null;
   let secondsToTarget: number | null = null;
-  let gradEvalsToTarget: number | null = null;
+  let evalsToTarget: OptimizerCounters | null = null;
   let lastYield = performance.now();
   const reached = (loss: number | null) => target !== null && loss !== null && loss <= target;
-  const markTarget = (atStep: number, atSeconds: number, gradEvals: number) => {
+  const markTarget = (atStep: number, atSeconds: number, atCounts: OptimizerCounters) => {
     if (stepsToTarget !== null) return;
     stepsToTarget = atStep;
     secondsToTarget = atSeconds;
-    gradEvalsToTarget = gradEvals;
+    evalsToTarget = { ...atCounts };
   };
   if (reached(initialLoss)) {
-    markTarget(0, 0, 0);
+    markTarget(0, 0, counts);
     if (stopAtTarget) stopReason = 'target';
   }
   if (initialLoss === null) {
@@ -251,10 +253,18 @@ async function loop(
             gradEvals: now.gradEvals - base.gradEvals,
             hvpEvals: now.hvpEvals - base.hvpEvals,
           }
-        : { lossEvals: counts.lossEvals + 1, gradEvals: counts.gradEvals + 1, hvpEvals: counts.hvpEvals };
+        : // No counters: one gradient (its loss value comes with it).
+          { lossEvals: counts.lossEvals, gradEvals: counts.gradEvals + 1, hvpEvals: counts.hvpEvals };
     const isLast = maxSteps !== null && step >= maxSteps;
     if (step === 1 || step % recordEvery === 0 || isLast) {
-      const r: StepRecord = { step, loss: finiteOrNull(loss), seconds, ...counts };
+      const r: StepRecord = {
+        step,
+        loss: finiteOrNull(loss),
+        seconds,
+        lossSeconds: secondsBefore,
+        ...counts,
+        gradEquivalents: gradientEquivalents(counts),
+      };
       if (gradNorm !== undefined) r.gradNorm = finiteOrNull(gradNorm);
       records.push(r);
     }
@@ -268,7 +278,7 @@ async function loop(
     // Deterministic problems: the step loss is the full loss at the pre-update parameters.
     if (!data && reached(loss)) {
       // The pre-update loss is at target: credit the work done before this step.
-      markTarget(before, secondsBefore, countsBefore.gradEvals);
+      markTarget(before, secondsBefore, countsBefore);
       if (stopAtTarget) {
         stopReason = 'target';
         break;
@@ -282,7 +292,7 @@ async function loop(
         break;
       }
       if (reached(e.trainLoss)) {
-        markTarget(step, seconds, counts.gradEvals);
+        markTarget(step, seconds, counts);
         if (stopAtTarget) {
           stopReason = 'target';
           break;
@@ -298,6 +308,8 @@ async function loop(
   const last = evals.at(-1);
   const finalEval = last && last.step === step ? last : evaluate(step, seconds);
   const skipped = (opt as unknown as { skippedSteps?: unknown }).skippedSteps;
+  // (Assigned inside markTarget: widen the type TypeScript narrowed to null.)
+  const toTarget = evalsToTarget as OptimizerCounters | null;
   const final: FinalMetrics = {
     trainLoss: finalEval.trainLoss,
     initialLoss,
@@ -308,11 +320,13 @@ async function loop(
     reachedTarget: stepsToTarget !== null,
     stepsToTarget,
     secondsToTarget,
-    gradEvalsToTarget,
+    gradEquivalentsToTarget: toTarget === null ? null : gradientEquivalents(toTarget),
+    evalsToTarget: toTarget,
     diverged,
     stopReason: stopReason ?? 'steps',
     ...counts,
-    gradEvalsPerStep: step > 0 ? (counts.gradEvals + counts.hvpEvals) / step : 0,
+    gradEquivalents: gradientEquivalents(counts),
+    gradEquivalentsPerStep: step > 0 ? gradientEquivalents(counts) / step : 0,
   };
   if (finalEval.testLoss !== undefined) final.testLoss = finalEval.testLoss;
   if (finalEval.testAccuracy !== undefined) final.testAccuracy = finalEval.testAccuracy;

@@ -1,6 +1,7 @@
 /**
  * Summaries over seeds and Dolan-More performance profiles.
  */
+import type { EvaluationCounters } from '../optim/base.js';
 import type { RunResult } from './types.js';
 
 export function mean(xs: number[]): number {
@@ -35,18 +36,26 @@ export interface SummaryRow {
   diverged: number;
   /** Runs that threw (counted in `diverged` too). */
   failed: number;
-  /** Median over seeds of steps / seconds / gradient evaluations to target (null unless every seed reached it). */
+  /**
+   * Median over seeds of steps / seconds / gradient-equivalents (src/harness/cost.ts) to target
+   * (null unless every seed reached it).
+   */
   stepsToTarget: number | null;
   secondsToTarget: number | null;
-  gradEvalsToTarget: number | null;
-  /** Mean gradient evaluations (gradients + HVPs) per step. */
-  gradEvalsPerStep: number;
+  gradEquivalentsToTarget: number | null;
+  /** Median over seeds of each raw count to target (null unless every seed reached it). */
+  evalsToTarget: EvaluationCounters | null;
+  /** Mean gradient-equivalents per step. */
+  gradEquivalentsPerStep: number;
+  /** Mean raw counts per step: loss values alone, gradients, curvature-vector products. */
+  evalsPerStep: EvaluationCounters;
   /** Mean optimizer seconds per step. */
   secondsPerStep: number;
   target: number | null;
 }
 
 const nullIfNaN = (v: number): number | null => (Number.isFinite(v) ? v : null);
+const perStep = (k: keyof EvaluationCounters) => (r: RunResult) => (r.final.steps > 0 ? r.final[k] / r.final.steps : 0);
 
 /** Aggregate runs by (problemId, optimizer), in first-appearance order. */
 export function summarize(runs: RunResult[]): SummaryRow[] {
@@ -77,8 +86,20 @@ export function summarize(runs: RunResult[]): SummaryRow[] {
       failed: g.filter((r) => r.final.error !== undefined).length,
       stepsToTarget: pick((r) => r.final.stepsToTarget),
       secondsToTarget: pick((r) => r.final.secondsToTarget),
-      gradEvalsToTarget: pick((r) => r.final.gradEvalsToTarget),
-      gradEvalsPerStep: mean(g.map((r) => r.final.gradEvalsPerStep)),
+      gradEquivalentsToTarget: pick((r) => r.final.gradEquivalentsToTarget),
+      evalsToTarget: all
+        ? {
+            lossEvals: median(g.map((r) => r.final.evalsToTarget?.lossEvals ?? NaN)),
+            gradEvals: median(g.map((r) => r.final.evalsToTarget?.gradEvals ?? NaN)),
+            hvpEvals: median(g.map((r) => r.final.evalsToTarget?.hvpEvals ?? NaN)),
+          }
+        : null,
+      gradEquivalentsPerStep: mean(g.map((r) => r.final.gradEquivalentsPerStep)),
+      evalsPerStep: {
+        lossEvals: mean(g.map(perStep('lossEvals'))),
+        gradEvals: mean(g.map(perStep('gradEvals'))),
+        hvpEvals: mean(g.map(perStep('hvpEvals'))),
+      },
       secondsPerStep: mean(g.map((r) => (r.final.steps > 0 ? r.final.seconds / r.final.steps : 0))),
       target: g[0].final.target,
     });
@@ -86,7 +107,8 @@ export function summarize(runs: RunResult[]): SummaryRow[] {
   return rows;
 }
 
-export type ProfileMeasure = 'steps' | 'seconds' | 'gradEvals';
+/** Cost measures of the profiles: steps, optimizer seconds, gradient-equivalents (src/harness/cost.ts). */
+export type ProfileMeasure = 'steps' | 'seconds' | 'gradEquivalents';
 
 export interface PerformanceProfile {
   measure: ProfileMeasure;
@@ -107,7 +129,7 @@ export interface PerformanceProfile {
  */
 export function performanceProfile(rows: SummaryRow[], measure: ProfileMeasure = 'seconds'): PerformanceProfile {
   const cost = (r: SummaryRow) =>
-    (measure === 'steps' ? r.stepsToTarget : measure === 'seconds' ? r.secondsToTarget : r.gradEvalsToTarget) ??
+    (measure === 'steps' ? r.stepsToTarget : measure === 'seconds' ? r.secondsToTarget : r.gradEquivalentsToTarget) ??
     Infinity;
   const optimizers = [...new Set(rows.map((r) => r.optimizer))];
   const allProblems = [...new Set(rows.map((r) => r.problemId))];

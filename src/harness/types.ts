@@ -1,6 +1,9 @@
 /**
  * The JSON-serialisable shapes of experiment specs and results (results.json schema v1).
  *
+ * Version 2: evaluation costs in gradient-equivalents (src/harness/cost.ts), raw counts beside
+ * them; step records carry `lossSeconds`.
+ *
  * Non-finite numbers are stored as null (JSON has no NaN / Infinity); a run that diverged says
  * so in `final.diverged` and `final.stopReason`.
  */
@@ -55,10 +58,20 @@ export interface StepRecord {
   gradNorm?: number | null;
   /** Cumulative optimizer seconds after this step. */
   seconds: number;
-  /** Cumulative evaluation counts after this step. */
+  /**
+   * Cumulative optimizer seconds before this step: when the parameters whose `loss` this is
+   * were reached (plot `loss` against this, not against `seconds`).
+   */
+  lossSeconds: number;
+  /**
+   * Cumulative evaluation counts after this step: gradients (each with its loss value),
+   * curvature-vector products (Hessian or Gauss-Newton), loss values without a gradient.
+   */
   lossEvals: number;
   gradEvals: number;
   hvpEvals: number;
+  /** Cumulative gradient-equivalents after this step (src/harness/cost.ts). */
+  gradEquivalents: number;
 }
 
 export interface EvalRecord {
@@ -88,14 +101,19 @@ export interface FinalMetrics {
   /** Completed steps when the target was first observed (null if never). */
   stepsToTarget: number | null;
   secondsToTarget: number | null;
-  gradEvalsToTarget: number | null;
+  /** Gradient-equivalents (src/harness/cost.ts) spent when the target was first observed. */
+  gradEquivalentsToTarget: number | null;
+  /** The raw evaluation counts behind `gradEquivalentsToTarget`. */
+  evalsToTarget: EvaluationCounters | null;
   diverged: boolean;
   stopReason: StopReason;
   lossEvals: number;
   gradEvals: number;
   hvpEvals: number;
-  /** Mean gradient evaluations per step (HVPs count as one gradient each). */
-  gradEvalsPerStep: number;
+  /** Total gradient-equivalents: gradEvals + 2.5 hvpEvals + 0.4 lossEvals (src/harness/cost.ts). */
+  gradEquivalents: number;
+  /** Mean gradient-equivalents per step. */
+  gradEquivalentsPerStep: number;
   /** Steps the optimizer skipped (non-finite loss or gradient), when it reports them. */
   skippedSteps?: number;
   /** The run threw (stopReason 'error'): the message. Failed runs are retried on resume. */

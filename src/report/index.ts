@@ -5,7 +5,7 @@ import { htmlReport } from './html.js';
 import { writeFileAtomic, writeResults } from './results.js';
 import { markdownReport } from './tables.js';
 
-export { htmlReport, renderSvg, lossPoints } from './html.js';
+export { htmlReport, renderSvg, lossPoints, optimizerColors } from './html.js';
 export { markdownReport, summaryText, markdownTable, textTable, fmt } from './tables.js';
 export { writeFileAtomic, readResults, parseResults, writeResults, withoutTiming, canonicalRuns } from './results.js';
 

@@ -81,7 +81,7 @@ export function writeResults(path: string, results: ComparisonResults): void {
   writeFileAtomic(path, `${JSON.stringify(results, null, 1)}\n`);
 }
 
-const TIMING_KEYS = new Set(['seconds', 'secondsToTarget', 'secondsPerStep', 'backend']);
+const TIMING_KEYS = new Set(['seconds', 'lossSeconds', 'secondsToTarget', 'secondsPerStep', 'backend']);
 
 /** A run without its timing fields (wall-clock seconds differ between processes). */
 export function withoutTiming<T>(value: T): T {

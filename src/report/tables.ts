@@ -5,6 +5,7 @@
  */
 import type { ComparisonResults } from '../harness/compare.js';
 import type { PerformanceProfile, SummaryRow } from '../harness/stats.js';
+import { EVALUATION_COSTS, formatCounts } from '../harness/cost.js';
 
 export function fmt(v: number | null | undefined, digits = 3): string {
   if (v === null || v === undefined || Number.isNaN(v)) return '-';
@@ -27,8 +28,10 @@ export const SUMMARY_HEADER = [
   'reached',
   'steps to target',
   'seconds to target',
-  'grad evals to target',
-  'grad evals / step',
+  'grad-equiv to target',
+  'f/g/Hv to target',
+  'grad-equiv / step',
+  'f/g/Hv / step',
   'ms / step',
   'diverged',
 ];
@@ -42,12 +45,33 @@ export function summaryCells(r: SummaryRow): string[] {
     `${r.reached}/${r.seeds}`,
     fmtInt(r.stepsToTarget),
     fmt(r.secondsToTarget),
-    fmtInt(r.gradEvalsToTarget),
-    fmt(r.gradEvalsPerStep, 3),
+    fmt(r.gradEquivalentsToTarget, 4),
+    formatCounts(r.evalsToTarget),
+    fmt(r.gradEquivalentsPerStep, 3),
+    formatCounts(r.evalsPerStep),
     fmt(1000 * r.secondsPerStep, 3),
     `${r.diverged}/${r.seeds}${r.failed > 0 ? ` (${r.failed} failed)` : ''}`,
   ];
 }
+
+/** What the cost columns mean and that runs stop at the target (report.md, report.html). */
+export const COST_NOTE =
+  `Gradient-equivalents (grad-equiv) = gradients + ${EVALUATION_COSTS.curvatureProduct} x curvature-vector products ` +
+  `(Hessian- or Gauss-Newton-vector) + ${EVALUATION_COSTS.loss} x loss values computed without a gradient ` +
+  '(measured ratios: docs/harness.md); "f/g/Hv" are the raw counts of loss values alone, gradients and ' +
+  'curvature-vector products.';
+
+export const TARGET_NOTE =
+  'Runs stop when they reach the target (unless configured not to), so an optimizer that reaches it early ' +
+  'stops with a loss near the target while a slower one keeps training: final losses are NOT comparable ' +
+  'across optimizers that reached the target; compare the "to target" columns instead.';
+
+/** Readable names of the profile measures (headings, chart titles). */
+export const MEASURE_TITLE: Record<PerformanceProfile['measure'], string> = {
+  steps: 'steps',
+  seconds: 'seconds',
+  gradEquivalents: 'gradient-equivalents',
+};
 
 export function markdownTable(header: string[], rows: string[][]): string {
   const esc = (s: string) => s.replace(/\|/g, '\\|');
@@ -123,7 +147,9 @@ export function markdownReport(results: ComparisonResults, title = 'curvature co
   lines.push(
     'Final training loss: mean ± sample std over seeds (diverged runs excluded). "to target": median over ' +
       'seeds, shown only when every seed reached the target. Seconds are optimizer time (evaluations excluded). ' +
-      'A gradient evaluation counts one gradient or one Hessian-vector product.',
+      COST_NOTE,
+    '',
+    TARGET_NOTE,
     '',
   );
   lines.push(markdownTable(SUMMARY_HEADER, results.summary.map(summaryCells)), '');
@@ -144,11 +170,11 @@ export function markdownReport(results: ComparisonResults, title = 'curvature co
   );
   for (const p of results.profiles) {
     if (p.problems.length === 0) {
-      lines.push(`- **${p.measure}**: no problem was solved by every seed of any optimizer.`);
+      lines.push(`- **${MEASURE_TITLE[p.measure] ?? p.measure}**: no problem was solved by every seed of any optimizer.`);
       continue;
     }
     const t = profileCells(p, results);
-    lines.push(`### ${p.measure} to target`, '', markdownTable(t.header, t.rows), '');
+    lines.push(`### ${MEASURE_TITLE[p.measure] ?? p.measure} to target`, '', markdownTable(t.header, t.rows), '');
   }
   return `${lines.join('\n')}\n`;
 }
