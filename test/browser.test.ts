@@ -45,6 +45,8 @@ async function startServer(): Promise<string> {
       res.writeHead(200, { 'content-type': 'text/html' }).end(html);
     } else if (url === '/page.js') {
       res.writeHead(200, { 'content-type': 'text/javascript' }).end(js);
+    } else if (url === '/favicon.ico') {
+      res.writeHead(204).end();
     } else if (/^\/wasm\/[\w.-]+\.wasm$/.test(url) && existsSync(join(wasmDir, 'dist', url.slice(6)))) {
       res.writeHead(200, { 'content-type': 'application/wasm' }).end(readFileSync(join(wasmDir, 'dist', url.slice(6))));
     } else {
@@ -73,6 +75,9 @@ describe.skipIf(!available)('in headless Chromium', () => {
     });
     page = await browser.newPage();
     page.on('pageerror', (e) => problems.push(`pageerror: ${String(e)}`));
+    page.on('response', (r) => {
+      if (r.status() >= 400) problems.push(`HTTP ${r.status()}: ${r.url()}`);
+    });
     page.on('console', (m) => {
       if (m.type() === 'error') problems.push(`console.error: ${m.text()}`);
     });
@@ -96,7 +101,7 @@ describe.skipIf(!available)('in headless Chromium', () => {
   });
 
   for (const backend of ['wasm', 'webgl']) {
-    it(`trains with SGD, Adam, K-FAC, Shampoo and HessianFree on ${backend}; HVP equals Node's`, async () => {
+    it(`trains with SGD, Adam and Shampoo on ${backend}; HVP equals Node's`, async () => {
       const r = (await page!.evaluate(
         (b) => (globalThis as unknown as { runSuite(b: string): Promise<unknown> }).runSuite(b),
         backend,
@@ -106,7 +111,7 @@ describe.skipIf(!available)('in headless Chromium', () => {
         expect(losses.every(Number.isFinite), `${name} on ${backend}: ${losses.join(', ')}`).toBe(true);
         expect(losses.at(-1)!, `${name} on ${backend}: ${losses.join(', ')}`).toBeLessThan(0.8 * losses[0]!);
       }
-      expect(Object.keys(r.losses).sort()).toEqual(['adam', 'hessian-free', 'kfac', 'sgd', 'shampoo']);
+      expect(Object.keys(r.losses).sort()).toEqual(['adam', 'sgd', 'shampoo']);
       for (let i = 0; i < nodeHvp.length; i++) {
         expect(Math.abs(r.hvp[i]! - nodeHvp[i]!)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(nodeHvp[i]!)));
       }
