@@ -138,3 +138,14 @@ describe('tune', () => {
     expect(results.runs).toHaveLength(2);
   });
 });
+
+describe('compare summary', () => {
+  it('fits 120 columns and says that runs stop at the target', async () => {
+    const r = await cli('compare', '--problem', 'quadratic', '--problem-option', 'dim=50', '--optimizers', 'hessian-free,shampoo', '--seeds', '1', '--steps', '3', '--out', tmp(), '--no-progress');
+    expect(r.code, r.err).toBe(0);
+    const width = Math.max(...r.out.split('\n').map((l) => l.length));
+    expect(width).toBeLessThanOrEqual(120);
+    expect(r.out).toMatch(/Runs stop at the\s+target/);
+    expect(r.out).toMatch(/hessian-free/);
+  });
+});

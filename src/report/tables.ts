@@ -90,10 +90,33 @@ export function textTable(header: string[], rows: string[][]): string {
   return [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
 }
 
+/**
+ * The terminal's summary: the columns of SUMMARY_HEADER a reader compares first, under short
+ * headings, so that it fits about 120 columns; report.md and report.html have all of them.
+ */
+const TERMINAL_COLUMNS: [number, string][] = [
+  [0, 'problem'],
+  [1, 'optimizer'],
+  [2, 'final loss'],
+  [3, 'test acc'],
+  [4, 'at target'],
+  [5, 'steps'],
+  [6, 'seconds'],
+  [7, 'grad-equiv'],
+  [11, 'ms/step'],
+  [12, 'diverged'],
+];
+
 export function summaryText(results: ComparisonResults): string {
   const excluded = exclusionLines(results);
+  const rows = results.summary.map(summaryCells).map((cells) => TERMINAL_COLUMNS.map(([i]) => cells[i]!));
   return (
-    textTable(SUMMARY_HEADER, results.summary.map(summaryCells)) +
+    textTable(
+      TERMINAL_COLUMNS.map(([, h]) => h),
+      rows,
+    ) +
+    '\nsteps, seconds, grad-equiv: to the target (median over seeds, when every seed reached it). Runs stop at the' +
+    '\ntarget, so the final losses of optimizers that reached it are not comparable. All columns: report.md.' +
     (excluded.length > 0 ? `\n\nNot run (not applicable): ${excluded.join('; ')}` : '')
   );
 }
