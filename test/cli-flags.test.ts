@@ -149,3 +149,21 @@ describe('compare summary', () => {
     expect(r.out).toMatch(/hessian-free/);
   });
 });
+
+describe('optimizers a comparison excludes', () => {
+  it('are grouped per problem and reason, and summarised when many', async () => {
+    const { exclusionLines, summaryText } = await import('../src/report/tables.js');
+    const problemsOf = (n: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        id: `q${i}`,
+        problem: 'quadratic',
+        budget: { steps: 1 },
+        exclude: { sgd: 'one optimizer per entry', adam: 'one optimizer per entry', newton: 'too large' },
+      }));
+    const results = (n: number) =>
+      ({ spec: { problems: problemsOf(n), optimizers: ['sgd', 'adam', 'newton', 'shampoo'], seeds: [0] }, summary: [] }) as never;
+    expect(exclusionLines(results(1))).toEqual(['q0: sgd, adam (one optimizer per entry)', 'q0: newton (too large)']);
+    expect(summaryText(results(2))).toMatch(/Not run \(not applicable\): q0: sgd, adam \(one optimizer per entry\); q0: newton/);
+    expect(summaryText(results(10))).toMatch(/Not run \(not applicable\): optimizers excluded on 10 problem entries, listed in report.md\.$/);
+  });
+});

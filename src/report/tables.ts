@@ -117,7 +117,11 @@ export function summaryText(results: ComparisonResults): string {
     ) +
     '\nsteps, seconds, grad-equiv: to the target (median over seeds, when every seed reached it). Runs stop at the' +
     '\ntarget, so the final losses of optimizers that reached it are not comparable. All columns: report.md.' +
-    (excluded.length > 0 ? `\n\nNot run (not applicable): ${excluded.join('; ')}` : '')
+    (excluded.length === 0
+      ? ''
+      : excluded.length <= 5
+        ? `\n\nNot run (not applicable): ${excluded.join('; ')}`
+        : `\n\nNot run (not applicable): optimizers excluded on ${new Set(excluded.map((l) => l.split(':')[0])).size} problem entries, listed in report.md.`)
   );
 }
 
@@ -142,9 +146,12 @@ export function profileCells(p: PerformanceProfile, results?: ComparisonResults)
 export function exclusionLines(results: ComparisonResults): string[] {
   const lines: string[] = [];
   for (const p of results.spec.problems) {
+    // One line per problem and reason: "q: sgd, adam (reason)".
+    const byReason = new Map<string, string[]>();
     for (const [o, why] of Object.entries(p.exclude ?? {})) {
-      if (results.spec.optimizers.includes(o)) lines.push(`${p.id ?? p.problem}: ${o} (${why})`);
+      if (results.spec.optimizers.includes(o)) byReason.set(why, [...(byReason.get(why) ?? []), o]);
     }
+    for (const [why, os] of byReason) lines.push(`${p.id ?? p.problem}: ${os.join(', ')} (${why})`);
   }
   return lines;
 }
