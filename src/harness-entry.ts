@@ -8,6 +8,7 @@
 export * from './harness/index.js';
 export * from './report/index.js';
 export * from '../experiments/index.js';
-export { runSpectrumCommand, densitySvg } from './curvature/spectrum-report.js';
-export type { SpectrumCommandOptions, SpectrumReport } from './curvature/spectrum-report.js';
-export { runInfluenceCommand } from './curvature/influence-report.js';
+export { runSpectrumCommand, densitySvg } from './report/spectrum.js';
+export type { SpectrumCommandOptions, SpectrumReport } from './report/spectrum.js';
+export { runInfluenceCommand } from './report/influence.js';
+export type { InfluenceCommandOptions, InfluenceReport } from './report/influence.js';

@@ -1,32 +1,19 @@
 // The CLI's contradicting flags, --version, unusable --out, line progress without a terminal,
 // resume accounting and tune's reruns (issue 14: what a new user hit).
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { main, type CliIO } from '../src/cli.js';
+import type { CliIO } from '../src/cli.js';
+import { cli, expectUsageError, tmpDir } from './helpers/cli.js';
 import { progress } from '../src/cli/io.js';
 import { compare, type ComparisonSpec } from '../src/harness/compare.js';
 import { planResume } from '../src/harness/resume.js';
 import { readResults } from '../src/report/results.js';
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIO = { out: (s) => (out += s), err: (s) => (err += s), isTTY: false };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
 
-function expectUsageError(r: { code: number; out: string; err: string }, pattern: RegExp): void {
-  expect(r.code, r.err).toBe(2);
-  expect(r.err.trim().split('\n')).toHaveLength(1);
-  expect(r.err).toMatch(pattern);
-  expect(r.err).not.toMatch(/\n\s+at /);
-}
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'curvature-flags-'));
+const tmp = () => tmpDir('curvature-flags-');
 
 describe('contradicting flags are one-line errors with exit code 2', () => {
   const run = ['run', '--problem', 'beale', '--optimizer', 'adam'];

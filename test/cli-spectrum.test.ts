@@ -3,15 +3,8 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main, type CliIO } from '../src/cli.js';
+import { cli } from './helpers/cli.js';
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIO = { out: (s) => (out += s), err: (s) => (err += s), isTTY: false };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
 
 describe('curvature spectrum', () => {
   it('reports the exact top eigenvalues of a quadratic and writes the plot', async () => {

@@ -2,26 +2,13 @@ import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { main, type CliIO } from '../src/cli.js';
+import { cli, expectUsageError } from './helpers/cli.js';
 import { readResults, canonicalRuns } from '../src/report/results.js';
 import { planRuns } from '../src/harness/compare.js';
 
-async function cli(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '';
-  let err = '';
-  const io: CliIO = { out: (s) => (out += s), err: (s) => (err += s), isTTY: false };
-  const code = await main(argv, io);
-  return { code, out, err };
-}
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'curvature-cli-'));
 
-function expectUsageError(r: { code: number; out: string; err: string }, pattern: RegExp): void {
-  expect(r.code).toBe(2);
-  expect(r.err.trim().split('\n')).toHaveLength(1);
-  expect(r.err).toMatch(pattern);
-  expect(r.err).not.toMatch(/\n\s+at /);
-}
 
 const config = {
   problems: [

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import '../src/autodiff/index.js';
-import { runSpectrumCommand } from '../src/curvature/spectrum-report.js';
+import { runSpectrumCommand } from '../src/report/spectrum.js';
 import type { Batch, Problem } from '../src/harness/problem.js';
 
 /** A data problem with a known Hessian: mean_i 1/2 sum_j a_j (x_j - d_ij)^2, Hessian diag(a). */

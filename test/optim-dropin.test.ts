@@ -8,6 +8,7 @@ import { initBackend } from '../src/backend.js';
 import { Adam, RMSProp, SGD, getOptimizerEntry } from '../optimizers/index.js';
 import { CurvatureOptimizer, schedules, type SkipEvent } from '../src/optim/index.js';
 import { Mlp, randomArray } from './optim-helpers.js';
+import { saveToMemory } from './helpers/save.js';
 
 let xs: tf.Tensor2D;
 let ys: tf.Tensor2D;
@@ -60,17 +61,6 @@ describe('tfjs-layers fit', () => {
   });
 });
 
-async function saveToMemory(m: tf.LayersModel): Promise<tf.io.ModelArtifacts> {
-  let saved: tf.io.ModelArtifacts | undefined;
-  await m.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      saved = artifacts;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-    { includeOptimizer: true },
-  );
-  return saved!;
-}
 
 describe('model.save with includeOptimizer', () => {
   const makers: [string, () => tf.Optimizer][] = [

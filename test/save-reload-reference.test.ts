@@ -22,6 +22,7 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { Adam, KFAC, Newton, RMSProp, SGD, Shampoo } from '../optimizers/index.js';
+import { saveToMemory } from './helpers/save.js';
 
 interface RefCase {
   losses: number[];
@@ -64,17 +65,6 @@ function model(): tf.Sequential {
   return m;
 }
 
-async function saveToMemory(m: tf.LayersModel): Promise<tf.io.ModelArtifacts> {
-  let saved: tf.io.ModelArtifacts | undefined;
-  await m.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      saved = artifacts;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-    { includeOptimizer: true },
-  );
-  return saved!;
-}
 
 const flatWeights = (m: tf.LayersModel): number[] => m.getWeights().flatMap((w) => Array.from(w.dataSync()));
 

@@ -30,6 +30,7 @@ import { Adam, HessianFree, KFAC, Newton, RMSProp, SGD, Shampoo } from '../optim
 import { CurvatureOptimizer } from '../src/optim/index.js';
 import { installCompileHook } from '../src/layers/registration.js';
 import { randomArray } from './optim-helpers.js';
+import { saveToMemory } from './helpers/save.js';
 
 const N = 48;
 const BATCH = 16; // 3 steps per epoch
@@ -72,17 +73,6 @@ function wideClassifier(): tf.Sequential {
   return m;
 }
 
-async function saveToMemory(m: tf.LayersModel): Promise<tf.io.ModelArtifacts> {
-  let saved: tf.io.ModelArtifacts | undefined;
-  await m.save(
-    tf.io.withSaveHandler(async (artifacts) => {
-      saved = artifacts;
-      return { modelArtifactsInfo: { dateSaved: new Date(), modelTopologyType: 'JSON' } };
-    }),
-    { includeOptimizer: true },
-  );
-  return saved!;
-}
 
 /** Per-batch losses and the weights after each epoch of `epochs` more epochs of fit. */
 async function continueFit(m: tf.LayersModel, epochs: number): Promise<{ losses: number[]; weights: number[][] }> {

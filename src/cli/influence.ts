@@ -1,7 +1,7 @@
 /** `curvature influence`: influence of training examples on one example's loss (Koh & Liang), with the solve status. */
 import { Option, type Command } from 'commander';
 import { problems } from '../../experiments/index.js';
-import { runInfluenceCommand, solveLine } from '../curvature/influence-report.js';
+import { runInfluenceCommand, solveLine } from '../report/influence.js';
 import { fmt } from '../report/tables.js';
 import { toUsage, UsageError, type CliIO } from './io.js';
 import { collect, parseAssignments, parseNonNegativeInt, parseNonNegativeNumber, parsePositiveInt, parsePositiveNumber } from './parse.js';

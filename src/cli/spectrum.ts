@@ -1,7 +1,7 @@
 /** `curvature spectrum`: Hessian (or Gauss-Newton) top eigenvalues, trace and spectral density of a problem. */
 import { Option, type Command } from 'commander';
 import { problems } from '../../experiments/index.js';
-import { runSpectrumCommand } from '../curvature/spectrum-report.js';
+import { runSpectrumCommand } from '../report/spectrum.js';
 import { fmt } from '../report/tables.js';
 import { toUsage, UsageError, type CliIO } from './io.js';
 import { collect, parseAssignments, parseNonNegativeInt, parsePositiveInt } from './parse.js';

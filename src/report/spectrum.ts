@@ -9,22 +9,21 @@
  * The density plot follows PyHessian's density_plot.py: log-scale density (+1e-7) against
  * eigenvalue.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Batch, Problem } from '../harness/problem.js';
-import { curvatureOperator } from './operator.js';
-import type { CurvatureKind, CurvatureSourceOptions } from './operator.js';
-import { hessianTopEigenvalues } from './eigenvalues.js';
-import { hessianTrace } from './trace.js';
-import { hessianSpectrum } from './spectrum.js';
-import { ProbeRng } from './random.js';
+import { curvatureOperator } from '../curvature/operator.js';
+import type { CurvatureKind, CurvatureSourceOptions } from '../curvature/operator.js';
+import { hessianTopEigenvalues } from '../curvature/eigenvalues.js';
+import { hessianTrace } from '../curvature/trace.js';
+import { hessianSpectrum } from '../curvature/spectrum.js';
+import { ProbeRng } from '../curvature/random.js';
+import { writeFileAtomic } from './results.js';
 
 export interface SpectrumCommandOptions {
-  /** A registry name (resolved with `problems.get`) or a Problem instance. */
-  problem: string | Problem;
-  /** Options for `problems.get` when `problem` is a name. */
-  problemOptions?: Record<string, unknown>;
+  /** The problem (the caller owns it: the CLI resolves names with `problems.get`). */
+  problem: Problem;
   /** 'init' (default): at the initial parameters; 'trained': after `train` (default: Adam). */
   at?: 'init' | 'trained';
   /** Custom training for --at trained (e.g. the harness run loop); default: Adam, see below. */
@@ -69,16 +68,6 @@ export interface SpectrumReport {
   files: { json?: string; svg?: string; markdown?: string };
 }
 
-export async function resolveProblem(p: string | Problem, options?: Record<string, unknown>): Promise<Problem> {
-  if (typeof p !== 'string') return p;
-  // Resolved at run time so that src/curvature does not depend on the experiments at load.
-  const mod = (await import('../../experiments/index.js')) as unknown as {
-    problems?: { get(name: string, o?: Record<string, unknown>): Problem };
-  };
-  if (mod.problems === undefined) throw new Error('spectrum: the problems registry is not available.');
-  return mod.problems.get(p, options);
-}
-
 export async function defaultTrain(problem: Problem, steps: number, learningRate: number, seed: number): Promise<void> {
   const opt = tf.train.adam(learningRate);
   const rng = new ProbeRng(seed + 7919);
@@ -95,12 +84,6 @@ export async function defaultTrain(problem: Problem, steps: number, learningRate
     });
   }
   opt.dispose();
-}
-
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
 }
 
 /** Density plot (SVG) with vega-lite: log-scale density against eigenvalue. */
@@ -162,8 +145,7 @@ export async function runSpectrumCommand(options: SpectrumCommandOptions): Promi
   if (at !== 'init' && at !== 'trained') throw new Error(`spectrum: --at must be 'init' or 'trained', got '${String(at)}'.`);
   const curvature = options.curvature ?? 'hessian';
   const seed = options.seed ?? 0;
-  const problem = await resolveProblem(options.problem, options.problemOptions);
-  const owned = typeof options.problem === 'string';
+  const problem = options.problem;
   const batches: Batch[] = [];
   try {
     if (curvature === 'ggn' && (problem.outputs === undefined || problem.lossFromOutputs === undefined)) {
@@ -240,13 +222,12 @@ export async function runSpectrumCommand(options: SpectrumCommandOptions): Promi
         svg: join(options.outDir, 'spectrum.svg'),
         markdown: join(options.outDir, 'spectrum.md'),
       };
-      writeAtomic(report.files.svg!, await densitySvg(spectrum.grid, spectrum.density, `${problem.name} (${at}): ${curvature} spectral density`));
-      writeAtomic(report.files.markdown!, markdown(report));
-      writeAtomic(report.files.json!, JSON.stringify(report, null, 2));
+      writeFileAtomic(report.files.svg!, await densitySvg(spectrum.grid, spectrum.density, `${problem.name} (${at}): ${curvature} spectral density`));
+      writeFileAtomic(report.files.markdown!, markdown(report));
+      writeFileAtomic(report.files.json!, JSON.stringify(report, null, 2));
     }
     return report;
   } finally {
     batches.forEach((b) => tf.dispose([b.x, b.y]));
-    if (owned) problem.dispose();
   }
 }

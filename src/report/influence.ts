@@ -13,18 +13,18 @@
  * above tol) the report says so first, with scipy's info code, because the values are then
  * unreliable.
  */
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import type { Batch, Problem } from '../harness/problem.js';
-import type { CurvatureKind } from './operator.js';
-import { influence, type InfluenceSolve } from './influence.js';
-import { defaultTrain, resolveProblem } from './spectrum-report.js';
+import type { CurvatureKind } from '../curvature/operator.js';
+import { influence, type InfluenceSolve } from '../curvature/influence.js';
+import { defaultTrain } from './spectrum.js';
+import { writeFileAtomic } from './results.js';
 
 export interface InfluenceCommandOptions {
-  /** A registry name or a Problem instance (a data problem). */
-  problem: string | Problem;
-  problemOptions?: Record<string, unknown>;
+  /** A data problem (the caller owns it: the CLI resolves names with `problems.get`). */
+  problem: Problem;
   /** 'init' (default) or 'trained' (Adam, `trainSteps` steps at `learningRate`, or `train`). */
   at?: 'init' | 'trained';
   train?: (problem: Problem) => void | Promise<void>;
@@ -63,12 +63,6 @@ export interface InfluenceReport {
   files: { json?: string; markdown?: string };
 }
 
-function writeAtomic(path: string, text: string): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, path);
-}
-
 const g = (v: number, d = 4) => (Number.isFinite(v) ? v.toPrecision(d) : String(v));
 
 /** One line: solver, iterations, residual, status and info code. */
@@ -102,8 +96,7 @@ export async function runInfluenceCommand(options: InfluenceCommandOptions): Pro
   const curvature = options.curvature ?? 'hessian';
   const seed = options.seed ?? 0;
   const damping = options.damping ?? 0.01;
-  const problem = await resolveProblem(options.problem, options.problemOptions);
-  const owned = typeof options.problem === 'string';
+  const problem = options.problem;
   const batches: Batch[] = [];
   try {
     const data = problem.data;
@@ -166,12 +159,11 @@ export async function runInfluenceCommand(options: InfluenceCommandOptions): Pro
     if (options.outDir !== undefined) {
       mkdirSync(options.outDir, { recursive: true });
       report.files = { json: join(options.outDir, 'influence.json'), markdown: join(options.outDir, 'influence.md') };
-      writeAtomic(report.files.markdown!, markdown(report));
-      writeAtomic(report.files.json!, `${JSON.stringify(report, null, 2)}\n`);
+      writeFileAtomic(report.files.markdown!, markdown(report));
+      writeFileAtomic(report.files.json!, `${JSON.stringify(report, null, 2)}\n`);
     }
     return report;
   } finally {
     batches.forEach((b) => tf.dispose([b.x, b.y]));
-    if (owned) problem.dispose();
   }
 }
