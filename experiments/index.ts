@@ -1,4 +1,6 @@
 // Problems and dataset loaders; re-exported by src/index.ts.
+import { getOptimizerEntry } from '../optimizers/index.js';
+import type { HarnessRegistry } from '../src/harness/types.js';
 import { problems } from './registry.js';
 import { quadraticEntry, quadraticDeepEntry } from './quadratic.js';
 import { rosenbrockEntry, bealeEntry, himmelblauEntry } from './functions.js';
@@ -17,6 +19,15 @@ for (const e of [
 ]) {
   problems.register(e);
 }
+
+/**
+ * The project's optimizers and problems as the harness's factories: pass it as `registry` to
+ * runExperiment, compare and tune (the harness itself imports no concrete optimizer or problem).
+ */
+export const harnessRegistry: HarnessRegistry = {
+  createProblem: (name, options) => problems.get(name, options),
+  createOptimizer: (name, options, problem) => getOptimizerEntry(name).create(options, { problem }),
+};
 
 export { problems, ProblemRegistry, formatZodIssues } from './registry.js';
 export { loadMnist, loadIris } from './datasets.js';

@@ -8,6 +8,7 @@ import type { CliIO } from '../src/cli.js';
 import { cli, expectUsageError, tmpDir } from './helpers/cli.js';
 import { progress } from '../src/cli/io.js';
 import { compare, type ComparisonSpec } from '../src/harness/compare.js';
+import { harnessRegistry } from '../experiments/index.js';
 import { planResume } from '../src/harness/resume.js';
 import { readResults } from '../src/report/results.js';
 
@@ -98,7 +99,7 @@ describe('resume accounting (planResume)', () => {
   it('counts planned, reusable and foreign results', async () => {
     expect(planResume(spec, null)).toEqual({ planned: 4, inShard: 4, reused: 0, matching: 0, differentComparison: false });
     expect(planResume(spec, { index: 2, count: 2 }).inShard).toBe(2);
-    const half = await compare(spec, { shard: { index: 1, count: 2 } });
+    const half = await compare(spec, { registry: harnessRegistry, shard: { index: 1, count: 2 } });
     expect(half.runs.map((r) => r.final.error)).toEqual([undefined, undefined]);
     expect(planResume(spec, { index: 1, count: 2 }, half)).toEqual({ planned: 4, inShard: 2, reused: 2, matching: 2, differentComparison: false });
     // The same runs seen from the whole comparison: reusable, but the results came from a shard.

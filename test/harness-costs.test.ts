@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { problems } from '../experiments/index.js';
-import { performanceProfile, runExperiment, summarize, type Problem, type RunResult } from '../src/harness/index.js';
+import { harnessRegistry } from '../experiments/index.js';
+import { performanceProfile, runExperiment, summarize, type HarnessRegistry, type Problem, type RunResult } from '../src/harness/index.js';
 import { lossPoints } from '../src/report/index.js';
 import { losses } from '../src/autodiff/index.js';
 
@@ -132,10 +132,15 @@ function countedSoftmax(): Problem {
   };
 }
 
+/** The project's registry plus the counted test problems (the global registries stay untouched). */
+const registry: HarnessRegistry = {
+  createOptimizer: harnessRegistry.createOptimizer,
+  createProblem: (name, options) =>
+    name === 'test-counted-quadratic' ? countedQuadratic() : name === 'test-counted-softmax' ? countedSoftmax() : harnessRegistry.createProblem(name, options),
+};
+
 beforeAll(async () => {
   await initBackend('cpu');
-  problems.register({ name: 'test-counted-quadratic', description: 'tests only', options: [], create: () => countedQuadratic() });
-  problems.register({ name: 'test-counted-softmax', description: 'tests only', options: [], create: () => countedSoftmax() });
 });
 
 /** Run with the harness; snapshot the problem-counted calls after every step. */
@@ -145,7 +150,7 @@ async function counted(optimizer: string, optimizerOptions: Record<string, unkno
   const snapshots: Calls[] = [{ ...calls }];
   const run = await runExperiment(
     { problem, optimizer, optimizerOptions, budget: { steps }, gradNormEvery: 0, ...(problem === 'test-counted-quadratic' ? {} : { target: null, evalEvery: 1000 }) },
-    { onStep: (s) => (snapshots[s] = { ...calls }) },
+    { registry, onStep: (s) => (snapshots[s] = { ...calls }) },
   );
   expect(unexpectedDepth).toBe(0);
   return { run, snapshots };
@@ -243,6 +248,7 @@ describe('evaluation costs against counted calls', () => {
     const run = await runExperiment(
       { problem: 'test-counted-softmax', optimizer: 'hessian-free', optimizerOptions: { maxIterations: 5 }, budget: { steps: 4 }, gradNormEvery: 0, target: null, evalEvery: 1000 },
       {
+        registry,
         onStep: (s) => {
           snapshots[s] = { ...calls };
           ggnAt[s] = outputCalls.jvp;

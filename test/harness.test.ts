@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { registerOptimizer } from '../optimizers/index.js';
+import { harnessRegistry } from '../experiments/index.js';
 import {
   BatchSampler,
   compare,
@@ -12,6 +12,7 @@ import {
   runId,
   tune,
   type ComparisonSpec,
+  type HarnessRegistry,
   type SummaryRow,
 } from '../src/harness/index.js';
 import { canonicalRuns } from '../src/report/results.js';
@@ -30,15 +31,19 @@ class CountingSGD extends tf.SGDOptimizer {
   }
 }
 
+/** The project's registry plus test-only optimizers (the global registries stay untouched). */
+const registry: HarnessRegistry = {
+  createProblem: harnessRegistry.createProblem,
+  createOptimizer: (name, options, problem) => {
+    if (name === 'test-sgd') return new CountingSGD((options.learningRate as number | undefined) ?? 0.1);
+    if (name === 'test-broken') throw new Error('boom');
+    return harnessRegistry.createOptimizer(name, options, problem);
+  },
+};
+const withRegistry = { registry };
+
 beforeAll(async () => {
   await initBackend('wasm');
-  registerOptimizer({
-    name: 'test-sgd',
-    className: 'TestSGD',
-    description: 'tf.train.sgd with fake counters (tests only)',
-    options: [{ name: 'learningRate', default: 0.1, description: 'step size' }],
-    create: (o) => new CountingSGD((o.learningRate as number | undefined) ?? 0.1),
-  });
 });
 
 const withoutTime = <T>(x: T) => canonicalRuns([x as never])[0] as T;
@@ -53,9 +58,9 @@ describe('runExperiment', () => {
       budget: { steps: 20 },
       target: null,
     };
-    const a = await runExperiment({ ...spec, seed: 1 });
-    const b = await runExperiment({ ...spec, seed: 1 });
-    const c = await runExperiment({ ...spec, seed: 2 });
+    const a = await runExperiment({ ...spec, seed: 1 }, withRegistry);
+    const b = await runExperiment({ ...spec, seed: 1 }, withRegistry);
+    const c = await runExperiment({ ...spec, seed: 2 }, withRegistry);
     expect(withoutTime(a)).toEqual(withoutTime(b));
     expect(a.records.map((r) => r.loss)).not.toEqual(c.records.map((r) => r.loss));
     expect(a.records).toHaveLength(20);
@@ -63,7 +68,7 @@ describe('runExperiment', () => {
   });
 
   it('reads evaluation counts from optimizer.counters', async () => {
-    const r = await runExperiment({ problem: 'beale', optimizer: 'test-sgd', budget: { steps: 4 }, target: null });
+    const r = await runExperiment({ problem: 'beale', optimizer: 'test-sgd', budget: { steps: 4 }, target: null }, withRegistry);
     // Cost model: gradient 1, curvature product 2.5, loss alone 0.4 -> 1 + 7.5 + 0.8 = 9.3 per step.
     expect(r.records.at(-1)).toMatchObject({ step: 4, lossEvals: 8, gradEvals: 4, hvpEvals: 12 });
     expect(r.records.at(-1)!.gradEquivalents).toBeCloseTo(37.2, 12);
@@ -72,7 +77,7 @@ describe('runExperiment', () => {
   });
 
   it('counts one gradient per step for optimizers without counters', async () => {
-    const r = await runExperiment({ problem: 'beale', optimizer: 'sgd', optimizerOptions: { learningRate: 0.01 }, budget: { steps: 3 } });
+    const r = await runExperiment({ problem: 'beale', optimizer: 'sgd', optimizerOptions: { learningRate: 0.01 }, budget: { steps: 3 } }, withRegistry);
     expect(r.records.at(-1)).toMatchObject({ lossEvals: 0, gradEvals: 3, hvpEvals: 0, gradEquivalents: 3 });
   });
 
@@ -84,7 +89,7 @@ describe('runExperiment', () => {
       optimizerOptions: { learningRate: 1 },
       budget: { steps: 500 },
       target: 1e-4,
-    });
+    }, withRegistry);
     expect(r.final.stopReason).toBe('target');
     expect(r.final.reachedTarget).toBe(true);
     expect(r.final.stepsToTarget).toBeGreaterThan(0);
@@ -100,7 +105,7 @@ describe('runExperiment', () => {
       optimizer: 'test-sgd',
       optimizerOptions: { learningRate: 10 },
       budget: { steps: 500 },
-    });
+    }, withRegistry);
     expect(r.final.diverged).toBe(true);
     expect(r.final.stopReason).toBe('diverged');
     expect(r.final.steps).toBeLessThan(20);
@@ -114,7 +119,7 @@ describe('runExperiment', () => {
       budget: { epochs: 3 },
       evalEvery: 2,
       target: null,
-    });
+    }, withRegistry);
     expect(r.final.steps).toBe(6);
     expect(r.final.stopReason).toBe('epochs');
     expect(r.evals.map((e) => e.step)).toEqual([0, 2, 4, 6]);
@@ -122,10 +127,10 @@ describe('runExperiment', () => {
   });
 
   it('leaks no tensors', async () => {
-    await runExperiment({ problem: 'logreg-iris', optimizer: 'adam', budget: { steps: 2 } });
+    await runExperiment({ problem: 'logreg-iris', optimizer: 'adam', budget: { steps: 2 } }, withRegistry);
     const before = tf.memory().numTensors;
-    await runExperiment({ problem: 'logreg-iris', optimizer: 'adam', budget: { steps: 5 } });
-    await runExperiment({ problem: 'rosenbrock', optimizer: 'sgd', budget: { steps: 5 } });
+    await runExperiment({ problem: 'logreg-iris', optimizer: 'adam', budget: { steps: 5 } }, withRegistry);
+    await runExperiment({ problem: 'rosenbrock', optimizer: 'sgd', budget: { steps: 5 } }, withRegistry);
     expect(tf.memory().numTensors).toBe(before);
   });
 });
@@ -160,7 +165,7 @@ describe('compare', () => {
     const plan = planRuns(excluding);
     expect(plan).toHaveLength(3);
     expect(plan.some((r) => r.problemId === 'q' && r.optimizer === 'sgd')).toBe(false);
-    const results = await compare(excluding);
+    const results = await compare(excluding, withRegistry);
     expect(results.pending).toBe(0);
     expect(summaryText(results)).toMatch(/Not run \(not applicable\): q: sgd \(not applicable here\)/);
     const steps = results.profiles.find((p) => p.measure === 'steps')!;
@@ -171,14 +176,14 @@ describe('compare', () => {
 
   it('plans problems x optimizers x seeds; shards merge to the unsharded result; resume skips finished runs', async () => {
     expect(planRuns(spec)).toHaveLength(8);
-    const full = await compare(spec);
+    const full = await compare(spec, withRegistry);
     expect(full.runs.map((r) => r.id)).toEqual(planRuns(spec).map(runId));
     expect(full.pending).toBe(0);
     expect(full.summary).toHaveLength(4);
 
-    const s1 = await compare(spec, { shard: { index: 1, count: 3 } });
-    const s2 = await compare(spec, { shard: { index: 2, count: 3 } });
-    const s3 = await compare(spec, { shard: { index: 3, count: 3 } });
+    const s1 = await compare(spec, { registry, shard: { index: 1, count: 3 } });
+    const s2 = await compare(spec, { registry, shard: { index: 2, count: 3 } });
+    const s3 = await compare(spec, { registry, shard: { index: 3, count: 3 } });
     expect(s1.runs.length + s2.runs.length + s3.runs.length).toBe(8);
     const merged = mergeResults([s3, s1, s2]);
     expect(canonicalRuns(merged.runs)).toEqual(canonicalRuns(full.runs));
@@ -187,7 +192,7 @@ describe('compare', () => {
     // Resume: with 5 finished runs given, only the 3 others run.
     const calls = testSgdCalls;
     let ran = 0;
-    const resumed = await compare(spec, { existing: full.runs.slice(0, 5), onRunStart: () => ran++ });
+    const resumed = await compare(spec, { registry, existing: full.runs.slice(0, 5), onRunStart: () => ran++ });
     expect(ran).toBe(3);
     expect(resumed.runs.slice(0, 5)).toEqual(full.runs.slice(0, 5));
     expect(canonicalRuns(resumed.runs)).toEqual(canonicalRuns(full.runs));
@@ -195,8 +200,7 @@ describe('compare', () => {
   });
 
   it('records a run that throws as failed instead of aborting the comparison', async () => {
-    registerOptimizer({ name: 'test-broken', className: 'X', description: '', options: [], create: () => { throw new Error('boom'); } });
-    const r = await compare({ ...spec, problems: [spec.problems[0]], optimizers: ['test-broken', 'test-sgd'], seeds: [0] });
+    const r = await compare({ ...spec, problems: [spec.problems[0]], optimizers: ['test-broken', 'test-sgd'], seeds: [0] }, withRegistry);
     expect(r.runs[0].final).toMatchObject({ stopReason: 'error', error: 'boom', diverged: true });
     expect(r.runs[1].final.reachedTarget).toBe(true);
   });
@@ -211,7 +215,7 @@ describe('tune', () => {
       budget: { steps: 15 },
       grid: [0.01, 0.1, 1, 100],
       seeds: [0, 1],
-    });
+    }, withRegistry);
     expect(r.best).toBe(1);
     expect(r.trials.find((t) => t.value === 100)?.diverged).toBe(true);
     expect(r.runs.map((x) => x.seed)).toEqual([0, 1]);

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { compare, type ComparisonResults } from '../src/harness/index.js';
+import { harnessRegistry } from '../experiments/index.js';
 import { htmlReport, parseResults, readResults, writeReport, markdownReport, optimizerColors } from '../src/report/index.js';
 
 let results: ComparisonResults;
@@ -17,7 +18,7 @@ beforeAll(async () => {
     optimizers: ['sgd', 'adam'],
     optimizerOptions: { sgd: { learningRate: 0.5 }, adam: { learningRate: 0.1 } },
     seeds: [0, 1],
-  });
+  }, { registry: harnessRegistry });
 });
 
 describe('reports', () => {

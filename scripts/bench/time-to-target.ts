@@ -20,7 +20,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import '../../experiments/index.js';
+import { harnessRegistry } from '../../experiments/index.js';
 import { KFAC } from '../../optimizers/kfac.js';
 import { runExperiment } from '../../src/harness/run.js';
 import type { RunResult, RunSpec } from '../../src/harness/types.js';
@@ -62,7 +62,7 @@ interface Row {
 
 async function runOne(spec: RunSpec): Promise<RunResult | { error: string }> {
   try {
-    return await runExperiment(spec);
+    return await runExperiment(spec, { registry: harnessRegistry });
   } catch (e) {
     return { error: (e as Error).message.split('\n')[0]! };
   }

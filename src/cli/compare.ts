@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { optimizerRegistry } from '../../optimizers/index.js';
-import { getSuite, suiteComparison } from '../../experiments/index.js';
+import { getSuite, harnessRegistry, suiteComparison } from '../../experiments/index.js';
 import {
   compare,
   mergeResults,
@@ -114,6 +114,7 @@ export async function compareCommand(io: CliIO, opts: CompareOpts): Promise<numb
   const bar = progress(io, opts.progress, 'runs');
   let started = 0;
   const results = await compare(spec, {
+    registry: harnessRegistry,
     existing: existing?.runs,
     shard,
     onRunStart: (r, i, total) => {

@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import { join } from 'node:path';
 import { assembleResults, planRuns, type ComparisonSpec, type ProblemConfig } from '../harness/compare.js';
 import { runExperiment } from '../harness/run.js';
+import { harnessRegistry } from '../../experiments/index.js';
 import { formatCounts } from '../harness/cost.js';
 import { fmt } from '../report/tables.js';
 import { writeReport } from '../report/index.js';
@@ -64,6 +65,7 @@ export async function runCommand(io: CliIO, opts: RunOpts): Promise<number> {
   const bar = progress(io, opts.progress && !opts.json, 'steps');
   bar.start(run.budget.steps ?? 0, `${opts.optimizer} on ${opts.problem}`);
   const result = await runExperiment(run, {
+    registry: harnessRegistry,
     onStep: (s, max, loss) => bar.update(s, { info: `loss ${fmt(loss)}`, ...(max ? { total: max } : {}) }),
   });
   bar.stop();

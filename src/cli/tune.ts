@@ -1,6 +1,7 @@
 /** `curvature tune`: DeepOBS-style log-spaced grid over one option, best final training loss, reruns with seeds. */
 import { Option, type Command } from 'commander';
 import { join } from 'node:path';
+import { harnessRegistry } from '../../experiments/index.js';
 import { assembleResults, tune, type ComparisonSpec } from '../harness/compare.js';
 import { writeFileAtomic } from '../report/results.js';
 import { fmt, textTable } from '../report/tables.js';
@@ -58,7 +59,7 @@ export async function tuneCommand(io: CliIO, opts: TuneOpts): Promise<number> {
   const seeds = Array.from({ length: opts.seeds }, (_, i) => i);
   const result = await tune(
     { problem: opts.problem, problemOptions, optimizer: opts.optimizer, optimizerOptions, budget, target: opts.target, param: opts.param, grid, seeds },
-    { onTrial: () => bar.update(++done) },
+    { registry: harnessRegistry, onTrial: () => bar.update(++done) },
   );
   bar.stop();
   if (out) {

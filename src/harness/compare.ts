@@ -7,7 +7,7 @@
  * order equal the unsharded result, timing fields aside).
  */
 import * as tf from '@tensorflow/tfjs';
-import { runExperiment, runId, shortHash, type RunCallbacks } from './run.js';
+import { runExperiment, runId, shortHash, type RunOptions } from './run.js';
 import { performanceProfile, summarize, type PerformanceProfile, type SummaryRow } from './stats.js';
 import type { Budget, RunResult, RunSpec } from './types.js';
 
@@ -151,7 +151,7 @@ export function mergeResults(parts: ComparisonResults[]): ComparisonResults {
   return assembleResults(parts[0].spec, parts.flatMap((p) => p.runs), null);
 }
 
-export interface CompareOptions extends RunCallbacks {
+export interface CompareOptions extends RunOptions {
   /** Finished runs to reuse (resume): any run whose id is planned is not run again. */
   existing?: RunResult[];
   shard?: Shard | null;
@@ -161,7 +161,7 @@ export interface CompareOptions extends RunCallbacks {
 }
 
 /** Run (the remaining runs of) a comparison. */
-export async function compare(spec: ComparisonSpec, options: CompareOptions = {}): Promise<ComparisonResults> {
+export async function compare(spec: ComparisonSpec, options: CompareOptions): Promise<ComparisonResults> {
   const shard = options.shard ?? null;
   const plan = shardRuns(planRuns(spec), shard);
   const planned = new Set(plan.map(runId));
@@ -182,9 +182,9 @@ export async function compare(spec: ComparisonSpec, options: CompareOptions = {}
  * Run, turning an exception into a failed run (stopReason 'error', counted as unsolved and
  * diverged) so that one broken optimizer does not stop a whole comparison.
  */
-export async function runOrRecordFailure(spec: RunSpec, callbacks: RunCallbacks = {}): Promise<RunResult> {
+export async function runOrRecordFailure(spec: RunSpec, options: RunOptions): Promise<RunResult> {
   try {
-    return await runExperiment(spec, callbacks);
+    return await runExperiment(spec, options);
   } catch (e) {
     return {
       id: runId(spec),
@@ -267,7 +267,7 @@ export interface TuneResult {
  * target), pick the one with the lowest mean final training loss (diverged = worst), and rerun
  * it with each seed.
  */
-export async function tune(spec: TuneSpec, callbacks: RunCallbacks & { onTrial?: (value: number, loss: number | null) => void } = {}): Promise<TuneResult> {
+export async function tune(spec: TuneSpec, callbacks: RunOptions & { onTrial?: (value: number, loss: number | null) => void }): Promise<TuneResult> {
   const param = spec.param ?? 'learningRate';
   const grid = spec.grid ?? logGrid(1e-4, 1, 9);
   const tuneSeeds = spec.tuneSeeds ?? [0];

@@ -3,7 +3,7 @@ export * from './problem.js';
 export * from './types.js';
 export { Rng, randomOrthogonal, rotateSpectrum } from './rng.js';
 export { runExperiment, BatchSampler, runId, stableStringify, shortHash } from './run.js';
-export type { RunCallbacks } from './run.js';
+export type { RunCallbacks, RunOptions } from './run.js';
 export {
   compare,
   tune,

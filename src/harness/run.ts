@@ -17,14 +17,13 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { createHash } from 'node:crypto';
-import { getOptimizerEntry } from '../../optimizers/index.js';
-import { problems } from '../../experiments/index.js';
 import type { Problem } from './problem.js';
 import { Rng } from './rng.js';
 import { gradientEquivalents } from './cost.js';
 import type {
   EvalRecord,
   FinalMetrics,
+  HarnessRegistry,
   OptimizerCounters,
   RunResult,
   RunSpec,
@@ -126,19 +125,24 @@ export interface RunCallbacks {
   yieldEveryMs?: number;
 }
 
+/** How to run: where optimizers and problems come from, and the callbacks. */
+export interface RunOptions extends RunCallbacks {
+  /** The factories (the project's own: `harnessRegistry` from experiments/index.ts). */
+  registry: HarnessRegistry;
+}
+
 /** Run one optimizer on one problem; returns a JSON-serialisable result. */
-export async function runExperiment(spec: RunSpec, callbacks: RunCallbacks = {}): Promise<RunResult> {
+export async function runExperiment(spec: RunSpec, options: RunOptions): Promise<RunResult> {
   const { steps: budgetSteps, epochs: budgetEpochs, seconds: budgetSeconds } = spec.budget;
   if (budgetSteps === undefined && budgetEpochs === undefined && budgetSeconds === undefined) {
     throw new Error('Budget: give at least one of steps, epochs or seconds.');
   }
   const seed = spec.seed ?? 0;
-  const entry = getOptimizerEntry(spec.optimizer);
-  const problem = problems.get(spec.problem, { ...(spec.problemOptions ?? {}), seed });
+  const problem = options.registry.createProblem(spec.problem, { ...(spec.problemOptions ?? {}), seed });
   let optimizer: tf.Optimizer | undefined;
   try {
-    optimizer = entry.create(spec.optimizerOptions ?? {}, { problem });
-    return await loop(spec, seed, problem, optimizer, callbacks);
+    optimizer = options.registry.createOptimizer(spec.optimizer, spec.optimizerOptions ?? {}, problem);
+    return await loop(spec, seed, problem, optimizer, options);
   } finally {
     optimizer?.dispose();
     problem.dispose();

@@ -8,6 +8,8 @@
  * so in `final.diverged` and `final.stopReason`.
  */
 import type { EvaluationCounters } from '../optim/base.js';
+import type * as tf from '@tensorflow/tfjs';
+import type { Problem } from './problem.js';
 
 /** When a run stops if no target or divergence stops it first. At least one is required. */
 export interface Budget {
@@ -140,3 +142,15 @@ export interface RunResult {
 
 /** Evaluation counters an optimizer may expose (cumulative since construction). */
 export type OptimizerCounters = EvaluationCounters;
+
+/**
+ * Where the harness gets its optimizers and problems: factories, so that the harness depends on
+ * no concrete optimizer or problem (experiments/index.ts builds the project's own,
+ * `harnessRegistry`; a test or a user passes its own).
+ */
+export interface HarnessRegistry {
+  /** A fresh problem (the harness disposes it). `options.seed` seeds its initialisation. */
+  createProblem(name: string, options: Record<string, unknown>): Problem;
+  /** A fresh optimizer for `problem` (the harness disposes it). */
+  createOptimizer(name: string, options: Record<string, unknown>, problem: Problem): tf.Optimizer;
+}
