@@ -34,6 +34,8 @@ interface PlaygroundState {
   mnist: { step: number; losses: Record<string, number[]>; heldOut: Record<string, [number, number, number][]> };
   spectrum?: SpectrumOutcome;
   errors: string[];
+  /** tf.memory().numTensors now (leak checks). */
+  readonly tensors: number;
 }
 const state: PlaygroundState = {
   ready: false,
@@ -44,6 +46,9 @@ const state: PlaygroundState = {
   runs: 0,
   mnist: { step: 0, losses: {}, heldOut: {} },
   errors: [],
+  get tensors() {
+    return tf.memory().numTensors;
+  },
 };
 (globalThis as unknown as { playground: PlaygroundState }).playground = state;
 
