@@ -145,10 +145,6 @@ function drawPaths(trajs: Trajectory[]): void {
   const svg = $('paths');
   svg.setAttribute('viewBox', `0 0 ${frame.width} ${frame.height}`);
   const parts: string[] = [];
-  for (const [mx, my] of fn.minima) {
-    const [px, py] = toPx(frame, mx, my);
-    parts.push(`<path d="M${px - 5},${py - 5}L${px + 5},${py + 5}M${px - 5},${py + 5}L${px + 5},${py - 5}" stroke="#222" stroke-width="2"/>`);
-  }
   for (const t of trajs) {
     const o = TRAJECTORY_OPTIMIZERS.find((q) => q.name === t.name)!;
     if (!enabled.get(t.name)) continue;
@@ -159,6 +155,10 @@ function drawPaths(trajs: Trajectory[]): void {
     );
     const dots = pts.map(([x, y]) => `<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="2.2"/>`).join('');
     parts.push(`<g fill="${o.color}" stroke="#fff" stroke-width="0.6">${dots}</g>`);
+  }
+  for (const [mx, my] of fn.minima) {
+    const [px, py] = toPx(frame, mx, my);
+    parts.push(`<path d="M${px - 5},${py - 5}L${px + 5},${py + 5}M${px - 5},${py + 5}L${px + 5},${py - 5}" stroke="#111" stroke-width="2.2"/>`);
   }
   const [sx, sy] = toPx(frame, state.start[0], state.start[1]);
   parts.push(`<circle cx="${sx}" cy="${sy}" r="6" fill="#fff" stroke="#111" stroke-width="2"/>`);
