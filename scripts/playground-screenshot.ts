@@ -56,7 +56,7 @@ try {
   await page.select('#spec-model', 'kfac');
   await page.click('#spec-run');
   await wait(`document.body.dataset.spectrum === 'done'`);
-  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.evaluate('window.scrollTo(0, 0)');
   await page.screenshot({ path: out, fullPage: true });
   process.stdout.write(`wrote ${out} (${statSync(out).size} bytes)\n`);
 } finally {

@@ -6,6 +6,7 @@
 // HessianFree / Shampoo take other steps than Adam (Newton and HessianFree reach Rosenbrock's
 // minimum); a few MNIST steps lower the loss of Adam, K-FAC and Shampoo; the spectrum button
 // gives eigenvalues and a density; no console error, no leaked tensors.
+import * as tf from '@tensorflow/tfjs';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,6 +15,9 @@ import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend.js';
+import { FUNCTIONS, getFunction } from '../playground/src/functions.js';
+import { TRAJECTORY_OPTIMIZERS, parseOptionValue, runTrajectories as runInNode } from '../playground/src/trajectories.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -91,6 +95,66 @@ async function runTrajectories(trigger: () => Promise<void>): Promise<State> {
 }
 
 const dist = (a: [number, number], b: [number, number]) => Math.hypot(a[0] - b[0], a[1] - b[1]);
+
+// The page's pure parts, in Node (no browser needed).
+describe("the playground's functions and trajectory runner", () => {
+  beforeAll(async () => {
+    await initBackend('cpu');
+  });
+
+  it('evaluates each function the same in plain JavaScript and in tfjs, with value 0 and gradient 0 at the known minima', () => {
+    for (const fn of FUNCTIONS) {
+      for (const [x, y] of [fn.start, [0.3, -0.7], [fn.x[0], fn.y[1]], [1.7, 2.2]] as [number, number][]) {
+        const v = tf.tidy(() => fn.objective(tf.tensor1d([x, y])).dataSync()[0]!);
+        const js = fn.value(x, y);
+        expect(Math.abs(v - js), `${fn.name} at (${x}, ${y})`).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(js)));
+      }
+      for (const m of fn.minima) {
+        // The published minima (Himmelblau's to 6 digits) are zeros of f and of its gradient.
+        expect(fn.value(m[0], m[1]), `${fn.name} at ${m}`).toBeLessThan(1e-8);
+        const g = tf.tidy(() => tf.grad((p: tf.Tensor) => fn.objective(p as tf.Tensor1D))(tf.tensor1d(m)).dataSync());
+        expect(Math.hypot(g[0]!, g[1]!), `${fn.name} gradient at ${m}`).toBeLessThan(1e-3);
+      }
+    }
+    expect(() => getFunction('sphere')).toThrow(/Unknown function 'sphere': expected one of rosenbrock, beale, himmelblau, quadratic/);
+  });
+
+  it('parses option text as the editors give it', () => {
+    expect(parseOptionValue(' 0.05 ')).toBe(0.05);
+    expect(parseOptionValue('1e-3')).toBe(1e-3);
+    expect(parseOptionValue('true')).toBe(true);
+    expect(parseOptionValue('false')).toBe(false);
+    expect(parseOptionValue('rmsprop')).toBe('rmsprop');
+    expect(parseOptionValue('')).toBe('');
+  });
+
+  it('steps every optimizer from the start; Newton solves the quadratic in one step; a bad option is reported, not thrown; no leak', async () => {
+    const fn = getFunction('quadratic');
+    const before = tf.memory().numTensors;
+    const progress: number[] = [];
+    const opts = TRAJECTORY_OPTIMIZERS.map((o) => ({ name: o.name, options: { ...o.overrides } }));
+    opts.find((o) => o.name === 'rmsprop')!.options.alpha = 2;
+    const t = await runInNode(fn, [-2.5, 1.5], 6, opts, async (_, step) => void progress.push(step), 2);
+    expect(progress).toEqual([2, 4, 6]);
+    expect(tf.memory().numTensors).toBe(before);
+    const by = Object.fromEntries(t.map((r) => [r.name, r]));
+    expect(by.rmsprop!.error).toMatch(/Invalid alpha: 2/);
+    expect(by.rmsprop!.points).toHaveLength(1);
+    for (const r of t.filter((q) => q.name !== 'rmsprop')) {
+      expect(r.error, r.name).toBeUndefined();
+      expect(r.points, r.name).toHaveLength(7);
+      expect(r.losses.at(-1)!, r.name).toBeLessThan(r.losses[0]!);
+    }
+    // f = x^T A x / 2: the damped Newton step (A + 1e-3 I)^-1 A x lands within 1e-3 |x| of 0.
+    expect(Math.hypot(...by.newton!.points[1]!)).toBeLessThan(1e-3 * Math.hypot(-2.5, 1.5) + 1e-6);
+    expect(by.newton!.evals.hvpEvals).toBeGreaterThan(0);
+    // Adam's first step: lr * g / (|g| + eps) per coordinate, i.e. lr against the sign of the gradient.
+    const [x1, y1] = by.adam!.points[1]!;
+    expect(x1 - -2.5).toBeCloseTo(0.05, 6);
+    expect(y1 - 1.5).toBeCloseTo(-0.05, 6);
+    expect(by.adam!.evals).toEqual({ lossEvals: 6, gradEvals: 6, hvpEvals: 0 });
+  });
+});
 
 describe.skipIf(!available)('the playground in headless Chromium', () => {
   beforeAll(async () => {

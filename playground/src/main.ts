@@ -164,9 +164,16 @@ function drawPaths(trajs: Trajectory[]): void {
   parts.push(`<circle cx="${sx}" cy="${sy}" r="6" fill="#fff" stroke="#111" stroke-width="2"/>`);
   svg.innerHTML = parts.join('');
   for (const t of trajs) {
-    const res = document.querySelector(`[data-result="${t.name}"]`);
+    const res = document.querySelector<HTMLElement>(`[data-result="${t.name}"]`);
     const err = document.querySelector<HTMLElement>(`[data-error="${t.name}"]`);
-    if (res) res.textContent = `f = ${fmt(t.losses.at(-1)!)} after ${t.points.length - 1} steps`;
+    if (res) {
+      const e = t.evals;
+      res.textContent = `f = ${fmt(t.losses.at(-1)!)} after ${t.points.length - 1} steps`;
+      res.title = 'evaluations: f (loss), ∇f (gradient), Hv (Hessian-vector product)';
+      const cost = document.createElement('div');
+      cost.textContent = `${e.lossEvals} f · ${e.gradEvals} ∇f${e.hvpEvals ? ` · ${e.hvpEvals} Hv` : ''}`;
+      res.append(cost);
+    }
     if (err) {
       err.hidden = !t.error;
       err.textContent = t.error ?? '';

@@ -48,6 +48,8 @@ export interface Trajectory {
   /** Iterates, the start first. */
   points: [number, number][];
   losses: number[];
+  /** Evaluations so far: Newton, HessianFree (and K-FAC) count them; first-order methods take one gradient per step. */
+  evals: { lossEvals: number; gradEvals: number; hvpEvals: number };
   error?: string;
 }
 
@@ -74,7 +76,12 @@ export async function runTrajectories(
   shouldStop: () => boolean = () => false,
 ): Promise<Trajectory[]> {
   const runs = optimizers.map(({ name, options }) => {
-    const traj: Trajectory = { name, points: [[start[0], start[1]]], losses: [fn.value(start[0], start[1])] };
+    const traj: Trajectory = {
+      name,
+      points: [[start[0], start[1]]],
+      losses: [fn.value(start[0], start[1])],
+      evals: { lossEvals: 0, gradEvals: 0, hvpEvals: 0 },
+    };
     let opt: tf.Optimizer | undefined;
     try {
       opt = getOptimizerEntry(name).create(options);
@@ -96,6 +103,10 @@ export async function runTrajectories(
         if (!Number.isFinite(px) || !Number.isFinite(py)) throw new Error('the iterate is not finite');
         r.traj.points.push([px, py]);
         r.traj.losses.push(fn.value(px, py));
+        const counted = (r.opt as { counters?: Trajectory['evals'] }).counters;
+        r.traj.evals = counted
+          ? { ...counted }
+          : { lossEvals: r.traj.evals.lossEvals + 1, gradEvals: r.traj.evals.gradEvals + 1, hvpEvals: 0 };
       } catch (e) {
         r.traj.error = e instanceof Error ? e.message : String(e);
       }
