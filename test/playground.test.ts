@@ -320,6 +320,7 @@ describe.skipIf(!available)('the playground in headless Chromium', () => {
   }, 120_000);
 
   it('renders: the screenshot is not blank and shows every trajectory colour', async () => {
+    await page!.evaluate('window.scrollTo(0, 0)');
     const png = Buffer.from(await page!.screenshot({ type: 'png', fullPage: false })).toString('base64');
     // Decode the PNG in the page (an <img> on a canvas) and measure it.
     const stats = await page!.evaluate(async (b64: string) => {

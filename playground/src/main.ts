@@ -338,6 +338,8 @@ async function setupMnist(): Promise<void> {
     if (training) return;
     lab!.reset();
     state.spectrum = undefined;
+    $('spec-chart').innerHTML = '';
+    $('spec-values').innerHTML = '';
     drawMnist();
   });
   $<HTMLSelectElement>('spec-model').innerHTML = MODEL_OPTIMIZERS.map((o) => `<option value="${o.name}">${o.label}</option>`).join('');
