@@ -79,7 +79,7 @@ import {
   type GraftingConfig,
   type GraftingType,
 } from '../src/optim/grafting.js';
-import { eighRows, inverseRoot, mergeSmallDims, reconstruct, splitDim, type Mat64 } from '../src/linalg/index.js';
+import { eighRows, inverseRoot, mergeSmallDims, splitDim, type Mat64 } from '../src/linalg/index.js';
 import { eighWasmFast, wasm as linalgWasm } from '../src/linalg/kernels.js';
 import {
   allocBuffer,
@@ -127,8 +127,8 @@ export const SHAMPOO_OPTIONS = {
     max: 1,
     minExclusive: true,
   }),
-  epsilon: option.number(1e-12, 'Added to the statistics before the inverse root (see epsilonMode)', { min: 0 }),
-  epsilonMode: choice<'absolute' | 'relative'>('absolute', ['absolute', 'relative'], "'absolute', or 'relative' to the largest eigenvalue"),
+  epsilon: option.number(1e-6, 'Added to the statistics before the inverse root: epsilon * lambda_max (relative, default) or epsilon (absolute)', { min: 0 }),
+  epsilonMode: choice<'absolute' | 'relative'>('relative', ['absolute', 'relative'], "'relative' to the statistic's largest eigenvalue (default), or 'absolute'"),
   rootExponent: option.number(0, 'Inverse root r in S^{-1/r}; 0 = 2 * order of the (merged) block', {
     min: 0,
     integer: true,
@@ -274,23 +274,39 @@ function modeGrams(x: tf.Tensor): tf.Tensor[] {
   return out;
 }
 
-/** Apply P_i along every dimension i of one block (absent P_i = identity). */
+/**
+ * Apply P_i = W_i^T W_i along every dimension i of one block in factored form (absent W_i =
+ * identity): first W_i along every dimension, then W_i^T along every dimension. With
+ * X = (W_1 x ... x W_k) F, the direction is D = (W_1^T x ... x W_k^T) X, so
+ * <D, F> = ||X||^2 >= 0 for whatever float32 factors are stored: a descent direction by
+ * construction (a rounded product P = W^T W is not even positive semidefinite when the root is
+ * ill-conditioned).
+ */
 function applyRoots(x: tf.Tensor, roots: (tf.Tensor | undefined)[]): tf.Tensor {
   const k = x.rank;
   const shape = x.shape;
   if (k === 2) {
-    let y = roots[0] ? tf.matMul(roots[0] as tf.Tensor2D, x as tf.Tensor2D) : x;
-    if (roots[1]) y = tf.matMul(y as tf.Tensor2D, roots[1] as tf.Tensor2D); // P symmetric
+    // Explicit transposes: a transposed matMul is 10x slower on wasm.
+    const [wl, wr] = roots as [tf.Tensor2D | undefined, tf.Tensor2D | undefined];
+    let y = x as tf.Tensor2D;
+    if (wl) y = tf.matMul(wl, y);
+    if (wr) y = tf.matMul(y, tf.transpose(wr));
+    if (wl) y = tf.matMul(tf.transpose(wl), y);
+    if (wr) y = tf.matMul(y, wr);
     return y;
   }
   // Contract dimension i, then rotate it to the back; after k rotations the order is restored.
-  let y = x;
-  for (let i = 0; i < k; i++) {
-    let yi = tf.reshape(y, [shape[i]!, -1]) as tf.Tensor2D;
-    if (roots[i]) yi = tf.matMul(roots[i] as tf.Tensor2D, yi);
-    y = tf.transpose(yi);
-  }
-  return tf.reshape(y, shape);
+  const along = (z: tf.Tensor, transposed: boolean): tf.Tensor => {
+    let y = z;
+    for (let i = 0; i < k; i++) {
+      let yi = tf.reshape(y, [shape[i]!, -1]) as tf.Tensor2D;
+      const w = roots[i] as tf.Tensor2D | undefined;
+      if (w) yi = tf.matMul(transposed ? tf.transpose(w) : w, yi);
+      y = tf.transpose(yi);
+    }
+    return tf.reshape(y, shape);
+  };
+  return along(along(x, false), true);
 }
 
 /** Rescale each block to the norm of the grafted direction's block (DS per-block grafting). */
@@ -508,7 +524,7 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
       d = tf.mul(f, tf.pow(tf.add(tf.add(v, eps), 1e-30), -1 / this.rootExponentFor(1)));
       if (gc.type !== 'none') d = tf.reshape(graftBlockNorms(tf.reshape(d, [1, -1]), tf.reshape(graft(), [1, -1])), param.shape);
     } else {
-      let ys = splitBlocks(f, L).map((block, b) => applyRoots(block, L.merged.map((_, i) => state.get(`P${b}_${i}`))));
+      let ys = splitBlocks(f, L).map((block, b) => applyRoots(block, L.merged.map((_, i) => state.get(`W${b}_${i}`))));
       if (gc.type !== 'none') ys = graftEach(ys, splitBlocks(graft(), L));
       d = joinBlocks(ys, L, param.shape);
     }
@@ -547,7 +563,7 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     if ((t - 1) % o.statisticsComputeSteps === 0) this.updateStatistics(state, L, gv, K);
     if (t === start || (t > start && t % o.preconditionFrequency === 0)) this.refreshRoots(state, L, t);
     const ema = gc.type === 'rmsprop' || gc.type === 'adam';
-    const roots = t < start ? undefined : L.blocks.map((_, b) => [this.hostSlot(state, `P${b}_0`), this.hostSlot(state, `P${b}_1`)] as RootPair);
+    const roots = t < start ? undefined : L.blocks.map((_, b) => [this.hostSlot(state, `W${b}_0`), this.hostSlot(state, `W${b}_1`)] as RootPair);
     const r = K.direction(
       gv,
       graftingHasState(gc.type)
@@ -667,32 +683,40 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     );
   }
 
-  /** Recompute every block's inverse roots in float64; failures keep the previous root. */
+  /** Recompute every block's inverse-root factors in float64; failures keep the previous one. */
   private refreshRoots(state: SlotState, L: Layout, t: number): void {
     const o = this.options;
     const r = this.rootExponentFor(L.merged.length);
     const scale = this.statScale(t);
-    const K = hostMemoryKernels();
+    const fast = hostMemoryKernels() !== null;
     L.blocks.forEach((sizes, b) => {
       sizes.forEach((n, i) => {
         const stat = this.hostSlots.has(state) ? bufferView(this.hostSlot(state, `L${b}_${i}`)!) : hostValues(state.get(`L${b}_${i}`)!);
         let root: Float32Array | null = null;
+        let zero = true;
         try {
           const a = new Float64Array(n * n);
           for (let p = 0; p < n; p++) {
             // float32 Gram products are symmetric only up to rounding.
             for (let q = 0; q < n; q++) a[p * n + q] = 0.5 * scale * (stat[p * n + q]! + stat[q * n + p]!);
           }
-          root = o.inverseRootMethod === 'eigen' ? eigenRoot(a, n, r, o.epsilon, o.epsilonMode, K) : newtonRoot(a, n, r, o.epsilon, o.epsilonMode);
-          if (!allFinite(root)) root = null;
+          for (let k = 0; k < a.length && zero; k++) zero = a[k] === 0;
+          if (!zero) {
+            root = o.inverseRootMethod === 'eigen' ? eigenRootFactor(a, n, r, o.epsilon, o.epsilonMode, fast) : newtonRootFactor(a, n, r, o.epsilon, o.epsilonMode);
+            if (!allFinite(root)) root = null;
+          }
         } catch {
           root = null;
+          zero = false;
         }
+        // An all-zero statistic (no gradient seen along this block yet) has no root: the
+        // previous factor (or the identity) stays, and it is not counted as a failure.
+        if (zero) return;
         this.numericState.inverseRoots = this.inverseRootCount + 1;
         if (root !== null) {
-          const slot = `P${b}_${i}`;
+          const slot = `W${b}_${i}`;
           if (this.hostSlots.has(state)) {
-            // Kernel path: the root's persistent buffer, and the variable written now.
+            // Kernel path: the factor's persistent buffer, and the variable written now.
             const buf = this.hostSlots.get(state)!.get(slot)?.buf ?? allocBuffer(n * n);
             bufferView(buf).set(root);
             this.commitHostSlot(state, slot, buf, [n, n], true);
@@ -701,26 +725,27 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
           }
         }
         else this.numericState.failedInverseRoots = this.failedInverseRoots + 1;
-        // On failure the previous P (or, before the first success, the identity) stays.
+        // On failure the previous W (or, before the first success, the identity) stays.
       });
     });
   }
 }
 
 /**
- * (A + eps I)^{-1/r} for a symmetric PSD A (float64, n x n) by float64 eigendecomposition,
- * returned in float32 (what Shampoo stores). Same rules as src/linalg inverseRoot 'eigh':
- * eigenvalues in [-1e-6 max|lambda|, 0) are round-off and clamped to 0, a more negative one
- * or a non-positive lambda + eps throws (the caller counts a failed root). The reconstruction
- * V f(Lambda) V^T is W^T W with W = f(Lambda)^(1/2) V^T rounded to float32, in the float32
- * kernel when `K` is given (~10x faster than the float64 product; both end in float32).
+ * The factor W = f(Lambda)^(1/2) V^T (float32, n x n, row k = sqrt(f_k) v_k^T) of the inverse
+ * root (A + eps I)^{-1/r} = W^T W, f(lambda) = (lambda + eps)^(-1/r), for a symmetric PSD A
+ * (float64, n x n) from its float64 eigendecomposition. Shampoo stores and applies W, never the
+ * product (see applyRoots). Rules as src/linalg inverseRoot 'eigh': eigenvalues in
+ * [-1e-6 max|lambda|, 0) are round-off and clamped to 0, a more negative one or a non-positive
+ * lambda + eps throws (the caller counts a failed root). eps = epsilon ('absolute') or
+ * epsilon * lambda_max ('relative').
  */
-function eigenRoot(a: Float64Array, n: number, r: number, epsilon: number, mode: 'absolute' | 'relative', K: ShampooKernels | null): Float32Array {
+function eigenRootFactor(a: Float64Array, n: number, r: number, epsilon: number, mode: 'absolute' | 'relative', fast: boolean): Float32Array {
   // The float64 WebAssembly eigendecomposition directly (eigenvalues unsorted, eigenvectors as
   // rows), skipping eighRows's input validation, power-of-two scaling and sorting: the input is
   // symmetric by construction, checked finite here, and float32-derived, so |a_ij| is far inside
-  // eighRows's scaling range [2^-400, 2^400] (or 0); order does not matter for W^T W.
-  const lw = K === null ? null : linalgWasm();
+  // eighRows's scaling range [2^-400, 2^400] (or 0); the order of W's rows does not matter.
+  const lw = fast ? linalgWasm() : null;
   let values: Float64Array;
   let vt: Float64Array;
   if (lw !== null) {
@@ -739,20 +764,15 @@ function eigenRoot(a: Float64Array, n: number, r: number, epsilon: number, mode:
   const top = Math.max(Math.abs(lo), Math.abs(hi));
   if (lo < -1e-6 * top) throw new Error('Shampoo: statistic is not positive semidefinite');
   const eps = mode === 'relative' ? epsilon * Math.max(0, hi) : epsilon;
-  const f = new Float64Array(n);
+  const w = new Float32Array(n * n);
   for (let k = 0; k < n; k++) {
     const l = Math.max(values[k]!, 0) + eps;
     if (!(l > 0)) throw new Error('Shampoo: singular statistic; pass epsilon > 0');
-    f[k] = l ** (-1 / r);
-    if (!Number.isFinite(f[k]!)) throw new Error('Shampoo: non-finite inverse root');
-  }
-  if (K === null) return Float32Array.from(reconstruct({ rows: n, cols: n, data: vt }, f).data);
-  const w = new Float32Array(n * n);
-  for (let k = 0; k < n; k++) {
-    const s = Math.sqrt(f[k]!);
+    const s = l ** (-1 / (2 * r));
+    if (!Number.isFinite(s)) throw new Error('Shampoo: non-finite inverse root');
     for (let j = 0; j < n; j++) w[k * n + j] = s * vt[k * n + j]!;
   }
-  return K.gram(w, n, n);
+  return w;
 }
 
 /** True when every entry is finite (a plain loop: `every(Number.isFinite)` is ~10x slower). */
@@ -761,9 +781,12 @@ function allFinite(x: Float32Array): boolean {
   return true;
 }
 
-/** (A + eps I)^{-1/r} by float64 coupled Newton (src/linalg inverseRoot 'newton'), in float32. */
-function newtonRoot(a: Float64Array, n: number, r: number, epsilon: number, mode: 'absolute' | 'relative'): Float32Array {
-  const res = inverseRoot({ rows: n, cols: n, data: a } as Mat64, r, { method: 'newton', epsilon, epsilonMode: mode });
+/**
+ * The symmetric factor W = (A + eps I)^{-1/(2r)} (so W^T W = (A + eps I)^{-1/r}) by float64
+ * coupled Newton (src/linalg inverseRoot 'newton'), in float32.
+ */
+function newtonRootFactor(a: Float64Array, n: number, r: number, epsilon: number, mode: 'absolute' | 'relative'): Float32Array {
+  const res = inverseRoot({ rows: n, cols: n, data: a } as Mat64, 2 * r, { method: 'newton', epsilon, epsilonMode: mode });
   if (!Number.isFinite(res.error)) throw new Error('Shampoo: non-finite inverse root');
   return Float32Array.from(res.root.data);
 }
