@@ -127,7 +127,7 @@ export const SHAMPOO_OPTIONS = {
     max: 1,
     minExclusive: true,
   }),
-  epsilon: option.number(1e-6, 'Added to the statistics before the inverse root: epsilon * lambda_max (relative, default) or epsilon (absolute)', { min: 0 }),
+  epsilon: option.number(1e-5, 'Added to the statistics before the inverse root: epsilon * lambda_max (relative, default) or epsilon (absolute)', { min: 0 }),
   epsilonMode: choice<'absolute' | 'relative'>('relative', ['absolute', 'relative'], "'relative' to the statistic's largest eigenvalue (default), or 'absolute'"),
   rootExponent: option.number(0, 'Inverse root r in S^{-1/r}; 0 = 2 * order of the (merged) block', {
     min: 0,
