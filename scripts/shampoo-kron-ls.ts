@@ -5,7 +5,7 @@
  * T = A W* B, N = 40 * 16. Each optimizer gets its best learning rate from the grid
  * 1e-4 .. 10 (half decades) by the final loss.
  *
- *   npx tsx scripts/shampoo-kron-ls.ts [--steps 200] [--backend cpu] [--shampoo '{"epsilon":1e-5}']
+ *   npx tsx scripts/shampoo-kron-ls.ts [--steps 200] [--backend cpu] [--scale 1] [--loss-scale 1] [--shampoo '{"epsilon":1e-5}']
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
@@ -19,6 +19,8 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '200' },
     backend: { type: 'string', default: 'cpu' },
     shampoo: { type: 'string', default: '{}' },
+    scale: { type: 'string', default: '1' },
+    'loss-scale': { type: 'string', default: '1' },
     grid: { type: 'string', default: '1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,1e-1,3e-1,1,3,10' },
   },
 });
@@ -26,8 +28,8 @@ await initBackend(args.backend);
 const steps = Number(args.steps);
 const grid = args.grid.split(',').map(Number);
 const extra = JSON.parse(args.shampoo) as ShampooOptions;
-const P = kroneckerLeastSquares(1);
-console.log(`f(W) = 1/2 ||A W B - T||^2 / N, A 40x20, B 10x16, cond 100 each; initial loss ${P.initial.toExponential(3)}; ${steps} steps; backend ${tf.getBackend()}`);
+const P = kroneckerLeastSquares(1, 100, Number(args.scale), Number(args['loss-scale']));
+console.log(`f(W) = 1/2 ||A W B - T||^2 / N, A 40x20, B 10x16, cond 100 each, W* scale ${args.scale}, loss x ${args['loss-scale']}; initial loss ${P.initial.toExponential(3)}; ${steps} steps; backend ${tf.getBackend()}`);
 for (const [name, make] of [
   ['Adam (defaults, lr tuned)', (lr: number) => new Adam({ learningRate: lr })],
   [`Shampoo (defaults${args.shampoo === '{}' ? '' : ' + ' + args.shampoo}, lr tuned)`, (lr: number) => new Shampoo({ ...extra, learningRate: lr })],
