@@ -15,23 +15,41 @@
  *     if t == start or (t > start and t % preconditionFrequency == 0):
  *       P_i = (S_i / c2 + eps I)^{-1/r}    c2 = 1 - beta2^u (biasCorrection, beta2 < 1) else 1,
  *                                          u = statistics updates so far (= t when s = 1)
- *                                          r = rootExponent or 2k; eps absolute, or
- *                                          epsilon * lambda_max(S_i / c2) ('relative')
- *       (float64 eigendecomposition or coupled Newton; a failed or non-finite root keeps the
- *        previous P_i, or the identity, and is counted in `failedInverseRoots`)
+ *                                          r = rootExponent or 2k; eps = epsilon * lambda_max(S_i / c2)
+ *                                          ('relative', default) or epsilon ('absolute')
+ *       kept as its factor W_i = f(Lambda)^(1/2) V^T, P_i = W_i^T W_i (float64 eigendecomposition,
+ *        f(lambda) = (max(lambda, 0) + eps)^(-1/r); or coupled Newton for (S_i / c2 + eps I)^{-1/(2r)});
+ *        an all-zero S_i keeps the previous W_i; a failed or non-finite root keeps the previous
+ *        W_i, or the identity, and is counted in `failedInverseRoots`
  *     m = beta1 m + (1 - beta1) g;   f = beta1 > 0 ? m / (1 - beta1^t) : g     (bias-corrected)
  *     if t < start:  d = graft(f)                       (first-order steps; 'none': d = f)
- *     else:          d_b = P_1 x_1 ... x_k P_k applied to the block f_b (1-D: f / (v + eps)^{1/r})
+ *     else:          d_b = P_1 x_1 ... x_k P_k applied to the block f_b (1-D: f / (v + eps)^{1/r},
+ *                    eps relative to max(v) or absolute), computed in factored form
+ *                    X = W_1 x_1 ... x_k W_k f_b, d_b = W_1^T x_1 ... x_k W_k^T X, so that
+ *                    <d_b, f_b> = ||X||^2 >= 0: a descent direction by construction
  *                    grafting: d_b = d_b * ||graft(f)_b|| / (||d_b|| + 1e-16)   per block
  *     if decoupledWeightDecay:  d = d + weightDecay * p
  *     if momentum:  buf = momentum * buf + d (buf_1 = d);  d = nesterov ? d + momentum * buf : buf
  *     p = p - lr_t * d
  *
  * Defaults and where they differ from Distributed Shampoo (DS, distributed_shampoo.py):
- *   learningRate 1e-2, beta1 0.9, beta2 1 (AdaGrad sum), epsilon 1e-12 'absolute',
- *   rootExponent 0 (= 2k), momentum 0, nesterov false, weightDecay 0, decoupledWeightDecay
- *   true, biasCorrection true, mergeDims true, startPreconditioningStep -1
- *   (= preconditionFrequency), inverseRootMethod 'eigen'             -- all as DS.
+ *   learningRate 1e-2, beta1 0.9, beta2 1 (AdaGrad sum), rootExponent 0 (= 2k), momentum 0,
+ *   nesterov false, weightDecay 0, decoupledWeightDecay true, biasCorrection true, mergeDims
+ *   true, startPreconditioningStep -1 (= preconditionFrequency), inverseRootMethod 'eigen'
+ *                                                                    -- all as DS.
+ *   epsilon 1e-5 'relative' (DS: 1e-12 absolute; scalable_shampoo: matrix_epsilon 1e-6 times
+ *     lambda_max, relative_matrix_epsilon=True). The rule: the statistics are float32, so every
+ *     eigenvalue carries round-off of order u * lambda_max (u = 2^-24 ~ 6e-8; measured
+ *     3e-8 to 4e-8 lambda_max in the null space of 200- and 256-dim float32 sums), and the root's
+ *     weight (lambda + eps)^(-1/r) on a direction is only defined to (noise / eps) / r. eps has to
+ *     sit far above that noise: eps = 1e-5 lambda_max (~170 u) bounds it by ~3e-3 / r per
+ *     direction (measured <= 4e-4 relative on whole updates against a float64 reference,
+ *     test/shampoo-fixtures.test.ts), while keeping a dynamic range of 1e5 in the statistic
+ *     (root factors up to 316x for r = 2, 18x for r = 4). An absolute 1e-12 is below the float32
+ *     resolution of any statistic with lambda_max > ~1e-5 and gives roots whose large part is
+ *     float32 noise; 1e-6 relative (scalable_shampoo, whose roots are float32 too) leaves
+ *     ~3e-3 errors; 1e-4 is accurate to ~3e-5 but damps too much (Kronecker least squares:
+ *     1300x vs 3430x reduction in 200 steps, docs/shampoo.md).
  *   preconditionFrequency 10 (DS 1): roots are computed in float64 JavaScript on the CPU,
  *     ~100x slower than DS's GPU eigh, so they are amortised by default.
  *   maxPreconditionerDim 256 (DS 1024): a 1024 eigendecomposition takes seconds here.
@@ -48,19 +66,24 @@
  *
  * Cost on the wasm and cpu backends: the per-step work of every 2-D (merged) parameter -- the
  * blocks' Gram products with the statistics EMA fused in (upper triangles only), the grafting
- * accumulator and first moment, P_L f_b P_R and per-block grafting -- runs in a float32
+ * accumulator and first moment, W_L^T (W_L f_b W_R^T) W_R and per-block grafting -- runs in a float32
  * WebAssembly SIMD module (src/optim/shampoo-kernels.ts, src/optim/wasm/shampoo.c) on one host
  * copy of the gradient, at the SIMD peak of the machine (~20 GFLOP/s single-threaded), instead
  * of ~50 tfjs kernels per parameter. Those slots stay on the host between steps and are written
  * to their state variables by getWeights / setWeights (so saving and restoring is unchanged).
  * Vector parameters' whole update runs in one JavaScript loop on the same host slots.
- * Inverse roots: float64 eigendecomposition (src/linalg eighRows), then P = W^T W with
- * W = f(Lambda)^(1/2) V^T rounded to float32 and multiplied in the float32 kernel (P is stored
- * in float32 either way). Same arithmetic as the tfjs-ops path (used on other backends and
- * forced by `shampooTesting.deviceBlocking`) up to float32 summation order; tested against it.
+ * Inverse roots: float64 eigendecomposition (src/linalg eighRows), stored as the float32 factor
+ * W = f(Lambda)^(1/2) V^T and applied as W^T (W f) on both paths: a float32 product P = W^T W
+ * rounds the eps-dominated part of the root (up to eps^(-1/r)) into noise that swamps P f and
+ * can make P indefinite, so that the step goes uphill (issue 13). The kernel path and the
+ * tfjs-ops path (used on other backends and forced by `shampooTesting.deviceBlocking`) do the
+ * same arithmetic up to float32 summation order; tested against each other and, at the
+ * defaults, against a float64 numpy reference (scripts/reference/shampoo_reference.py).
  *
- * State slots: 'L<b>_<i>' and 'P<b>_<i>' (block b's statistic and current inverse root along
- * its dimension i; P is absent, i.e. the identity, until its first successful root), 'diag'
+ * State slots: 'L<b>_<i>' and 'W<b>_<i>' (block b's statistic and the factor of its current
+ * inverse root along dimension i, P = W^T W; W is absent, i.e. the identity, until its first
+ * successful root; before issue 13 the slot was 'P<b>_<i>' holding P, which a restored old
+ * checkpoint leaves unused until the next root refresh), 'diag'
  * (vector statistics), 'graft' (grafting accumulator), 'expAvg' (beta1), 'momentumBuffer'. All are carried by getWeights/setWeights, so a restored optimizer
  * continues identically; `failedInverseRoots` is saved too.
  */
