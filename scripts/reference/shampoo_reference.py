@@ -14,7 +14,8 @@ Per parameter p, step t = 1, 2, ... with gradient g (AdaGrad statistics, beta2 =
   else per block and dim i: S_i += G_(i) G_(i)^T (mode-i unfolding)
   roots at t == start or (t > start and t % frequency == 0):
       P_i = (S_i + eps_i I)^(-1/r), r = 2k, eps_i = epsilon * lambda_max(S_i)  (relative, default)
-  f = bias-corrected EMA of g (beta1 0.9);  AdaGrad grafting: a += g^2, graft(f) = f / (sqrt(a) + 1e-10)
+  f = bias-corrected EMA of g (beta1 0.9)
+  Adam grafting (default): a = 0.999 a + 0.001 g^2, graft(f) = f / (sqrt(a / (1 - 0.999^t)) + 1e-8)
   t < start: d = graft(f)
   else: d_b = f_b x_1 P_1 ... x_k P_k, rescaled to ||graft(f)_b|| per block (whole vector for vectors)
   update = -lr d
@@ -155,10 +156,11 @@ class Reference:
                 for (b, i), S in self.stats.items():
                     if np.any(S != 0):
                         self.roots[(b, i)] = inverse_root(S, r, o['epsilon'], True)
-        self.a += g * g
+        b2 = o['graftingBeta2']
+        self.a = b2 * self.a + (1 - b2) * g * g
         self.m = o['beta1'] * self.m + (1 - o['beta1']) * g
         f = self.m / (1 - o['beta1'] ** t)
-        graft = f / (np.sqrt(self.a) + o['graftingEpsilon'])
+        graft = f / (np.sqrt(self.a / (1 - b2 ** t)) + o['graftingEpsilon'])
         if t < start:
             d = graft
         elif self.diagonal:
@@ -179,7 +181,7 @@ class Reference:
 
 # The documented defaults (optimizers/shampoo.ts) that the reference uses.
 DEFAULTS = dict(learningRate=1e-2, beta1=0.9, epsilon=1e-5, preconditionFrequency=10, startPreconditioningStep=-1,
-                maxPreconditionerDim=256, graftingEpsilon=1e-10)
+                maxPreconditionerDim=256, graftingBeta2=0.999, graftingEpsilon=1e-8)
 
 CASES = [
     dict(name='square full-rank 17x17', shape=[17, 17], seed=1),
