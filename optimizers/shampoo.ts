@@ -26,7 +26,8 @@
  *     else:          d_b = P_1 x_1 ... x_k P_k applied to the block f_b (1-D: f / (v + eps)^{1/r},
  *                    eps relative to max(v) or absolute), computed in factored form
  *                    X = W_1 x_1 ... x_k W_k f_b, d_b = W_1^T x_1 ... x_k W_k^T X, so that
- *                    <d_b, f_b> = ||X||^2 >= 0: a descent direction by construction
+ *                    <d_b, f_b> = ||X||^2 >= 0: a descent direction by construction (up to
+ *                    float32 rounding of ~u sqrt(n) prod_i cond(W_i), far below 1 at a relative eps)
  *                    grafting: d_b = d_b * ||graft(f)_b|| / (||d_b|| + 1e-16)   per block
  *     if decoupledWeightDecay:  d = d + weightDecay * p
  *     if momentum:  buf = momentum * buf + d (buf_1 = d);  d = nesterov ? d + momentum * buf : buf

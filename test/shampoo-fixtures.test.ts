@@ -174,5 +174,31 @@ describe.each(['cpu', 'wasm'])('Shampoo vs the float64 numpy reference on %s', (
         }
       }
     });
+
+    it('at the default epsilon, a 2-D parameter (30x20, rank-2 gradients, r = 2, 12 steps) only goes downhill at any scale, on both paths', () => {
+      // 600 entries: not merged, so on wasm/cpu the kernel path (W_L^T (W_L G W_R^T) W_R) is used;
+      // r = 2 makes the roots as ill-conditioned as the merged case's. The factored form is
+      // downhill exactly for the stored factors; in float32 the products' rounding is bounded by
+      // ~u sqrt(n) cond(W_L) cond(W_R), which the relative epsilon keeps far below 1 (with 1e-12
+      // absolute, the old default, cond(W) reaches 1e4 here and the step can go uphill).
+      for (const device of [false, true]) {
+        shampooTesting.deviceBlocking = device;
+        for (const scale of [0.01, 1, 100, 1e4]) {
+          const v = tf.variable(tf.zeros([30, 20]), true, `shampoo_issue13_2d_${counter++}`);
+          const opt = new Shampoo({ ...options, rootExponent: 2 });
+          for (let t = 1; t <= 12; t++) {
+            const g = tf.tidy(() => tf.mul(tf.matMul(tf.randomNormal([30, 2], 0, 1, 'float32', t), tf.randomNormal([2, 20], 0, 1, 'float32', 100 + t)), scale));
+            const before = Float64Array.from(v.dataSync());
+            opt.applyGradients({ [v.name]: g });
+            const gv = g.dataSync();
+            const inner = Array.from(v.dataSync()).reduce((s, x, i) => s + (x - before[i]!) * gv[i]!, 0);
+            expect(inner, `scale ${scale}, step ${t}, ${device ? 'tfjs-ops' : 'kernel'} path`).toBeLessThan(0);
+            g.dispose();
+          }
+          opt.dispose();
+          v.dispose();
+        }
+      }
+    });
   });
 });
