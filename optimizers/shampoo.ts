@@ -15,30 +15,54 @@
  *     if t == start or (t > start and t % preconditionFrequency == 0):
  *       P_i = (S_i / c2 + eps I)^{-1/r}    c2 = 1 - beta2^u (biasCorrection, beta2 < 1) else 1,
  *                                          u = statistics updates so far (= t when s = 1)
- *                                          r = rootExponent or 2k; eps absolute, or
- *                                          epsilon * lambda_max(S_i / c2) ('relative')
- *       (float64 eigendecomposition or coupled Newton; a failed or non-finite root keeps the
- *        previous P_i, or the identity, and is counted in `failedInverseRoots`)
+ *                                          r = rootExponent or 2k; eps = epsilon * lambda_max(S_i / c2)
+ *                                          ('relative', default) or epsilon ('absolute')
+ *       kept as its factor W_i = f(Lambda)^(1/2) V^T, P_i = W_i^T W_i (float64 eigendecomposition,
+ *        f(lambda) = (max(lambda, 0) + eps)^(-1/r); or coupled Newton for (S_i / c2 + eps I)^{-1/(2r)});
+ *        an all-zero S_i keeps the previous W_i; a failed or non-finite root keeps the previous
+ *        W_i, or the identity, and is counted in `failedInverseRoots`
  *     m = beta1 m + (1 - beta1) g;   f = beta1 > 0 ? m / (1 - beta1^t) : g     (bias-corrected)
  *     if t < start:  d = graft(f)                       (first-order steps; 'none': d = f)
- *     else:          d_b = P_1 x_1 ... x_k P_k applied to the block f_b (1-D: f / (v + eps)^{1/r})
+ *     else:          d_b = P_1 x_1 ... x_k P_k applied to the block f_b (1-D: f / (v + eps)^{1/r},
+ *                    eps relative to max(v) or absolute), computed in factored form
+ *                    X = W_1 x_1 ... x_k W_k f_b, d_b = W_1^T x_1 ... x_k W_k^T X, so that
+ *                    <d_b, f_b> = ||X||^2 >= 0: a descent direction by construction (up to
+ *                    float32 rounding of ~u sqrt(n) prod_i cond(W_i), far below 1 at a relative eps)
  *                    grafting: d_b = d_b * ||graft(f)_b|| / (||d_b|| + 1e-16)   per block
  *     if decoupledWeightDecay:  d = d + weightDecay * p
  *     if momentum:  buf = momentum * buf + d (buf_1 = d);  d = nesterov ? d + momentum * buf : buf
  *     p = p - lr_t * d
  *
  * Defaults and where they differ from Distributed Shampoo (DS, distributed_shampoo.py):
- *   learningRate 1e-2, beta1 0.9, beta2 1 (AdaGrad sum), epsilon 1e-12 'absolute',
- *   rootExponent 0 (= 2k), momentum 0, nesterov false, weightDecay 0, decoupledWeightDecay
- *   true, biasCorrection true, mergeDims true, startPreconditioningStep -1
- *   (= preconditionFrequency), inverseRootMethod 'eigen'             -- all as DS.
+ *   learningRate 1e-2, beta1 0.9, beta2 1 (AdaGrad sum), rootExponent 0 (= 2k), momentum 0,
+ *   nesterov false, weightDecay 0, decoupledWeightDecay true, biasCorrection true, mergeDims
+ *   true, startPreconditioningStep -1 (= preconditionFrequency), inverseRootMethod 'eigen'
+ *                                                                    -- all as DS.
+ *   epsilon 1e-5 'relative' (DS: 1e-12 absolute; scalable_shampoo: matrix_epsilon 1e-6 times
+ *     lambda_max, relative_matrix_epsilon=True). The rule: the statistics are float32, so every
+ *     eigenvalue carries round-off of order u * lambda_max (u = 2^-24 ~ 6e-8; measured
+ *     3e-8 to 4e-8 lambda_max in the null space of 200- and 256-dim float32 sums), and the root's
+ *     weight (lambda + eps)^(-1/r) on a direction is only defined to (noise / eps) / r. eps has to
+ *     sit far above that noise: eps = 1e-5 lambda_max (~170 u) bounds it by ~3e-3 / r per
+ *     direction (measured <= 4e-4 relative on whole updates against a float64 reference,
+ *     test/shampoo-fixtures.test.ts), while keeping a dynamic range of 1e5 in the statistic
+ *     (root factors up to 316x for r = 2, 18x for r = 4). An absolute 1e-12 is below the float32
+ *     resolution of any statistic with lambda_max > ~1e-5 and gives roots whose large part is
+ *     float32 noise; 1e-6 relative (scalable_shampoo, whose roots are float32 too) leaves
+ *     ~3e-3 errors; 1e-4 is accurate to ~3e-5 but damps more (Kronecker least squares, 200
+ *     steps: 10500x vs 28600x loss reduction, Adam 1170x; docs/shampoo.md).
  *   preconditionFrequency 10 (DS 1): roots are computed in float64 JavaScript on the CPU,
  *     ~100x slower than DS's GPU eigh, so they are amortised by default.
  *   maxPreconditionerDim 256 (DS 1024): a 1024 eigendecomposition takes seconds here.
- *   grafting 'adagrad' (DS none): without grafting the step size has no first-order scale to
- *     borrow and a learning rate does not transfer from other optimizers; DS's own examples
- *     all graft. graftingEpsilon/graftingBeta2 default per method as DS's grafting configs
- *     (AdaGrad 1e-10; RMSProp 0.99/1e-8; Adam 0.999/1e-8).
+ *   grafting 'adam' (DS none; 'adagrad' before issue 13): without grafting the step size has no
+ *     first-order scale to borrow and a learning rate does not transfer from other optimizers;
+ *     DS's own examples all graft, its README from Adam (0.999 / 1e-8). Adam rather than AdaGrad
+ *     because AdaGrad's summed second moment freezes the step norm at the scale of the early
+ *     gradients: on the Kronecker least-squares problem of issue 13 (docs/shampoo.md) Shampoo
+ *     with AdaGrad grafting beat tuned Adam at 200 steps (3430x vs 1170x) but fell behind at 500
+ *     (4130x vs 6680x); with Adam grafting 28600x and 44600x. graftingEpsilon/graftingBeta2
+ *     default per method as DS's grafting configs (AdaGrad 1e-10; RMSProp 0.99/1e-8; Adam
+ *     0.999/1e-8).
  *   Vector parameters (one dimension > 1) are preconditioned diagonally, with the current
  *     statistics at every step (DS gives vectors a full L); a matrix merged into one
  *     dimension keeps a full preconditioner (root 2), as in DS.
@@ -48,19 +72,24 @@
  *
  * Cost on the wasm and cpu backends: the per-step work of every 2-D (merged) parameter -- the
  * blocks' Gram products with the statistics EMA fused in (upper triangles only), the grafting
- * accumulator and first moment, P_L f_b P_R and per-block grafting -- runs in a float32
+ * accumulator and first moment, W_L^T (W_L f_b W_R^T) W_R and per-block grafting -- runs in a float32
  * WebAssembly SIMD module (src/optim/shampoo-kernels.ts, src/optim/wasm/shampoo.c) on one host
  * copy of the gradient, at the SIMD peak of the machine (~20 GFLOP/s single-threaded), instead
  * of ~50 tfjs kernels per parameter. Those slots stay on the host between steps and are written
  * to their state variables by getWeights / setWeights (so saving and restoring is unchanged).
  * Vector parameters' whole update runs in one JavaScript loop on the same host slots.
- * Inverse roots: float64 eigendecomposition (src/linalg eighRows), then P = W^T W with
- * W = f(Lambda)^(1/2) V^T rounded to float32 and multiplied in the float32 kernel (P is stored
- * in float32 either way). Same arithmetic as the tfjs-ops path (used on other backends and
- * forced by `shampooTesting.deviceBlocking`) up to float32 summation order; tested against it.
+ * Inverse roots: float64 eigendecomposition (src/linalg eighRows), stored as the float32 factor
+ * W = f(Lambda)^(1/2) V^T and applied as W^T (W f) on both paths: a float32 product P = W^T W
+ * rounds the eps-dominated part of the root (up to eps^(-1/r)) into noise that swamps P f and
+ * can make P indefinite, so that the step goes uphill (issue 13). The kernel path and the
+ * tfjs-ops path (used on other backends and forced by `shampooTesting.deviceBlocking`) do the
+ * same arithmetic up to float32 summation order; tested against each other and, at the
+ * defaults, against a float64 numpy reference (scripts/reference/shampoo_reference.py).
  *
- * State slots: 'L<b>_<i>' and 'P<b>_<i>' (block b's statistic and current inverse root along
- * its dimension i; P is absent, i.e. the identity, until its first successful root), 'diag'
+ * State slots: 'L<b>_<i>' and 'W<b>_<i>' (block b's statistic and the factor of its current
+ * inverse root along dimension i, P = W^T W; W is absent, i.e. the identity, until its first
+ * successful root; before issue 13 the slot was 'P<b>_<i>' holding P, which a restored old
+ * checkpoint leaves unused until the next root refresh), 'diag'
  * (vector statistics), 'graft' (grafting accumulator), 'expAvg' (beta1), 'momentumBuffer'. All are carried by getWeights/setWeights, so a restored optimizer
  * continues identically; `failedInverseRoots` is saved too.
  */
@@ -79,7 +108,7 @@ import {
   type GraftingConfig,
   type GraftingType,
 } from '../src/optim/grafting.js';
-import { eighRows, inverseRoot, mergeSmallDims, reconstruct, splitDim, type Mat64 } from '../src/linalg/index.js';
+import { eighRows, inverseRoot, mergeSmallDims, splitDim, type Mat64 } from '../src/linalg/index.js';
 import { eighWasmFast, wasm as linalgWasm } from '../src/linalg/kernels.js';
 import {
   allocBuffer,
@@ -127,8 +156,8 @@ export const SHAMPOO_OPTIONS = {
     max: 1,
     minExclusive: true,
   }),
-  epsilon: option.number(1e-12, 'Added to the statistics before the inverse root (see epsilonMode)', { min: 0 }),
-  epsilonMode: choice<'absolute' | 'relative'>('absolute', ['absolute', 'relative'], "'absolute', or 'relative' to the largest eigenvalue"),
+  epsilon: option.number(1e-5, 'Added to the statistics before the inverse root: epsilon * lambda_max (relative, default) or epsilon (absolute)', { min: 0 }),
+  epsilonMode: choice<'absolute' | 'relative'>('relative', ['absolute', 'relative'], "'relative' to the statistic's largest eigenvalue (default), or 'absolute'"),
   rootExponent: option.number(0, 'Inverse root r in S^{-1/r}; 0 = 2 * order of the (merged) block', {
     min: 0,
     integer: true,
@@ -145,7 +174,7 @@ export const SHAMPOO_OPTIONS = {
   }),
   maxPreconditionerDim: option.number(256, 'Largest preconditioner side; larger dimensions are blocked', { min: 1, integer: true }),
   mergeDims: option.boolean(true, 'Merge adjacent small dimensions while their product <= maxPreconditionerDim'),
-  grafting: choice<GraftingType>('adagrad', GRAFTING_TYPES, 'Per-block step norm from this first-order method'),
+  grafting: choice<GraftingType>('adam', GRAFTING_TYPES, 'Per-block step norm from this first-order method'),
   graftingEpsilon: optionalNumber('Grafting epsilon (default 1e-10 adagrad, else 1e-8)', 0, Number.MAX_VALUE, false),
   graftingBeta2: optionalNumber('Grafting second-moment decay (default 0.99 rmsprop, 0.999 adam)', 0, 1, true),
   momentum: option.decay(0, 'Momentum on the preconditioned direction (DS momentum)'),
@@ -274,23 +303,39 @@ function modeGrams(x: tf.Tensor): tf.Tensor[] {
   return out;
 }
 
-/** Apply P_i along every dimension i of one block (absent P_i = identity). */
+/**
+ * Apply P_i = W_i^T W_i along every dimension i of one block in factored form (absent W_i =
+ * identity): first W_i along every dimension, then W_i^T along every dimension. With
+ * X = (W_1 x ... x W_k) F, the direction is D = (W_1^T x ... x W_k^T) X, so
+ * <D, F> = ||X||^2 >= 0 for whatever float32 factors are stored: a descent direction by
+ * construction (a rounded product P = W^T W is not even positive semidefinite when the root is
+ * ill-conditioned).
+ */
 function applyRoots(x: tf.Tensor, roots: (tf.Tensor | undefined)[]): tf.Tensor {
   const k = x.rank;
   const shape = x.shape;
   if (k === 2) {
-    let y = roots[0] ? tf.matMul(roots[0] as tf.Tensor2D, x as tf.Tensor2D) : x;
-    if (roots[1]) y = tf.matMul(y as tf.Tensor2D, roots[1] as tf.Tensor2D); // P symmetric
+    // Explicit transposes: a transposed matMul is 10x slower on wasm.
+    const [wl, wr] = roots as [tf.Tensor2D | undefined, tf.Tensor2D | undefined];
+    let y = x as tf.Tensor2D;
+    if (wl) y = tf.matMul(wl, y);
+    if (wr) y = tf.matMul(y, tf.transpose(wr));
+    if (wl) y = tf.matMul(tf.transpose(wl), y);
+    if (wr) y = tf.matMul(y, wr);
     return y;
   }
   // Contract dimension i, then rotate it to the back; after k rotations the order is restored.
-  let y = x;
-  for (let i = 0; i < k; i++) {
-    let yi = tf.reshape(y, [shape[i]!, -1]) as tf.Tensor2D;
-    if (roots[i]) yi = tf.matMul(roots[i] as tf.Tensor2D, yi);
-    y = tf.transpose(yi);
-  }
-  return tf.reshape(y, shape);
+  const along = (z: tf.Tensor, transposed: boolean): tf.Tensor => {
+    let y = z;
+    for (let i = 0; i < k; i++) {
+      let yi = tf.reshape(y, [shape[i]!, -1]) as tf.Tensor2D;
+      const w = roots[i] as tf.Tensor2D | undefined;
+      if (w) yi = tf.matMul(transposed ? tf.transpose(w) : w, yi);
+      y = tf.transpose(yi);
+    }
+    return tf.reshape(y, shape);
+  };
+  return along(along(x, false), true);
 }
 
 /** Rescale each block to the norm of the grafted direction's block (DS per-block grafting). */
@@ -508,7 +553,7 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
       d = tf.mul(f, tf.pow(tf.add(tf.add(v, eps), 1e-30), -1 / this.rootExponentFor(1)));
       if (gc.type !== 'none') d = tf.reshape(graftBlockNorms(tf.reshape(d, [1, -1]), tf.reshape(graft(), [1, -1])), param.shape);
     } else {
-      let ys = splitBlocks(f, L).map((block, b) => applyRoots(block, L.merged.map((_, i) => state.get(`P${b}_${i}`))));
+      let ys = splitBlocks(f, L).map((block, b) => applyRoots(block, L.merged.map((_, i) => state.get(`W${b}_${i}`))));
       if (gc.type !== 'none') ys = graftEach(ys, splitBlocks(graft(), L));
       d = joinBlocks(ys, L, param.shape);
     }
@@ -547,7 +592,7 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     if ((t - 1) % o.statisticsComputeSteps === 0) this.updateStatistics(state, L, gv, K);
     if (t === start || (t > start && t % o.preconditionFrequency === 0)) this.refreshRoots(state, L, t);
     const ema = gc.type === 'rmsprop' || gc.type === 'adam';
-    const roots = t < start ? undefined : L.blocks.map((_, b) => [this.hostSlot(state, `P${b}_0`), this.hostSlot(state, `P${b}_1`)] as RootPair);
+    const roots = t < start ? undefined : L.blocks.map((_, b) => [this.hostSlot(state, `W${b}_0`), this.hostSlot(state, `W${b}_1`)] as RootPair);
     const r = K.direction(
       gv,
       graftingHasState(gc.type)
@@ -667,32 +712,40 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     );
   }
 
-  /** Recompute every block's inverse roots in float64; failures keep the previous root. */
+  /** Recompute every block's inverse-root factors in float64; failures keep the previous one. */
   private refreshRoots(state: SlotState, L: Layout, t: number): void {
     const o = this.options;
     const r = this.rootExponentFor(L.merged.length);
     const scale = this.statScale(t);
-    const K = hostMemoryKernels();
+    const fast = hostMemoryKernels() !== null;
     L.blocks.forEach((sizes, b) => {
       sizes.forEach((n, i) => {
         const stat = this.hostSlots.has(state) ? bufferView(this.hostSlot(state, `L${b}_${i}`)!) : hostValues(state.get(`L${b}_${i}`)!);
         let root: Float32Array | null = null;
+        let zero = true;
         try {
           const a = new Float64Array(n * n);
           for (let p = 0; p < n; p++) {
             // float32 Gram products are symmetric only up to rounding.
             for (let q = 0; q < n; q++) a[p * n + q] = 0.5 * scale * (stat[p * n + q]! + stat[q * n + p]!);
           }
-          root = o.inverseRootMethod === 'eigen' ? eigenRoot(a, n, r, o.epsilon, o.epsilonMode, K) : newtonRoot(a, n, r, o.epsilon, o.epsilonMode);
-          if (!allFinite(root)) root = null;
+          for (let k = 0; k < a.length && zero; k++) zero = a[k] === 0;
+          if (!zero) {
+            root = o.inverseRootMethod === 'eigen' ? eigenRootFactor(a, n, r, o.epsilon, o.epsilonMode, fast) : newtonRootFactor(a, n, r, o.epsilon, o.epsilonMode);
+            if (!allFinite(root)) root = null;
+          }
         } catch {
           root = null;
+          zero = false;
         }
+        // An all-zero statistic (no gradient seen along this block yet) has no root: the
+        // previous factor (or the identity) stays, and it is not counted as a failure.
+        if (zero) return;
         this.numericState.inverseRoots = this.inverseRootCount + 1;
         if (root !== null) {
-          const slot = `P${b}_${i}`;
+          const slot = `W${b}_${i}`;
           if (this.hostSlots.has(state)) {
-            // Kernel path: the root's persistent buffer, and the variable written now.
+            // Kernel path: the factor's persistent buffer, and the variable written now.
             const buf = this.hostSlots.get(state)!.get(slot)?.buf ?? allocBuffer(n * n);
             bufferView(buf).set(root);
             this.commitHostSlot(state, slot, buf, [n, n], true);
@@ -701,26 +754,27 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
           }
         }
         else this.numericState.failedInverseRoots = this.failedInverseRoots + 1;
-        // On failure the previous P (or, before the first success, the identity) stays.
+        // On failure the previous W (or, before the first success, the identity) stays.
       });
     });
   }
 }
 
 /**
- * (A + eps I)^{-1/r} for a symmetric PSD A (float64, n x n) by float64 eigendecomposition,
- * returned in float32 (what Shampoo stores). Same rules as src/linalg inverseRoot 'eigh':
- * eigenvalues in [-1e-6 max|lambda|, 0) are round-off and clamped to 0, a more negative one
- * or a non-positive lambda + eps throws (the caller counts a failed root). The reconstruction
- * V f(Lambda) V^T is W^T W with W = f(Lambda)^(1/2) V^T rounded to float32, in the float32
- * kernel when `K` is given (~10x faster than the float64 product; both end in float32).
+ * The factor W = f(Lambda)^(1/2) V^T (float32, n x n, row k = sqrt(f_k) v_k^T) of the inverse
+ * root (A + eps I)^{-1/r} = W^T W, f(lambda) = (lambda + eps)^(-1/r), for a symmetric PSD A
+ * (float64, n x n) from its float64 eigendecomposition. Shampoo stores and applies W, never the
+ * product (see applyRoots). Rules as src/linalg inverseRoot 'eigh': eigenvalues in
+ * [-1e-6 max|lambda|, 0) are round-off and clamped to 0, a more negative one or a non-positive
+ * lambda + eps throws (the caller counts a failed root). eps = epsilon ('absolute') or
+ * epsilon * lambda_max ('relative').
  */
-function eigenRoot(a: Float64Array, n: number, r: number, epsilon: number, mode: 'absolute' | 'relative', K: ShampooKernels | null): Float32Array {
+function eigenRootFactor(a: Float64Array, n: number, r: number, epsilon: number, mode: 'absolute' | 'relative', fast: boolean): Float32Array {
   // The float64 WebAssembly eigendecomposition directly (eigenvalues unsorted, eigenvectors as
   // rows), skipping eighRows's input validation, power-of-two scaling and sorting: the input is
   // symmetric by construction, checked finite here, and float32-derived, so |a_ij| is far inside
-  // eighRows's scaling range [2^-400, 2^400] (or 0); order does not matter for W^T W.
-  const lw = K === null ? null : linalgWasm();
+  // eighRows's scaling range [2^-400, 2^400] (or 0); the order of W's rows does not matter.
+  const lw = fast ? linalgWasm() : null;
   let values: Float64Array;
   let vt: Float64Array;
   if (lw !== null) {
@@ -739,20 +793,15 @@ function eigenRoot(a: Float64Array, n: number, r: number, epsilon: number, mode:
   const top = Math.max(Math.abs(lo), Math.abs(hi));
   if (lo < -1e-6 * top) throw new Error('Shampoo: statistic is not positive semidefinite');
   const eps = mode === 'relative' ? epsilon * Math.max(0, hi) : epsilon;
-  const f = new Float64Array(n);
+  const w = new Float32Array(n * n);
   for (let k = 0; k < n; k++) {
     const l = Math.max(values[k]!, 0) + eps;
     if (!(l > 0)) throw new Error('Shampoo: singular statistic; pass epsilon > 0');
-    f[k] = l ** (-1 / r);
-    if (!Number.isFinite(f[k]!)) throw new Error('Shampoo: non-finite inverse root');
-  }
-  if (K === null) return Float32Array.from(reconstruct({ rows: n, cols: n, data: vt }, f).data);
-  const w = new Float32Array(n * n);
-  for (let k = 0; k < n; k++) {
-    const s = Math.sqrt(f[k]!);
+    const s = l ** (-1 / (2 * r));
+    if (!Number.isFinite(s)) throw new Error('Shampoo: non-finite inverse root');
     for (let j = 0; j < n; j++) w[k * n + j] = s * vt[k * n + j]!;
   }
-  return K.gram(w, n, n);
+  return w;
 }
 
 /** True when every entry is finite (a plain loop: `every(Number.isFinite)` is ~10x slower). */
@@ -761,9 +810,12 @@ function allFinite(x: Float32Array): boolean {
   return true;
 }
 
-/** (A + eps I)^{-1/r} by float64 coupled Newton (src/linalg inverseRoot 'newton'), in float32. */
-function newtonRoot(a: Float64Array, n: number, r: number, epsilon: number, mode: 'absolute' | 'relative'): Float32Array {
-  const res = inverseRoot({ rows: n, cols: n, data: a } as Mat64, r, { method: 'newton', epsilon, epsilonMode: mode });
+/**
+ * The symmetric factor W = (A + eps I)^{-1/(2r)} (so W^T W = (A + eps I)^{-1/r}) by float64
+ * coupled Newton (src/linalg inverseRoot 'newton'), in float32.
+ */
+function newtonRootFactor(a: Float64Array, n: number, r: number, epsilon: number, mode: 'absolute' | 'relative'): Float32Array {
+  const res = inverseRoot({ rows: n, cols: n, data: a } as Mat64, 2 * r, { method: 'newton', epsilon, epsilonMode: mode });
   if (!Number.isFinite(res.error)) throw new Error('Shampoo: non-finite inverse root');
   return Float32Array.from(res.root.data);
 }

@@ -91,17 +91,15 @@ describe('Shampoo WebAssembly kernels', () => {
     }
   });
 
-  it('precondition: P_L F_b P_R per block (identity when absent), grafted to the block norms', () => {
+  it('precondition: W_L^T (W_L F_b W_R^T) W_R per block from the factors (identity when absent), grafted to the block norms', () => {
     const K = shampooKernels()!;
-    const sym = (s: number) => {
-      const a = Array.from({ length: s }, () => Array.from({ length: s }, r));
-      return mm(a, T(a));
-    };
+    // Root factors W (P = W^T W): general square matrices.
+    const sq = (s: number) => Array.from({ length: s }, () => Array.from({ length: s }, r));
     const roots: [number[][] | undefined, number[][] | undefined][] = [
-      [sym(8), sym(8)],
-      [sym(8), undefined],
-      [undefined, sym(8)],
-      [sym(5), sym(3)],
+      [sq(8), sq(8)],
+      [sq(8), undefined],
+      [undefined, sq(8)],
+      [sq(5), sq(3)],
     ];
     const graft = Float32Array.from({ length: G.m * G.n }, r);
     const buf = (a: number[][] | undefined): HostBuffer | undefined => {
@@ -118,8 +116,9 @@ describe('Shampoo WebAssembly kernels', () => {
         for (const [ci, w] of G.cols.entries()) {
           const [r0, c0] = [G.rowOffsets[ri]!, G.colOffsets[ci]!];
           let want = block(g, G.n, r0, c0, h, w);
-          if (roots[b]![0]) want = mm(roots[b]![0]!, want);
-          if (roots[b]![1]) want = mm(want, roots[b]![1]!);
+          const [wl, wr] = roots[b]!;
+          if (wl) want = mm(mm(T(wl), wl), want);
+          if (wr) want = mm(want, mm(T(wr), wr));
           if (withGraft) {
             const norm = (a: number[][]) => Math.hypot(...a.flat());
             const s = norm(block(graft, G.n, r0, c0, h, w)) / norm(want);

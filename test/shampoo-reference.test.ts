@@ -165,6 +165,7 @@ describe('Shampoo matches a float64 reference over 20 steps (2-D parameter)', ()
       beta1: BASE.beta1,
       beta2: 1,
       epsilon: BASE.epsilon,
+      epsilonMode: 'absolute', // the reference's BASE (absolute was the default before issue 13)
       preconditionFrequency: 1,
       startPreconditioningStep: 1,
       grafting: 'none',
@@ -216,6 +217,7 @@ describe('Shampoo matches a float64 reference over 20 steps (2-D parameter)', ()
     const got = runOptimizer(W0, grads, {
       learningRate: BASE.lr,
       epsilon: BASE.epsilon,
+      epsilonMode: 'absolute',
       preconditionFrequency: 1,
       startPreconditioningStep: 1,
       grafting: 'adam',
@@ -311,7 +313,7 @@ describe('blocking and merging', () => {
   it('an order-3 parameter [3, 4, 5] is preconditioned by three factors (r = 6)', () => {
     const r = rng(9);
     const v = tf.variable(tf.randomNormal([3, 4, 5], 0, 1, 'float32', 1), true, `shampoo_o3_${nameCounter++}`);
-    const opt = new Shampoo({ maxPreconditionerDim: 5, preconditionFrequency: 1, startPreconditioningStep: 1, grafting: 'none', beta1: 0, epsilon: 1e-3 });
+    const opt = new Shampoo({ maxPreconditionerDim: 5, preconditionFrequency: 1, startPreconditioningStep: 1, grafting: 'none', beta1: 0, epsilon: 1e-3, epsilonMode: 'absolute' });
     const before = Float64Array.from(v.dataSync());
     const g = tf.tensor3d(Array.from({ length: 60 }, () => r()), [3, 4, 5]);
     opt.applyGradients({ [v.name]: g });

@@ -5,10 +5,11 @@
  *
  *   statistics   per block b:  S_L = beta S_L + alpha G_b G_b^T,  S_R = beta S_R + alpha G_b^T G_b
  *                (only the upper triangle is computed, then mirrored: exactly symmetric)
- *   direction    per block b:  D_b = P_L F_b P_R  (absent P = identity), then, with grafting,
- *                D_b *= ||Graft_b|| / (||D_b|| + 1e-16)
- *   roots        P = W^T W with W = diag(f(lambda))^(1/2) V^T from the float64 eigendecomposition
- *                (the float32 P is what Shampoo stores; see optimizers/shampoo.ts)
+ *   direction    per block b:  D_b = W_L^T (W_L F_b W_R^T) W_R  (absent W = identity), then,
+ *                with grafting, D_b *= ||Graft_b|| / (||D_b|| + 1e-16)
+ *   roots        the inverse roots P = W^T W are kept and applied as their float32 factors
+ *                W = diag(f(lambda))^(1/2) V^T (from the float64 eigendecomposition; see
+ *                optimizers/shampoo.ts), so <D_b, F_b> = ||W_L F_b W_R^T||^2 >= 0
  *
  * On these backends tensors live in JavaScript or WebAssembly memory, so reading a gradient
  * (dataSync) is one copy; one module call per parameter replaces the ~50 tfjs kernels (and
@@ -169,13 +170,13 @@ export interface ShampooKernels {
    * (undefined: new zero buffers, beta not applied). Returns every block's buffers.
    */
   statistics(g: Float32Array, grid: BlockGrid2d, stats: ([HostBuffer, HostBuffer] | undefined)[], alpha: number, beta: number): [HostBuffer, HostBuffer][];
-  /** The preconditioned (and grafted) direction [m, n]; roots[b] = [P_L, P_R], undefined = identity. */
+  /** The preconditioned (and grafted) direction [m, n]; roots[b] = [W_L, W_R] (factors), undefined = identity. */
   precondition(f: Float32Array, grid: BlockGrid2d, roots: RootPair[], graft: Float32Array | undefined): Float32Array;
   /**
    * One step's direction from the gradient g: the elementwise first-order part (moments in
    * shampoo.c: the grafting accumulator `acc.buf` and the first moment `moment.buf` updated IN
    * PLACE, undefined: new zero buffers; filtered gradient f; grafted direction), then, when
-   * `roots` is given, P_L f_b P_R per block, grafted per block when `graft`; without roots the
+   * `roots` (factors) is given, W_L^T W_L f_b W_R^T W_R per block, grafted per block when `graft`; without roots the
    * direction is the grafted one. `d` is a view into the module's memory, valid until the next
    * call, unless `copy`.
    */
@@ -199,22 +200,41 @@ function blocks(grid: BlockGrid2d): { r0: number; c0: number; h: number; w: numb
 }
 
 function makeKernels(w: Exports): ShampooKernels {
-  /** d = P_L f_b P_R per block (absent P = identity; py: scratch), grafted to the blocks of `pgr` (0: none). */
-  const preconditionAt = (grid: BlockGrid2d, roots: RootPair[], pf: number, pgr: number, pd: number, py: number): void => {
+  /**
+   * d = W_L^T (W_L f_b W_R^T) W_R per block (absent W = identity; py, px, pt: scratch), grafted
+   * to the blocks of `pgr` (0: none). The factored form makes <d_b, f_b> = ||W_L f_b W_R^T||^2 >= 0
+   * for the stored float32 factors: a descent direction by construction.
+   */
+  const preconditionAt = (grid: BlockGrid2d, roots: RootPair[], pf: number, pgr: number, pd: number, py: number, px: number, pt: number): void => {
     const n = grid.n;
     blocks(grid).forEach(({ r0, c0, h, w: bw }, b) => {
       const at = 4 * (r0 * n + c0);
-      const [PL, PR] = roots[b]!;
-      // Y = P_L F_b (or F_b), stride ly.
-      let y = pf + at;
-      let ly = n;
-      if (PL !== undefined) {
-        w.sgemm(h, bw, h, 1, PL.off, h, 1, pf + at, n, 0, py, bw, 0);
-        y = py;
-        ly = bw;
+      const [WL, WR] = roots[b]!;
+      // X = W_L F_b W_R^T (or the factors present), stride lx.
+      let x = pf + at;
+      let lx = n;
+      if (WL !== undefined) {
+        w.sgemm(h, bw, h, 1, WL.off, h, 1, x, lx, 0, py, bw, 0);
+        x = py;
+        lx = bw;
       }
-      if (PR !== undefined) w.sgemm(h, bw, bw, 1, y, ly, 1, PR.off, bw, 0, pd + at, n, 0);
-      else w.copy2d(y, ly, h, bw, pd + at, n);
+      if (WR !== undefined) {
+        w.transpose(WR.off, bw, bw, bw, pt); // W_R^T, dense
+        w.sgemm(h, bw, bw, 1, x, lx, 1, pt, bw, 0, px, bw, 0);
+        x = px;
+        lx = bw;
+      }
+      // D_b = W_L^T X W_R, written into d's block.
+      if (WL !== undefined && WR !== undefined) {
+        w.sgemm(h, bw, h, 1, WL.off, 1, h, x, lx, 0, py, bw, 0);
+        w.sgemm(h, bw, bw, 1, py, bw, 1, WR.off, bw, 0, pd + at, n, 0);
+      } else if (WL !== undefined) {
+        w.sgemm(h, bw, h, 1, WL.off, 1, h, x, lx, 0, pd + at, n, 0);
+      } else if (WR !== undefined) {
+        w.sgemm(h, bw, bw, 1, x, lx, 1, WR.off, bw, 0, pd + at, n, 0);
+      } else {
+        w.copy2d(x, lx, h, bw, pd + at, n);
+      }
       if (pgr !== 0) {
         const dn = Math.sqrt(w.sumsq(pd + at, n, h, bw));
         const gn = Math.sqrt(w.sumsq(pgr + at, n, h, bw));
@@ -223,6 +243,7 @@ function makeKernels(w: Exports): ShampooKernels {
     });
   };
   const maxBlock = (grid: BlockGrid2d) => Math.max(...grid.rows) * Math.max(...grid.cols);
+  const maxCols = (grid: BlockGrid2d) => Math.max(...grid.cols) ** 2;
   return {
     statistics(g, grid, stats, alpha, beta) {
       const { m, n } = grid;
@@ -256,10 +277,12 @@ function makeKernels(w: Exports): ShampooKernels {
       const pgr = graft === undefined ? 0 : A.take(n);
       const pd = A.take(n);
       const py = A.take(maxBlock(grid));
+      const px = A.take(maxBlock(grid));
+      const pt = A.take(maxCols(grid));
       A.ready();
       A.view(pf, n).set(f);
       if (graft !== undefined) A.view(pgr, n).set(graft);
-      preconditionAt(grid, roots, pf, pgr, pd, py);
+      preconditionAt(grid, roots, pf, pgr, pd, py, px, pt);
       return A.view(pd, n).slice();
     },
 
@@ -273,10 +296,12 @@ function makeKernels(w: Exports): ShampooKernels {
       const pgr = A.take(n);
       const pd = roots === undefined ? pgr : A.take(n);
       const py = A.take(maxBlock(grid));
+      const px = roots === undefined ? 0 : A.take(maxBlock(grid));
+      const pt = roots === undefined ? 0 : A.take(maxCols(grid));
       A.ready();
       A.view(pg, n).set(g);
       w.moments(n, pg, a?.off ?? 0, acc?.ka ?? 0, acc?.kg ?? 0, acc?.adiv ?? 1, acc?.eps ?? 0, m?.off ?? 0, moment?.b1 ?? 0, moment?.c1 ?? 0, moment?.fdiv ?? 1, pf, pgr);
-      if (roots !== undefined) preconditionAt(grid, roots, pf, graft ? pgr : 0, pd, py);
+      if (roots !== undefined) preconditionAt(grid, roots, pf, graft ? pgr : 0, pd, py, px, pt);
       return { a, m, d: copy ? A.view(pd, n).slice() : A.view(pd, n) };
     },
 

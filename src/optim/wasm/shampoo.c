@@ -1,7 +1,8 @@
 /*
  * Float32 kernels of Shampoo's per-step work on the wasm and cpu tfjs backends
  * (optimizers/shampoo.ts, via src/optim/shampoo-kernels.ts): the blocks' Gram products with
- * the statistics EMA fused in, the two preconditioning products, and per-block grafting norms,
+ * the statistics EMA fused in, the preconditioning products (W_L^T (W_L F W_R^T) W_R, four per
+ * block since issue 13: sgemm with strided A covers the transposed factor), and per-block grafting norms,
  * in one module call per parameter instead of dozens of tfjs kernels. 128-bit SIMD (f32x4),
  * 4x8 register tiles; a 128^3 product runs at ~20 GFLOP/s single-threaded here (tfjs-wasm's
  * matMul: ~0.3 ms per call, i.e. ~14 GFLOP/s with its call overhead).
