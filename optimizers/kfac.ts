@@ -84,6 +84,7 @@ import { denseBlocksOf } from '../src/layers/registration.js';
 
 export type KFACLossKind = 'softmax-cross-entropy' | 'sigmoid-cross-entropy' | 'mse';
 export type KFACEstimation = 'fisher' | 'empirical' | 'exact';
+export type KFACQuadraticModel = 'exact' | 'sampled';
 
 function oneOf<T extends string>(values: readonly T[], def: T, description: string): OptionSpec<T> {
   return {
@@ -137,9 +138,19 @@ export const KFAC_OPTIONS = {
   burnIn: option.number(0, 'First steps that only accumulate statistics', { min: 0, integer: true }),
   estimation: oneOf<KFACEstimation>(['fisher', 'empirical', 'exact'], 'fisher', "'fisher' (sampled targets), 'empirical' (data targets), 'exact' (all output directions)"),
   lossKind: oneOf<KFACLossKind | 'auto'>(['auto', 'softmax-cross-entropy', 'sigmoid-cross-entropy', 'mse'], 'auto', "Output distribution for 'fisher'/'exact'; 'auto' reads model.loss"),
+  quadraticModel: oneOf<KFACQuadraticModel>(
+    ['exact', 'sampled'],
+    'exact',
+    "Curvature of the quadratic model (adaptive step sizes, rho): 'exact' Gauss-Newton/Fisher of the batch (one backward pass per output unit, up to exactQuadraticMaxOutputs), 'sampled' target samples",
+  ),
+  exactQuadraticMaxOutputs: option.number(
+    64,
+    "quadraticModel 'exact': widest output layer for which the exact curvature is computed (wider: 'sampled')",
+    { min: 1, integer: true },
+  ),
   freshQuadraticSample: option.boolean(
     true,
-    "'fisher': draw a second target sample; the quadratic model averages both (one more sampled backward pass)",
+    "'fisher' with a sampled quadratic model: draw a second target sample; the quadratic model averages both (one more sampled backward pass)",
   ),
   klClip: option.number(0, 'KL / norm constraint on the step when adaptive is false (0: off)', { min: 0 }),
   weightDecay: option.number(0, 'L2 weight decay coefficient (added to the gradient and the model)', { min: 0 }),
@@ -165,6 +176,18 @@ function warnOnce(msg: string): void {
   if (warned.has(msg)) return;
   warned.add(msg);
   console.warn(msg);
+}
+
+/** How the back-propagated cotangent sets of a step are laid out (set by the sampler). */
+interface CotangentPlan {
+  /** Sets back-propagated (one backward pass each, for the counters). */
+  sets: number;
+  /** dsSampled[0, stats) feed the factor statistics ... */
+  stats: number;
+  /** ... and dsSampled[quadFrom, end) the quadratic model. */
+  quadFrom: number;
+  /** The quadratic model's sets are the columns of the output curvature's root (exact). */
+  quadExact: boolean;
 }
 
 interface EngineScope {
@@ -324,15 +347,22 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
     return (this.resolvedEstimation = want);
   }
 
-  private sampler(estimation: KFACEstimation, kind: KFACLossKind, step: number, draws: number): CotangentSampler {
+  /**
+   * The cotangent sets back-propagated from the logits: target samples for the factor
+   * statistics, and for the quadratic model either the columns of a square root of the output
+   * curvature (exact: sum_k c_k c_k^T = H_L per example, so the projections give u^T J^T H_L J u)
+   * or target samples. `plan` records how the sets returned are laid out.
+   */
+  private sampler(estimation: KFACEstimation, kind: KFACLossKind, step: number, wantQuad: boolean, statsStep: boolean, plan: CotangentPlan): CotangentSampler {
+    const o = this.options;
     // tfjs treats a seed of 0 as 'no seed' (Math.random): start at 1.
-    const seed0 = 1 + this.options.seed * 1_000_003 + step * 2;
+    const seed0 = 1 + o.seed * 1_000_003 + step * 2;
     return (logits) => {
-      const one = (seed: number): tf.Tensor2D[] => {
       const [n, d] = logits.shape;
+      const one = (seed: number, exact: boolean): tf.Tensor2D[] => {
       if (kind === 'softmax-cross-entropy') {
         const p = tf.softmax(logits);
-        if (estimation === 'exact') {
+        if (exact) {
           return [...Array(d).keys()].map((k) =>
             tf.div(tf.mul(tf.sqrt(tf.slice(p, [0, k], [n, 1])), tf.sub(tf.oneHot(tf.fill([n], k, 'int32'), d), p)), n),
           ) as tf.Tensor2D[];
@@ -343,7 +373,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
       if (kind === 'sigmoid-cross-entropy') {
         const s = tf.sigmoid(logits);
         const c = Math.sqrt(1 / d) / n;
-        if (estimation === 'exact') {
+        if (exact) {
           const sd = tf.sqrt(tf.mul(s, tf.sub(1, s)));
           return [...Array(d).keys()].map((k) =>
             tf.mul(tf.mul(sd, tf.oneHot(tf.fill([n], k, 'int32'), d)), c),
@@ -353,30 +383,40 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         return [tf.mul(tf.sub(s, y), c) as tf.Tensor2D];
       }
       const c = Math.sqrt(2 / d) / n;
-      if (estimation === 'exact') {
+      if (exact) {
         return [...Array(d).keys()].map((k) => tf.mul(tf.oneHot(tf.fill([n], k, 'int32'), d), c)) as tf.Tensor2D[];
       }
       return [tf.mul(tf.randomNormal([n, d], 0, 1, 'float32', seed), c) as tf.Tensor2D];
       };
-      return estimation === 'exact' ? one(seed0) : [...Array(draws).keys()].flatMap((i) => one(seed0 + i));
+      if (estimation === 'exact') {
+        const cols = one(seed0, true);
+        Object.assign(plan, { sets: cols.length, stats: cols.length, quadFrom: 0, quadExact: true });
+        return cols;
+      }
+      const exactQuad = wantQuad && o.quadraticModel === 'exact' && d <= o.exactQuadraticMaxOutputs;
+      // 'fisher': one sample for the statistics (also the quadratic model's first when sampled),
+      // a fresh second one for a sampled quadratic model.
+      const draws =
+        estimation !== 'fisher' ? 0 : exactQuad ? (statsStep ? 1 : 0) : wantQuad && o.freshQuadraticSample ? 2 : 1;
+      const samples = [...Array(draws).keys()].flatMap((i) => one(seed0 + i, false));
+      const cols = exactQuad ? one(seed0, true) : [];
+      Object.assign(plan, {
+        sets: samples.length + cols.length,
+        stats: Math.min(samples.length, 1),
+        quadFrom: exactQuad ? samples.length : 0,
+        quadExact: exactQuad,
+      });
+      return [...samples, ...cols];
     };
   }
 
-  /** Target samples per step: a second one feeds the quadratic model when it is used. */
-  private draws(est: KFACEstimation, burnIn: boolean, dampingStep: boolean): number {
-    const o = this.options;
-    return est === 'fisher' && o.freshQuadraticSample && !burnIn && (o.adaptive || dampingStep) ? 2 : 1;
-  }
-
   /** Cotangents for the factor statistics and for the quadratic model. */
-  private static split(l: { dsTrue?: tf.Tensor2D; dsSampled: tf.Tensor2D[] }, est: KFACEstimation, draws: number) {
-    if (l.dsTrue) return { stats: [l.dsTrue], quad: [l.dsTrue] };
-    if (est === 'fisher' && draws === 2 && l.dsSampled.length === 2) {
-      // The quadratic model averages both samples: the fresh one is independent of the step,
-      // and the average halves the variance (one fresh sample alone let alpha overshoot).
-      return { stats: [l.dsSampled[0]!], quad: l.dsSampled };
-    }
-    return { stats: l.dsSampled, quad: l.dsSampled };
+  private static split(l: { dsTrue?: tf.Tensor2D; dsSampled: tf.Tensor2D[] }, plan: CotangentPlan) {
+    const stats = l.dsTrue ? [l.dsTrue] : l.dsSampled.slice(0, plan.stats);
+    // A sampled quadratic model averages both samples: the fresh one is independent of the
+    // step, and the average halves the variance (one fresh sample alone let alpha overshoot).
+    const quad = l.dsTrue && !plan.quadExact ? [l.dsTrue] : l.dsSampled.slice(plan.quadFrom);
+    return { stats, quad };
   }
 
   // ------------------------------------------------------------------ the step
@@ -388,17 +428,22 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
     const burnIn = k < o.burnIn;
     const statsStep = burnIn || k % o.statsUpdatePeriod === 0;
     const dampingStep = o.adaptDamping && !burnIn && (k + 1) % o.dampingInterval === 0;
-    const needCurvature = statsStep || (!burnIn && o.adaptive) || dampingStep;
+    const wantQuad = !burnIn && (o.adaptive || dampingStep);
+    const needCurvature = statsStep || wantQuad;
     const est = blocks.length > 0 ? this.estimation() : 'empirical';
     const kind = this.lossKind();
-    const sampledDraws = needCurvature && est !== 'empirical' ? this.draws(est, burnIn, dampingStep) : 0;
-    // One loss and gradient pass; each sampled-target draw adds one backward pass.
+    const plan: CotangentPlan = { sets: 0, stats: 0, quadFrom: 0, quadExact: false };
+    const useSampler =
+      needCurvature && kind !== undefined && (est !== 'empirical' || (wantQuad && o.quadraticModel === 'exact'));
+    // One loss and gradient pass; each back-propagated cotangent set (a target sample or a
+    // column of the output curvature's root) adds one backward pass above the first layer.
     this.counters.lossEvals += 1;
-    this.counters.gradEvals += 1 + sampledDraws;
+    this.counters.gradEvals += 1;
     const cap = captureGradients(f, varList, [...blocks], {
       recordTrueGradients: needCurvature && est === 'empirical',
-      ...(needCurvature && est !== 'empirical' ? { sampler: this.sampler(est, kind!, k, this.draws(est, burnIn, dampingStep)) } : {}),
+      ...(useSampler ? { sampler: this.sampler(est, kind, k, wantQuad, statsStep, plan) } : {}),
     });
+    this.counters.gradEvals += plan.sets;
     try {
       const vars = varList ?? Object.keys(cap.grads).map((n) => tf.engine().registeredVariables[n]!);
       const entries = vars
@@ -421,7 +466,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         }
       }
       this.claimByName(names);
-      const applied = this.step(cap, entries, blocks, { k, burnIn, statsStep, dampingStep, f, est, draws: this.draws(est, burnIn, dampingStep) });
+      const applied = this.step(cap, entries, blocks, { k, burnIn, statsStep, dampingStep, f, est, plan });
       if (applied) this.incrementIterations();
       return this.finish(cap, returnCost);
     } catch (err) {
@@ -480,7 +525,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
       dampingStep: boolean;
       f: () => tf.Scalar;
       est: KFACEstimation;
-      draws: number;
+      plan: CotangentPlan;
     },
   ): boolean {
     const o = this.options;
@@ -511,7 +556,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
       if (s.statsStep) {
         for (const { block, index } of active) {
           const l = cap.layers[index]!;
-          const ds = KFAC.split(l, s.est, s.draws).stats;
+          const ds = KFAC.split(l, s.plan).stats;
           if (ds.length === 0) continue;
           const st = this.stateFor(`@kfac/${block.name}`);
           const t = st.step + 1;
@@ -596,7 +641,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         const perSample: tf.Tensor[][] = []; // [sample][vector] -> projections [n]
         for (const { block, index } of active) {
           const l = cap.layers[index]!;
-          const ds = KFAC.split(l, s.est, s.draws).quad;
+          const ds = KFAC.split(l, s.plan).quad;
           const aHom = block.homogeneous(l.a);
           vecs.forEach((vec, j) => {
             const vm = block.toMatrix(vec.get(block.kernel.name) ?? zero(block.kernel.name), block.bias ? vec.get(block.bias.name) : undefined);
@@ -614,7 +659,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           for (let q = 0; q < m; q++) {
             let acc: tf.Tensor = tf.scalar(0);
             for (const ps of perSample) acc = tf.add(acc, tf.sum(tf.mul(ps[j]!, ps[q]!)));
-            acc = tf.mul(acc, s.est === 'exact' ? batch : batch / Math.max(S, 1));
+            acc = tf.mul(acc, s.plan.quadExact ? batch : batch / Math.max(S, 1));
             // Fallback variables: their diagonal curvature.
             for (const e of fallback) {
               const a = vecs[j]!.get(e.name);
@@ -632,6 +677,9 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
       let alpha: number;
       let mu: number;
       let update: Map<string, tf.Tensor>;
+      // The quadratic model's predicted change m(delta) (no damping), when the step sizes came
+      // from it: rho reuses the same curvature products (kfac-jax).
+      let modelChange: number | undefined;
       const combine = (al: number, m: number): Map<string, tf.Tensor> => {
         const u = new Map<string, tf.Tensor>();
         for (const n of names) {
@@ -654,6 +702,8 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           const q11 = vals[0]! + reg * vals[2]!;
           alpha = q11 > 0 ? -vals[1]! / q11 : 0;
           mu = 0;
+          if (!Number.isFinite(alpha)) alpha = 0;
+          modelChange = alpha * vals[1]! + 0.5 * alpha * alpha * (vals[0]! + wd * vals[2]!);
         } else {
           const [f11, f12, , f22, gd, dd, gp, dp, pp] = [vals[0]!, vals[1]!, vals[2]!, vals[3]!, vals[4]!, vals[5]!, vals[6]!, vals[7]!, vals[8]!];
           const a11 = f11 + reg * dd;
@@ -665,6 +715,10 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           // clip it and take the best learning rate for the clipped momentum.
           mu = Math.min(Math.max(Number.isFinite(mu) ? mu : 0, 0), MAX_MOMENTUM);
           alpha = a11 > 0 ? -(gd + mu * a12) / a11 : 0;
+          if (!Number.isFinite(alpha)) [alpha, mu] = [0, 0];
+          const fuu = alpha * alpha * f11 + 2 * alpha * mu * f12 + mu * mu * f22;
+          const uu = alpha * alpha * dd + 2 * alpha * mu * dp + mu * mu * pp;
+          modelChange = alpha * gd + mu * gp + 0.5 * (fuu + wd * uu);
         }
         if (!Number.isFinite(alpha) || !Number.isFinite(mu)) [alpha, mu] = [0, 0];
         update = combine(alpha, mu);
@@ -701,8 +755,10 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
 
       // 6. Levenberg-Marquardt damping adaptation on the same batch.
       if (s.dampingStep && curvatureOk) {
-        const Fuu = quadForms([update]);
-        const model = tf.add(dot(g, update), tf.mul(tf.add(Fuu, tf.mul(dot(update, update), wd)), 0.5));
+        const model =
+          modelChange !== undefined
+            ? tf.scalar(modelChange)
+            : tf.add(dot(g, update), tf.mul(tf.add(quadForms([update]), tf.mul(dot(update, update), wd)), 0.5));
         let wdChange: tf.Tensor = tf.scalar(0);
         if (wd > 0) {
           // theta was updated in place: wd/2 (|theta|^2 - |theta - u|^2) = wd (theta.u) - wd/2 |u|^2.
