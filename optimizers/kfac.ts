@@ -13,8 +13,13 @@
  *     g = grad + weightDecay * theta;      Delta_l = -Ainv_l [gW; gb]_l Ginv_l
  *     adaptive:  (alpha, mu) = argmin of the quadratic model
  *                  m(alpha, mu) = g.u + 1/2 u^T (F + lambda I + wd I) u,  u = alpha Delta + mu delta
- *                with F the (sampled) Fisher of this batch, exact in its quadratic forms
- *                (per-example projections a_i^T V ds_i; no Kronecker approximation here)
+ *                with F = J^T H_L J the exact Gauss-Newton matrix (= Fisher for these losses) of
+ *                this batch (quadraticModel 'exact'; J: Jacobian of the logits, H_L: the loss's
+ *                Hessian in the logits): the d columns c_k of a root of H_L (sum_k c_k c_k^T =
+ *                H_L per example) are back-propagated from the logits through the tape, and
+ *                u^T F u = n sum_{i,k} (sum_l ã_il^T V_l ds_il^k)^2 with ds^k the back-propagated
+ *                c_k / n (no Kronecker approximation);
+ *                momentum clipped to [0, 0.99]; m(delta) for rho reuses these 2x2 products
  *     else:      alpha = learningRate, mu = momentum, and Delta scaled by
  *                min(1, sqrt(klClip / (alpha^2 |g.Delta|)))  when klClip > 0
  *     delta = alpha Delta + mu delta;  theta += delta
@@ -30,7 +35,8 @@
  *   Layers without a block (non-Dense) get a diagonal fallback -g / (n EMA(g^2) + lambda),
  *   with a one-time warning naming them. burnIn steps only accumulate statistics.
  *
- * Defaults: adaptive true (learning rate and momentum from the quadratic model), damping 1e-2,
+ * Defaults: adaptive true (learning rate and momentum from the quadratic model), quadraticModel
+ * 'exact' (for outputs up to exactQuadraticMaxOutputs 64 units; wider: 'sampled'), damping 1e-2,
  * adaptDamping true, dampingInterval 5, dampingDecay 0.9 (kfac-jax), statsDecay 0.95,
  * statsUpdatePeriod 1, inverseUpdatePeriod 5, estimation 'fisher', lossKind 'auto',
  * learningRate 1e-3 and momentum 0.9 (used when adaptive is false), klClip 0, weightDecay 0,
@@ -48,11 +54,18 @@
  * Differences from kfac-jax / tensorflow-kfac:
  * - Capture reads the tfjs gradient tape (src/layers/capture.ts) instead of tracing the graph
  *   (kfac-jax) or layer collections (tensorflow-kfac); the model is not modified.
- * - The quadratic model's curvature is the sampled Fisher of the batch, exact in its quadratic
- *   forms, averaged over two target samples: the one behind the factor statistics and a fresh
- *   one (freshQuadraticSample), where kfac-jax uses exact GGN/Fisher-vector products. The
- *   sample that shaped the step alone underestimates its curvature; the fresh one removes half
- *   of that bias and the average halves the variance. Momentum is clipped to [0, 0.99].
+ * - The quadratic model's exact curvature (kfac-jax's `_compute_exact_quad_model` with
+ *   'ggn', tensorflow/kfac's `_compute_qmodel`) comes from d reverse passes from the logits (one
+ *   per output unit, above the first layer only) instead of one forward-mode product per vector;
+ *   cheap for few outputs, so above exactQuadraticMaxOutputs the model falls back to 'sampled':
+ *   the sampled Fisher of the batch, exact in its quadratic forms, averaged over two target
+ *   samples (the statistics' one and a fresh one, freshQuadraticSample). On small batches the
+ *   sampled model underestimates u^T F u along the step and alpha overshoots: a 4-8-3 softmax
+ *   MLP in model.fit (batch 16) reached 5-10x its first epoch loss with it, and trains
+ *   monotonically with the exact one (test/kfac-quadratic.test.ts). Momentum is clipped to
+ *   [0, 0.99] (kfac-jax leaves it free). The exact model is the batch's: with batches much
+ *   smaller than the parameter count (e.g. 4 of 48 examples there) it still fits each batch and
+ *   can overshoot on the others; raise the damping or the batch size then.
  * - Inverses come from a block Schur-complement inverse on tfjs matMuls (float32) with float64
  *   leaves, recomputed every inverseUpdatePeriod steps; damping changes take effect at the next
  *   refresh (kfac-jax can re-damp eigendecompositions without refactorising).
@@ -152,6 +165,10 @@ export const KFAC_OPTIONS = {
     true,
     "'fisher' with a sampled quadratic model: draw a second target sample; the quadratic model averages both (one more sampled backward pass)",
   ),
+  rejectSteps: option.boolean(
+    true,
+    'adaptive: undo a step that raised the batch loss and raise the damping (kfac-jax use_step_rejection; one more loss evaluation per step)',
+  ),
   klClip: option.number(0, 'KL / norm constraint on the step when adaptive is false (0: off)', { min: 0 }),
   weightDecay: option.number(0, 'L2 weight decay coefficient (added to the gradient and the model)', { min: 0 }),
   seed: option.number(0, 'Seed of the sampled targets (per step: seed and step count)', { min: 0, integer: true }),
@@ -170,6 +187,9 @@ export interface DenseRegistration {
 /** Upper bound of the quadratic model's momentum (kfac-jax leaves it free; clipping avoids
  * the momentum amplifying a bad previous step). */
 const MAX_MOMENTUM = 0.99;
+
+/** Damping factor after a rejected step (rejectSteps). */
+const REJECT_DAMPING_INCREASE = 10;
 
 const warned = new Set<string>();
 function warnOnce(msg: string): void {
@@ -227,6 +247,8 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
   private unsupportedLayers: string[] = [];
   private resolvedLossKind: KFACLossKind | undefined;
   private resolvedEstimation: KFACEstimation | undefined;
+  /** Steps undone because they raised the batch loss (rejectSteps; not saved with the weights). */
+  rejectedSteps = 0;
   /** Step sizes chosen at the last update (learning rate alpha, momentum mu). */
   lastStep: { alpha: number; mu: number } = { alpha: Number.NaN, mu: Number.NaN };
 
@@ -744,19 +766,19 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         return;
       }
       this.lastStep = { alpha, mu };
-      // 5. Apply, remembering the update for momentum.
-      for (const e of entries) {
-        const u = update.get(e.name)!;
-        e.variable.assign(tf.add(e.variable, u));
-        const vs = this.variableState(e.name);
-        vs.set('velocity', u);
-        vs.step += 1;
-      }
+      // 5. Apply (keeping the old values while the step may still be rejected).
+      const reject = o.rejectSteps && o.adaptive;
+      const before = reject ? entries.map((e) => tf.clone(e.variable)) : [];
+      for (const e of entries) e.variable.assign(tf.add(e.variable, update.get(e.name)!));
 
-      // 6. Levenberg-Marquardt damping adaptation on the same batch.
-      if (s.dampingStep && curvatureOk) {
+      // 6. The loss after the step on the same batch: Levenberg-Marquardt damping adaptation
+      // every dampingInterval steps, and (rejectSteps) undoing a step that raised it.
+      const adapt = s.dampingStep && curvatureOk;
+      let rejected = false;
+      if (adapt || reject) {
         const model =
-          modelChange !== undefined
+          !adapt ? tf.scalar(0)
+          : modelChange !== undefined
             ? tf.scalar(modelChange)
             : tf.add(dot(g, update), tf.mul(tf.add(quadForms([update]), tf.mul(dot(update, update), wd)), 0.5));
         let wdChange: tf.Tensor = tf.scalar(0);
@@ -768,13 +790,32 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         const newLoss = this.evaluateClosure(s.f);
         this.counters.lossEvals += 1;
         const vals = tf.stack([tf.reshape(model, []), tf.sub(tf.add(newLoss, wdChange), cap.value)]).dataSync();
-        const rho = vals[1]! / vals[0]!;
-        this.numericState.rho = rho;
         const omega = o.dampingDecay ** o.dampingInterval;
         let d = this.damping;
-        if (!Number.isFinite(rho) || rho < 0.25) d /= omega;
-        else if (rho > 0.75) d *= omega;
+        if (adapt) {
+          const rho = vals[1]! / vals[0]!;
+          this.numericState.rho = rho;
+          if (!Number.isFinite(rho) || rho < 0.25) d /= omega;
+          else if (rho > 0.75) d *= omega;
+        }
+        // kfac-jax's use_step_rejection: the model failed badly (the loss went up, or is not
+        // finite): back to the old parameters and momentum, with 10x the damping (as after a
+        // non-finite step; one Levenberg-Marquardt factor barely shortens the next step).
+        rejected = reject && !(vals[1]! <= 0);
+        if (rejected) {
+          entries.forEach((e, i) => e.variable.assign(before[i]!));
+          d *= REJECT_DAMPING_INCREASE;
+          this.rejectedSteps += 1;
+        }
         this.numericState.damping = Math.fround(Math.min(Math.max(d, o.minDamping), o.maxDamping));
+      }
+
+      // 7. Remember the update for momentum.
+      if (rejected) return;
+      for (const e of entries) {
+        const vs = this.variableState(e.name);
+        vs.set('velocity', update.get(e.name)!);
+        vs.step += 1;
       }
     });
     return applied;

@@ -124,10 +124,12 @@ describe('KFAC with registered plain-tf layers', () => {
       .registerDense({ kernel: W2, bias: b2 });
     for (let i = 0; i < 10; i++) opt.minimize(p.loss, false, p.vars);
     // Empirical Fisher: one backward pass per step, plus one per output unit (3) for the exact
-    // quadratic model; the loss once per step plus one damping check every 5 steps.
-    expect(opt.counters).toEqual({ lossEvals: 12, gradEvals: 10 * (1 + 3), hvpEvals: 0 });
+    // quadratic model; the loss twice per step (the step-rejection check doubles as the damping
+    // check every 5 steps).
+    expect(opt.counters).toEqual({ lossEvals: 20, gradEvals: 10 * (1 + 3), hvpEvals: 0 });
     // A sampled quadratic model on the empirical Fisher adds no backward pass.
-    const sampled = new KFAC({ lossKind: 'softmax-cross-entropy', estimation: 'empirical', quadraticModel: 'sampled' })
+    // Without step rejection: the loss once per step plus one damping check every 5 steps.
+    const sampled = new KFAC({ lossKind: 'softmax-cross-entropy', estimation: 'empirical', quadraticModel: 'sampled', rejectSteps: false })
       .registerDense({ kernel: W1, bias: b1 })
       .registerDense({ kernel: W2, bias: b2 });
     for (let i = 0; i < 10; i++) sampled.minimize(p.loss, false, p.vars);
@@ -137,7 +139,7 @@ describe('KFAC with registered plain-tf layers', () => {
       .registerDense({ kernel: W1, bias: b1 })
       .registerDense({ kernel: W2, bias: b2 });
     for (let i = 0; i < 10; i++) fisher.minimize(p.loss, false, p.vars);
-    expect(fisher.counters).toEqual({ lossEvals: 12, gradEvals: 10 * (1 + 1 + 3), hvpEvals: 0 });
+    expect(fisher.counters).toEqual({ lossEvals: 20, gradEvals: 10 * (1 + 1 + 3), hvpEvals: 0 });
     p.dispose();
   });
 
