@@ -19,7 +19,10 @@
  *                H_L per example) are back-propagated from the logits through the tape, and
  *                u^T F u = n sum_{i,k} (sum_l ã_il^T V_l ds_il^k)^2 with ds^k the back-propagated
  *                c_k / n (no Kronecker approximation);
- *                momentum clipped to [0, 0.99]; m(delta) for rho reuses these 2x2 products
+ *                momentum clipped to [0, 0.99]; m(delta) for rho reuses these 2x2 products;
+ *                rejectSteps: L(theta + delta) on the same batch every step (one more loss
+ *                evaluation; the damping check's when due): if it is above L(theta) or not
+ *                finite, theta and the momentum stay as they were and lambda *= 10
  *     else:      alpha = learningRate, mu = momentum, and Delta scaled by
  *                min(1, sqrt(klClip / (alpha^2 |g.Delta|)))  when klClip > 0
  *     delta = alpha Delta + mu delta;  theta += delta
@@ -36,7 +39,8 @@
  *   with a one-time warning naming them. burnIn steps only accumulate statistics.
  *
  * Defaults: adaptive true (learning rate and momentum from the quadratic model), quadraticModel
- * 'exact' (for outputs up to exactQuadraticMaxOutputs 64 units; wider: 'sampled'), damping 1e-2,
+ * 'exact' (for outputs up to exactQuadraticMaxOutputs 64 units; wider: 'sampled'), rejectSteps
+ * true (kfac-jax: false; it has no default damping either), damping 1e-2,
  * adaptDamping true, dampingInterval 5, dampingDecay 0.9 (kfac-jax), statsDecay 0.95,
  * statsUpdatePeriod 1, inverseUpdatePeriod 5, estimation 'fisher', lossKind 'auto',
  * learningRate 1e-3 and momentum 0.9 (used when adaptive is false), klClip 0, weightDecay 0,
@@ -61,11 +65,17 @@
  *   the sampled Fisher of the batch, exact in its quadratic forms, averaged over two target
  *   samples (the statistics' one and a fresh one, freshQuadraticSample). On small batches the
  *   sampled model underestimates u^T F u along the step and alpha overshoots: a 4-8-3 softmax
- *   MLP in model.fit (batch 16) reached 5-10x its first epoch loss with it, and trains
- *   monotonically with the exact one (test/kfac-quadratic.test.ts). Momentum is clipped to
- *   [0, 0.99] (kfac-jax leaves it free). The exact model is the batch's: with batches much
- *   smaller than the parameter count (e.g. 4 of 48 examples there) it still fits each batch and
- *   can overshoot on the others; raise the damping or the batch size then.
+ *   MLP in model.fit (batch 16) reached 5-10x its first epoch loss with it, and never exceeds
+ *   its first epoch loss with the exact one (test/kfac-quadratic.test.ts). Momentum is clipped to
+ *   [0, 0.99] (kfac-jax leaves it free).
+ * - Step rejection is on by default (kfac-jax's use_step_rejection, off there) and multiplies the
+ *   damping by 10 (kfac-jax: reject_damping_increase_factor, default 1). The exact model is
+ *   exact at theta only and can be far off along a long step: at batch 8 the same MLP had one
+ *   step (alpha 1.1, ten times the usual) raise its own batch's loss from 0.58 to 3.1 and ended
+ *   at 9.7x its first epoch loss; with rejection (x10) it trains (a x1.69 increase was not
+ *   enough: 1.8x). Batches much smaller than the parameter count (4 of 48 examples there) can
+ *   still fit each batch and overshoot on the others (3 of 9 seeds end above their first epoch
+ *   loss); raise the damping (1 trains all nine) or the batch size then.
  * - Inverses come from a block Schur-complement inverse on tfjs matMuls (float32) with float64
  *   leaves, recomputed every inverseUpdatePeriod steps; damping changes take effect at the next
  *   refresh (kfac-jax can re-damp eigendecompositions without refactorising).
@@ -385,9 +395,9 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
       if (kind === 'softmax-cross-entropy') {
         const p = tf.softmax(logits);
         if (exact) {
-          return [...Array(d).keys()].map((k) =>
-            tf.div(tf.mul(tf.sqrt(tf.slice(p, [0, k], [n, 1])), tf.sub(tf.oneHot(tf.fill([n], k, 'int32'), d), p)), n),
-          ) as tf.Tensor2D[];
+          // Column k: sqrt(p_k) (e_k - p) / n, all d at once as [d, n, d].
+          const root = tf.expandDims(tf.transpose(tf.sqrt(p)), 2);
+          return tf.unstack(tf.div(tf.mul(root, tf.sub(tf.reshape(tf.eye(d), [d, 1, d]), tf.expandDims(p, 0))), n)) as tf.Tensor2D[];
         }
         const y = tf.oneHot(tf.reshape(tf.multinomial(logits, 1, seed), [n]) as tf.Tensor1D, d);
         return [tf.div(tf.sub(p, y), n) as tf.Tensor2D];
@@ -396,17 +406,16 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         const s = tf.sigmoid(logits);
         const c = Math.sqrt(1 / d) / n;
         if (exact) {
-          const sd = tf.sqrt(tf.mul(s, tf.sub(1, s)));
-          return [...Array(d).keys()].map((k) =>
-            tf.mul(tf.mul(sd, tf.oneHot(tf.fill([n], k, 'int32'), d)), c),
-          ) as tf.Tensor2D[];
+          // Column k: sqrt(s_k (1 - s_k)) e_k c.
+          const sd = tf.expandDims(tf.transpose(tf.sqrt(tf.mul(s, tf.sub(1, s)))), 2);
+          return tf.unstack(tf.mul(tf.mul(sd, tf.reshape(tf.eye(d), [d, 1, d])), c)) as tf.Tensor2D[];
         }
         const y = tf.cast(tf.less(tf.randomUniform([n, d], 0, 1, 'float32', seed), s), 'float32');
         return [tf.mul(tf.sub(s, y), c) as tf.Tensor2D];
       }
       const c = Math.sqrt(2 / d) / n;
       if (exact) {
-        return [...Array(d).keys()].map((k) => tf.mul(tf.oneHot(tf.fill([n], k, 'int32'), d), c)) as tf.Tensor2D[];
+        return tf.unstack(tf.mul(tf.tile(tf.reshape(tf.eye(d), [d, 1, d]), [1, n, 1]), c)) as tf.Tensor2D[];
       }
       return [tf.mul(tf.randomNormal([n, d], 0, 1, 'float32', seed), c) as tf.Tensor2D];
       };
@@ -657,30 +666,41 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         const l = cap.layers[index]!;
         return l.dsTrue !== undefined || l.dsSampled.length > 0;
       });
+      // The quadratic model's cotangent sets per active block, stacked [sets, n, out] once.
+      const quadSets = new Map<DenseBlock, tf.Tensor3D>();
+      const quadStack = (block: DenseBlock, l: NonNullable<CaptureResult['layers'][number]>): tf.Tensor3D | undefined => {
+        if (!quadSets.has(block)) {
+          const ds = KFAC.split(l, s.plan).quad;
+          if (ds.length === 0) return undefined;
+          quadSets.set(block, (ds.length === 1 ? tf.expandDims(ds[0]!, 0) : tf.stack(ds)) as tf.Tensor3D);
+        }
+        return quadSets.get(block);
+      };
       const quadForms = (vecs: Map<string, tf.Tensor>[]): tf.Tensor => {
         // Gram matrix u_j^T F u_k over the vectors, F from the captured cotangents.
         const m = vecs.length;
-        const perSample: tf.Tensor[][] = []; // [sample][vector] -> projections [n]
+        const proj: (tf.Tensor | undefined)[] = []; // [vector] -> projections [sets, n], summed over blocks
+        let S = 0;
         for (const { block, index } of active) {
           const l = cap.layers[index]!;
-          const ds = KFAC.split(l, s.plan).quad;
+          const ds = quadStack(block, l);
+          if (ds === undefined) continue;
+          S = Math.max(S, ds.shape[0]);
           const aHom = block.homogeneous(l.a);
           vecs.forEach((vec, j) => {
             const vm = block.toMatrix(vec.get(block.kernel.name) ?? zero(block.kernel.name), block.bias ? vec.get(block.bias.name) : undefined);
-            // One ã V product per vector, shared by the cotangent samples.
-            block.projectionSets(aHom, vm, ds).forEach((pr, si) => {
-              perSample[si] ??= [];
-              const cur = perSample[si]![j];
-              perSample[si]![j] = cur === undefined || cur.shape[0] !== pr.shape[0] ? pr : tf.add(cur, pr);
-            });
+            // One ã V product per vector, shared by the cotangent sets.
+            const pr = block.projectionStack(aHom, vm, ds);
+            const cur = proj[j];
+            proj[j] = cur === undefined || cur.shape[0] !== pr.shape[0] || cur.shape[1] !== pr.shape[1] ? pr : tf.add(cur, pr);
           });
         }
-        const S = perSample.length;
         const rows: tf.Tensor[] = [];
         for (let j = 0; j < m; j++) {
           for (let q = 0; q < m; q++) {
-            let acc: tf.Tensor = tf.scalar(0);
-            for (const ps of perSample) acc = tf.add(acc, tf.sum(tf.mul(ps[j]!, ps[q]!)));
+            const pj = proj[j];
+            const pq = proj[q];
+            let acc: tf.Tensor = pj && pq ? tf.sum(tf.mul(pj, pq)) : tf.scalar(0);
             acc = tf.mul(acc, s.plan.quadExact ? batch : batch / Math.max(S, 1));
             // Fallback variables: their diagonal curvature.
             for (const e of fallback) {

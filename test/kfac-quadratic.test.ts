@@ -128,7 +128,7 @@ describe('KFAC defaults in model.fit on a small softmax MLP', () => {
 });
 
 describe('KFAC step rejection (rejectSteps)', () => {
-  function problem() {
+  function problem(inflatedCall = 2) {
     const W = tf.variable(tf.randomNormal([4, 3], 0, 0.5, 'float32', 5));
     const b = tf.variable(tf.zeros([3]));
     const x = tf.randomNormal([12, 4], 0, 1, 'float32', 6);
@@ -140,7 +140,7 @@ describe('KFAC step rejection (rejectSteps)', () => {
       tf.tidy(() => {
         calls += 1;
         const l = tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(x, W), b)) as tf.Scalar;
-        return calls === 2 ? tf.add(l, 10) : l;
+        return calls === inflatedCall ? tf.add(l, 10) : l;
       });
     return { W, b, loss, dispose: () => tf.dispose([W, b, x, y]) };
   }
@@ -165,6 +165,22 @@ describe('KFAC step rejection (rejectSteps)', () => {
     expect(p.loss().dataSync()[0]!).toBeLessThan(l0);
     // Leak-free across accepted steps.
     const n = tf.memory().numTensors;
+    opt.minimize(p.loss, false, [p.W, p.b]);
+    expect(tf.memory().numTensors).toBe(n);
+    opt.dispose();
+    p.dispose();
+  });
+
+  it('a rejected step leaks nothing', () => {
+    const p = problem(4); // the second step's check
+    const opt = new KFAC({ lossKind: 'softmax-cross-entropy' }).registerDense({ kernel: p.W, bias: p.b, name: 'linear' });
+    opt.minimize(p.loss, false, [p.W, p.b]);
+    const n = tf.memory().numTensors;
+    const W1 = Array.from(p.W.dataSync());
+    opt.minimize(p.loss, false, [p.W, p.b]);
+    expect(opt.rejectedSteps).toBe(1);
+    expect(Array.from(p.W.dataSync())).toEqual(W1);
+    expect(tf.memory().numTensors).toBe(n);
     opt.minimize(p.loss, false, [p.W, p.b]);
     expect(tf.memory().numTensors).toBe(n);
     opt.dispose();
