@@ -13,8 +13,16 @@
  *     g = grad + weightDecay * theta;      Delta_l = -Ainv_l [gW; gb]_l Ginv_l
  *     adaptive:  (alpha, mu) = argmin of the quadratic model
  *                  m(alpha, mu) = g.u + 1/2 u^T (F + lambda I + wd I) u,  u = alpha Delta + mu delta
- *                with F the (sampled) Fisher of this batch, exact in its quadratic forms
- *                (per-example projections a_i^T V ds_i; no Kronecker approximation here)
+ *                with F = J^T H_L J the exact Gauss-Newton matrix (= Fisher for these losses) of
+ *                this batch (quadraticModel 'exact'; J: Jacobian of the logits, H_L: the loss's
+ *                Hessian in the logits): the d columns c_k of a root of H_L (sum_k c_k c_k^T =
+ *                H_L per example) are back-propagated from the logits through the tape, and
+ *                u^T F u = n sum_{i,k} (sum_l ã_il^T V_l ds_il^k)^2 with ds^k the back-propagated
+ *                c_k / n (no Kronecker approximation);
+ *                momentum clipped to [0, 0.99]; m(delta) for rho reuses these 2x2 products;
+ *                rejectSteps: L(theta + delta) on the same batch every step (one more loss
+ *                evaluation; the damping check's when due): if it is above L(theta) or not
+ *                finite, theta and the momentum stay as they were and lambda *= 10
  *     else:      alpha = learningRate, mu = momentum, and Delta scaled by
  *                min(1, sqrt(klClip / (alpha^2 |g.Delta|)))  when klClip > 0
  *     delta = alpha Delta + mu delta;  theta += delta
@@ -32,7 +40,9 @@
  *   Layers without a block (non-Dense) get a diagonal fallback -g / (n EMA(g^2) + lambda),
  *   with a one-time warning naming them. burnIn steps only accumulate statistics.
  *
- * Defaults: adaptive true (learning rate and momentum from the quadratic model), damping 1e-2,
+ * Defaults: adaptive true (learning rate and momentum from the quadratic model), quadraticModel
+ * 'exact' (for outputs up to exactQuadraticMaxOutputs 64 units; wider: 'sampled'), rejectSteps
+ * true (kfac-jax: false; it has no default damping either), damping 1e-2,
  * adaptDamping true, dampingInterval 5, dampingDecay 0.9 (kfac-jax), statsDecay 0.95,
  * statsUpdatePeriod 1, inverseUpdatePeriod 5, estimation 'fisher', lossKind 'auto',
  * learningRate 1e-3 and momentum 0.9 (used when adaptive is false), klClip 0, weightDecay 0,
@@ -50,11 +60,24 @@
  * Differences from kfac-jax / tensorflow-kfac:
  * - Capture reads the tfjs gradient tape (src/layers/capture.ts) instead of tracing the graph
  *   (kfac-jax) or layer collections (tensorflow-kfac); the model is not modified.
- * - The quadratic model's curvature is the sampled Fisher of the batch, exact in its quadratic
- *   forms, averaged over two target samples: the one behind the factor statistics and a fresh
- *   one (freshQuadraticSample), where kfac-jax uses exact GGN/Fisher-vector products. The
- *   sample that shaped the step alone underestimates its curvature; the fresh one removes half
- *   of that bias and the average halves the variance. Momentum is clipped to [0, 0.99].
+ * - The quadratic model's exact curvature (kfac-jax's `_compute_exact_quad_model` with
+ *   'ggn', tensorflow/kfac's `_compute_qmodel`) comes from d reverse passes from the logits (one
+ *   per output unit, above the first layer only) instead of one forward-mode product per vector;
+ *   cheap for few outputs, so above exactQuadraticMaxOutputs the model falls back to 'sampled':
+ *   the sampled Fisher of the batch, exact in its quadratic forms, averaged over two target
+ *   samples (the statistics' one and a fresh one, freshQuadraticSample). On small batches the
+ *   sampled model underestimates u^T F u along the step and alpha overshoots: a 4-8-3 softmax
+ *   MLP in model.fit (batch 16) reached 5-10x its first epoch loss with it, and never exceeds
+ *   its first epoch loss with the exact one (test/kfac-quadratic.test.ts). Momentum is clipped to
+ *   [0, 0.99] (kfac-jax leaves it free).
+ * - Step rejection is on by default (kfac-jax's use_step_rejection, off there) and multiplies the
+ *   damping by 10 (kfac-jax: reject_damping_increase_factor, default 1). The exact model is
+ *   exact at theta only and can be far off along a long step: at batch 8 the same MLP had one
+ *   step (alpha 1.1, ten times the usual) raise its own batch's loss from 0.58 to 3.1 and ended
+ *   at 9.7x its first epoch loss; with rejection (x10) it trains (a x1.69 increase was not
+ *   enough: 1.8x). Batches much smaller than the parameter count (4 of 48 examples there) can
+ *   still fit each batch and overshoot on the others (3 of 9 seeds end above their first epoch
+ *   loss); raise the damping (1 trains all nine) or the batch size then.
  * - Inverses come from a block Schur-complement inverse on tfjs matMuls (float32) with float64
  *   leaves, recomputed every inverseUpdatePeriod steps; damping changes take effect at the next
  *   refresh (kfac-jax can re-damp eigendecompositions without refactorising).
@@ -86,6 +109,7 @@ import { denseBlocksOf, installCompileHook } from '../src/layers/registration.js
 
 export type KFACLossKind = 'softmax-cross-entropy' | 'sigmoid-cross-entropy' | 'mse';
 export type KFACEstimation = 'fisher' | 'empirical' | 'exact';
+export type KFACQuadraticModel = 'exact' | 'sampled';
 
 function oneOf<T extends string>(values: readonly T[], def: T, description: string): OptionSpec<T> {
   return {
@@ -139,9 +163,23 @@ export const KFAC_OPTIONS = {
   burnIn: option.number(0, 'First steps that only accumulate statistics', { min: 0, integer: true }),
   estimation: oneOf<KFACEstimation>(['fisher', 'empirical', 'exact'], 'fisher', "'fisher' (sampled targets), 'empirical' (data targets), 'exact' (all output directions)"),
   lossKind: oneOf<KFACLossKind | 'auto'>(['auto', 'softmax-cross-entropy', 'sigmoid-cross-entropy', 'mse'], 'auto', "Output distribution for 'fisher'/'exact'; 'auto' reads model.loss"),
+  quadraticModel: oneOf<KFACQuadraticModel>(
+    ['exact', 'sampled'],
+    'exact',
+    "Curvature of the quadratic model (adaptive step sizes, rho): 'exact' Gauss-Newton/Fisher of the batch (one backward pass per output unit, up to exactQuadraticMaxOutputs), 'sampled' target samples",
+  ),
+  exactQuadraticMaxOutputs: option.number(
+    64,
+    "quadraticModel 'exact': widest output layer for which the exact curvature is computed (wider: 'sampled')",
+    { min: 1, integer: true },
+  ),
   freshQuadraticSample: option.boolean(
     true,
-    "'fisher': draw a second target sample; the quadratic model averages both (one more sampled backward pass)",
+    "'fisher' with a sampled quadratic model: draw a second target sample; the quadratic model averages both (one more sampled backward pass)",
+  ),
+  rejectSteps: option.boolean(
+    true,
+    'adaptive: undo a step that raised the batch loss and raise the damping (kfac-jax use_step_rejection; one more loss evaluation per step)',
   ),
   klClip: option.number(0, 'KL / norm constraint on the step when adaptive is false (0: off)', { min: 0 }),
   weightDecay: option.number(0, 'L2 weight decay coefficient (added to the gradient and the model)', { min: 0 }),
@@ -162,11 +200,26 @@ export interface DenseRegistration {
  * the momentum amplifying a bad previous step). */
 const MAX_MOMENTUM = 0.99;
 
+/** Damping factor after a rejected step (rejectSteps). */
+const REJECT_DAMPING_INCREASE = 10;
+
 const warned = new Set<string>();
 function warnOnce(msg: string): void {
   if (warned.has(msg)) return;
   warned.add(msg);
   console.warn(msg);
+}
+
+/** How the back-propagated cotangent sets of a step are laid out (set by the sampler). */
+interface CotangentPlan {
+  /** Sets back-propagated (one backward pass each, for the counters). */
+  sets: number;
+  /** dsSampled[0, stats) feed the factor statistics ... */
+  stats: number;
+  /** ... and dsSampled[quadFrom, end) the quadratic model. */
+  quadFrom: number;
+  /** The quadratic model's sets are the columns of the output curvature's root (exact). */
+  quadExact: boolean;
 }
 
 interface EngineScope {
@@ -208,6 +261,8 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
   private resolvedEstimation: KFACEstimation | undefined;
   /** Whether the model came from the constructor (attachModel never replaces it). */
   private readonly modelGiven: boolean;
+  /** Steps undone because they raised the batch loss (rejectSteps; not saved with the weights). */
+  rejectedSteps = 0;
   /** Step sizes chosen at the last update (learning rate alpha, momentum mu). */
   lastStep: { alpha: number; mu: number } = { alpha: Number.NaN, mu: Number.NaN };
 
@@ -366,18 +421,25 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
     return (this.resolvedEstimation = want);
   }
 
-  private sampler(estimation: KFACEstimation, kind: KFACLossKind, step: number, draws: number): CotangentSampler {
+  /**
+   * The cotangent sets back-propagated from the logits: target samples for the factor
+   * statistics, and for the quadratic model either the columns of a square root of the output
+   * curvature (exact: sum_k c_k c_k^T = H_L per example, so the projections give u^T J^T H_L J u)
+   * or target samples. `plan` records how the sets returned are laid out.
+   */
+  private sampler(estimation: KFACEstimation, kind: KFACLossKind, step: number, wantQuad: boolean, statsStep: boolean, plan: CotangentPlan): CotangentSampler {
+    const o = this.options;
     // tfjs treats a seed of 0 as 'no seed' (Math.random): start at 1.
-    const seed0 = 1 + this.options.seed * 1_000_003 + step * 2;
+    const seed0 = 1 + o.seed * 1_000_003 + step * 2;
     return (logits) => {
-      const one = (seed: number): tf.Tensor2D[] => {
       const [n, d] = logits.shape;
+      const one = (seed: number, exact: boolean): tf.Tensor2D[] => {
       if (kind === 'softmax-cross-entropy') {
         const p = tf.softmax(logits);
-        if (estimation === 'exact') {
-          return [...Array(d).keys()].map((k) =>
-            tf.div(tf.mul(tf.sqrt(tf.slice(p, [0, k], [n, 1])), tf.sub(tf.oneHot(tf.fill([n], k, 'int32'), d), p)), n),
-          ) as tf.Tensor2D[];
+        if (exact) {
+          // Column k: sqrt(p_k) (e_k - p) / n, all d at once as [d, n, d].
+          const root = tf.expandDims(tf.transpose(tf.sqrt(p)), 2);
+          return tf.unstack(tf.div(tf.mul(root, tf.sub(tf.reshape(tf.eye(d), [d, 1, d]), tf.expandDims(p, 0))), n)) as tf.Tensor2D[];
         }
         const y = tf.oneHot(tf.reshape(tf.multinomial(logits, 1, seed), [n]) as tf.Tensor1D, d);
         return [tf.div(tf.sub(p, y), n) as tf.Tensor2D];
@@ -385,40 +447,49 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
       if (kind === 'sigmoid-cross-entropy') {
         const s = tf.sigmoid(logits);
         const c = Math.sqrt(1 / d) / n;
-        if (estimation === 'exact') {
-          const sd = tf.sqrt(tf.mul(s, tf.sub(1, s)));
-          return [...Array(d).keys()].map((k) =>
-            tf.mul(tf.mul(sd, tf.oneHot(tf.fill([n], k, 'int32'), d)), c),
-          ) as tf.Tensor2D[];
+        if (exact) {
+          // Column k: sqrt(s_k (1 - s_k)) e_k c.
+          const sd = tf.expandDims(tf.transpose(tf.sqrt(tf.mul(s, tf.sub(1, s)))), 2);
+          return tf.unstack(tf.mul(tf.mul(sd, tf.reshape(tf.eye(d), [d, 1, d])), c)) as tf.Tensor2D[];
         }
         const y = tf.cast(tf.less(tf.randomUniform([n, d], 0, 1, 'float32', seed), s), 'float32');
         return [tf.mul(tf.sub(s, y), c) as tf.Tensor2D];
       }
       const c = Math.sqrt(2 / d) / n;
-      if (estimation === 'exact') {
-        return [...Array(d).keys()].map((k) => tf.mul(tf.oneHot(tf.fill([n], k, 'int32'), d), c)) as tf.Tensor2D[];
+      if (exact) {
+        return tf.unstack(tf.mul(tf.tile(tf.reshape(tf.eye(d), [d, 1, d]), [1, n, 1]), c)) as tf.Tensor2D[];
       }
       return [tf.mul(tf.randomNormal([n, d], 0, 1, 'float32', seed), c) as tf.Tensor2D];
       };
-      return estimation === 'exact' ? one(seed0) : [...Array(draws).keys()].flatMap((i) => one(seed0 + i));
+      if (estimation === 'exact') {
+        const cols = one(seed0, true);
+        Object.assign(plan, { sets: cols.length, stats: cols.length, quadFrom: 0, quadExact: true });
+        return cols;
+      }
+      const exactQuad = wantQuad && o.quadraticModel === 'exact' && d <= o.exactQuadraticMaxOutputs;
+      // 'fisher': one sample for the statistics (also the quadratic model's first when sampled),
+      // a fresh second one for a sampled quadratic model.
+      const draws =
+        estimation !== 'fisher' ? 0 : exactQuad ? (statsStep ? 1 : 0) : wantQuad && o.freshQuadraticSample ? 2 : 1;
+      const samples = [...Array(draws).keys()].flatMap((i) => one(seed0 + i, false));
+      const cols = exactQuad ? one(seed0, true) : [];
+      Object.assign(plan, {
+        sets: samples.length + cols.length,
+        stats: Math.min(samples.length, 1),
+        quadFrom: exactQuad ? samples.length : 0,
+        quadExact: exactQuad,
+      });
+      return [...samples, ...cols];
     };
   }
 
-  /** Target samples per step: a second one feeds the quadratic model when it is used. */
-  private draws(est: KFACEstimation, burnIn: boolean, dampingStep: boolean): number {
-    const o = this.options;
-    return est === 'fisher' && o.freshQuadraticSample && !burnIn && (o.adaptive || dampingStep) ? 2 : 1;
-  }
-
   /** Cotangents for the factor statistics and for the quadratic model. */
-  private static split(l: { dsTrue?: tf.Tensor2D; dsSampled: tf.Tensor2D[] }, est: KFACEstimation, draws: number) {
-    if (l.dsTrue) return { stats: [l.dsTrue], quad: [l.dsTrue] };
-    if (est === 'fisher' && draws === 2 && l.dsSampled.length === 2) {
-      // The quadratic model averages both samples: the fresh one is independent of the step,
-      // and the average halves the variance (one fresh sample alone let alpha overshoot).
-      return { stats: [l.dsSampled[0]!], quad: l.dsSampled };
-    }
-    return { stats: l.dsSampled, quad: l.dsSampled };
+  private static split(l: { dsTrue?: tf.Tensor2D; dsSampled: tf.Tensor2D[] }, plan: CotangentPlan) {
+    const stats = l.dsTrue ? [l.dsTrue] : l.dsSampled.slice(0, plan.stats);
+    // A sampled quadratic model averages both samples: the fresh one is independent of the
+    // step, and the average halves the variance (one fresh sample alone let alpha overshoot).
+    const quad = l.dsTrue && !plan.quadExact ? [l.dsTrue] : l.dsSampled.slice(plan.quadFrom);
+    return { stats, quad };
   }
 
   // ------------------------------------------------------------------ the step
@@ -431,17 +502,22 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
     const burnIn = k < o.burnIn;
     const statsStep = burnIn || k % o.statsUpdatePeriod === 0;
     const dampingStep = o.adaptDamping && !burnIn && (k + 1) % o.dampingInterval === 0;
-    const needCurvature = statsStep || (!burnIn && o.adaptive) || dampingStep;
+    const wantQuad = !burnIn && (o.adaptive || dampingStep);
+    const needCurvature = statsStep || wantQuad;
     const est = blocks.length > 0 ? this.estimation() : 'empirical';
     const kind = this.lossKind();
-    const sampledDraws = needCurvature && est !== 'empirical' ? this.draws(est, burnIn, dampingStep) : 0;
-    // One loss and gradient pass; each sampled-target draw adds one backward pass.
-    this.counters.lossEvals += 1;
-    this.counters.gradEvals += 1 + sampledDraws;
+    const plan: CotangentPlan = { sets: 0, stats: 0, quadFrom: 0, quadExact: false };
+    const useSampler =
+      needCurvature && kind !== undefined && (est !== 'empirical' || (wantQuad && o.quadraticModel === 'exact'));
+    // One loss and gradient pass (a gradient includes its loss value: src/harness/cost.ts); each
+    // back-propagated cotangent set (a target sample or a column of the output curvature's root)
+    // adds one backward pass above the first layer.
+    this.counters.gradEvals += 1;
     const cap = captureGradients(f, varList, [...blocks], {
       recordTrueGradients: needCurvature && est === 'empirical',
-      ...(needCurvature && est !== 'empirical' ? { sampler: this.sampler(est, kind!, k, this.draws(est, burnIn, dampingStep)) } : {}),
+      ...(useSampler ? { sampler: this.sampler(est, kind, k, wantQuad, statsStep, plan) } : {}),
     });
+    this.counters.gradEvals += plan.sets;
     try {
       const vars = varList ?? Object.keys(cap.grads).map((n) => tf.engine().registeredVariables[n]!);
       const entries = vars
@@ -464,7 +540,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         }
       }
       this.claimByName(names);
-      const applied = this.step(cap, entries, blocks, { k, burnIn, statsStep, dampingStep, f, est, draws: this.draws(est, burnIn, dampingStep) });
+      const applied = this.step(cap, entries, blocks, { k, burnIn, statsStep, dampingStep, f, est, plan });
       if (applied) this.incrementIterations();
       return this.finish(cap, returnCost);
     } catch (err) {
@@ -523,7 +599,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
       dampingStep: boolean;
       f: () => tf.Scalar;
       est: KFACEstimation;
-      draws: number;
+      plan: CotangentPlan;
     },
   ): boolean {
     const o = this.options;
@@ -554,7 +630,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
       if (s.statsStep) {
         for (const { block, index } of active) {
           const l = cap.layers[index]!;
-          const ds = KFAC.split(l, s.est, s.draws).stats;
+          const ds = KFAC.split(l, s.plan).stats;
           if (ds.length === 0) continue;
           const st = this.stateFor(`@kfac/${block.name}`);
           const t = st.step + 1;
@@ -633,31 +709,42 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         const l = cap.layers[index]!;
         return l.dsTrue !== undefined || l.dsSampled.length > 0;
       });
+      // The quadratic model's cotangent sets per active block, stacked [sets, n, out] once.
+      const quadSets = new Map<DenseBlock, tf.Tensor3D>();
+      const quadStack = (block: DenseBlock, l: NonNullable<CaptureResult['layers'][number]>): tf.Tensor3D | undefined => {
+        if (!quadSets.has(block)) {
+          const ds = KFAC.split(l, s.plan).quad;
+          if (ds.length === 0) return undefined;
+          quadSets.set(block, (ds.length === 1 ? tf.expandDims(ds[0]!, 0) : tf.stack(ds)) as tf.Tensor3D);
+        }
+        return quadSets.get(block);
+      };
       const quadForms = (vecs: Map<string, tf.Tensor>[]): tf.Tensor => {
         // Gram matrix u_j^T F u_k over the vectors, F from the captured cotangents.
         const m = vecs.length;
-        const perSample: tf.Tensor[][] = []; // [sample][vector] -> projections [n]
+        const proj: (tf.Tensor | undefined)[] = []; // [vector] -> projections [sets, n], summed over blocks
+        let S = 0;
         for (const { block, index } of active) {
           const l = cap.layers[index]!;
-          const ds = KFAC.split(l, s.est, s.draws).quad;
+          const ds = quadStack(block, l);
+          if (ds === undefined) continue;
+          S = Math.max(S, ds.shape[0]);
           const aHom = block.homogeneous(l.a);
           vecs.forEach((vec, j) => {
             const vm = block.toMatrix(vec.get(block.kernel.name) ?? zero(block.kernel.name), block.bias ? vec.get(block.bias.name) : undefined);
-            // One ã V product per vector, shared by the cotangent samples.
-            block.projectionSets(aHom, vm, ds).forEach((pr, si) => {
-              perSample[si] ??= [];
-              const cur = perSample[si]![j];
-              perSample[si]![j] = cur === undefined || cur.shape[0] !== pr.shape[0] ? pr : tf.add(cur, pr);
-            });
+            // One ã V product per vector, shared by the cotangent sets.
+            const pr = block.projectionStack(aHom, vm, ds);
+            const cur = proj[j];
+            proj[j] = cur === undefined || cur.shape[0] !== pr.shape[0] || cur.shape[1] !== pr.shape[1] ? pr : tf.add(cur, pr);
           });
         }
-        const S = perSample.length;
         const rows: tf.Tensor[] = [];
         for (let j = 0; j < m; j++) {
           for (let q = 0; q < m; q++) {
-            let acc: tf.Tensor = tf.scalar(0);
-            for (const ps of perSample) acc = tf.add(acc, tf.sum(tf.mul(ps[j]!, ps[q]!)));
-            acc = tf.mul(acc, s.est === 'exact' ? batch : batch / Math.max(S, 1));
+            const pj = proj[j];
+            const pq = proj[q];
+            let acc: tf.Tensor = pj && pq ? tf.sum(tf.mul(pj, pq)) : tf.scalar(0);
+            acc = tf.mul(acc, s.plan.quadExact ? batch : batch / Math.max(S, 1));
             // Fallback variables: their diagonal curvature.
             for (const e of fallback) {
               const a = vecs[j]!.get(e.name);
@@ -675,6 +762,9 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
       let alpha: number;
       let mu: number;
       let update: Map<string, tf.Tensor>;
+      // The quadratic model's predicted change m(delta) (no damping), when the step sizes came
+      // from it: rho reuses the same curvature products (kfac-jax).
+      let modelChange: number | undefined;
       const combine = (al: number, m: number): Map<string, tf.Tensor> => {
         const u = new Map<string, tf.Tensor>();
         for (const n of names) {
@@ -697,6 +787,8 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           const q11 = vals[0]! + reg * vals[2]!;
           alpha = q11 > 0 ? -vals[1]! / q11 : 0;
           mu = 0;
+          if (!Number.isFinite(alpha)) alpha = 0;
+          modelChange = alpha * vals[1]! + 0.5 * alpha * alpha * (vals[0]! + wd * vals[2]!);
         } else {
           const [f11, f12, , f22, gd, dd, gp, dp, pp] = [vals[0]!, vals[1]!, vals[2]!, vals[3]!, vals[4]!, vals[5]!, vals[6]!, vals[7]!, vals[8]!];
           const a11 = f11 + reg * dd;
@@ -708,6 +800,10 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           // clip it and take the best learning rate for the clipped momentum.
           mu = Math.min(Math.max(Number.isFinite(mu) ? mu : 0, 0), MAX_MOMENTUM);
           alpha = a11 > 0 ? -(gd + mu * a12) / a11 : 0;
+          if (!Number.isFinite(alpha)) [alpha, mu] = [0, 0];
+          const fuu = alpha * alpha * f11 + 2 * alpha * mu * f12 + mu * mu * f22;
+          const uu = alpha * alpha * dd + 2 * alpha * mu * dp + mu * mu * pp;
+          modelChange = alpha * gd + mu * gp + 0.5 * (fuu + wd * uu);
         }
         if (!Number.isFinite(alpha) || !Number.isFinite(mu)) [alpha, mu] = [0, 0];
         update = combine(alpha, mu);
@@ -733,19 +829,21 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         return;
       }
       this.lastStep = { alpha, mu };
-      // 5. Apply, remembering the update for momentum.
-      for (const e of entries) {
-        const u = update.get(e.name)!;
-        e.variable.assign(tf.add(e.variable, u));
-        const vs = this.variableState(e.name);
-        vs.set('velocity', u);
-        vs.step += 1;
-      }
+      // 5. Apply (keeping the old values while the step may still be rejected).
+      const reject = o.rejectSteps && o.adaptive;
+      const before = reject ? entries.map((e) => tf.clone(e.variable)) : [];
+      for (const e of entries) e.variable.assign(tf.add(e.variable, update.get(e.name)!));
 
-      // 6. Levenberg-Marquardt damping adaptation on the same batch.
-      if (s.dampingStep && curvatureOk) {
-        const Fuu = quadForms([update]);
-        const model = tf.add(dot(g, update), tf.mul(tf.add(Fuu, tf.mul(dot(update, update), wd)), 0.5));
+      // 6. The loss after the step on the same batch: Levenberg-Marquardt damping adaptation
+      // every dampingInterval steps, and (rejectSteps) undoing a step that raised it.
+      const adapt = s.dampingStep && curvatureOk;
+      let rejected = false;
+      if (adapt || reject) {
+        const model =
+          !adapt ? tf.scalar(0)
+          : modelChange !== undefined
+            ? tf.scalar(modelChange)
+            : tf.add(dot(g, update), tf.mul(tf.add(quadForms([update]), tf.mul(dot(update, update), wd)), 0.5));
         let wdChange: tf.Tensor = tf.scalar(0);
         if (wd > 0) {
           // theta was updated in place: wd/2 (|theta|^2 - |theta - u|^2) = wd (theta.u) - wd/2 |u|^2.
@@ -755,13 +853,32 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         const newLoss = this.evaluateClosure(s.f);
         this.counters.lossEvals += 1;
         const vals = tf.stack([tf.reshape(model, []), tf.sub(tf.add(newLoss, wdChange), cap.value)]).dataSync();
-        const rho = vals[1]! / vals[0]!;
-        this.numericState.rho = rho;
         const omega = o.dampingDecay ** o.dampingInterval;
         let d = this.damping;
-        if (!Number.isFinite(rho) || rho < 0.25) d /= omega;
-        else if (rho > 0.75) d *= omega;
+        if (adapt) {
+          const rho = vals[1]! / vals[0]!;
+          this.numericState.rho = rho;
+          if (!Number.isFinite(rho) || rho < 0.25) d /= omega;
+          else if (rho > 0.75) d *= omega;
+        }
+        // kfac-jax's use_step_rejection: the model failed badly (the loss went up, or is not
+        // finite): back to the old parameters and momentum, with 10x the damping (as after a
+        // non-finite step; one Levenberg-Marquardt factor barely shortens the next step).
+        rejected = reject && !(vals[1]! <= 0);
+        if (rejected) {
+          entries.forEach((e, i) => e.variable.assign(before[i]!));
+          d *= REJECT_DAMPING_INCREASE;
+          this.rejectedSteps += 1;
+        }
         this.numericState.damping = Math.fround(Math.min(Math.max(d, o.minDamping), o.maxDamping));
+      }
+
+      // 7. Remember the update for momentum.
+      if (rejected) return;
+      for (const e of entries) {
+        const vs = this.variableState(e.name);
+        vs.set('velocity', update.get(e.name)!);
+        vs.step += 1;
       }
     });
     return applied;

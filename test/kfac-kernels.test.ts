@@ -71,6 +71,15 @@ describe('quadratic-model projections', () => {
         expect(shared[i]).toBe(single[i]);
       }
     });
-    tf.dispose([kernel, bias, a, aHom, V, ...ds, ...sets]);
+    // The stacked form gives the same projections.
+    const stack = tf.stack(ds) as tf.Tensor3D;
+    const stacked = block.projectionStack(aHom, V, stack);
+    expect(stacked.shape).toEqual([ds.length, n]);
+    const st = stacked.dataSync();
+    ds.forEach((_, k) => {
+      const shared = sets[k]!.dataSync();
+      for (let i = 0; i < n; i++) expect(st[k * n + i]).toBeCloseTo(shared[i]!, 5);
+    });
+    tf.dispose([kernel, bias, a, aHom, V, ...ds, ...sets, stack, stacked]);
   });
 });

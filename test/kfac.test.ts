@@ -123,9 +123,23 @@ describe('KFAC with registered plain-tf layers', () => {
       .registerDense({ kernel: W1, bias: b1 })
       .registerDense({ kernel: W2, bias: b2 });
     for (let i = 0; i < 10; i++) opt.minimize(p.loss, false, p.vars);
-    // Empirical Fisher: one backward pass per step; the loss once per step plus one damping check
-    // every 5 steps.
-    expect(opt.counters).toEqual({ lossEvals: 12, gradEvals: 10, hvpEvals: 0 });
+    // Empirical Fisher: one backward pass per step, plus one per output unit (3) for the exact
+    // quadratic model; a gradient includes its loss, so lossEvals counts only the extra loss
+    // value per step (the step-rejection check, which doubles as the damping check every 5 steps).
+    expect(opt.counters).toEqual({ lossEvals: 10, gradEvals: 10 * (1 + 3), hvpEvals: 0 });
+    // A sampled quadratic model on the empirical Fisher adds no backward pass.
+    // Without step rejection: only the damping check's loss every 5 steps.
+    const sampled = new KFAC({ lossKind: 'softmax-cross-entropy', estimation: 'empirical', quadraticModel: 'sampled', rejectSteps: false })
+      .registerDense({ kernel: W1, bias: b1 })
+      .registerDense({ kernel: W2, bias: b2 });
+    for (let i = 0; i < 10; i++) sampled.minimize(p.loss, false, p.vars);
+    expect(sampled.counters).toEqual({ lossEvals: 2, gradEvals: 10, hvpEvals: 0 });
+    // 'fisher' with the exact quadratic model: the statistics' sample and 3 columns per step.
+    const fisher = new KFAC({ lossKind: 'softmax-cross-entropy' })
+      .registerDense({ kernel: W1, bias: b1 })
+      .registerDense({ kernel: W2, bias: b2 });
+    for (let i = 0; i < 10; i++) fisher.minimize(p.loss, false, p.vars);
+    expect(fisher.counters).toEqual({ lossEvals: 10, gradEvals: 10 * (1 + 1 + 3), hvpEvals: 0 });
     p.dispose();
   });
 

@@ -139,13 +139,14 @@ const CASES: { name: string; make: () => tf.Optimizer; tol: number }[] = [
   // Shampoo with unmerged 2-D kernels; roots at steps 4 and 8 before the save and 12 after it.
   {
     name: 'shampoo-adagrad-graft',
-    make: () => new Shampoo({ learningRate: 0.05, epsilon: 1e-6, preconditionFrequency: 4, mergeDims: false }),
+    make: () =>
+      new Shampoo({ learningRate: 0.05, epsilon: 1e-6, epsilonMode: 'absolute', grafting: 'adagrad', preconditionFrequency: 4, mergeDims: false }),
     tol: 3e-5,
   },
   {
     name: 'shampoo-no-graft-ema-momentum',
     make: () =>
-      new Shampoo({ learningRate: 0.02, beta2: 0.99, epsilon: 1e-6, preconditionFrequency: 4, mergeDims: false, grafting: 'none', momentum: 0.5 }),
+      new Shampoo({ learningRate: 0.02, beta2: 0.99, epsilon: 1e-6, epsilonMode: 'absolute', preconditionFrequency: 4, mergeDims: false, grafting: 'none', momentum: 0.5 }),
     tol: 3e-5,
   },
 ];

@@ -134,7 +134,7 @@ export async function run(): Promise<string> {
       timeMethod(DenseBlock.prototype as unknown as Timed, 'factorG', 'G statistics (n ds^T ds)', acc),
       timeMethod(DenseBlock as unknown as Timed, 'dampedInverses', 'inverse refresh (amortised)', acc),
       timeMethod(DenseBlock as unknown as Timed, 'precondition', 'preconditioning Ainv V Ginv', acc),
-      timeMethod(DenseBlock.prototype as unknown as Timed, 'projectionSets', 'quadratic model projections ã V', acc),
+      timeMethod(DenseBlock.prototype as unknown as Timed, 'projectionStack', 'quadratic model projections ã V', acc),
     ];
     const d = state[index]!;
     const sgdState = state[0]!;

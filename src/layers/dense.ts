@@ -183,6 +183,14 @@ export class DenseBlock {
     return tf.sum(tf.mul(tf.matMul(aHom, v), ds), 1) as tf.Tensor1D;
   }
 
+  /**
+   * `projections` for cotangent sets stacked as [sets, n, outDim]: [sets, n], with one product
+   * ã V for all of them (the quadratic model's exact curvature has one set per output unit).
+   */
+  projectionStack(aHom: tf.Tensor2D, v: tf.Tensor2D, ds: tf.Tensor3D): tf.Tensor2D {
+    return tf.tidy(() => tf.sum(tf.mul(ds, tf.expandDims(tf.matMul(aHom, v), 0)), 2) as tf.Tensor2D);
+  }
+
   /** `projections` for several cotangent sets, sharing the product ã V (n x inDim x outDim). */
   projectionSets(aHom: tf.Tensor2D, v: tf.Tensor2D, ds: readonly tf.Tensor2D[]): tf.Tensor1D[] {
     const av = tf.matMul(aHom, v);
