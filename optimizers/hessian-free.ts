@@ -67,6 +67,7 @@ import {
 import { invalidOption, option, optionDocs, type OptionSpec, type OptionsInput } from '../src/optim/options.js';
 import { conjugateGradient, disposeCG, type CGStop } from '../src/curvature/cg.js';
 import { lossValue, releaseKept, scalarClosure, valueAndGradients } from '../src/curvature/closure.js';
+import { captureGaussNewton, type GaussNewtonCapture, type TapeGaussNewton } from '../src/layers/gauss-newton-capture.js';
 import { adaptDamping, reductionRatio } from '../src/curvature/damping.js';
 import { armijoBacktracking } from '../src/curvature/line-search.js';
 import { dotNumber, flatten, ParameterPoint, unflatten } from '../src/curvature/vector.js';
@@ -87,6 +88,8 @@ function choice<T extends string>(defaultValue: T, values: readonly T[], descrip
 
 export type HessianFreeCurvature = 'auto' | 'ggn' | 'hessian';
 export type HessianFreePreconditioner = 'none' | 'squared-gradient' | 'martens';
+export type HessianFreeNegativeCurvature = 'raise-damping' | 'steihaug';
+export type HessianFreeDampingRatio = 'auto' | 'batch' | 'next-batch';
 
 export const HESSIAN_FREE_OPTIONS = {
   ...BASE_OPTION_SPECS,
@@ -114,6 +117,19 @@ export const HESSIAN_FREE_OPTIONS = {
       "falls back to 'squared-gradient' without a Dense-model problem) or 'squared-gradient' (EMA of batch gradients)",
   ),
   preconditionerExponent: option.number(0.75, 'Exponent alpha of the diagonal preconditioner (Martens 0.75)', { min: 0, max: 1 }),
+  negativeCurvature: choice<HessianFreeNegativeCurvature>(
+    'raise-damping',
+    ['raise-damping', 'steihaug'],
+    "At negative curvature p^T (B + lambda I) p <= 0 in CG: 'raise-damping' (lambda past the detected curvature, " +
+      "re-solve) or 'steihaug' (stop, keep the last iterate)",
+  ),
+  dampingRatio: choice<HessianFreeDampingRatio>(
+    'auto',
+    ['auto', 'batch', 'next-batch'],
+    "Batch on which rho adapts lambda: 'batch' (the step's own), 'next-batch' (the previous step's reduction " +
+      "re-measured on the next step's batch; lowers lambda only on that evidence), 'auto' ('next-batch' in model.fit)",
+  ),
+  maxDampingRaises: option.number(10, "Re-solves per step under negativeCurvature 'raise-damping'", { min: 0, integer: true }),
   curvatureFraction: option.number(1, 'Fraction of the batch used for curvature products (needs a batch)', {
     min: 0,
     max: 1,
@@ -133,16 +149,24 @@ export interface CurvatureFunctions {
 export interface HessianFreeStepInfo {
   accepted: boolean;
   curvature: 'ggn' | 'hessian';
+  /** Where the Gauss-Newton functions came from ('functions': given or a bound problem; 'tape': captured). */
+  curvatureSource: 'functions' | 'tape' | 'none';
   loss: number;
   newLoss: number;
   /** Damping used in this step's CG, and after the update. */
   dampingUsed: number;
   damping: number;
   rho: number;
+  /** Which rho adapted lambda ('next-batch': heldOutRho before CG, rho only raises it). */
+  dampingRatio: 'batch' | 'next-batch';
+  /** The previous step's reduction ratio measured on this step's batch (NaN when not measured). */
+  heldOutRho: number;
   /** Line-search step t (0 when no trial passed). */
   stepSize: number;
   cgIterations: number;
   cgStop: CGStop | 'skipped';
+  /** Times lambda was raised past negative curvature and CG re-solved in this step. */
+  dampingRaises: number;
   /** phi at each CG iterate (decreasing: the error decreases in the energy norm). */
   cgObjective: number[];
   /** CG iteration of the iterate chosen by backtracking. */
@@ -216,6 +240,8 @@ export function perExampleSquaredGradients(problem: Problem, batch: Batch, vars:
 }
 
 const WARM_START = '@hessian-free';
+const SQUARED_GRADIENT = 'squaredGradient';
+const PREVIOUS_STEP = 'previousStep';
 
 export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS> {
   static get className(): string {
@@ -227,7 +253,7 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
   private problem: Problem | undefined;
   private pending: CurvatureFunctions | undefined;
   private pendingBatch: Batch | undefined;
-  private squaredGradient: tf.Tensor1D | undefined;
+  private warnedCapture = false;
 
   constructor(options: HessianFreeOptions = {}) {
     super('HessianFree', HESSIAN_FREE_OPTIONS, options);
@@ -302,21 +328,44 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
     const batchSize = gradientBatch?.size ?? 1;
     this.pending = undefined;
     this.pendingBatch = undefined;
-    if (o.curvature === 'ggn' && fns === undefined) {
+    // Without given functions, the gradient pass captures Gauss-Newton products from the tape
+    // (model.fit: src/layers/gauss-newton-capture.ts).
+    let capture: GaussNewtonCapture | undefined;
+    let gradientPass: ReturnType<typeof valueAndGradients>;
+    try {
+      gradientPass =
+        fns === undefined && o.curvature !== 'hessian'
+          ? valueAndGradients(loss, varList, (g, vl) => (capture = captureGaussNewton(g, vl)))
+          : valueAndGradients(loss, varList);
+    } catch (err) {
       release();
+      throw err;
+    }
+    const { value, vars, grads } = gradientPass;
+    const tapeGGN = capture?.ggn;
+    if (o.curvature === 'ggn' && fns === undefined && tapeGGN === undefined) {
+      release();
+      tf.dispose([value, ...grads]);
       throw new Error(
         "HessianFree: curvature 'ggn' needs the network outputs of this step's examples: call " +
           'setCurvatureFunctions({ outputs, lossFromOutputs }) (or bindProblem + setCurvatureBatch) ' +
-          "before minimize, or use curvature 'hessian' / 'auto'.",
+          "before minimize, train a model of Dense layers with a supported loss, or use curvature 'hessian' / 'auto'" +
+          (capture?.failure ? ` (here: ${capture.failure.message}).` : '.'),
       );
     }
-    const mode: 'ggn' | 'hessian' = o.curvature === 'hessian' || fns === undefined ? 'hessian' : 'ggn';
-    const { value, vars, grads } = valueAndGradients(loss, varList);
+    if (capture?.failure?.kind === 'unsupported' && !this.warnedCapture) {
+      this.warnedCapture = true;
+      console.warn(`HessianFree: no Gauss-Newton products for this model (${capture.failure.message}); using Hessian products.`);
+    }
+    const mode: 'ggn' | 'hessian' = o.curvature !== 'hessian' && (fns !== undefined || tapeGGN !== undefined) ? 'ggn' : 'hessian';
     this.counters.gradEvals++;
-    const lambda = this.damping;
+    let lambda = this.damping;
     const step: HessianFreeStepInfo = {
       accepted: false,
       curvature: mode,
+      curvatureSource: mode === 'hessian' ? 'none' : fns !== undefined ? 'functions' : 'tape',
+      dampingRatio: o.dampingRatio === 'next-batch' || (o.dampingRatio === 'auto' && tapeGGN !== undefined) ? 'next-batch' : 'batch',
+      heldOutRho: NaN,
       loss: NaN,
       newLoss: NaN,
       dampingUsed: lambda,
@@ -325,6 +374,7 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
       stepSize: 0,
       cgIterations: 0,
       cgStop: 'skipped',
+      dampingRaises: 0,
       cgObjective: [],
       backtrackedIteration: 0,
       lossEvals: 0,
@@ -347,13 +397,46 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
       const b = tf.neg(g) as tf.Tensor1D;
       toDispose.push(g, b);
 
+      const state = this.stateFor(WARM_START);
+      if (step.dampingRatio === 'next-batch') {
+        // The previous step s, fitted to its own batch, re-measured on this one: f(theta) is this
+        // batch's loss after s, f(theta - s) before it; an unbiased check of the previous
+        // quadratic model's prediction (a step that overfits its batch gets rho < 1/4 here).
+        const prev = state.get(PREVIOUS_STEP);
+        const predicted = this.numericState.predictedReduction ?? 0;
+        if (prev !== undefined && prev.size === g.size && predicted < 0) {
+          const before = new ParameterPoint(vars);
+          try {
+            before.moveTo(prev.reshape([g.size]) as tf.Tensor1D, -1);
+            step.lossEvals++;
+            step.heldOutRho = reductionRatio(f0 - lossValue(loss), predicted);
+          } finally {
+            before.restore();
+            before.dispose();
+          }
+          // Only lowers lambda: evidence that the previous step generalised beyond its batch.
+          lambda = Math.min(lambda, adaptDamping(lambda, step.heldOutRho, {
+            increase: o.dampingIncrease,
+            decrease: o.dampingDecrease,
+            minDamping: o.minDamping,
+            maxDamping: o.maxDamping,
+          }));
+          step.dampingUsed = lambda;
+        }
+        state.set(PREVIOUS_STEP, tf.zeros([0]));
+      }
+      const tapeProduct = tapeGGN !== undefined ? this.tapeProduct(tapeGGN, vars) : undefined;
       const product = (v: tf.Tensor1D): tf.Tensor1D => {
         step.hvpEvals++;
         return releaseKept(() =>
           tf.tidy(() => {
             const vs = unflatten(v, shapes);
             const bv =
-              mode === 'ggn' ? ggnvpVars(fns!.outputs, fns!.lossFromOutputs, vars, vs) : hvpVars(loss, vars, vs);
+              mode === 'hessian'
+                ? hvpVars(loss, vars, vs)
+                : tapeProduct !== undefined
+                  ? tapeProduct(vs)
+                  : ggnvpVars(fns!.outputs, fns!.lossFromOutputs, vars, vs);
             return tf.add(flatten(bv), tf.mul(v, lambda)) as tf.Tensor1D;
           }),
         );
@@ -368,13 +451,38 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
       const warm = this.warmStart(g.size);
       if (warm) toDispose.push(warm);
 
-      const cg = conjugateGradient(product, b, warm, {
-        maxIterations: o.maxIterations,
-        tolerance: o.cgTolerance,
-        stopOnNegativeCurvature: true,
-        precondition: precondition.apply,
-      });
+      const solve = () =>
+        conjugateGradient(product, b, warm, {
+          maxIterations: o.maxIterations,
+          tolerance: o.cgTolerance,
+          stopOnNegativeCurvature: true,
+          precondition: precondition.apply,
+        });
+      let cg = solve();
       step.cgIterations = cg.iterations;
+      // Negative curvature: p^T (B + lambda I) p = kappa <= 0 along CG's direction p, i.e. B has
+      // the Rayleigh quotient mu = kappa / ||p||^2 - lambda <= -lambda there. Raise lambda past
+      // -mu (times dampingIncrease, so that B + lambda I is positive along p by a margin) and
+      // re-solve: the Levenberg-Marquardt answer to an indefinite model (Nocedal & Wright 4.3,
+      // More & Sorensen 1983), instead of stepping along a truncated solution of it.
+      while (
+        cg.stop === 'negative-curvature' &&
+        o.negativeCurvature === 'raise-damping' &&
+        step.dampingRaises < o.maxDampingRaises &&
+        cg.negativeCurvature !== undefined &&
+        cg.negativeCurvature.directionNormSq > 0 &&
+        lambda < o.maxDamping
+      ) {
+        const { curvature, directionNormSq } = cg.negativeCurvature;
+        const past = lambda - curvature / directionNormSq; // -mu >= lambda
+        lambda = Math.min(o.maxDamping, Math.max(lambda, past, o.minDamping) * o.dampingIncrease);
+        step.dampingRaises++;
+        disposeCG(cg);
+        cg = solve();
+        step.cgIterations += cg.iterations;
+      }
+      step.dampingUsed = lambda;
+      this.numericState.damping = lambda;
       step.cgStop = cg.stop;
       step.cgObjective = cg.objective;
       const point = new ParameterPoint(vars);
@@ -423,12 +531,14 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
           step.backtrackedIteration = usable[idx]!.iteration;
         }
         step.rho = reductionRatio(fDir - f0, phi);
-        this.numericState.damping = adaptDamping(lambda, step.rho, {
+        const adapted = adaptDamping(lambda, step.rho, {
           increase: o.dampingIncrease,
           decrease: o.dampingDecrease,
           minDamping: o.minDamping,
           maxDamping: o.maxDamping,
         });
+        // 'next-batch': the step's own batch may only raise lambda (it flatters the step).
+        this.numericState.damping = step.dampingRatio === 'batch' ? adapted : Math.max(lambda, adapted);
 
         const slope = dotNumber(g, direction);
         const t0 = this.currentLearningRate();
@@ -444,6 +554,12 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
             : { step: 0, value: f0, evaluations: 0 };
         if (search.step > 0) {
           point.moveTo(direction, search.step);
+          if (step.dampingRatio === 'next-batch') {
+            // q(t p) = t g^T p + t^2/2 p^T (B + lambda I) p, with p^T (B + lambda I) p = 2 (phi - g^T p).
+            const t = search.step;
+            this.numericState.predictedReduction = t * slope + t * t * (phi - slope);
+            state.set(PREVIOUS_STEP, tf.tidy(() => tf.mul(direction, t)));
+          }
           step.accepted = true;
           step.stepSize = search.step;
           step.newLoss = search.value;
@@ -461,6 +577,7 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
       return this.finish(value, returnCost);
     } finally {
       release();
+      tapeGGN?.dispose();
       tf.dispose(toDispose);
       this.counters.lossEvals += step.lossEvals;
       this.counters.hvpEvals += step.hvpEvals;
@@ -492,23 +609,38 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
     }
     const perExample = sq !== undefined;
     if (sq === undefined) {
-      // No per-example gradients: EMA (beta 0.95) of the squared batch gradient times the batch size.
+      // No per-example gradients: EMA (beta 0.95) of the squared batch gradient times the batch
+      // size, in the slot '@hessian-free/squaredGradient' (getWeights / setWeights carry it).
       const beta = 0.95;
-      const prev = this.squaredGradient;
+      const state = this.stateFor(WARM_START);
+      const prev = state.get(SQUARED_GRADIENT);
       const next = tf.tidy(() => {
         const s = tf.mul(tf.square(g), batchSize) as tf.Tensor1D;
         return prev !== undefined && prev.size === g.size
-          ? (tf.add(tf.mul(prev, beta), tf.mul(s, 1 - beta)) as tf.Tensor1D)
+          ? (tf.add(tf.mul(prev.reshape([g.size]), beta), tf.mul(s, 1 - beta)) as tf.Tensor1D)
           : s;
       });
-      prev?.dispose();
-      this.squaredGradient = tf.keep(next);
+      state.set(SQUARED_GRADIENT, next);
       sq = next;
     }
     const base = sq;
     const diag = tf.tidy(() => tf.pow(tf.add(base, lambda), exponent) as tf.Tensor1D);
-    if (perExample) base.dispose();
+    base.dispose();
     return { apply: (r) => tf.tidy(() => tf.div(r, diag) as tf.Tensor1D), diag, perExample };
+  }
+
+  /** G v from the captured tape, for the variables of this step (others read as zero). */
+  private tapeProduct(ggn: TapeGaussNewton, vars: tf.Variable[]): (vs: tf.Tensor[]) => tf.Tensor[] {
+    const index = new Map(vars.map((v, i) => [v.id, i]));
+    return (vs) => {
+      const full = ggn.vars.map((v) => {
+        const i = index.get(v.id);
+        return i === undefined ? tf.zerosLike(v) : vs[i]!;
+      });
+      const out = ggn.product(full);
+      const byId = new Map(ggn.vars.map((v, i) => [v.id, out[i]!]));
+      return vars.map((v) => byId.get(v.id) ?? tf.zerosLike(v));
+    };
   }
 
   private finish(value: tf.Scalar, returnCost: boolean): tf.Scalar | null {
@@ -517,11 +649,7 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
     return null;
   }
 
-  override dispose(): void {
-    this.squaredGradient?.dispose();
-    this.squaredGradient = undefined;
-    super.dispose();
-  }
+
 }
 
 tf.serialization.registerClass(HessianFree);
