@@ -254,6 +254,8 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
   private pending: CurvatureFunctions | undefined;
   private pendingBatch: Batch | undefined;
   private warnedCapture = false;
+  /** The previous tape-captured batch's fingerprint ('auto' damping ratio: same data or not). */
+  private lastFingerprint: number[] | undefined;
 
   constructor(options: HessianFreeOptions = {}) {
     super('HessianFree', HESSIAN_FREE_OPTIONS, options);
@@ -364,7 +366,7 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
       accepted: false,
       curvature: mode,
       curvatureSource: mode === 'hessian' ? 'none' : fns !== undefined ? 'functions' : 'tape',
-      dampingRatio: o.dampingRatio === 'next-batch' || (o.dampingRatio === 'auto' && tapeGGN !== undefined) ? 'next-batch' : 'batch',
+      dampingRatio: this.dampingRatioFor(tapeGGN),
       heldOutRho: NaN,
       loss: NaN,
       newLoss: NaN,
@@ -423,8 +425,8 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
           }));
           step.dampingUsed = lambda;
         }
-        state.set(PREVIOUS_STEP, tf.zeros([0]));
       }
+      state.set(PREVIOUS_STEP, tf.zeros([0]));
       const tapeProduct = tapeGGN !== undefined ? this.tapeProduct(tapeGGN, vars) : undefined;
       const product = (v: tf.Tensor1D): tf.Tensor1D => {
         step.hvpEvals++;
@@ -554,12 +556,11 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
             : { step: 0, value: f0, evaluations: 0 };
         if (search.step > 0) {
           point.moveTo(direction, search.step);
-          if (step.dampingRatio === 'next-batch') {
-            // q(t p) = t g^T p + t^2/2 p^T (B + lambda I) p, with p^T (B + lambda I) p = 2 (phi - g^T p).
-            const t = search.step;
-            this.numericState.predictedReduction = t * slope + t * t * (phi - slope);
-            state.set(PREVIOUS_STEP, tf.tidy(() => tf.mul(direction, t)));
-          }
+          // For the next step's 'next-batch' ratio: the step taken and its predicted change
+          // q(t p) = t g^T p + t^2/2 p^T (B + lambda I) p, with p^T (B + lambda I) p = 2 (phi - g^T p).
+          const t = search.step;
+          this.numericState.predictedReduction = t * slope + t * t * (phi - slope);
+          state.set(PREVIOUS_STEP, tf.tidy(() => tf.mul(direction, t)));
           step.accepted = true;
           step.stepSize = search.step;
           step.newLoss = search.value;
@@ -627,6 +628,20 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
     const diag = tf.tidy(() => tf.pow(tf.add(base, lambda), exponent) as tf.Tensor1D);
     base.dispose();
     return { apply: (r) => tf.tidy(() => tf.div(r, diag) as tf.Tensor1D), diag, perExample };
+  }
+
+  /**
+   * 'auto': 'next-batch' when the step's batch comes from the tape (model.fit, or a closure of
+   * Dense layers) and differs from the previous step's (mini-batches); else 'batch'.
+   */
+  private dampingRatioFor(ggn: TapeGaussNewton | undefined): 'batch' | 'next-batch' {
+    const choice = this.options.dampingRatio;
+    if (choice !== 'auto') return choice;
+    const prev = this.lastFingerprint;
+    this.lastFingerprint = ggn?.fingerprint;
+    if (ggn === undefined || prev === undefined) return 'batch';
+    const same = prev.length === ggn.fingerprint.length && prev.every((v, i) => v === ggn.fingerprint[i]);
+    return same ? 'batch' : 'next-batch';
   }
 
   /** G v from the captured tape, for the variables of this step (others read as zero). */

@@ -63,6 +63,11 @@ export interface TapeGaussNewton {
   batchSize: number;
   /** The variables of the products, in order. */
   vars: tf.Variable[];
+  /**
+   * A fingerprint of the batch (size, weighted sums of the targets and of the first layer's
+   * inputs): equal fingerprints on consecutive steps mean the same data (full batch).
+   */
+  fingerprint: number[];
   /** G v, v given per variable (in the order of `vars`); new tensors. */
   product(vs: tf.Tensor[]): tf.Tensor[];
   /** Release the copied tape tensors, targets and outputs. */
@@ -155,8 +160,12 @@ export function captureGaussNewton(f: () => tf.Scalar, varList: tf.Variable[] | 
 function linearize(tape: TapeNode[], start: number, y: tf.Scalar, vars: tf.Variable[]): TapeGaussNewton {
   const targets: DenseTarget[] = vars.filter((v) => v.rank === 2).map((v) => ({ name: v.name, kernel: v }));
   const uses: Use[] = targets.length > 0 ? findUses(tape, start, targets) : [];
-  uses.forEach((u) => u.a.dispose());
   if (uses.length === 0) throw new Unsupported('no Dense layer (matMul with a kernel variable) in the loss');
+  const firstUse = uses.reduce((p, u) => (u.node.id < p.node.id ? u : p));
+  const weightedSum = (t: tf.Tensor): number =>
+    tf.tidy(() => tf.sum(tf.mul(tf.reshape(t.toFloat(), [-1]), tf.sin(tf.range(1, t.size + 1)))).dataSync()[0]!);
+  const inputSum = weightedSum(firstUse.a);
+  uses.forEach((u) => u.a.dispose());
 
   const nodes = tape.slice(start);
   const savedIds = new Set<number>();
@@ -326,6 +335,7 @@ function linearize(tape: TapeNode[], start: number, y: tf.Scalar, vars: tf.Varia
       at,
       batchSize: n,
       vars,
+      fingerprint: [n, weightedSum(labels), inputSum],
       product: (vs) => tf.tidy(() => vjp(lossHvp(jvp(vs)))),
       dispose: release,
     };
