@@ -294,7 +294,7 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
 
   protected override onNonFinite(_event: SkipEvent): void {
     this.numericState.damping = Math.min(this.options.maxDamping, Math.max(this.damping, this.options.minDamping) * 10);
-    this.stateFor(WARM_START).set('p0', tf.zeros([0]));
+    tf.tidy(() => this.stateFor(WARM_START).set('p0', tf.zeros([0])));
   }
 
   /** The curvature functions of this step, restricted to the curvature fraction. */
@@ -426,7 +426,7 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
           step.dampingUsed = lambda;
         }
       }
-      state.set(PREVIOUS_STEP, tf.zeros([0]));
+      tf.tidy(() => state.set(PREVIOUS_STEP, tf.zeros([0])));
       const tapeProduct = tapeGGN !== undefined ? this.tapeProduct(tapeGGN, vars) : undefined;
       const product = (v: tf.Tensor1D): tf.Tensor1D => {
         step.hvpEvals++;
@@ -560,7 +560,7 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
           // q(t p) = t g^T p + t^2/2 p^T (B + lambda I) p, with p^T (B + lambda I) p = 2 (phi - g^T p).
           const t = search.step;
           this.numericState.predictedReduction = t * slope + t * t * (phi - slope);
-          state.set(PREVIOUS_STEP, tf.tidy(() => tf.mul(direction, t)));
+          tf.tidy(() => state.set(PREVIOUS_STEP, tf.mul(direction, t)));
           step.accepted = true;
           step.stepSize = search.step;
           step.newLoss = search.value;

@@ -109,6 +109,9 @@ class CaptureProbe extends tf.Optimizer {
   override applyGradients(): void {
     throw new Error('not used');
   }
+  override getConfig(): tf.serialization.ConfigDict {
+    return {};
+  }
 }
 
 describe('HessianFree in model.fit', () => {
