@@ -31,9 +31,30 @@ interface RaiseStep {
   w: number[];
   f: number;
 }
+interface FitStep {
+  loss: number;
+  mode: 'batch' | 'next-batch';
+  heldOutRho: number | null;
+  dampingUsed: number;
+  rho: number;
+  damping: number;
+  stepSize: number;
+  backtrackedIteration: number;
+  theta: number[];
+}
 const ref = JSON.parse(fs.readFileSync(new URL('./fixtures/hessian-free-reference.json', import.meta.url), 'utf8')) as {
   ggn: { x: number[][]; kernel1: number[][]; bias1: number[]; kernel2: number[][]; bias2: number[]; cases: GGNCase[] };
   raise: { w0: number[]; damping: number; steps: RaiseStep[] };
+  fit: {
+    x: number[][];
+    y: number[][];
+    batchSize: number;
+    kernel1: number[][];
+    bias1: number[];
+    kernel2: number[][];
+    bias2: number[];
+    steps: FitStep[];
+  };
 };
 
 beforeAll(async () => {
@@ -144,6 +165,52 @@ describe('HessianFree in model.fit', () => {
       model.dispose();
     }
     x.dispose();
+  });
+
+  it("follows the float64 reference trajectory in fit: GGN at the logits, the 'next-batch' ratio, CG backtracking", async () => {
+    const r = ref.fit;
+    const model = tf.sequential({
+      layers: [
+        tf.layers.dense({ units: 4, inputShape: [3], activation: 'tanh' }),
+        tf.layers.dense({ units: 3, activation: 'softmax' }),
+      ],
+    });
+    const weights = [tf.tensor2d(r.kernel1), tf.tensor1d(r.bias1), tf.tensor2d(r.kernel2), tf.tensor1d(r.bias2)];
+    model.setWeights(weights);
+    const opt = new HessianFree({ maxIterations: 8 });
+    model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
+    const x = tf.tensor2d(r.x);
+    const y = tf.tensor2d(r.y);
+    const seen: { step: NonNullable<typeof opt.lastStep>; theta: number[] }[] = [];
+    await model.fit(x, y, {
+      epochs: r.steps.length / 2,
+      batchSize: r.batchSize,
+      shuffle: false,
+      verbose: 0,
+      callbacks: {
+        onBatchEnd: async () => {
+          seen.push({ step: opt.lastStep!, theta: model.getWeights().flatMap((w) => Array.from(w.dataSync())) });
+        },
+      },
+    });
+    expect(seen.length).toBe(r.steps.length);
+    r.steps.forEach((want, k) => {
+      const { step, theta } = seen[k]!;
+      const at = `step ${k}`;
+      expect(step.curvatureSource, at).toBe('tape');
+      expect(step.dampingRatio, at).toBe(want.mode);
+      expect(step.loss, at).toBeCloseTo(want.loss, 5);
+      if (want.heldOutRho === null) expect(step.heldOutRho, at).toBeNaN();
+      else expect(Math.abs(step.heldOutRho - want.heldOutRho), at).toBeLessThan(1e-3 * Math.max(1, Math.abs(want.heldOutRho)));
+      expect(step.dampingUsed / want.dampingUsed - 1, at).toBeLessThan(1e-6);
+      expect(Math.abs(step.rho - want.rho), at).toBeLessThan(1e-3 * Math.abs(want.rho));
+      expect(step.damping / want.damping - 1, at).toBeLessThan(1e-6);
+      expect(step.stepSize, at).toBeCloseTo(want.stepSize, 6);
+      expect(step.backtrackedIteration, at).toBe(want.backtrackedIteration);
+      expect(relErr(theta, want.theta), at).toBeLessThan(1e-4);
+    });
+    tf.dispose([...weights, x, y]);
+    model.dispose();
   });
 
   it('epoch losses fall monotonically with new HessianFree({}) (6-12-3 tanh/softmax, 96 examples, batch 32, 3 seeds)', async () => {

@@ -20,6 +20,13 @@ Writes test/fixtures/hessian-free-reference.json with
    6 steps of the full algorithm (CG with Steihaug detection, lambda <- 1.5 (lambda - kappa/|p|^2)
    and re-solve; CG backtracking; rho; Levenberg-Marquardt 3/2, 2/3; Armijo c1 = 1e-2, t *= 0.8).
 
+3. fit: HessianFree with default rules in model.fit on a 3-4-3 tanh/softmax MLP, 12 examples,
+   batch 6 (two alternating batches), 6 steps: GGN at the logits; step 1 adapts lambda with its
+   own rho, later steps with the 'next-batch' ratio (the previous step s re-measured on the new
+   batch: rho' = (f(theta) - f(theta - s)) / q(s); lambda * 2/3 only when rho' > 3/4, and the
+   step's own rho only raises lambda). CG from 0.95 x the previous last iterate, at most 8
+   iterations (iterates saved at 5, 7 and 8 for backtracking), Armijo from t = 1.
+
 Run: /usr/bin/python3 scripts/reference/hessian_free_reference.py
 """
 import json
@@ -243,12 +250,162 @@ def hf_raise_trajectory():
     return {'w0': [1.0, 0.1], 'damping': 0.1, 'steps': steps}
 
 
+# ------------------------------------------------------------------------------------------
+# 3. HessianFree in model.fit with the next-batch ratio (GGN of softmax cross-entropy)
+
+def unflatten(theta, shapes):
+    out, o = [], 0
+    for sh in shapes:
+        n = int(np.prod(sh))
+        out.append(theta[o:o + n].reshape(sh))
+        o += n
+    return out
+
+
+def softmax_mlp(theta, shapes, x):
+    W1, b1, W2, b2 = unflatten(theta, shapes)
+    h = np.tanh(x @ W1 + b1)
+    z = h @ W2 + b2
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def ce_loss(theta, shapes, x, y):
+    p = softmax_mlp(theta, shapes, x)
+    return float(np.mean(-(y * np.log(p)).sum(axis=1)))
+
+
+def ce_grad_ggn(theta, shapes, x, y):
+    params = unflatten(theta, shapes)
+    n, k = y.shape
+    J = jacobian(x, params, 'softmax', 'logits')
+    p = softmax_mlp(theta, shapes, x)
+    g = J.T @ ((p - y) / n).reshape(-1)
+    G = J.T @ loss_hessian('categoricalCrossentropy', p, n, k) @ J
+    return g, G
+
+
+def adapt(lam, rho, lo=1e-8, hi=1e8):
+    if not (rho >= 0.25):
+        nxt = max(lam, lo) * 1.5
+    elif rho > 0.75:
+        nxt = lam * 2 / 3
+    else:
+        nxt = lam
+    return min(hi, max(lo, nxt))
+
+
+def ratio(actual, predicted):
+    if not (math.isfinite(actual) and math.isfinite(predicted)):
+        return -math.inf
+    if predicted == 0:
+        return 1.0 if actual <= 0 else -math.inf
+    return actual / predicted
+
+
+def martens_cg(A, bvec, x0, max_iter):
+    x = np.zeros_like(bvec) if x0 is None else x0.copy()
+    r = bvec - A @ x
+    phi = -0.5 * (x @ bvec + x @ r)
+    objective = [phi if x0 is not None else 0.0]
+    p = r.copy()
+    rr = r @ r
+    saved, next_save, i = [], 5.0, 0
+    while i < max_iter:
+        q = A @ p
+        kappa = p @ q
+        assert kappa > 0
+        alpha = rr / kappa
+        x = x + alpha * p
+        r = r - alpha * q
+        i += 1
+        phi = -0.5 * (x @ bvec + x @ r)
+        objective.append(phi)
+        if i == math.ceil(next_save):
+            saved.append((i, x.copy(), phi))
+            next_save *= 1.3
+        kwin = max(10, math.ceil(0.1 * i))
+        if i > kwin and phi < 0 and (phi - objective[i - kwin]) / phi < kwin * 5e-4:
+            break
+        rr_new = r @ r
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    if not saved or saved[-1][0] != i:
+        saved.append((i, x.copy(), phi))
+    return x, saved
+
+
+def hf_fit_trajectory(rng):
+    d, hdim, k, n, batch = 3, 4, 3, 12, 6
+    shapes = [(d, hdim), (hdim,), (hdim, k), (k,)]
+    x = rng.normal(size=(n, d))
+    labels = rng.integers(0, k, size=n)
+    y = np.eye(k)[labels]
+    params = [rng.normal(scale=0.8, size=sh) for sh in shapes]
+    theta = np.concatenate([q.reshape(-1) for q in params])
+    lam, p_last, s_prev, predicted, prev_batch = 1.0, None, None, 0.0, None
+    steps = []
+    for step in range(6):
+        bi = step % 2
+        xb, yb = x[bi * batch:(bi + 1) * batch], y[bi * batch:(bi + 1) * batch]
+        f = lambda th: ce_loss(th, shapes, xb, yb)  # noqa: E731
+        f0 = f(theta)
+        g, G = ce_grad_ggn(theta, shapes, xb, yb)
+        mode = 'next-batch' if prev_batch is not None and prev_batch != bi else 'batch'
+        prev_batch = bi
+        held = float('nan')
+        if mode == 'next-batch' and s_prev is not None and predicted < 0:
+            held = ratio(f0 - f(theta - s_prev), predicted)
+            lam = min(lam, adapt(lam, held))
+        used = lam
+        s_prev = None
+        x0 = None if p_last is None else 0.95 * p_last
+        xl, saved = martens_cg(G + lam * np.eye(len(theta)), -g, x0, 8)
+        p_last = xl
+        idx = len(saved) - 1
+        d_vec, phi = saved[idx][1], saved[idx][2]
+        f_dir = f(theta + d_vec)
+        while idx > 0:
+            f_prev = f(theta + saved[idx - 1][1])
+            if not (f_prev < f_dir):
+                break
+            idx -= 1
+            d_vec, phi, f_dir = saved[idx][1], saved[idx][2], f_prev
+        rho = ratio(f_dir - f0, phi)
+        adapted = adapt(lam, rho)
+        lam = adapted if mode == 'batch' else max(lam, adapted)
+        slope = g @ d_vec
+        t, accepted, val = 1.0, False, f_dir
+        for trial in range(60):
+            val = f_dir if trial == 0 else f(theta + t * d_vec)
+            if val <= f0 + 1e-2 * t * slope:
+                accepted = True
+                break
+            t *= 0.8
+        if accepted:
+            theta = theta + t * d_vec
+            predicted = t * slope + t * t * (phi - slope)
+            s_prev = t * d_vec
+        steps.append({
+            'loss': f0, 'mode': mode, 'heldOutRho': None if math.isnan(held) else held,
+            'dampingUsed': used, 'rho': rho, 'damping': lam, 'stepSize': t if accepted else 0,
+            'backtrackedIteration': saved[idx][0], 'theta': theta.tolist(),
+        })
+    return {
+        'x': x.tolist(), 'y': y.tolist(), 'batchSize': batch,
+        'kernel1': params[0].tolist(), 'bias1': params[1].tolist(),
+        'kernel2': params[2].tolist(), 'bias2': params[3].tolist(),
+        'steps': steps,
+    }
+
+
 def main():
     rng = np.random.default_rng(20261201)
     out = {
         'generator': 'scripts/reference/hessian_free_reference.py (numpy float64)',
         'ggn': ggn_cases(rng),
         'raise': hf_raise_trajectory(),
+        'fit': hf_fit_trajectory(np.random.default_rng(7)),
     }
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, 'w') as fh:
