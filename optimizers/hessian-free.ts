@@ -343,7 +343,12 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
 
   protected override onNonFinite(_event: SkipEvent): void {
     this.numericState.damping = Math.min(this.options.maxDamping, Math.max(this.damping, this.options.minDamping) * 10);
-    tf.tidy(() => this.stateFor(WARM_START).set('p0', tf.zeros([0])));
+    tf.tidy(() => {
+      const state = this.stateFor(WARM_START);
+      state.set('p0', tf.zeros([0]));
+      // A skipped step breaks the chain of the 'next-batch' ratio.
+      if (state.has(PREVIOUS_STEP)) state.set(PREVIOUS_STEP, tf.zeros([0]));
+    });
   }
 
   /** The curvature functions of this step, restricted to the curvature fraction. */
