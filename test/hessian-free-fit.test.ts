@@ -9,6 +9,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { HessianFree } from '../optimizers/hessian-free.js';
 import { captureGaussNewton } from '../src/layers/gauss-newton-capture.js';
+import { ggnvpVars, losses } from '../src/autodiff/index.js';
 import { Mlp } from './optim-helpers.js';
 
 interface GGNCase {
@@ -294,6 +295,37 @@ describe('HessianFree in model.fit', () => {
     expect(String(warn.mock.calls[0]![0])).toMatch(/categoricalCrossentropy after a 'sigmoid' output has no convex Gauss-Newton split/);
     tf.dispose([x, y]);
     model.dispose();
+  });
+});
+
+describe('Gauss-Newton capture in a plain closure', () => {
+  it('recognises a closure of matMul layers with a squared loss and matches ggnvpVars, leak-free', () => {
+    const m = Mlp.create(3);
+    const before = tf.memory().numTensors;
+    const cap = captureGaussNewton(m.loss, m.vars);
+    expect(cap.ggn?.loss).toBe('meanSquaredError');
+    expect(cap.ggn?.activation).toBe('linear');
+    const vs = m.vars.map((v, i) => tf.randomNormal(v.shape, 0, 1, 'float32', 40 + i));
+    const got = cap.ggn!.product(vs);
+    const [w1, b1, w2, b2] = m.vars as [tf.Variable, tf.Variable, tf.Variable, tf.Variable];
+    const outputs = () => tf.add(tf.matMul(tf.tanh(tf.add(tf.matMul(m.x, w1), b1)), w2), b2);
+    const want = ggnvpVars(outputs, (z) => losses.meanSquaredError(m.y, z), m.vars, vs);
+    const flat = (ts: tf.Tensor[]) => tf.tidy(() => tf.concat(ts.map((t) => t.reshape([-1]))).dataSync());
+    expect(relErr(flat(got), flat(want))).toBeLessThan(1e-5);
+    tf.dispose([cap.value, ...Object.values(cap.grads), ...vs, ...got, ...want]);
+    cap.ggn!.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+    const opt = new HessianFree({ maxIterations: 10 });
+    opt.minimize(m.loss, false, m.vars);
+    expect(opt.lastStep!.curvatureSource).toBe('tape');
+    // A closure without a matMul layer has nothing to capture: Hessian mode, no warning.
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const x = tf.variable(tf.tensor1d([1, 2]));
+    opt.minimize(() => tf.sum(tf.square(x)) as tf.Scalar);
+    expect(opt.lastStep!.curvature).toBe('hessian');
+    expect(warn).not.toHaveBeenCalled();
+    x.dispose();
+    m.dispose();
   });
 });
 
