@@ -299,7 +299,7 @@ describe('HessianFree in model.fit', () => {
 });
 
 describe('Gauss-Newton capture in a plain closure', () => {
-  it('recognises a closure of matMul layers with a squared loss and matches ggnvpVars, leak-free', () => {
+  it('recognises closures of matMul layers (squared loss; softmax cross-entropy with labels built inside) and matches ggnvpVars, leak-free', () => {
     const m = Mlp.create(3);
     const before = tf.memory().numTensors;
     const cap = captureGaussNewton(m.loss, m.vars);
@@ -312,8 +312,22 @@ describe('Gauss-Newton capture in a plain closure', () => {
     const want = ggnvpVars(outputs, (z) => losses.meanSquaredError(m.y, z), m.vars, vs);
     const flat = (ts: tf.Tensor[]) => tf.tidy(() => tf.concat(ts.map((t) => t.reshape([-1]))).dataSync());
     expect(relErr(flat(got), flat(want))).toBeLessThan(1e-5);
-    tf.dispose([cap.value, ...Object.values(cap.grads), ...vs, ...got, ...want]);
+    tf.dispose([cap.value, ...Object.values(cap.grads), ...got, ...want]);
     cap.ggn!.dispose();
+    // Softmax cross-entropy with the labels one-hot encoded inside the closure: G at the logits.
+    const labels = tf.tensor1d(Array.from({ length: 32 }, (_, i) => i % 4), 'int32');
+    const ce = () =>
+      tf.tidy(() => tf.mean(tf.metrics.categoricalCrossentropy(tf.oneHot(labels, 4).toFloat(), tf.softmax(outputs()))) as tf.Scalar);
+    const capCE = captureGaussNewton(ce, m.vars);
+    expect(capCE.failure?.message).toBeUndefined();
+    expect(capCE.ggn?.loss).toBe('categoricalCrossentropy');
+    expect(capCE.ggn?.at).toBe('logits');
+    const gotCE = capCE.ggn!.product(vs);
+    const onehot = tf.tidy(() => tf.oneHot(labels, 4).toFloat());
+    const wantCE = ggnvpVars(outputs, (z) => losses.softmaxCrossEntropy(onehot, z), m.vars, vs);
+    expect(relErr(flat(gotCE), flat(wantCE))).toBeLessThan(1e-5);
+    tf.dispose([capCE.value, ...Object.values(capCE.grads), ...gotCE, ...wantCE, onehot, labels, ...vs]);
+    capCE.ggn!.dispose();
     expect(tf.memory().numTensors).toBe(before);
     const opt = new HessianFree({ maxIterations: 10 });
     opt.minimize(m.loss, false, m.vars);

@@ -11,7 +11,7 @@
  *
  *   outputs   the output layer's pre-activation z (logits) and the model output p = act(z)
  *             (act: the 'Softmax' / 'Sigmoid' / elementwise node that consumes z, or none)
- *   targets   a tensor the loss reads that no recorded operation produced (a leaf of the tape)
+ *   targets   a batch-shaped tensor the loss reads that does not depend on the variables
  *   loss      identified by value: the Keras losses categoricalCrossentropy,
  *             sparseCategoricalCrossentropy, binaryCrossentropy and meanSquaredError are
  *             evaluated on (targets, p) and the one equal to the closure's value (relative
@@ -116,7 +116,7 @@ function kerasLoss(kind: CapturedLoss, t: tf.Tensor, p: tf.Tensor): number | und
     else if (kind === 'meanSquaredError' && same) v = tf.metrics.meanSquaredError(t, p);
     else if (kind === 'sparseCategoricalCrossentropy' && p.rank === 2 && t.size === p.shape[0]) {
       const k = p.shape[1]!;
-      const onehot = tf.oneHot(tf.cast(tf.floor(tf.reshape(t, [-1])), 'int32'), k).toFloat();
+      const onehot = tf.oneHot(tf.cast(tf.floor(tf.reshape(tf.cast(t, 'float32'), [-1])), 'int32'), k).toFloat();
       v = tf.metrics.categoricalCrossentropy(onehot, tf.clipByValue(p, 1e-7, 1 - 1e-7));
     } else return undefined;
     return tf.mean(v).dataSync()[0]!;
@@ -169,10 +169,8 @@ function linearize(tape: TapeNode[], start: number, y: tf.Scalar, vars: tf.Varia
 
   const nodes = tape.slice(start);
   const savedIds = new Set<number>();
-  const produced = new Set<number>();
   for (const node of nodes) {
     for (const t of node.saved ?? []) savedIds.add(t.id);
-    for (const o of node.outputs) produced.add(o.id);
   }
   // Nodes that only copy a tensor for a gradient (the engine's clones) are not consumers.
   const isCopy = (node: TapeNode) => node.outputs.length === 1 && savedIds.has(node.outputs[0]!.id);
@@ -215,16 +213,21 @@ function linearize(tape: TapeNode[], start: number, y: tf.Scalar, vars: tf.Varia
   }
   if (z.rank !== 2 || z.shape[1] !== units) throw new Unsupported(`the output layer's output has shape [${z.shape}], not [batch, ${units}]`);
 
-  /** A live copy of a tensor the closure may already have released (the engine's saved clone). */
-  const liveCopy = (t: tf.Tensor): tf.Tensor => {
-    if (!t.isDisposed) return tf.keep(tf.clone(t));
+  /** The tensor, or the engine's saved clone of it when the closure already released it. */
+  const live = (t: tf.Tensor): tf.Tensor | undefined => {
+    if (!t.isDisposed) return t;
     for (const node of nodes) {
       if (!isCopy(node)) continue;
       const src = Object.values(node.inputs)[0];
       const out = node.outputs[0]!;
-      if (src?.id === t.id && !out.isDisposed) return tf.keep(tf.clone(out));
+      if (src?.id === t.id && !out.isDisposed) return out;
     }
-    throw new Unsupported('the model output was released before the loss was computed');
+    return undefined;
+  };
+  const liveCopy = (t: tf.Tensor): tf.Tensor => {
+    const alive = live(t);
+    if (alive === undefined) throw new Unsupported('the model output was released before the loss was computed');
+    return tf.keep(tf.clone(alive));
   };
   const owned: tf.Tensor[] = [];
   const keptSaved: tf.Tensor[] = [];
@@ -238,13 +241,19 @@ function linearize(tape: TapeNode[], start: number, y: tf.Scalar, vars: tf.Varia
     const n = pv.shape[0]!;
     const value = y.dataSync()[0]!;
 
-    // Targets: leaves of the tape read after the model output, batch-shaped.
+    // Targets: batch-shaped tensors read after the model output that do not depend on the
+    // variables (the batch's labels, or anything computed from them inside the closure).
     const varIds = new Set(vars.map((v) => v.id));
+    const dependent = new Set(varIds);
+    for (const node of nodes) {
+      if (Object.values(node.inputs).some((t) => dependent.has(t.id))) node.outputs.forEach((o) => dependent.add(o.id));
+    }
     const leaves = new Map<number, tf.Tensor>();
     for (let i = pIndex + 1; i < nodes.length; i++) {
       for (const t of Object.values(nodes[i]!.inputs)) {
-        if (produced.has(t.id) || varIds.has(t.id) || t.isDisposed || t.rank === 0 || t.shape[0] !== n) continue;
-        leaves.set(t.id, t);
+        if (dependent.has(t.id) || t.rank === 0 || t.shape[0] !== n) continue;
+        const alive = live(t);
+        if (alive !== undefined) leaves.set(t.id, alive);
       }
     }
     const kinds: CapturedLoss[] = ['categoricalCrossentropy', 'sparseCategoricalCrossentropy', 'binaryCrossentropy', 'meanSquaredError'];
@@ -255,7 +264,11 @@ function linearize(tape: TapeNode[], start: number, y: tf.Scalar, vars: tf.Varia
         if (v !== undefined && Math.abs(v - value) <= 1e-5 * Math.max(1, Math.abs(value))) matches.push({ kind, t });
       }
     }
-    const distinct = new Set(matches.map((m) => m.kind));
+    // The labels and tensors derived from them inside the loss (sparse labels' one-hot
+    // encoding) can both match: categorical and sparse categorical cross-entropy are then the
+    // same loss, and the first tensor the loss reads (the labels) decides the name.
+    const family = (k: CapturedLoss) => (k === 'sparseCategoricalCrossentropy' ? 'categoricalCrossentropy' : k);
+    const distinct = new Set(matches.map((m) => family(m.kind)));
     if (distinct.size !== 1) {
       throw new Unsupported(
         matches.length === 0
@@ -280,7 +293,7 @@ function linearize(tape: TapeNode[], start: number, y: tf.Scalar, vars: tf.Varia
       zEff = tf.keep(tf.log(tf.maximum(pv, 1e-30)));
       labels =
         kind === 'sparseCategoricalCrossentropy'
-          ? tf.keep(tf.oneHot(tf.cast(tf.floor(tf.reshape(t, [-1])), 'int32'), units).toFloat())
+          ? tf.keep(tf.oneHot(tf.cast(tf.floor(tf.reshape(tf.cast(t, 'float32'), [-1])), 'int32'), units).toFloat())
           : tf.keep(tf.cast(t, 'float32'));
       lossOf = losses.softmaxCrossEntropy;
     } else if (kind === 'binaryCrossentropy') {
