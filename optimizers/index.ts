@@ -71,13 +71,7 @@ export type { KFACOptions, KFACLossKind, KFACEstimation, DenseRegistration } fro
 export { Newton, NEWTON_OPTIONS } from './newton.js';
 export type { NewtonOptions, NewtonStepInfo } from './newton.js';
 export { HessianFree, HESSIAN_FREE_OPTIONS } from './hessian-free.js';
-export type {
-  HessianFreeOptions,
-  HessianFreeStepInfo,
-  CurvatureFunctions,
-  HessianFreeDampingRatio,
-  HessianFreeNegativeCurvature,
-} from './hessian-free.js';
+export type { HessianFreeOptions, HessianFreeStepInfo, CurvatureFunctions } from './hessian-free.js';
 export { Shampoo, SHAMPOO_OPTIONS } from './shampoo.js';
 export type { ShampooOptions } from './shampoo.js';
 
