@@ -3,6 +3,7 @@
  *
  *   npx tsx scripts/hf-vs-adam.ts [--epochs 5] [--train 2000] [--hidden 64] [--hf-batch 500]
  *     [--hf-fraction 1] [--hf-damping 0.01] [--hf-min-damping 0.01] [--hf-cg 50] [--hf-precond martens]
+ *     [--hf-ratio batch|next-batch]
  *
  * Adam runs at every learning rate of a log grid, at batch 100 and at HF's batch; the table
  * shows the run with the best final training loss and, per epoch, the best loss of any Adam
@@ -32,6 +33,8 @@ const hfFraction = arg('hf-fraction', 1);
 const hfDamping = arg('hf-damping', 0.01);
 const hfMinDamping = arg('hf-min-damping', 0.01);
 const hfCg = arg('hf-cg', 50);
+const hfRatioIndex = process.argv.indexOf('--hf-ratio');
+const hfRatio = (hfRatioIndex >= 0 ? process.argv[hfRatioIndex + 1] : 'batch') as 'batch' | 'next-batch';
 const hfPrecondIndex = process.argv.indexOf('--hf-precond');
 const hfPrecond = (hfPrecondIndex >= 0 ? process.argv[hfPrecondIndex + 1] : 'martens') as 'none' | 'martens' | 'squared-gradient';
 const seed = arg('seed', 0);
@@ -103,7 +106,7 @@ curves.push({
 });
 const hfLabel =
   `HessianFree GGN (batch ${hfBatch}, curvature on ${hfFraction * 100}%, ${hfPrecond} preconditioner, ` +
-  `damping ${hfDamping} >= ${hfMinDamping}, CG <= ${hfCg})`;
+  `damping ${hfDamping} >= ${hfMinDamping}, CG <= ${hfCg}${hfRatio === 'batch' ? '' : `, ${hfRatio} ratio`})`;
 const hf = run(
   hfLabel,
   hfBatch,
@@ -115,6 +118,7 @@ const hf = run(
       damping: hfDamping,
       minDamping: hfMinDamping,
       preconditioner: hfPrecond,
+      dampingRatio: hfRatio,
     }),
   true,
 );

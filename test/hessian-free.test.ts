@@ -103,10 +103,11 @@ describe('HessianFree', () => {
         const b = v.slice(1, 1);
         return tf.sum(tf.add(tf.sub(tf.square(a), tf.square(b)), tf.pow(b, 4))) as tf.Scalar;
       });
-    const opt = new HessianFree({ curvature: 'hessian', damping: 0.1 });
+    const opt = new HessianFree({ curvature: 'hessian', damping: 0.1, negativeCurvature: 'steihaug' });
     const f0 = f().dataSync()[0]!;
     opt.minimize(f);
     expect(opt.lastStep!.cgStop).toBe('negative-curvature');
+    expect(opt.lastStep!.dampingRaises).toBe(0);
     expect(opt.lastStep!.accepted).toBe(true);
     expect(f().dataSync()[0]!).toBeLessThan(f0);
     for (let k = 0; k < 30; k++) opt.minimize(f);

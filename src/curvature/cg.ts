@@ -8,7 +8,8 @@
  *   r = b - A x0, y = M^{-1} r, p = y
  *   for i = 1, 2, ..., maxIterations:
  *     q = A p;  kappa = p^T q
- *     if kappa <= 0 and stopOnNegativeCurvature: stop, keep the last iterate (Steihaug 1983)
+ *     if kappa <= 0 and stopOnNegativeCurvature: stop, keep the last iterate (Steihaug 1983),
+ *       and report kappa and ||p||^2 (the caller may raise the damping past it and re-solve)
  *     alpha = r^T y / kappa;  x += alpha p;  r -= alpha q
  *     phi_i = -1/2 x^T (b + r)                       (= phi(x_i), no extra product)
  *     stop if i > k, phi_i < 0 and (phi_i - phi_{i-k}) / phi_i < k * tolerance,
@@ -65,6 +66,12 @@ export interface CGResult {
   /** phi at x0, x1, ..., x_iterations. */
   objective: number[];
   stop: CGStop;
+  /**
+   * At a 'negative-curvature' stop: p^T A p <= 0 and ||p||^2 of the search direction p, so
+   * that p^T A p / ||p||^2 is a Rayleigh quotient of A (an upper bound on its smallest
+   * eigenvalue).
+   */
+  negativeCurvature?: { curvature: number; directionNormSq: number };
 }
 
 /** Release every tensor a CG result holds. */
@@ -112,6 +119,7 @@ export function conjugateGradient(
   const saved: SavedIterate[] = [];
   let nextSave = saveFirst;
   let stop: CGStop = 'max-iterations';
+  let negativeCurvature: CGResult['negativeCurvature'];
   let i = 0;
 
   if (!Number.isFinite(ry) || !Number.isFinite(objective[0]!)) {
@@ -131,6 +139,7 @@ export function conjugateGradient(
       if (kappa <= 0 && stopOnNegative) {
         q.dispose();
         stop = 'negative-curvature';
+        negativeCurvature = { curvature: kappa, directionNormSq: dotNumber(p, p) };
         break;
       }
       const alpha = ry / kappa;
@@ -181,5 +190,5 @@ export function conjugateGradient(
   if (last === undefined || last.x !== x) {
     saved.push({ iteration: i, x, phi: objective[objective.length - 1]! });
   }
-  return { x, saved, iterations: i, products, objective, stop };
+  return { x, saved, iterations: i, products, objective, stop, negativeCurvature };
 }

@@ -76,12 +76,16 @@ export function scalarClosure(owner: string, f: () => tf.Scalar): () => tf.Scala
   };
 }
 
-/** The variables a step updates: varList, or every trainable variable the closure reads. */
+/**
+ * The variables a step updates: varList, or every trainable variable the closure reads.
+ * `variableGrads` replaces tf.variableGrads (e.g. a capturing gradient pass).
+ */
 export function valueAndGradients(
   f: () => tf.Scalar,
   varList: tf.Variable[] | undefined,
+  variableGrads: (f: () => tf.Scalar, varList?: tf.Variable[]) => { value: tf.Scalar; grads: tf.NamedTensorMap } = tf.variableGrads,
 ): { value: tf.Scalar; vars: tf.Variable[]; grads: tf.Tensor[] } {
-  const { value, grads } = tf.variableGrads(f, varList);
+  const { value, grads } = variableGrads(f, varList);
   const candidates = varList ?? Object.values(tf.engine().registeredVariables).filter((v) => v.trainable);
   const vars: tf.Variable[] = [];
   const gs: tf.Tensor[] = [];

@@ -32,7 +32,7 @@ export interface DenseTarget {
 }
 
 /** What one use of a dense layer contributed on the tape. */
-interface Use {
+export interface Use {
   target: number;
   node: TapeNode;
   /** Activations [n, in] (kept). */
@@ -41,7 +41,7 @@ interface Use {
   outputHasBias: boolean;
 }
 
-interface TapeNode {
+export interface TapeNode {
   id: number;
   kernelName?: string;
   inputs: Record<string, tf.Tensor>;
@@ -86,14 +86,14 @@ export interface CaptureResult {
   outputTarget: number | undefined;
 }
 
-function engineState(): EngineState {
+export function engineState(): EngineState {
   return (tf.engine() as unknown as { state: EngineState }).state;
 }
 
 const ALIAS_KERNELS = new Set(['Reshape', 'Identity', 'Cast']);
 
 /** Find the uses of the targets' kernels among the nodes recorded since `start`. */
-function findUses(tape: TapeNode[], start: number, targets: DenseTarget[]): Use[] {
+export function findUses(tape: TapeNode[], start: number, targets: DenseTarget[]): Use[] {
   const aliasOf = new Map<number, number>(); // tensor id -> target index
   targets.forEach((t, i) => aliasOf.set(t.kernel.id, i));
   const uses: Use[] = [];
@@ -139,15 +139,17 @@ function findUses(tape: TapeNode[], start: number, targets: DenseTarget[]): Use[
 /**
  * Reverse-mode accumulation over recorded nodes for a cotangent seeded at `seed`, restricted to
  * tensors downstream of `from`; `onNode` sees the cotangent of each node's first output.
+ * Returns the accumulated cotangents by tensor id (those of the `from` tensors included).
  */
-function backpropagate(
+export function backpropagate(
   tape: TapeNode[],
   start: number,
   fromIds: Set<number>,
   seedId: number,
   seed: tf.Tensor,
   onNode: (node: TapeNode, dy: tf.Tensor) => void,
-): void {
+  owner = 'KFAC',
+): Map<number, tf.Tensor> {
   // Tensors reachable from the first layer's output: the only ones worth differentiating.
   const reach = new Set(fromIds);
   let last = start;
@@ -167,7 +169,7 @@ function backpropagate(
     const wanted = Object.entries(node.inputs).filter(([, t]) => reach.has(t.id) && t.dtype === 'float32');
     if (wanted.length === 0) continue;
     if (node.gradient === undefined) {
-      throw new Error(`KFAC: cannot back-propagate sampled targets through '${node.kernelName}' (no gradient)`);
+      throw new Error(`${owner}: cannot back-propagate through '${node.kernelName}' (no gradient)`);
     }
     const grads = node.gradient(dys);
     for (const [name, t] of wanted) {
@@ -177,6 +179,7 @@ function backpropagate(
       acc.set(t.id, prev === undefined ? g : tf.add(prev, g));
     }
   }
+  return acc;
 }
 
 /**

@@ -6,6 +6,8 @@ export { denseBlocksOf } from './registration.js';
 export type { ModelBlocks } from './registration.js';
 export { captureGradients } from './capture.js';
 export type { CaptureOptions, CaptureResult, CotangentSampler, DenseTarget, LayerCapture } from './capture.js';
+export { captureGaussNewton } from './gauss-newton-capture.js';
+export type { CapturedLoss, GaussNewtonCapture, TapeGaussNewton } from './gauss-newton-capture.js';
 export { spdInverse as dampedFactorInverse } from './inverse.js';
 export { lowRankDampedInverse } from './lowrank.js';
 export type { LowRankInverse, LowRankOptions } from './lowrank.js';
