@@ -291,6 +291,8 @@ export function perExampleSquaredGradients(problem: Problem, batch: Batch, vars:
 const WARM_START = '@hessian-free';
 const SQUARED_GRADIENT = 'squaredGradient';
 const PREVIOUS_STEP = 'previousStep';
+/** Fingerprint of the previous step's batch ('auto' dampingRatio): [size, sums]; size 0 when none. */
+const FINGERPRINT = 'batchFingerprint';
 
 export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS> {
   static get className(): string {
@@ -304,7 +306,6 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
   private pendingBatch: Batch | undefined;
   private warnedCapture = false;
   /** The previous tape-captured batch's fingerprint ('auto' damping ratio: same data or not). */
-  private lastFingerprint: number[] | undefined;
 
   constructor(options: HessianFreeOptions = {}) {
     super('HessianFree', HESSIAN_FREE_OPTIONS, options);
@@ -691,10 +692,16 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
   private dampingRatioFor(ggn: TapeGaussNewton | undefined): 'batch' | 'next-batch' {
     const choice = this.options.dampingRatio;
     if (choice !== 'auto') return choice;
-    const prev = this.lastFingerprint;
-    this.lastFingerprint = ggn?.fingerprint;
-    if (ggn === undefined || prev === undefined) return 'batch';
-    const same = prev.length === ggn.fingerprint.length && prev.every((v, i) => v === ggn.fingerprint[i]);
+    // The previous batch's fingerprint is a slot (float32, compared as float32), so that a
+    // restored optimizer (getWeights/setWeights, model.save) decides exactly as the original.
+    const state = this.stateFor(WARM_START);
+    const saved = state.get(FINGERPRINT);
+    const prev = saved === undefined ? [] : Array.from(saved.dataSync());
+    const next = (ggn?.fingerprint ?? []).map(Math.fround);
+    // [0] is the batch size: a stored 0 means no fingerprint.
+    tf.tidy(() => state.set(FINGERPRINT, tf.tensor1d(next.length > 0 ? next : [0, 0, 0])));
+    if (next.length === 0 || prev.length === 0 || prev[0] === 0) return 'batch';
+    const same = prev.length === next.length && prev.every((v, i) => v === next[i]);
     return same ? 'batch' : 'next-batch';
   }
 

@@ -101,7 +101,7 @@ describe.skipIf(!available)('in headless Chromium', () => {
   });
 
   for (const backend of ['wasm', 'webgl']) {
-    it(`trains with SGD, Adam and Shampoo on ${backend}; HVP equals Node's`, async () => {
+    it(`trains with SGD, Adam, K-FAC, Shampoo and HessianFree on ${backend}; HVP equals Node's`, async () => {
       const r = (await page!.evaluate(
         (b) => (globalThis as unknown as { runSuite(b: string): Promise<unknown> }).runSuite(b),
         backend,
@@ -111,7 +111,7 @@ describe.skipIf(!available)('in headless Chromium', () => {
         expect(losses.every(Number.isFinite), `${name} on ${backend}: ${losses.join(', ')}`).toBe(true);
         expect(losses.at(-1)!, `${name} on ${backend}: ${losses.join(', ')}`).toBeLessThan(0.8 * losses[0]!);
       }
-      expect(Object.keys(r.losses).sort()).toEqual(['adam', 'sgd', 'shampoo']);
+      expect(Object.keys(r.losses).sort()).toEqual(['adam', 'hessian-free', 'kfac', 'sgd', 'shampoo']);
       for (let i = 0; i < nodeHvp.length; i++) {
         expect(Math.abs(r.hvp[i]! - nodeHvp[i]!)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(nodeHvp[i]!)));
       }

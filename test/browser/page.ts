@@ -2,7 +2,7 @@
 // bundled by esbuild for the browser. `window.runSuite(backend)` trains a small tfjs-layers model
 // with five optimizers through model.fit and computes a Hessian-vector product.
 import * as tf from '@tensorflow/tfjs';
-import { Adam, SGD, Shampoo, hvp, initBackend } from '../../src/index.js';
+import { Adam, HessianFree, KFAC, SGD, Shampoo, hvp, initBackend } from '../../src/index.js';
 
 const N = 48;
 
@@ -30,7 +30,9 @@ function model(): tf.Sequential {
 const optimizers: Record<string, (m: tf.LayersModel) => tf.Optimizer> = {
   sgd: () => new SGD({ learningRate: 0.5 }),
   adam: () => new Adam({ learningRate: 0.05 }),
+  kfac: (m) => new KFAC({ model: m }),
   shampoo: () => new Shampoo({ learningRate: 0.05 }),
+  'hessian-free': () => new HessianFree({}),
 };
 
 export interface SuiteResult {
