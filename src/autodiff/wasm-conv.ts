@@ -1,0 +1,271 @@
+/**
+ * Convolution gradient kernels for the wasm backend.
+ *
+ * tfjs-backend-wasm 4.22 registers Conv2D, DepthwiseConv2dNative, MaxPool(Grad) and
+ * AvgPool(Grad), but not Conv2DBackpropFilter nor the two depthwise backprops, so training any
+ * conv net on wasm failed ("Kernel 'Conv2DBackpropFilter' not registered for backend 'wasm'").
+ * Its Conv2DBackpropInput is a scalar C loop, several times slower than the XNNPACK forward.
+ *
+ * Every kernel here is a composition of the wasm backend's own kernels on TensorInfos (XNNPACK
+ * Conv2D / DepthwiseConv2dNative with SIMD, plus Transpose, Reshape, PadV2, Slice, Reverse, Sum),
+ * temporaries disposed with backend.disposeData. With x [B,H,W,Ci], dy [B,OH,OW,Co], filter
+ * [KH,KW,Ci,Co], strides s and the forward's pads (top, left):
+ *
+ *   dW[kh,kw,ci,co] = sum_{b,oh,ow} x[b, oh*s+kh-top, ow*s+kw-left, ci] dy[b,oh,ow,co]
+ *     = a stride-1 convolution with dilation s of x^T [Ci,H,W,B] (batch Ci, channels B) by
+ *       dy^T [OH,OW,B,Co] as the filter; output [Ci,KH,KW,Co], transposed to [KH,KW,Ci,Co].
+ *   dX = a stride-1 convolution of dy zero-dilated by s (pad + reshape) with the spatially
+ *       flipped filter, channels swapped ([KH,KW,Co,Ci]), padded by KH-1-top / KW-1-left.
+ *
+ * The depthwise backprops use the same identities with XNNPACK's depthwise convolution
+ * (filter = channel multiplier M): dW sums a [1,H,W,B*Ci] depthwise correlation over B; dX sums
+ * a Ci*M-channel depthwise convolution over M.
+ *
+ * Values equal the cpu backend's to float32 rounding (test/conv-wasm.test.ts). Gradients of these
+ * kernels (for Hessian-vector products) are in conv-gradients.ts and use ordinary tf ops.
+ */
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+
+type Info = tf.TensorInfo;
+type Backend = { disposeData(dataId: object): unknown };
+type KernelArgs = { inputs: Record<string, Info>; backend: Backend; attrs?: Record<string, unknown> };
+type Func = (args: KernelArgs) => Info | Info[];
+type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
+type Rounding = 'floor' | 'round' | 'ceil' | undefined;
+type Shape4 = [number, number, number, number];
+
+const NEEDED = ['Conv2D', 'DepthwiseConv2dNative', 'Transpose', 'Reshape', 'PadV2', 'Slice', 'Reverse', 'Sum'] as const;
+type Needed = (typeof NEEDED)[number];
+
+/** A small runner over the wasm kernels that records temporaries to dispose. */
+class Ops {
+  private readonly temps: Info[] = [];
+  constructor(
+    private readonly funcs: Record<Needed, Func>,
+    private readonly backend: Backend,
+  ) {}
+
+  private run(name: Needed, inputs: Record<string, Info>, attrs: Record<string, unknown>): Info {
+    const out = this.funcs[name]({ inputs, backend: this.backend, attrs }) as Info;
+    this.temps.push(out);
+    return out;
+  }
+  transpose(x: Info, perm: number[]): Info {
+    return this.run('Transpose', { x }, { perm });
+  }
+  reshape(x: Info, shape: number[]): Info {
+    return this.run('Reshape', { x }, { shape });
+  }
+  pad(x: Info, paddings: [number, number][]): Info {
+    return this.run('PadV2', { x }, { paddings, constantValue: 0 });
+  }
+  slice(x: Info, begin: number[], size: number[]): Info {
+    if (size.every((d, i) => d === x.shape[i])) return x;
+    return this.run('Slice', { x }, { begin, size });
+  }
+  reverse(x: Info, dims: number[]): Info {
+    return this.run('Reverse', { x }, { dims });
+  }
+  sum(x: Info, axis: number[]): Info {
+    return this.run('Sum', { x }, { axis, keepDims: false });
+  }
+  /** Stride-1 convolution with explicit padding [top, bottom, left, right] and dilation d. */
+  conv(x: Info, filter: Info, pads: number[], dilations: [number, number], depthwise = false): Info {
+    const pad: Pad = [[0, 0], [pads[0], pads[1]], [pads[2], pads[3]], [0, 0]];
+    const name = depthwise ? 'DepthwiseConv2dNative' : 'Conv2D';
+    return this.run(name, { x, filter }, { strides: [1, 1], pad, dilations, dataFormat: 'NHWC' });
+  }
+  /** Zero-dilate the spatial axes of [B,OH,OW,C] by strides (sh, sw): [B,(OH-1)sh+1,(OW-1)sw+1,C]. */
+  dilate(dy: Info, sh: number, sw: number): Info {
+    if (sh === 1 && sw === 1) return dy;
+    const [b, oh, ow, c] = dy.shape;
+    const r = this.reshape(dy, [b, oh, 1, ow, 1, c]);
+    const p = this.pad(r, [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]]);
+    const flat = this.reshape(p, [b, oh * sh, ow * sw, c]);
+    return this.slice(flat, [0, 0, 0, 0], [b, (oh - 1) * sh + 1, (ow - 1) * sw + 1, c]);
+  }
+  /** Dispose every temporary except `keep`. */
+  finish(keep: Info): Info {
+    for (const t of this.temps) if (t !== keep) this.backend.disposeData(t.dataId);
+    return keep;
+  }
+  fail(): void {
+    for (const t of this.temps) this.backend.disposeData(t.dataId);
+  }
+}
+
+function channelsLast(dataFormat: unknown, kernel: string): void {
+  if (dataFormat !== undefined && dataFormat !== 'NHWC' && dataFormat !== 'channelsLast') {
+    throw new Error(
+      `curvature: ${kernel} on the wasm backend supports dataFormat 'NHWC' only (got '${String(dataFormat)}')`,
+    );
+  }
+}
+
+/** dW = conv2DBackpropFilter(x, dy); `depthwise`: filter [KH,KW,Ci,M], dy channels Ci*M. */
+function backpropFilter(ops: Ops, x: Info, dy: Info, filterShape: Shape4, attrs: Record<string, unknown>, depthwise: boolean): Info {
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as Shape4,
+    filterShape,
+    attrs.strides as [number, number],
+    1,
+    attrs.pad as Pad,
+    attrs.dimRoundingMode as Rounding,
+    depthwise,
+  );
+  const { strideHeight: sh, strideWidth: sw, outHeight: oh, outWidth: ow, inHeight: h, inWidth: w } = info;
+  const [kh, kw] = filterShape;
+  const { top, left } = info.padInfo;
+  const [b, , , ci] = x.shape;
+  // Padding so the dilated "filter" (dy) spans exactly kh x kw output positions (never negative:
+  // rows of x that no output reads are simply not reached; the output is sliced to kh x kw).
+  const bottom = Math.max(0, kh - 1 + (oh - 1) * sh + 1 - h - top);
+  const right = Math.max(0, kw - 1 + (ow - 1) * sw + 1 - w - left);
+  if (!depthwise) {
+    const co = filterShape[3];
+    const xT = ops.transpose(x, [3, 1, 2, 0]); // [Ci,H,W,B]
+    const dyT = ops.transpose(dy, [1, 2, 0, 3]); // [OH,OW,B,Co]
+    const out = ops.conv(xT, dyT, [top, bottom, left, right], [sh, sw]); // [Ci,KH',KW',Co]
+    const cut = ops.slice(out, [0, 0, 0, 0], [ci, kh, kw, co]);
+    return ops.transpose(cut, [1, 2, 0, 3]);
+  }
+  const m = filterShape[3];
+  const xT = ops.reshape(ops.transpose(x, [1, 2, 0, 3]), [1, h, w, b * ci]); // [1,H,W,B*Ci]
+  const dy5 = ops.reshape(dy, [b, oh, ow, ci, m]);
+  const dyT = ops.reshape(ops.transpose(dy5, [1, 2, 0, 3, 4]), [oh, ow, b * ci, m]);
+  const out = ops.conv(xT, dyT, [top, bottom, left, right], [sh, sw], true); // [1,KH',KW',B*Ci*M]
+  const cut = ops.slice(out, [0, 0, 0, 0], [1, kh, kw, b * ci * m]);
+  const perB = ops.reshape(cut, [kh, kw, b, ci * m]);
+  return ops.reshape(ops.sum(perB, [2]), filterShape);
+}
+
+/** dX = conv2DBackpropInput(dy, filter); `depthwise`: filter [KH,KW,Ci,M]. */
+function backpropInput(ops: Ops, dy: Info, filter: Info, inputShape: Shape4, attrs: Record<string, unknown>, depthwise: boolean): Info {
+  const filterShape = filter.shape as Shape4;
+  const info = tf.backend_util.computeConv2DInfo(
+    inputShape,
+    filterShape,
+    attrs.strides as [number, number],
+    1,
+    attrs.pad as Pad,
+    attrs.dimRoundingMode as Rounding,
+    depthwise,
+  );
+  const { strideHeight: sh, strideWidth: sw, inHeight: h, inWidth: w } = info;
+  const [kh, kw, ci, co] = filterShape;
+  const { top, left } = info.padInfo;
+  const dyD = ops.dilate(dy, sh, sw);
+  const [b, hd, wd] = dyD.shape;
+  const pt = kh - 1 - top;
+  const pl = kw - 1 - left;
+  const pb = Math.max(0, h + kh - 1 - hd - pt);
+  const pr = Math.max(0, w + kw - 1 - wd - pl);
+  const flipped = ops.reverse(filter, [0, 1]);
+  if (!depthwise) {
+    const f = ops.transpose(flipped, [0, 1, 3, 2]); // [KH,KW,Co,Ci]
+    const out = ops.conv(dyD, f, [pt, pb, pl, pr], [1, 1]);
+    return ops.slice(out, [0, 0, 0, 0], [b, h, w, ci]);
+  }
+  const m = co;
+  const f = ops.reshape(flipped, [kh, kw, ci * m, 1]);
+  const out = ops.conv(dyD, f, [pt, pb, pl, pr], [1, 1], true); // [B,H',W',Ci*M]
+  const cut = ops.slice(out, [0, 0, 0, 0], [b, h, w, ci * m]);
+  if (m === 1) return cut;
+  return ops.sum(ops.reshape(cut, [b, h, w, ci, m]), [4]);
+}
+
+let installed = false;
+const stockConfigs = new Map<string, tf.KernelConfig | undefined>();
+const fastConfigs = new Map<string, tf.KernelConfig>();
+
+/** Names of the wasm kernels curvature registers or replaces. */
+export const WASM_CONV_KERNELS = [
+  'Conv2DBackpropFilter',
+  'Conv2DBackpropInput',
+  'DepthwiseConv2dNativeBackpropFilter',
+  'DepthwiseConv2dNativeBackpropInput',
+] as const;
+
+/**
+ * Register the conv gradient kernels on wasm (idempotent). Conv2DBackpropInput replaces the
+ * stock scalar loop; the other three are missing from tfjs-backend-wasm 4.22.
+ */
+export function installWasmConvKernels(): void {
+  if (installed) return;
+  const funcs = {} as Record<Needed, Func>;
+  for (const name of NEEDED) {
+    const k = tf.getKernel(name, 'wasm');
+    if (!k) return;
+    funcs[name] = k.kernelFunc as unknown as Func;
+  }
+  installed = true;
+  const wrap =
+    (body: (ops: Ops, args: KernelArgs) => Info) =>
+    (args: KernelArgs): Info => {
+      const ops = new Ops(funcs, args.backend);
+      let out: Info;
+      try {
+        out = body(ops, args);
+      } catch (e) {
+        ops.fail();
+        throw e;
+      }
+      return ops.finish(out);
+    };
+  const bodies: Record<(typeof WASM_CONV_KERNELS)[number], (ops: Ops, args: KernelArgs) => Info> = {
+    Conv2DBackpropFilter: (ops, { inputs, attrs = {} }) => {
+      channelsLast(attrs.dataFormat, 'Conv2DBackpropFilter');
+      return backpropFilter(ops, inputs.x, inputs.dy, attrs.filterShape as Shape4, attrs, false);
+    },
+    Conv2DBackpropInput: (ops, { inputs, attrs = {} }) => {
+      channelsLast(attrs.dataFormat, 'Conv2DBackpropInput');
+      return backpropInput(ops, inputs.dy, inputs.filter, attrs.inputShape as Shape4, attrs, false);
+    },
+    DepthwiseConv2dNativeBackpropFilter: (ops, { inputs, attrs = {} }) => {
+      noDilation(attrs.dilations, 'DepthwiseConv2dNativeBackpropFilter');
+      return backpropFilter(ops, inputs.x, inputs.dy, attrs.filterShape as Shape4, attrs, true);
+    },
+    DepthwiseConv2dNativeBackpropInput: (ops, { inputs, attrs = {} }) => {
+      noDilation(attrs.dilations, 'DepthwiseConv2dNativeBackpropInput');
+      return backpropInput(ops, inputs.dy, inputs.filter, attrs.inputShape as Shape4, attrs, true);
+    },
+  };
+  for (const name of WASM_CONV_KERNELS) {
+    const stock = tf.getKernel(name, 'wasm');
+    stockConfigs.set(name, stock);
+    const config: tf.KernelConfig = {
+      kernelName: name,
+      backendName: 'wasm',
+      kernelFunc: wrap(bodies[name]) as unknown as tf.KernelFunc,
+    };
+    fastConfigs.set(name, config);
+    if (stock) tf.unregisterKernel(name, 'wasm');
+    tf.registerKernel(config);
+  }
+}
+
+function noDilation(dilations: unknown, kernel: string): void {
+  const d = dilations == null ? [1, 1] : typeof dilations === 'number' ? [dilations, dilations] : (dilations as number[]);
+  if (d.some((v) => v !== 1)) {
+    throw new Error(`curvature: ${kernel} on the wasm backend supports dilations 1 only (got ${String(d)})`);
+  }
+}
+
+/**
+ * Run `fn` with tfjs-backend-wasm's stock Conv2DBackpropInput (the others have no stock
+ * version) -- for benchmarks and tests that compare with it.
+ */
+export function withStockWasmConvInput<T>(fn: () => T): T {
+  const stock = stockConfigs.get('Conv2DBackpropInput');
+  const fast = fastConfigs.get('Conv2DBackpropInput');
+  if (!stock || !fast) return fn();
+  tf.unregisterKernel('Conv2DBackpropInput', 'wasm');
+  tf.registerKernel(stock);
+  try {
+    return fn();
+  } finally {
+    tf.unregisterKernel('Conv2DBackpropInput', 'wasm');
+    tf.registerKernel(fast);
+  }
+}
