@@ -4,7 +4,9 @@
  * tfjs-backend-wasm 4.22 registers Conv2D, DepthwiseConv2dNative, MaxPool(Grad) and
  * AvgPool(Grad), but not Conv2DBackpropFilter nor the two depthwise backprops, so training any
  * conv net on wasm failed ("Kernel 'Conv2DBackpropFilter' not registered for backend 'wasm'").
- * Its Conv2DBackpropInput is a scalar C loop, several times slower than the XNNPACK forward.
+ * Its Conv2DBackpropInput is a scalar C loop, several times slower than the XNNPACK forward, and
+ * its MaxPoolGrad returns wrong values (parts of dx are left unwritten; max error 3.2 against the
+ * cpu backend for a 2x2 pool), so every max-pooling net trained on wasm got wrong gradients.
  *
  * Every kernel here is a composition of the wasm backend's own kernels on TensorInfos (XNNPACK
  * Conv2D / DepthwiseConv2dNative with SIMD, plus Transpose, Reshape, PadV2, Slice, Reverse, Sum),
@@ -21,6 +23,9 @@
  * (filter = channel multiplier M): dW sums a [1,H,W,B*Ci] depthwise correlation over B; dX sums
  * a Ci*M-channel depthwise convolution over M.
  *
+ * MaxPoolGrad = MaxPoolWithArgmax (batch in the index) + ScatterNd of dy at the argmax (summed
+ * where windows overlap), the same routing the higher-order gradient gathers with.
+ *
  * Values equal the cpu backend's to float32 rounding (test/conv-wasm.test.ts). Gradients of these
  * kernels (for Hessian-vector products) are in conv-gradients.ts and use ordinary tf ops.
  */
@@ -28,14 +33,28 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
 type Info = tf.TensorInfo;
-type Backend = { disposeData(dataId: object): unknown };
+type Backend = {
+  disposeData(dataId: object): unknown;
+  makeOutput(shape: number[], dtype: tf.DataType): Info;
+  typedArrayFromHeap(info: Info): Float32Array | Int32Array | Uint8Array;
+};
 type KernelArgs = { inputs: Record<string, Info>; backend: Backend; attrs?: Record<string, unknown> };
 type Func = (args: KernelArgs) => Info | Info[];
 type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 type Rounding = 'floor' | 'round' | 'ceil' | undefined;
 type Shape4 = [number, number, number, number];
 
-const NEEDED = ['Conv2D', 'DepthwiseConv2dNative', 'Transpose', 'Reshape', 'PadV2', 'Slice', 'Reverse', 'Sum'] as const;
+const NEEDED = [
+  'Conv2D',
+  'DepthwiseConv2dNative',
+  'Transpose',
+  'Reshape',
+  'PadV2',
+  'Slice',
+  'Reverse',
+  'Sum',
+  'ScatterNd',
+] as const;
 type Needed = (typeof NEEDED)[number];
 
 /** A small runner over the wasm kernels that records temporaries to dispose. */
@@ -84,6 +103,16 @@ class Ops {
     const p = this.pad(r, [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]]);
     const flat = this.reshape(p, [b, oh * sh, ow * sw, c]);
     return this.slice(flat, [0, 0, 0, 0], [b, (oh - 1) * sh + 1, (ow - 1) * sw + 1, c]);
+  }
+  /** Max pooling's values and flat argmax indices (batch included), as MaxPoolWithArgmax. */
+  argmax(x: Info, attrs: Record<string, unknown>): Info {
+    const outs = maxPoolWithArgmax(this.backend, x, { ...attrs, includeBatchInIndex: true });
+    this.temps.push(...outs);
+    return outs[1];
+  }
+  /** A zero tensor of `size` elements with `updates` added at `indices` (duplicates summed). */
+  scatter(indices: Info, updates: Info, size: number): Info {
+    return this.run('ScatterNd', { indices, updates }, { shape: [size] });
   }
   /** Dispose every temporary except `keep`. */
   finish(keep: Info): Info {
@@ -175,6 +204,82 @@ function backpropInput(ops: Ops, dy: Info, filter: Info, inputShape: Shape4, att
   return ops.sum(ops.reshape(cut, [b, h, w, ci, m]), [4]);
 }
 
+/**
+ * MaxPoolWithArgmax, in JS on the wasm heap. The stock wasm kernel starts each window's maximum
+ * at 0 instead of -Infinity: a window of negative values returns 0 and index 0. The cpu
+ * backend's rule is kept: the first maximum in row-major window order wins; padding never does.
+ */
+function maxPoolWithArgmax(backend: Backend, x: Info, attrs: Record<string, unknown>): [Info, Info] {
+  if (x.shape.length !== 4) throw new Error(`curvature: maxPoolWithArgmax: input must be rank 4 (got [${x.shape}])`);
+  const info = tf.backend_util.computePool2DInfo(
+    x.shape as Shape4,
+    attrs.filterSize as [number, number],
+    attrs.strides as [number, number],
+    1,
+    attrs.pad as Pad,
+    attrs.dimRoundingMode as Rounding,
+  );
+  const { batchSize, inHeight, inWidth, inChannels: c, outHeight, outWidth, strideHeight, strideWidth } = info;
+  const { effectiveFilterHeight: fh, effectiveFilterWidth: fw } = info;
+  const { top, left } = info.padInfo;
+  const pooled = backend.makeOutput(info.outShape, x.dtype);
+  const indexes = backend.makeOutput(info.outShape, 'int32');
+  // Views after every allocation (a growing heap detaches earlier views).
+  const xv = backend.typedArrayFromHeap(x);
+  const pv = backend.typedArrayFromHeap(pooled);
+  const iv = backend.typedArrayFromHeap(indexes);
+  const withBatch = attrs.includeBatchInIndex === true;
+  let o = 0;
+  for (let b = 0; b < batchSize; b++) {
+    const base = b * inHeight * inWidth * c;
+    for (let oh = 0; oh < outHeight; oh++) {
+      const r0 = oh * strideHeight - top;
+      const rStart = Math.max(0, r0);
+      const rEnd = Math.min(inHeight, r0 + fh);
+      for (let ow = 0; ow < outWidth; ow++) {
+        const c0 = ow * strideWidth - left;
+        const cStart = Math.max(0, c0);
+        const cEnd = Math.min(inWidth, c0 + fw);
+        for (let d = 0; d < c; d++, o++) {
+          let best = Number.NEGATIVE_INFINITY;
+          let at = -1;
+          for (let r = rStart; r < rEnd; r++) {
+            for (let q = cStart; q < cEnd; q++) {
+              const k = (r * inWidth + q) * c + d;
+              const v = xv[base + k]!;
+              if (v > best || at < 0) {
+                best = v;
+                at = k;
+              }
+            }
+          }
+          pv[o] = best;
+          iv[o] = withBatch ? base + at : at;
+        }
+      }
+    }
+  }
+  return [pooled, indexes];
+}
+
+/**
+ * MaxPoolGrad: dx = dy scattered to each window's argmax (summed where windows overlap). The
+ * stock wasm kernel returns wrong values (it leaves parts of dx unwritten: measured max error
+ * 3.2 against the cpu backend on a 2x2/2 'same' pool).
+ */
+function maxPoolGrad(ops: Ops, dy: Info, input: Info, attrs: Record<string, unknown>): Info {
+  const indexes = ops.argmax(input, attrs);
+  if (!tf.util.arraysEqual(indexes.shape, dy.shape)) {
+    throw new Error(
+      `curvature: MaxPoolGrad on wasm: dy has shape [${dy.shape}] but the pooled input has shape [${indexes.shape}]` +
+        (attrs.dimRoundingMode != null ? ' (dimRoundingMode is not supported)' : ''),
+    );
+  }
+  const n = tf.util.sizeFromShape(dy.shape);
+  const flat = ops.scatter(ops.reshape(indexes, [n, 1]), ops.reshape(dy, [n]), tf.util.sizeFromShape(input.shape));
+  return ops.reshape(flat, input.shape);
+}
+
 let installed = false;
 const stockConfigs = new Map<string, tf.KernelConfig | undefined>();
 const fastConfigs = new Map<string, tf.KernelConfig>();
@@ -185,11 +290,14 @@ export const WASM_CONV_KERNELS = [
   'Conv2DBackpropInput',
   'DepthwiseConv2dNativeBackpropFilter',
   'DepthwiseConv2dNativeBackpropInput',
+  'MaxPoolGrad',
+  'MaxPoolWithArgmax',
 ] as const;
 
 /**
  * Register the conv gradient kernels on wasm (idempotent). Conv2DBackpropInput replaces the
- * stock scalar loop; the other three are missing from tfjs-backend-wasm 4.22.
+ * stock scalar loop and MaxPoolGrad the stock kernel's wrong values; the other three are
+ * missing from tfjs-backend-wasm 4.22.
  */
 export function installWasmConvKernels(): void {
   if (installed) return;
@@ -213,7 +321,7 @@ export function installWasmConvKernels(): void {
       }
       return ops.finish(out);
     };
-  const bodies: Record<(typeof WASM_CONV_KERNELS)[number], (ops: Ops, args: KernelArgs) => Info> = {
+  const bodies: Record<Exclude<(typeof WASM_CONV_KERNELS)[number], 'MaxPoolWithArgmax'>, (ops: Ops, args: KernelArgs) => Info> = {
     Conv2DBackpropFilter: (ops, { inputs, attrs = {} }) => {
       channelsLast(attrs.dataFormat, 'Conv2DBackpropFilter');
       return backpropFilter(ops, inputs.x, inputs.dy, attrs.filterShape as Shape4, attrs, false);
@@ -230,6 +338,10 @@ export function installWasmConvKernels(): void {
       noDilation(attrs.dilations, 'DepthwiseConv2dNativeBackpropInput');
       return backpropInput(ops, inputs.dy, inputs.filter, attrs.inputShape as Shape4, attrs, true);
     },
+    MaxPoolGrad: (ops, { inputs, attrs = {} }) => maxPoolGrad(ops, inputs.dy, inputs.input, attrs),
+  };
+  const multiOutput: Partial<Record<(typeof WASM_CONV_KERNELS)[number], (args: KernelArgs) => Info[]>> = {
+    MaxPoolWithArgmax: ({ inputs, backend, attrs = {} }) => maxPoolWithArgmax(backend, inputs.x, attrs),
   };
   for (const name of WASM_CONV_KERNELS) {
     const stock = tf.getKernel(name, 'wasm');
@@ -237,7 +349,7 @@ export function installWasmConvKernels(): void {
     const config: tf.KernelConfig = {
       kernelName: name,
       backendName: 'wasm',
-      kernelFunc: wrap(bodies[name]) as unknown as tf.KernelFunc,
+      kernelFunc: (multiOutput[name] ?? wrap(bodies[name as keyof typeof bodies])) as unknown as tf.KernelFunc,
     };
     fastConfigs.set(name, config);
     if (stock) tf.unregisterKernel(name, 'wasm');
