@@ -54,6 +54,7 @@ const NEEDED = [
   'Reverse',
   'Sum',
   'ScatterNd',
+  'BatchMatMul',
 ] as const;
 type Needed = (typeof NEEDED)[number];
 
@@ -113,6 +114,18 @@ class Ops {
   /** A zero tensor of `size` elements with `updates` added at `indices` (duplicates summed). */
   scatter(indices: Info, updates: Info, size: number): Info {
     return this.run('ScatterNd', { indices, updates }, { shape: [size] });
+  }
+  matMul(a: Info, b: Info): Info {
+    return this.run('BatchMatMul', { a, b }, { transposeA: false, transposeB: false });
+  }
+  /** A float32 output tensor and a zeroed view of it (views taken after every allocation). */
+  zeros(shape: number[]): Info {
+    const out = this.backend.makeOutput(shape, 'float32');
+    this.temps.push(out);
+    return out;
+  }
+  view(x: Info): Float32Array {
+    return this.backend.typedArrayFromHeap(x) as Float32Array;
   }
   /** Dispose every temporary except `keep`. */
   finish(keep: Info): Info {
@@ -184,6 +197,7 @@ function backpropInput(ops: Ops, dy: Info, filter: Info, inputShape: Shape4, att
   const { strideHeight: sh, strideWidth: sw, inHeight: h, inWidth: w } = info;
   const [kh, kw, ci, co] = filterShape;
   const { top, left } = info.padInfo;
+  if (!depthwise && (sh > 1 || sw > 1)) return backpropInputCol2im(ops, dy, filter, info);
   const dyD = ops.dilate(dy, sh, sw);
   const [b, hd, wd] = dyD.shape;
   const pt = kh - 1 - top;
@@ -278,6 +292,45 @@ function maxPoolGrad(ops: Ops, dy: Info, input: Info, attrs: Record<string, unkn
   const n = tf.util.sizeFromShape(dy.shape);
   const flat = ops.scatter(ops.reshape(indexes, [n, 1]), ops.reshape(dy, [n]), tf.util.sizeFromShape(input.shape));
   return ops.reshape(flat, input.shape);
+}
+
+/**
+ * dX for strides > 1, where the zero-dilated convolution would spend most of its work on zeros:
+ * cols = dy [B*OH*OW, Co] @ W^T [Co, KH*KW*Ci] (XNNPACK matMul), then col2im adds each column
+ * block into dx (a JS loop over the wasm heap, B*OH*OW*KH*KW*Ci additions).
+ */
+function backpropInputCol2im(ops: Ops, dy: Info, filter: Info, info: tf.backend_util.Conv2DInfo): Info {
+  const { batchSize: b, inHeight: h, inWidth: w, outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw } = info;
+  const [kh, kw, ci, co] = filter.shape as Shape4;
+  const { top, left } = info.padInfo;
+  const wT = ops.transpose(ops.reshape(filter, [kh * kw * ci, co]), [1, 0]);
+  const cols = ops.matMul(ops.reshape(dy, [b * oh * ow, co]), wT); // [B*OH*OW, KH*KW*Ci]
+  const dx = ops.zeros([b, h, w, ci]);
+  const cv = ops.view(cols);
+  const dv = ops.view(dx);
+  dv.fill(0);
+  const rowLen = kh * kw * ci;
+  let row = 0;
+  for (let n = 0; n < b; n++) {
+    const base = n * h * w * ci;
+    for (let y = 0; y < oh; y++) {
+      for (let x = 0; x < ow; x++, row++) {
+        const src = row * rowLen;
+        for (let i = 0; i < kh; i++) {
+          const r = y * sh + i - top;
+          if (r < 0 || r >= h) continue;
+          for (let j = 0; j < kw; j++) {
+            const q = x * sw + j - left;
+            if (q < 0 || q >= w) continue;
+            const d = base + (r * w + q) * ci;
+            const s = src + (i * kw + j) * ci;
+            for (let k = 0; k < ci; k++) dv[d + k]! += cv[s + k]!;
+          }
+        }
+      }
+    }
+  }
+  return dx;
 }
 
 let installed = false;
