@@ -5,8 +5,9 @@
  * AvgPool(Grad), but not Conv2DBackpropFilter nor the two depthwise backprops, so training any
  * conv net on wasm failed ("Kernel 'Conv2DBackpropFilter' not registered for backend 'wasm'").
  * Its Conv2DBackpropInput is a scalar C loop, several times slower than the XNNPACK forward, and
- * its MaxPoolGrad returns wrong values (parts of dx are left unwritten; max error 3.2 against the
- * cpu backend for a 2x2 pool), so every max-pooling net trained on wasm got wrong gradients.
+ * its MaxPoolGrad and MaxPoolWithArgmax are wrong for windows whose values are all negative (the
+ * maximum starts at 0; MaxPoolGrad's max error against the cpu backend: 0 on N(5,1) inputs, 73 on
+ * N(-5,1), 3.2 on N(0,1) with a 2x2 pool), so max pooling after tanh trained on wrong gradients.
  *
  * Every kernel here is a composition of the wasm backend's own kernels on TensorInfos (XNNPACK
  * Conv2D / DepthwiseConv2dNative with SIMD, plus Transpose, Reshape, PadV2, Slice, Reverse, Sum),
@@ -278,8 +279,7 @@ function maxPoolWithArgmax(backend: Backend, x: Info, attrs: Record<string, unkn
 
 /**
  * MaxPoolGrad: dx = dy scattered to each window's argmax (summed where windows overlap). The
- * stock wasm kernel returns wrong values (it leaves parts of dx unwritten: measured max error
- * 3.2 against the cpu backend on a 2x2/2 'same' pool).
+ * stock wasm kernel is wrong for windows whose values are all negative (see the header).
  */
 function maxPoolGrad(ops: Ops, dy: Info, input: Info, attrs: Record<string, unknown>): Info {
   const indexes = ops.argmax(input, attrs);
