@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { gradcheck, hvp } from '../src/autodiff/index.js';
-import { Adam, HessianFree, KFAC, Newton, SGD, Shampoo } from '../optimizers/index.js';
+import { Adam, HessianFree, KFAC, Newton, RMSProp, SGD, Shampoo } from '../optimizers/index.js';
 import { randomTensor, seededRandom } from './helpers/fd.js';
 
 beforeAll(async () => {
@@ -313,15 +313,17 @@ function cnn(tiny: boolean): tf.LayersModel {
 describe('a tfjs-layers CNN trains through model.fit on wasm', () => {
   const cases: [string, (m: tf.LayersModel) => tf.Optimizer, boolean][] = [
     ['SGD', () => new SGD({ learningRate: 0.5 }), false],
+    ['RMSProp', () => new RMSProp({ learningRate: 0.01 }), false],
     ['Adam', () => new Adam({ learningRate: 0.02 }), false],
     ['tfjs Adam', () => tf.train.adam(0.02), false],
-    ['Shampoo', () => new Shampoo({ learningRate: 0.02 }), false],
+    // Preconditioning from step 2 (the default starts at step 10, after this test's 8 steps).
+    ['Shampoo', () => new Shampoo({ learningRate: 0.02, preconditionFrequency: 2 }), false],
     ['HessianFree', () => new HessianFree({}), false],
     ['Newton (tiny model)', () => new Newton({}), true],
     ['KFAC (diagonal fallback for conv layers)', (m) => new KFAC({ model: m, ...KFAC.FAST_SETTINGS }), false],
   ];
   for (const [name, make, tiny] of cases) {
-    it(`${name}: the loss falls`, async () => {
+    it(`${name}: the loss falls, steps are leak-free`, async () => {
       expect(tf.getBackend()).toBe('wasm');
       const { xs, ys } = dataset(tiny ? 6 : 8);
       const m = cnn(tiny);
@@ -330,6 +332,10 @@ describe('a tfjs-layers CNN trains through model.fit on wasm', () => {
       const loss = h.history.loss as number[];
       expect(loss.every(Number.isFinite)).toBe(true);
       expect(loss[loss.length - 1]!).toBeLessThan(0.85 * loss[0]!);
+      // Optimizer state exists now: one more epoch must not add tensors.
+      const n = tf.memory().numTensors;
+      await m.fit(xs, ys, { epochs: 1, batchSize: 12, shuffle: false, verbose: 0 });
+      expect(tf.memory().numTensors).toBe(n);
       tf.dispose([xs, ys]);
       m.dispose();
     });
