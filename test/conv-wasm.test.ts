@@ -17,7 +17,7 @@ beforeAll(async () => {
   expect(await initBackend('wasm')).toBe('wasm');
 });
 
-type Pad = 'same' | 'valid';
+type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
 type Shape4 = [number, number, number, number];
 
 /** Run fn on `backend` and return its outputs' values (tensors created inside are disposed). */
@@ -59,13 +59,15 @@ const CASES: [Shape4, Shape4, number | [number, number], Pad][] = [
   [[3, 8, 7, 2], [3, 3, 2, 5], 2, 'valid'],
   [[2, 9, 9, 2], [5, 5, 2, 3], 3, 'same'],
   [[2, 6, 7, 2], [2, 3, 2, 3], [2, 1], 'valid'],
+  [[2, 7, 6, 2], [3, 3, 2, 3], 2, 1],
+  [[2, 7, 6, 2], [3, 2, 2, 3], [1, 2], [[0, 0], [2, 1], [0, 1], [0, 0]]],
 ];
 
 describe('wasm conv gradient kernels against the cpu backend', () => {
   for (const [xs, fs, stride, pad] of CASES) {
     for (const depthwise of [false, true]) {
       const f: Shape4 = depthwise ? [fs[0], fs[1], fs[2], 2] : fs;
-      const name = `${depthwise ? 'depthwise' : 'conv2d'} x [${xs}] filter [${f}] stride ${stride} ${pad}`;
+      const name = `${depthwise ? 'depthwise' : 'conv2d'} x [${xs}] filter [${f}] stride ${stride} pad ${JSON.stringify(pad)}`;
       it(`${name}: dx and dW match cpu`, () => {
         const x = values(xs, 1);
         const w = values(f, 2);
@@ -340,4 +342,24 @@ describe('a tfjs-layers CNN trains through model.fit on wasm', () => {
       m.dispose();
     });
   }
+
+  it('separable, depthwise and transposed conv layers train with SGD', async () => {
+    const { xs, ys } = dataset(8);
+    const init = (seed: number): ReturnType<typeof tf.initializers.glorotUniform> => tf.initializers.glorotUniform({ seed });
+    const m = tf.sequential({
+      layers: [
+        tf.layers.conv2dTranspose({ inputShape: [8, 8, 1], filters: 2, kernelSize: 3, strides: 1, padding: 'same', activation: 'tanh', kernelInitializer: init(1) }),
+        tf.layers.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, strides: 2, padding: 'same', activation: 'tanh', depthwiseInitializer: init(2) }),
+        tf.layers.separableConv2d({ filters: 3, kernelSize: 3, padding: 'valid', activation: 'tanh', depthwiseInitializer: init(3), pointwiseInitializer: init(4) }),
+        tf.layers.flatten(),
+        tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(5) }),
+      ],
+    });
+    m.compile({ optimizer: new SGD({ learningRate: 0.5 }), loss: 'categoricalCrossentropy' });
+    const h = await m.fit(xs, ys, { epochs: 6, batchSize: 12, shuffle: false, verbose: 0 });
+    const loss = h.history.loss as number[];
+    expect(loss[loss.length - 1]!).toBeLessThan(0.85 * loss[0]!);
+    tf.dispose([xs, ys]);
+    m.dispose();
+  });
 });
