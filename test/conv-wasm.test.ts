@@ -61,6 +61,7 @@ const CASES: [Shape4, Shape4, number | [number, number], Pad][] = [
   [[2, 6, 7, 2], [2, 3, 2, 3], [2, 1], 'valid'],
   [[2, 7, 6, 2], [3, 3, 2, 3], 2, 1],
   [[2, 7, 6, 2], [3, 2, 2, 3], [1, 2], [[0, 0], [2, 1], [0, 1], [0, 0]]],
+  [[2, 5, 6, 2], [3, 3, 2, 3], 1, [[0, 0], [3, 4], [1, 2], [0, 0]]],
 ];
 
 describe('wasm conv gradient kernels against the cpu backend', () => {

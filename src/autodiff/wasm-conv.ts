@@ -82,7 +82,7 @@ class Ops {
     return this.run('PadV2', { x }, { paddings, constantValue: 0 });
   }
   slice(x: Info, begin: number[], size: number[]): Info {
-    if (size.every((d, i) => d === x.shape[i])) return x;
+    if (size.every((d, i) => d === x.shape[i] && begin[i] === 0)) return x;
     return this.run('Slice', { x }, { begin, size });
   }
   reverse(x: Info, dims: number[]): Info {
@@ -201,20 +201,24 @@ function backpropInput(ops: Ops, dy: Info, filter: Info, inputShape: Shape4, att
   if (!depthwise && (sh > 1 || sw > 1)) return backpropInputCol2im(ops, dy, filter, info);
   const dyD = ops.dilate(dy, sh, sw);
   const [b, hd, wd] = dyD.shape;
-  const pt = kh - 1 - top;
-  const pl = kw - 1 - left;
-  const pb = Math.max(0, h + kh - 1 - hd - pt);
-  const pr = Math.max(0, w + kw - 1 - wd - pl);
+  // Full-correlation padding kh-1-top; a forward pad larger than kh-1 (explicit padding) makes it
+  // negative: pad 0 and crop instead.
+  const pt = Math.max(0, kh - 1 - top);
+  const pl = Math.max(0, kw - 1 - left);
+  const offH = pt - (kh - 1 - top);
+  const offW = pl - (kw - 1 - left);
+  const pb = Math.max(0, h + offH + kh - 1 - hd - pt);
+  const pr = Math.max(0, w + offW + kw - 1 - wd - pl);
   const flipped = ops.reverse(filter, [0, 1]);
   if (!depthwise) {
     const f = ops.transpose(flipped, [0, 1, 3, 2]); // [KH,KW,Co,Ci]
     const out = ops.conv(dyD, f, [pt, pb, pl, pr], [1, 1]);
-    return ops.slice(out, [0, 0, 0, 0], [b, h, w, ci]);
+    return ops.slice(out, [0, offH, offW, 0], [b, h, w, ci]);
   }
   const m = co;
   const f = ops.reshape(flipped, [kh, kw, ci * m, 1]);
   const out = ops.conv(dyD, f, [pt, pb, pl, pr], [1, 1], true); // [B,H',W',Ci*M]
-  const cut = ops.slice(out, [0, 0, 0, 0], [b, h, w, ci * m]);
+  const cut = ops.slice(out, [0, offH, offW, 0], [b, h, w, ci * m]);
   if (m === 1) return cut;
   return ops.sum(ops.reshape(cut, [b, h, w, ci, m]), [4]);
 }
