@@ -106,6 +106,7 @@ import { DenseBlock, isLowRank, type AppliedInverse, type DenseBlockSpec, type F
 import { useLowRank } from '../src/layers/lowrank.js';
 import { captureGradients, type CaptureResult, type CotangentSampler } from '../src/layers/capture.js';
 import { denseBlocksOf, installCompileHook } from '../src/layers/registration.js';
+import { registeredVariable, releaseKept } from '../src/tfjs-internals/engine.js';
 
 export type KFACLossKind = 'softmax-cross-entropy' | 'sigmoid-cross-entropy' | 'mse';
 export type KFACEstimation = 'fisher' | 'empirical' | 'exact';
@@ -220,10 +221,6 @@ interface CotangentPlan {
   quadFrom: number;
   /** The quadratic model's sets are the columns of the output curvature's root (exact). */
   quadExact: boolean;
-}
-
-interface EngineScope {
-  track: tf.Tensor[];
 }
 
 export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
@@ -519,7 +516,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
     });
     this.counters.gradEvals += plan.sets;
     try {
-      const vars = varList ?? Object.keys(cap.grads).map((n) => tf.engine().registeredVariables[n]!);
+      const vars = varList ?? Object.keys(cap.grads).map((n) => registeredVariable(n)!);
       const entries = vars
         .filter((v) => cap.grads[v.name] != null)
         .map((v) => ({ name: v.name, variable: v, grad: cap.grads[v.name]! }));
@@ -890,22 +887,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
    * disposed, so fit reports the metrics of its own call).
    */
   private evaluateClosure(f: () => tf.Scalar): tf.Scalar {
-    const engine = tf.engine() as unknown as {
-      startScope(name?: string): void;
-      endScope(result?: unknown): void;
-      state: { activeScope: EngineScope | null };
-    };
-    engine.startScope('kfac-rho');
-    let loss: tf.Scalar | undefined;
-    try {
-      loss = f();
-      for (const t of engine.state.activeScope?.track ?? []) {
-        if ((t as unknown as { kept: boolean }).kept && t !== loss) t.dispose();
-      }
-    } finally {
-      engine.endScope(loss);
-    }
-    return loss;
+    return releaseKept(() => tf.tidy(f));
   }
 }
 

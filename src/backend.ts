@@ -20,6 +20,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { silenceCpuFirstUseNotice } from './tfjs-internals/engine.js';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'webgl' | 'wasm' | 'cpu';
 const KNOWN: readonly BackendName[] = ['tensorflow', 'webgpu', 'webgl', 'wasm', 'cpu'];
@@ -87,7 +88,7 @@ async function trySet(name: BackendName): Promise<string | undefined> {
   }
   // The cpu backend greets Node users with advice to install tfjs-node on first use; here
   // cpu was chosen deliberately (or tfjs-node is unavailable), so the notice is only noise.
-  if (name === 'cpu') (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
+  if (name === 'cpu') silenceCpuFirstUseNotice();
   return undefined;
 }
 

@@ -1,6 +1,6 @@
 /**
  * Convolutional nets on the wasm backend (issue 18): the conv gradient kernels curvature
- * registers (src/autodiff/wasm-conv.ts) against the cpu backend's values, the higher-order
+ * registers (src/tfjs-internals/wasm-conv.ts) against the cpu backend's values, the higher-order
  * gradients of conv/pooling backprops (src/autodiff/conv-gradients.ts) against central
  * differences and a float64 PyTorch fixture (scripts/reference/conv_reference.py), and a
  * tfjs-layers CNN trained through model.fit on wasm with every optimizer.

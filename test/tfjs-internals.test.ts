@@ -3,7 +3,8 @@
 // instead of deep inside an optimizer. (Issue 14, "a safety net first".)
 //
 // What is pinned, and who relies on it:
-// - engine.state.activeTape: an array of tape nodes { id, kernelName, inputs, outputs, gradient }
+// - engine.state.activeTape: an array of tape nodes { id, kernelName, inputs, outputs, gradient },
+//   and state.gradientDepth
 //   while a gradient is being recorded (src/layers/capture.ts: K-FAC's statistics).
 // - engine.startScope / endScope and engine.state.activeScope.track, with `kept` on tensors
 //   (optimizers/kfac.ts: evaluating the closure once more without leaking its metrics).
@@ -12,7 +13,7 @@
 // - engine.registeredVariables keyed by variable name (src/optim/base.ts, optimizers/kfac.ts,
 //   src/curvature/closure.ts).
 // - tf.getKernel / unregisterKernel / registerKernel for wasm BatchMatMul, Transpose, Identity
-//   (src/autodiff/wasm-matmul.ts) and tf.getGradient for the kernels whose gradients
+//   (src/tfjs-internals/wasm-matmul.ts) and tf.getGradient for the kernels whose gradients
 //   src/autodiff/registrations.ts replaces.
 // - the cpu backend's `firstUse` flag (src/backend.ts silences its tfjs-node advice).
 // - tfjs-layers' fit calls optimizer.minimize(lossClosure, true, trainableWeights) once per
@@ -34,7 +35,9 @@ interface EngineInternals {
   state: {
     activeTape: TapeNodeShape[] | null;
     activeScope: { track: tf.Tensor[] } | null;
+    gradientDepth: number;
   };
+  runKernel(name: string, inputs: tf.NamedTensorMap, attrs: tf.NamedAttrMap): tf.Tensor;
   startScope(name?: string): void;
   endScope(result?: unknown): void;
   keep(t: tf.Tensor): tf.Tensor;
@@ -52,13 +55,18 @@ describe('tfjs internals curvature relies on (tfjs ' + tf.version.tfjs + ')', ()
     const x = tf.variable(tf.tensor2d([[1, 2]]), true, 'contract-x');
     const w = tf.variable(tf.tensor2d([[0.5], [-0.25]]), true, 'contract-w');
     let seen: TapeNodeShape[] | null = null;
+    let depth = -1;
     const { value, grads } = tf.variableGrads(() => {
+      depth = engine().state.gradientDepth;
       const y = tf.matMul(x, w);
       const tape = engine().state.activeTape;
       seen = tape === null ? null : [...tape];
       return tf.sum(tf.square(y)) as tf.Scalar;
     }, [w]);
     expect(Array.isArray(seen)).toBe(true);
+    // Recording depth: > 0 inside a gradient, 0 outside (untaped() sets it to 0 to stop recording).
+    expect(depth).toBeGreaterThan(0);
+    expect(engine().state.gradientDepth).toBe(0);
     const nodes = seen as unknown as TapeNodeShape[];
     const matMul = nodes.find((n) => n.kernelName === 'BatchMatMul' || n.kernelName === '_FusedMatMul');
     expect(matMul, `kernels on the tape: ${nodes.map((n) => String(n.kernelName)).join(', ')}`).toBeDefined();
@@ -116,6 +124,15 @@ describe('tfjs internals curvature relies on (tfjs ' + tf.version.tfjs + ')', ()
     expect(seen).toEqual([t!]);
     expect(e.keep).toBe(previous);
     t!.dispose();
+  });
+
+  it('engine.runKernel runs a kernel by name with its registered gradient', () => {
+    const x = tf.tensor1d([1, -2, 3]);
+    const y = engine().runKernel('Square', { x }, {});
+    expect(Array.from(y.dataSync())).toEqual([1, 4, 9]);
+    const g = tf.grad((t: tf.Tensor) => tf.sum(engine().runKernel('Square', { x: t }, {})))(x);
+    expect(Array.from(g.dataSync())).toEqual([2, -4, 6]);
+    tf.dispose([x, y, g]);
   });
 
   it('engine.registeredVariables is keyed by variable name', () => {

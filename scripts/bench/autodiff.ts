@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { hvp, losses } from '../../src/autodiff/index.js';
 import { withStockGradients } from '../../src/autodiff/registrations.js';
-import { withStockWasmMatMul } from '../../src/autodiff/wasm-matmul.js';
+import { withStockWasmMatMul } from '../../src/tfjs-internals/wasm-matmul.js';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);

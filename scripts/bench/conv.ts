@@ -4,14 +4,15 @@
  *
  *   1. Kernels: Conv2D forward, Conv2DBackpropFilter (dW) and Conv2DBackpropInput (dX) on the
  *      shapes of a small CNN's second layer, strides 1 and 2. curvature's wasm backprops
- *      (src/autodiff/wasm-conv.ts, XNNPACK convolutions) against the stock wasm dX (a scalar
+ *      (src/tfjs-internals/wasm-conv.ts, XNNPACK convolutions) against the stock wasm dX (a scalar
  *      loop; stock wasm has no dW) and the cpu backend.
  *   2. A small CNN (conv 3x3x16 'same' + tanh, max pool 2, conv 3x3x32 stride 2 + tanh, dense 10,
  *      softmax cross-entropy; batch 32 of 28x28x1): forward, gradient and Hessian-vector product.
  */
 import * as tf from '@tensorflow/tfjs';
 import { hvp, losses } from '../../src/autodiff/index.js';
-import { withStockWasmConvInput } from '../../src/autodiff/wasm-conv.js';
+import { withStockWasmConvInput } from '../../src/tfjs-internals/wasm-conv.js';
+import { runKernel } from '../../src/tfjs-internals/engine.js';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -56,8 +57,8 @@ function kernelTimers(stride: number): Kernels & { dispose: () => void } {
   const w = tf.randomNormal([3, 3, 16, 32], 0, 0.1, 'float32', 2) as tf.Tensor4D;
   const dy = tf.conv2d(x, w, stride, 'same');
   const attrs = { strides: stride, pad: 'same', dataFormat: 'NHWC' };
-  const kernel = (name: string, inputs: tf.NamedTensorMap, extra: object) => (): tf.Tensor[] => [
-    tf.engine().runKernel(name, inputs, { ...attrs, ...extra } as unknown as tf.NamedAttrMap) as tf.Tensor,
+  const kernel = (name: string, inputs: Record<string, tf.Tensor>, extra: object) => (): tf.Tensor[] => [
+    runKernel(name, inputs, { ...attrs, ...extra }),
   ];
   return {
     fwd: () => once(() => [tf.conv2d(x, w, stride, 'same')]),
@@ -137,7 +138,7 @@ export async function run(): Promise<string> {
   return [
     '## Convolutions',
     '',
-    'Conv gradient kernels on wasm (src/autodiff/wasm-conv.ts: XNNPACK convolutions of transposed / zero-dilated',
+    'Conv gradient kernels on wasm (src/tfjs-internals/wasm-conv.ts: XNNPACK convolutions of transposed / zero-dilated',
     'operands) against the forward convolution, the stock wasm kernel and the cpu backend, measured in the same run',
     '(median of 9 interleaved runs; cpu: 3). Shapes: x [32,14,14,16], filter [3,3,16,32], padding same.',
     '',

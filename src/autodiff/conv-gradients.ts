@@ -21,13 +21,13 @@
  * tape like any op (values: test/conv-wasm.test.ts against central differences and PyTorch).
  */
 import * as tf from '@tensorflow/tfjs';
+import { runKernel } from '../tfjs-internals/engine.js';
 
 type Saved = tf.Tensor[];
 type Attrs = Record<string, unknown>;
 type PoolPad = 'same' | 'valid' | number;
 
-const run = (name: string, inputs: Record<string, tf.Tensor>, attrs: Attrs): tf.Tensor =>
-  tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+const run = (name: string, inputs: Record<string, tf.Tensor>, attrs: Attrs): tf.Tensor => runKernel(name, inputs, attrs);
 
 function convAttrs(attrs: Attrs): Attrs {
   return { strides: attrs.strides, pad: attrs.pad, dataFormat: attrs.dataFormat ?? 'NHWC', dimRoundingMode: attrs.dimRoundingMode };

@@ -1,7 +1,7 @@
 // Public surface of src/autodiff; re-exported by src/index.ts.
 import { installHigherOrderGradients } from './registrations.js';
-import { installWasmIdentityShare, installWasmMatMulTranspose } from './wasm-matmul.js';
-import { installWasmConvKernels } from './wasm-conv.js';
+import { installWasmIdentityShare, installWasmMatMulTranspose } from '../tfjs-internals/wasm-matmul.js';
+import { installWasmConvKernels } from '../tfjs-internals/wasm-conv.js';
 import { installConvGradients } from './conv-gradients.js';
 
 /**
@@ -20,7 +20,7 @@ installAutodiff();
 
 export { installHigherOrderGradients, REGISTERED_GRADIENT_KERNELS } from './registrations.js';
 export { installConvGradients, CONV_GRADIENT_KERNELS } from './conv-gradients.js';
-export { installWasmConvKernels, WASM_CONV_KERNELS } from './wasm-conv.js';
+export { installWasmConvKernels, WASM_CONV_KERNELS } from '../tfjs-internals/wasm-conv.js';
 export {
   DEFAULT_MAX_ENTRIES,
   valueAndGrad,

@@ -13,41 +13,9 @@
  * ones tfjs-layers reports.
  */
 import * as tf from '@tensorflow/tfjs';
+import { releaseKept, trainableVariables } from '../tfjs-internals/engine.js';
 
-interface KeepingEngine {
-  keep?: (t: tf.Tensor) => tf.Tensor;
-}
-
-function collect(result: unknown, into: Set<tf.Tensor>): void {
-  if (result instanceof tf.Tensor) into.add(result);
-  else if (Array.isArray(result)) for (const r of result) collect(r, into);
-  else if (result !== null && typeof result === 'object') {
-    for (const r of Object.values(result as Record<string, unknown>)) collect(r, into);
-  }
-}
-
-/** Run fn; dispose afterwards whatever it `tf.keep`-ed that is not in its result. */
-export function releaseKept<T>(fn: () => T): T {
-  const engine = tf.engine() as unknown as KeepingEngine;
-  const hadOwn = Object.prototype.hasOwnProperty.call(engine, 'keep');
-  const previous = engine.keep!;
-  const kept: tf.Tensor[] = [];
-  engine.keep = (t: tf.Tensor): tf.Tensor => {
-    kept.push(t);
-    return previous.call(engine, t);
-  };
-  let result: T;
-  try {
-    result = fn();
-  } finally {
-    if (hadOwn) engine.keep = previous;
-    else delete engine.keep;
-  }
-  const keepAlive = new Set<tf.Tensor>();
-  collect(result, keepAlive);
-  for (const t of kept) if (!t.isDisposed && !keepAlive.has(t)) t.dispose();
-  return result;
-}
+export { releaseKept };
 
 /** Evaluate the closure's loss as a JS number, leak-free (for line searches). */
 export function lossValue(f: () => tf.Scalar): number {
@@ -86,7 +54,7 @@ export function valueAndGradients(
   variableGrads: (f: () => tf.Scalar, varList?: tf.Variable[]) => { value: tf.Scalar; grads: tf.NamedTensorMap } = tf.variableGrads,
 ): { value: tf.Scalar; vars: tf.Variable[]; grads: tf.Tensor[] } {
   const { value, grads } = variableGrads(f, varList);
-  const candidates = varList ?? Object.values(tf.engine().registeredVariables).filter((v) => v.trainable);
+  const candidates = varList ?? trainableVariables();
   const vars: tf.Variable[] = [];
   const gs: tf.Tensor[] = [];
   for (const v of candidates) {

@@ -23,6 +23,9 @@
  * error if the structure is not there.
  */
 import * as tf from '@tensorflow/tfjs';
+import { engineState, type TapeNode } from '../tfjs-internals/engine.js';
+
+export { engineState, type TapeNode };
 
 /** A registered dense layer as the capture sees it. */
 export interface DenseTarget {
@@ -41,18 +44,6 @@ export interface Use {
   outputHasBias: boolean;
 }
 
-export interface TapeNode {
-  id: number;
-  kernelName?: string;
-  inputs: Record<string, tf.Tensor>;
-  outputs: tf.Tensor[];
-  gradient?: (dys: (tf.Tensor | null)[]) => Record<string, () => tf.Tensor>;
-  saved?: tf.Tensor[];
-}
-
-interface EngineState {
-  activeTape: TapeNode[] | null;
-}
 
 /**
  * Cotangents of the per-example loss at the output pre-activations (logits [n, k]) whose outer
@@ -86,9 +77,6 @@ export interface CaptureResult {
   outputTarget: number | undefined;
 }
 
-export function engineState(): EngineState {
-  return (tf.engine() as unknown as { state: EngineState }).state;
-}
 
 const ALIAS_KERNELS = new Set(['Reshape', 'Identity', 'Cast']);
 

@@ -44,7 +44,8 @@
 import * as tf from '@tensorflow/tfjs';
 // The index installs the higher-order gradients the products differentiate through.
 import { losses } from '../autodiff/index.js';
-import { backpropagate, engineState, findUses, type DenseTarget, type TapeNode, type Use } from './capture.js';
+import { backpropagate, findUses, type DenseTarget, type Use } from './capture.js';
+import { engineState, trainableVariables, untaped, type TapeNode } from '../tfjs-internals/engine.js';
 
 /** Keras loss names recognised by value. */
 export type CapturedLoss =
@@ -90,21 +91,7 @@ const ADD = new Set(['Add', 'AddV2', 'BiasAdd']);
 
 class Unsupported extends Error {}
 
-interface EngineDepth {
-  gradientDepth: number;
-}
 
-/** Run fn without recording on the active tape (our bookkeeping is not part of the loss). */
-function untaped<T>(fn: () => T): T {
-  const state = engineState() as unknown as EngineDepth;
-  const depth = state.gradientDepth;
-  state.gradientDepth = 0;
-  try {
-    return fn();
-  } finally {
-    state.gradientDepth = depth;
-  }
-}
 
 /** The Keras loss on (targets, predictions), as a number; undefined when the shapes do not fit. */
 function kerasLoss(kind: CapturedLoss, t: tf.Tensor, p: tf.Tensor): number | undefined {
@@ -139,7 +126,7 @@ export function captureGaussNewton(f: () => tf.Scalar, varList: tf.Variable[] | 
     const tape = state.activeTape;
     const start = tape.length;
     const y = f();
-    const vars = varList ?? Object.values(tf.engine().registeredVariables).filter((v) => v.trainable);
+    const vars = varList ?? trainableVariables();
     try {
       ggn = untaped(() => linearize(tape, start, y, vars));
     } catch (err) {

@@ -72,6 +72,7 @@
  * turns the guard off (no sync per step).
  */
 import * as tf from '@tensorflow/tfjs';
+import { registeredVariable } from '../tfjs-internals/engine.js';
 import { option, resolveOptions, type OptionSpecs, type ResolvedOptions } from './options.js';
 import {
   learningRateAt,
@@ -355,7 +356,7 @@ export abstract class CurvatureOptimizer<
     const out: GradientEntry[] = [];
     for (const [name, grad] of pairs) {
       if (grad == null) continue; // tfjs convention: a variable without gradient is left alone
-      const variable = tf.engine().registeredVariables[name];
+      const variable = registeredVariable(name);
       if (variable === undefined) {
         throw new Error(`${this.displayName}.applyGradients: no variable named '${name}' is registered`);
       }
