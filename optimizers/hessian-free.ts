@@ -113,7 +113,7 @@ import {
   type NamedTensorLike,
   type SkipEvent,
 } from '../src/optim/base.js';
-import { invalidOption, option, optionDocs, type OptionSpec, type OptionsInput } from '../src/optim/options.js';
+import { option, optionDocs, type OptionsInput } from '../src/optim/options.js';
 import { conjugateGradient, disposeCG, type CGStop } from '../src/curvature/cg.js';
 import { lossValue, releaseKept, scalarClosure, valueAndGradients } from '../src/curvature/closure.js';
 import { captureGaussNewton, type GaussNewtonCapture, type TapeGaussNewton } from '../src/layers/gauss-newton-capture.js';
@@ -121,19 +121,6 @@ import { adaptDamping, reductionRatio } from '../src/curvature/damping.js';
 import { armijoBacktracking } from '../src/curvature/line-search.js';
 import { dotNumber, flatten, ParameterPoint, unflatten } from '../src/curvature/vector.js';
 import type { Batch, Problem } from '../src/harness/problem.js';
-
-function choice<T extends string>(defaultValue: T, values: readonly T[], description: string): OptionSpec<T> {
-  return {
-    default: defaultValue,
-    description,
-    parse(v, name) {
-      if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) {
-        throw invalidOption(name, v, `must be one of ${values.map((x) => `'${x}'`).join(', ')}`);
-      }
-      return v as T;
-    },
-  };
-}
 
 export type HessianFreeCurvature = 'auto' | 'ggn' | 'hessian';
 export type HessianFreePreconditioner = 'none' | 'squared-gradient' | 'martens';
@@ -143,7 +130,7 @@ export type HessianFreeDampingRatio = 'auto' | 'batch' | 'next-batch';
 export const HESSIAN_FREE_OPTIONS = {
   ...BASE_OPTION_SPECS,
   learningRate: option.learningRate(1, 'First trial step of the Armijo line search on the CG direction'),
-  curvature: choice<HessianFreeCurvature>(
+  curvature: option.choice<HessianFreeCurvature>(
     'auto',
     ['auto', 'ggn', 'hessian'],
     "Curvature: 'ggn' (Gauss-Newton, needs outputs), 'hessian', or 'auto' (ggn when available)",
@@ -159,20 +146,20 @@ export const HESSIAN_FREE_OPTIONS = {
   c1: option.number(1e-2, 'Armijo sufficient-decrease constant', { min: 0, max: 1, minExclusive: true, maxExclusive: true }),
   lineSearchShrink: option.number(0.8, 'Factor on the step after a rejected Armijo trial', { min: 0, max: 1, minExclusive: true, maxExclusive: true }),
   maxLineSearch: option.number(60, 'Maximum Armijo trials', { min: 1, integer: true }),
-  preconditioner: choice<HessianFreePreconditioner>(
+  preconditioner: option.choice<HessianFreePreconditioner>(
     'none',
     ['none', 'squared-gradient', 'martens'],
     "CG preconditioner: 'none', 'martens' ((diag(sum of per-example squared gradients) + lambda)^0.75; " +
       "falls back to 'squared-gradient' without a Dense-model problem) or 'squared-gradient' (EMA of batch gradients)",
   ),
   preconditionerExponent: option.number(0.75, 'Exponent alpha of the diagonal preconditioner (Martens 0.75)', { min: 0, max: 1 }),
-  negativeCurvature: choice<HessianFreeNegativeCurvature>(
+  negativeCurvature: option.choice<HessianFreeNegativeCurvature>(
     'raise-damping',
     ['raise-damping', 'steihaug'],
     "At negative curvature p^T (B + lambda I) p <= 0 in CG: 'raise-damping' (lambda past the detected curvature, " +
       "re-solve) or 'steihaug' (stop, keep the last iterate)",
   ),
-  dampingRatio: choice<HessianFreeDampingRatio>(
+  dampingRatio: option.choice<HessianFreeDampingRatio>(
     'auto',
     ['auto', 'batch', 'next-batch'],
     "Batch on which rho adapts lambda: 'batch' (the step's own), 'next-batch' (the previous step's reduction " +

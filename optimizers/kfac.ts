@@ -112,19 +112,6 @@ export type KFACLossKind = 'softmax-cross-entropy' | 'sigmoid-cross-entropy' | '
 export type KFACEstimation = 'fisher' | 'empirical' | 'exact';
 export type KFACQuadraticModel = 'exact' | 'sampled';
 
-function oneOf<T extends string>(values: readonly T[], def: T, description: string): OptionSpec<T> {
-  return {
-    default: def,
-    description,
-    parse(v, name) {
-      if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) {
-        throw invalidOption(name, v, `must be one of ${values.map((x) => `'${x}'`).join(', ')}`);
-      }
-      return v as T;
-    },
-  };
-}
-
 const modelOption: OptionSpec<tf.LayersModel | undefined> = {
   default: undefined,
   description: 'tfjs-layers model whose Dense layers get K-FAC blocks',
@@ -162,11 +149,9 @@ export const KFAC_OPTIONS = {
     { min: 0, integer: true },
   ),
   burnIn: option.number(0, 'First steps that only accumulate statistics', { min: 0, integer: true }),
-  estimation: oneOf<KFACEstimation>(['fisher', 'empirical', 'exact'], 'fisher', "'fisher' (sampled targets), 'empirical' (data targets), 'exact' (all output directions)"),
-  lossKind: oneOf<KFACLossKind | 'auto'>(['auto', 'softmax-cross-entropy', 'sigmoid-cross-entropy', 'mse'], 'auto', "Output distribution for 'fisher'/'exact'; 'auto' reads model.loss"),
-  quadraticModel: oneOf<KFACQuadraticModel>(
-    ['exact', 'sampled'],
-    'exact',
+  estimation: option.choice<KFACEstimation>('fisher', ['fisher', 'empirical', 'exact'], "'fisher' (sampled targets), 'empirical' (data targets), 'exact' (all output directions)"),
+  lossKind: option.choice<KFACLossKind | 'auto'>('auto', ['auto', 'softmax-cross-entropy', 'sigmoid-cross-entropy', 'mse'], "Output distribution for 'fisher'/'exact'; 'auto' reads model.loss"),
+  quadraticModel: option.choice<KFACQuadraticModel>('exact', ['exact', 'sampled'],
     "Curvature of the quadratic model (adaptive step sizes, rho): 'exact' Gauss-Newton/Fisher of the batch (one backward pass per output unit, up to exactQuadraticMaxOutputs), 'sampled' target samples",
   ),
   exactQuadraticMaxOutputs: option.number(

@@ -95,7 +95,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { CurvatureOptimizer, BASE_OPTION_SPECS, type NamedTensorLike, type SlotState, type StepContext } from '../src/optim/base.js';
-import { option, optionDocs, invalidOption, type OptionSpec, type OptionsInput } from '../src/optim/options.js';
+import { option, optionDocs, invalidOption, type OptionsInput } from '../src/optim/options.js';
 import { addL2WeightDecay, descend, ema, momentumDirection } from '../src/optim/transforms.js';
 import {
   GRAFTING_TYPES,
@@ -125,28 +125,6 @@ import {
 
 export type ShampooRootMethod = 'eigen' | 'coupled-newton';
 
-function choice<T extends string>(defaultValue: T, values: readonly T[], description: string): OptionSpec<T> {
-  return {
-    default: defaultValue,
-    description,
-    parse(v, name) {
-      if (typeof v !== 'string' || !values.includes(v as T)) {
-        throw invalidOption(name, v, `must be one of ${values.map((x) => `'${x}'`).join(', ')}`);
-      }
-      return v as T;
-    },
-  };
-}
-
-function optionalNumber(description: string, min: number, max: number, maxExclusive: boolean): OptionSpec<number | undefined> {
-  const inner = option.number(0, description, { min, max, maxExclusive });
-  return {
-    default: undefined,
-    description,
-    parse: (v, name) => (v === undefined ? undefined : inner.parse(v, name)),
-  };
-}
-
 export const SHAMPOO_OPTIONS = {
   ...BASE_OPTION_SPECS,
   learningRate: option.learningRate(1e-2, 'Step size: a number >= 0 or a schedule of the step'),
@@ -157,12 +135,12 @@ export const SHAMPOO_OPTIONS = {
     minExclusive: true,
   }),
   epsilon: option.number(1e-5, 'Added to the statistics before the inverse root: epsilon * lambda_max (relative, default) or epsilon (absolute)', { min: 0 }),
-  epsilonMode: choice<'absolute' | 'relative'>('relative', ['absolute', 'relative'], "'relative' to the statistic's largest eigenvalue (default), or 'absolute'"),
+  epsilonMode: option.choice<'absolute' | 'relative'>('relative', ['absolute', 'relative'], "'relative' to the statistic's largest eigenvalue (default), or 'absolute'"),
   rootExponent: option.number(0, 'Inverse root r in S^{-1/r}; 0 = 2 * order of the (merged) block', {
     min: 0,
     integer: true,
   }),
-  inverseRootMethod: choice<ShampooRootMethod>('eigen', ['eigen', 'coupled-newton'], 'Float64 inverse roots by eigendecomposition or coupled Newton'),
+  inverseRootMethod: option.choice<ShampooRootMethod>('eigen', ['eigen', 'coupled-newton'], 'Float64 inverse roots by eigendecomposition or coupled Newton'),
   preconditionFrequency: option.number(10, 'Recompute inverse roots every this many steps', { min: 1, integer: true }),
   statisticsComputeSteps: option.number(1, 'Update the statistics every this many steps (scalable_shampoo statistics_compute_steps); 1 = every step', {
     min: 1,
@@ -174,9 +152,9 @@ export const SHAMPOO_OPTIONS = {
   }),
   maxPreconditionerDim: option.number(256, 'Largest preconditioner side; larger dimensions are blocked', { min: 1, integer: true }),
   mergeDims: option.boolean(true, 'Merge adjacent small dimensions while their product <= maxPreconditionerDim'),
-  grafting: choice<GraftingType>('adam', GRAFTING_TYPES, 'Per-block step norm from this first-order method'),
-  graftingEpsilon: optionalNumber('Grafting epsilon (default 1e-10 adagrad, else 1e-8)', 0, Number.MAX_VALUE, false),
-  graftingBeta2: optionalNumber('Grafting second-moment decay (default 0.99 rmsprop, 0.999 adam)', 0, 1, true),
+  grafting: option.choice<GraftingType>('adam', GRAFTING_TYPES, 'Per-block step norm from this first-order method'),
+  graftingEpsilon: option.optionalNumber('Grafting epsilon (default 1e-10 adagrad, else 1e-8)', { min: 0 }),
+  graftingBeta2: option.optionalNumber('Grafting second-moment decay (default 0.99 rmsprop, 0.999 adam)', { min: 0, max: 1, maxExclusive: true }),
   momentum: option.decay(0, 'Momentum on the preconditioned direction (DS momentum)'),
   nesterov: option.boolean(false, 'Nesterov momentum (needs momentum > 0)'),
   weightDecay: option.number(0, 'Weight decay coefficient', { min: 0 }),

@@ -112,6 +112,27 @@ export const option = {
       },
     };
   },
+  /** One of a fixed set of strings. */
+  choice<T extends string>(defaultValue: T, values: readonly T[], description: string): OptionSpec<T> {
+    return {
+      default: defaultValue,
+      description,
+      parse(v, name) {
+        if (typeof v !== 'string' || !(values as readonly string[]).includes(v)) {
+          throw invalidOption(name, v, `must be one of ${values.map((x) => `'${x}'`).join(', ')}`);
+        }
+        return v as T;
+      },
+    };
+  },
+  /** A number within bounds, or undefined (the default: "derive it", e.g. from another option). */
+  optionalNumber(description: string, bounds: NumberBounds = {}): OptionSpec<number | undefined> {
+    return {
+      default: undefined,
+      description,
+      parse: (v, name) => (v === undefined ? undefined : checkNumber(v, name, bounds)),
+    };
+  },
   /** A function option (callbacks); never serialised. */
   callback<F extends (...args: never[]) => unknown>(description: string): OptionSpec<F | undefined> {
     return {
