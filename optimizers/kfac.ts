@@ -92,6 +92,7 @@
  * variable 'velocity' (and 'diag' for fallback variables); numeric 'damping', 'rho'.
  */
 import * as tf from '@tensorflow/tfjs';
+import { LOSS_KINDS, type LossKind } from '../src/autodiff/losses.js';
 import {
   CurvatureOptimizer,
   BASE_OPTION_SPECS,
@@ -108,7 +109,8 @@ import { captureGradients, type CaptureResult, type CotangentSampler } from '../
 import { denseBlocksOf, installCompileHook } from '../src/layers/registration.js';
 import { registeredVariable, releaseKept } from '../src/tfjs-internals/engine.js';
 
-export type KFACLossKind = 'softmax-cross-entropy' | 'sigmoid-cross-entropy' | 'mse';
+/** K-FAC's name for the project's LossKind (src/autodiff/losses.ts). */
+export type KFACLossKind = LossKind;
 export type KFACEstimation = 'fisher' | 'empirical' | 'exact';
 export type KFACQuadraticModel = 'exact' | 'sampled';
 
@@ -150,7 +152,7 @@ export const KFAC_OPTIONS = {
   ),
   burnIn: option.number(0, 'First steps that only accumulate statistics', { min: 0, integer: true }),
   estimation: option.choice<KFACEstimation>('fisher', ['fisher', 'empirical', 'exact'], "'fisher' (sampled targets), 'empirical' (data targets), 'exact' (all output directions)"),
-  lossKind: option.choice<KFACLossKind | 'auto'>('auto', ['auto', 'softmax-cross-entropy', 'sigmoid-cross-entropy', 'mse'], "Output distribution for 'fisher'/'exact'; 'auto' reads model.loss"),
+  lossKind: option.choice<KFACLossKind | 'auto'>('auto', ['auto', ...LOSS_KINDS], "Output distribution for 'fisher'/'exact'; 'auto' reads model.loss"),
   quadraticModel: option.choice<KFACQuadraticModel>('exact', ['exact', 'sampled'],
     "Curvature of the quadratic model (adaptive step sizes, rho): 'exact' Gauss-Newton/Fisher of the batch (one backward pass per output unit, up to exactQuadraticMaxOutputs), 'sampled' target samples",
   ),

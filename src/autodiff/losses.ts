@@ -22,6 +22,13 @@ function assertSameShape(fn: string, labels: tf.Tensor, other: tf.Tensor, otherN
 }
 
 /** log softmax(x) = x - logSumExp(x) along `axis` (default last), twice differentiable. */
+/**
+ * The losses whose curvature the project knows in closed form (Gauss-Newton / Fisher factors):
+ * what a problem declares, what K-FAC samples targets for and HessianFree's capture recognises.
+ */
+export type LossKind = 'softmax-cross-entropy' | 'sigmoid-cross-entropy' | 'mse';
+export const LOSS_KINDS: readonly LossKind[] = ['softmax-cross-entropy', 'sigmoid-cross-entropy', 'mse'];
+
 export function logSoftmax(logits: tf.Tensor, axis = -1): tf.Tensor {
   assertTensor(logits, 'logits', 'losses.logSoftmax');
   return tf.tidy(() => tf.sub(logits, tf.logSumExp(logits, axis, true)));

@@ -16,6 +16,7 @@
  * - For network problems `loss(batch) === lossFromOutputs(outputs(batch), batch)`.
  */
 import type * as tf from '@tensorflow/tfjs';
+import type { LossKind } from '../autodiff/losses.js';
 
 /** A mini-batch: inputs `x` and targets `y` (one-hot labels, or the inputs for autoencoders). */
 export interface Batch {
@@ -38,7 +39,7 @@ export interface ProblemData {
 }
 
 /** How `lossFromOutputs` maps outputs to a loss, for Gauss-Newton / Fisher curvature. */
-export type LossKind = 'softmax-cross-entropy' | 'sigmoid-cross-entropy' | 'mse';
+export type { LossKind };
 
 /** Metrics from `evaluate()`: always `trainLoss`; data problems add test metrics. */
 export interface ProblemMetrics {
