@@ -14,7 +14,8 @@
  * `which`: 'magnitude' (default, as PyHessian) or 'algebraic' (largest values, negative last).
  */
 import type * as tf from '@tensorflow/tfjs';
-import { CurvatureOperator, CurvatureSourceOptions, LossFn, axpy, dot, norm, orthogonalize, resolveOperator, scale } from './operator.js';
+import { CurvatureOperator, CurvatureSourceOptions, LossFn, resolveOperator } from './operator.js';
+import { axpy, dot, norm, orthogonalize, scale } from '../linalg/vector64.js';
 import { lanczos, ritzVector, tridiagonalEig } from './lanczos.js';
 import { ProbeRng } from './random.js';
 

@@ -36,11 +36,9 @@ import {
   CurvatureOperator,
   CurvatureSourceOptions,
   LossFn,
-  axpy,
   curvatureOperator,
-  dot,
-  norm,
 } from './operator.js';
+import { axpy, dot, norm } from '../linalg/vector64.js';
 import { hessianTopEigenvalues } from './eigenvalues.js';
 import { ProbeRng } from './random.js';
 

@@ -9,7 +9,8 @@
  * same). The small m x m eigenproblem is solved in float64 by ml-matrix.
  */
 import { EigenvalueDecomposition, Matrix } from 'ml-matrix';
-import { CurvatureOperator, axpy, dot, norm, orthogonalize, scale } from './operator.js';
+import { CurvatureOperator } from './operator.js';
+import { axpy, dot, norm, orthogonalize, scale } from '../linalg/vector64.js';
 
 export interface LanczosRun {
   alpha: number[];

@@ -16,7 +16,8 @@
  * products with unit vectors instead (small problems, tests).
  */
 import type * as tf from '@tensorflow/tfjs';
-import { CurvatureOperator, CurvatureSourceOptions, LossFn, dot, norm, orthogonalize, resolveOperator, scale } from './operator.js';
+import { CurvatureOperator, CurvatureSourceOptions, LossFn, resolveOperator } from './operator.js';
+import { dot, norm, orthogonalize, scale } from '../linalg/vector64.js';
 import { ProbeRng } from './random.js';
 
 export interface TraceOptions<B = never> extends CurvatureSourceOptions<B> {

@@ -37,7 +37,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { cholesky, eighRows, lowerTriangularInverse, type Mat64 } from '../linalg/index.js';
-import { norm, orthogonalize, scale } from '../curvature/operator.js';
+import { norm, orthogonalize, scale } from '../linalg/vector64.js';
 
 /** What applying the inverse needs: t I + U diag(coef) U^T. */
 export interface LowRankFactors {
