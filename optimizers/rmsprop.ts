@@ -32,7 +32,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { CurvatureOptimizer, BASE_OPTION_SPECS, type SlotState, type StepContext } from '../src/optim/base.js';
 import { option, optionDocs, type OptionsInput } from '../src/optim/options.js';
-import { addL2WeightDecay, descend, ema } from '../src/optim/transforms.js';
+import { addL2WeightDecay, descend, ema, momentumDirection } from '../src/optim/transforms.js';
 
 export const RMSPROP_OPTIONS = {
   ...BASE_OPTION_SPECS,
@@ -75,10 +75,14 @@ export class RMSProp extends CurvatureOptimizer<typeof RMSPROP_OPTIONS> {
     }
     const normalised = tf.div(g, tf.add(tf.sqrt(variance), o.epsilon));
     if (o.momentum > 0) {
-      const prev = state.get('momentumBuffer');
-      const buf = prev === undefined ? normalised : tf.add(tf.mul(prev, o.momentum), normalised);
-      state.set('momentumBuffer', buf);
-      return descend(param, buf, ctx.learningRate);
+      // PyTorch: buf = momentum * buf + normalised, from a zero buffer (so buf_1 = normalised).
+      const { buffer, direction } = momentumDirection(state.get('momentumBuffer'), normalised, {
+        momentum: o.momentum,
+        dampening: 0,
+        nesterov: false,
+      });
+      state.set('momentumBuffer', buffer);
+      return descend(param, direction, ctx.learningRate);
     }
     return descend(param, normalised, ctx.learningRate);
   }

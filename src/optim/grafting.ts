@@ -19,6 +19,7 @@
  * is applied to the (possibly filtered) gradient, as Distributed Shampoo does.
  */
 import * as tf from '@tensorflow/tfjs';
+import { ema } from './transforms.js';
 
 export type GraftingType = 'sgd' | 'adagrad' | 'rmsprop' | 'adam' | 'none';
 export const GRAFTING_TYPES: readonly GraftingType[] = ['sgd', 'adagrad', 'rmsprop', 'adam', 'none'];
@@ -49,8 +50,7 @@ export function graftingHasState(type: GraftingType): boolean {
 export function updateGraftingState(prev: tf.Tensor | undefined, grad: tf.Tensor, c: GraftingConfig): tf.Tensor {
   const sq = tf.square(grad);
   if (c.type === 'adagrad') return prev === undefined ? sq : tf.add(prev, sq);
-  const p = prev ?? tf.zerosLike(grad);
-  return tf.add(tf.mul(p, c.beta2), tf.mul(sq, 1 - c.beta2));
+  return ema(prev ?? tf.zerosLike(grad), sq, c.beta2);
 }
 
 /** The grafted method's direction for `grad`; `step` is the 1-based update count. */
