@@ -103,9 +103,13 @@ import {
 import { invalidOption, option, optionDocs, type OptionSpec, type OptionsInput } from '../src/optim/options.js';
 import { ema } from '../src/optim/transforms.js';
 import { DenseBlock, isLowRank, type AppliedInverse, type DenseBlockSpec, type FactorInverse } from '../src/layers/dense.js';
+import { ConvBlock, type ConvBlockSpec } from '../src/layers/conv.js';
 import { useLowRank } from '../src/layers/lowrank.js';
 import { captureGradients, type CaptureResult, type CotangentSampler } from '../src/layers/capture.js';
-import { denseBlocksOf, installCompileHook } from '../src/layers/registration.js';
+import { denseBlocksOf, installCompileHook, isConvSpec, type BlockSpec } from '../src/layers/registration.js';
+
+/** A K-FAC curvature block: a dense layer or a 2-D convolution (KFC, src/layers/conv.ts). */
+export type KroneckerBlock = DenseBlock | ConvBlock;
 
 export type KFACLossKind = 'softmax-cross-entropy' | 'sigmoid-cross-entropy' | 'mse';
 export type KFACEstimation = 'fisher' | 'empirical' | 'exact';
@@ -196,6 +200,21 @@ export interface DenseRegistration {
   name?: string;
 }
 
+/**
+ * A plain-tf 2-D convolution to register: `x => tf.conv2d(x, kernel, strides, padding) + bias`
+ * (NHWC, kernel [kh, kw, cin, cout], dilation 1; tf.fused.conv2d with a linear activation too).
+ */
+export interface Conv2dRegistration {
+  kernel: tf.Variable;
+  bias?: tf.Variable;
+  /** Strides (one number for both axes); default 1. */
+  strides?: number | [number, number];
+  /** 'same' or 'valid' (default 'valid', as tf.conv2d has no default). */
+  padding?: 'same' | 'valid';
+  /** Name in state keys and messages; defaults to the kernel's name. */
+  name?: string;
+}
+
 /** Upper bound of the quadratic model's momentum (kfac-jax leaves it free; clipping avoids
  * the momentum amplifying a bad previous step). */
 const MAX_MOMENTUM = 0.99;
@@ -254,8 +273,8 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
    */
   readonly counters: EvaluationCounters = { lossEvals: 0, gradEvals: 0, hvpEvals: 0 };
 
-  private readonly explicit: DenseBlockSpec[] = [];
-  private blocksCache: DenseBlock[] | undefined;
+  private readonly explicit: BlockSpec[] = [];
+  private blocksCache: KroneckerBlock[] | undefined;
   private unsupportedLayers: string[] = [];
   private resolvedLossKind: KFACLossKind | undefined;
   private resolvedEstimation: KFACEstimation | undefined;
@@ -316,7 +335,30 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
   }
 
   /**
-   * Use the Dense layers of `model` (a tfjs-layers model this optimizer is compiled with).
+   * Register a 2-D convolution of a plain-tf model (KFC block: the conv2d node whose filter is
+   * `kernel`, with the registered strides and padding).
+   */
+  registerConv2d(layer: Conv2dRegistration): this {
+    if (!(layer.kernel instanceof tf.Variable)) throw new Error('KFAC.registerConv2d: kernel must be a tf.Variable');
+    const st = layer.strides ?? 1;
+    const spec: ConvBlockSpec = {
+      name: layer.name ?? layer.kernel.name,
+      kernel: layer.kernel,
+      strides: typeof st === 'number' ? [st, st] : [st[0], st[1]],
+      padding: layer.padding ?? 'valid',
+    };
+    if (layer.bias !== undefined) spec.bias = layer.bias;
+    new ConvBlock(spec); // validates shapes now
+    if (this.explicit.some((s) => s.kernel === layer.kernel)) {
+      throw new Error(`KFAC.registerConv2d: kernel '${layer.kernel.name}' is already registered`);
+    }
+    this.explicit.push(spec);
+    this.blocksCache = undefined;
+    return this;
+  }
+
+  /**
+   * Use the Dense and Conv2D layers of `model` (a tfjs-layers model this optimizer is compiled with).
    * Called by `model.compile({ optimizer })` (src/layers/registration.ts installCompileHook),
    * which is how a K-FAC rebuilt by `tf.loadLayersModel` (fromConfig, no model) finds the
    * layers of the model it was reloaded with; call it yourself when you compile some other way.
@@ -335,7 +377,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
    * to a block this optimizer has; otherwise it would train those layers with the diagonal
    * fallback from scratch and wreck a trained model. Refuse instead, naming the fix.
    */
-  private checkRestoredBlocks(blocks: readonly DenseBlock[]): void {
+  private checkRestoredBlocks(blocks: readonly KroneckerBlock[]): void {
     const have = new Set(blocks.map((b) => `@kfac/${b.name}`));
     const orphans = this.stateKeys().filter((k) => k.startsWith('@kfac/') && !have.has(k));
     if (orphans.length === 0) return;
@@ -352,16 +394,16 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
   }
 
   /** The curvature blocks in use (resolved from the model on first use). */
-  get blocks(): readonly DenseBlock[] {
+  get blocks(): readonly KroneckerBlock[] {
     if (this.blocksCache === undefined) {
       const specs = [...this.explicit];
       const model = this.options.model;
       if (model !== undefined) {
         const found = denseBlocksOf(model);
-        for (const s of found.dense) if (!specs.some((e) => e.kernel === s.kernel)) specs.push(s);
+        for (const s of found.all) if (!specs.some((e) => e.kernel === s.kernel)) specs.push(s);
         this.unsupportedLayers = found.unsupported;
       }
-      this.blocksCache = specs.map((s) => new DenseBlock(s));
+      this.blocksCache = specs.map((s) => (isConvSpec(s) ? new ConvBlock(s) : new DenseBlock(s)));
     }
     return this.blocksCache;
   }
@@ -591,7 +633,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
   private step(
     cap: CaptureResult,
     entries: { name: string; variable: tf.Variable; grad: tf.Tensor }[],
-    blocks: readonly DenseBlock[],
+    blocks: readonly KroneckerBlock[],
     s: {
       k: number;
       burnIn: boolean;
@@ -605,7 +647,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
     const o = this.options;
     const byName = new Map(entries.map((e) => [e.name, e]));
     // Blocks whose layers appeared on the tape and whose variables are being trained.
-    const active: { block: DenseBlock; index: number }[] = [];
+    const active: { block: KroneckerBlock; index: number }[] = [];
     blocks.forEach((block, index) => {
       const inList = block.variables.some((v) => byName.has(v.name));
       if (!inList) return;
@@ -635,7 +677,8 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           const st = this.stateFor(`@kfac/${block.name}`);
           const t = st.step + 1;
           const decay = Math.min(1 - 1 / t, o.statsDecay);
-          const A = block.factorA(l.a);
+          // Dense: inputs [n, in]; conv: images [n, H, W, cin] (the cast only satisfies the union).
+          const A = block.factorA(l.a as tf.Tensor2D);
           const G = block.factorG(ds, l.a.shape[0], s.est !== 'exact');
           st.set('A', st.has('A') ? ema(st.get('A')!, A, decay) : A);
           st.set('G', st.has('G') ? ema(st.get('G')!, G, decay) : G);
@@ -646,7 +689,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
 
       // 2. Inverses of the damped factors (explicit, or low-rank plus tail: factorRank).
       const rank = o.factorRank;
-      const inverses = new Map<DenseBlock, { Ainv: AppliedInverse; Ginv: AppliedInverse }>();
+      const inverses = new Map<KroneckerBlock, { Ainv: AppliedInverse; Ginv: AppliedInverse }>();
       for (const { block } of active) {
         const st = this.stateFor(`@kfac/${block.name}`);
         if (!st.has('A')) continue;
@@ -710,8 +753,8 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         return l.dsTrue !== undefined || l.dsSampled.length > 0;
       });
       // The quadratic model's cotangent sets per active block, stacked [sets, n, out] once.
-      const quadSets = new Map<DenseBlock, tf.Tensor3D>();
-      const quadStack = (block: DenseBlock, l: NonNullable<CaptureResult['layers'][number]>): tf.Tensor3D | undefined => {
+      const quadSets = new Map<KroneckerBlock, tf.Tensor3D>();
+      const quadStack = (block: KroneckerBlock, l: NonNullable<CaptureResult['layers'][number]>): tf.Tensor3D | undefined => {
         if (!quadSets.has(block)) {
           const ds = KFAC.split(l, s.plan).quad;
           if (ds.length === 0) return undefined;
@@ -729,10 +772,10 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           const ds = quadStack(block, l);
           if (ds === undefined) continue;
           S = Math.max(S, ds.shape[0]);
-          const aHom = block.homogeneous(l.a);
+          const aHom = block.homogeneous(l.a as tf.Tensor2D) as tf.Tensor2D;
           vecs.forEach((vec, j) => {
             const vm = block.toMatrix(vec.get(block.kernel.name) ?? zero(block.kernel.name), block.bias ? vec.get(block.bias.name) : undefined);
-            // One ã V product per vector, shared by the cotangent sets.
+            // One ã V product (conv: conv(x, V) + v_b) per vector, shared by the cotangent sets.
             const pr = block.projectionStack(aHom, vm, ds);
             const cur = proj[j];
             proj[j] = cur === undefined || cur.shape[0] !== pr.shape[0] || cur.shape[1] !== pr.shape[1] ? pr : tf.add(cur, pr);

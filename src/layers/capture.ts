@@ -23,20 +23,35 @@
  * error if the structure is not there.
  */
 import * as tf from '@tensorflow/tfjs';
+import { convAxis, type ConvPadding } from './conv.js';
 
-/** A registered dense layer as the capture sees it. */
+/**
+ * A registered layer as the capture sees it: dense (rank-2 kernel, the right operand of a
+ * matMul), or with `conv` a 2-D convolution (NHWC, kernel [kh, kw, cin, cout]: tfjs' Conv2D
+ * kernel, or the fused conv2d tfjs-layers uses for a linear activation).
+ */
 export interface DenseTarget {
   name: string;
   kernel: tf.Variable;
   bias?: tf.Variable;
+  conv?: { strides: [number, number]; padding: ConvPadding };
+}
+
+/**
+ * A target's pre-activation gradients as rows: dense [-1, out]; conv [n, Ho*Wo*cout] (one row
+ * per example, locations and channels flattened).
+ */
+export function outputRows(target: DenseTarget, t: tf.Tensor): tf.Tensor2D {
+  if (target.conv !== undefined) return tf.reshape(t, [t.shape[0]!, -1]) as tf.Tensor2D;
+  return tf.reshape(t, [-1, target.kernel.shape[1]!]) as tf.Tensor2D;
 }
 
 /** What one use of a dense layer contributed on the tape. */
 export interface Use {
   target: number;
   node: TapeNode;
-  /** Activations [n, in] (kept). */
-  a: tf.Tensor2D;
+  /** Activations [n, in] (kept); conv targets: the input images [n, H, W, cin]. */
+  a: tf.Tensor;
   /** Whether the node's output already includes the bias (fused matMul). */
   outputHasBias: boolean;
 }
@@ -69,8 +84,8 @@ export interface CaptureOptions {
 }
 
 export interface LayerCapture {
-  /** Inputs of each use, concatenated over uses [n, in]. */
-  a: tf.Tensor2D;
+  /** Inputs of each use, concatenated over uses [n, in] (conv: [n, H, W, cin]). */
+  a: tf.Tensor;
   /** True-loss gradients at the pre-activations (scaled like the batch-mean loss), [n, out]. */
   dsTrue?: tf.Tensor2D;
   /** Sampled cotangents, one [n, out] per sample. */
@@ -108,6 +123,11 @@ export function findUses(tape: TapeNode[], start: number, targets: DenseTarget[]
     if (node.gradient === undefined || node.outputs.length !== 1) continue;
     let bName: string | undefined;
     let aName: string | undefined;
+    if (node.kernelName === 'Conv2D') {
+      const use = convUse(node, 'x', 'filter', aliasOf, targets);
+      if (use) uses.push(use);
+      continue;
+    }
     if (node.kernelName === 'BatchMatMul') [aName, bName] = ['a', 'b'];
     else if (node.inputs['0'] !== undefined && node.inputs['1'] !== undefined && node.inputs['a'] === undefined) {
       // tf.customGrad around a fused matMul (tape name 'fusedMatMul__op'): inputs (a3D, b3D, bias?).
@@ -118,6 +138,13 @@ export function findUses(tape: TapeNode[], start: number, targets: DenseTarget[]
     if (b === undefined || a === undefined) continue;
     const target = aliasOf.get(b.id);
     if (target === undefined) continue;
+    if (targets[target]!.conv !== undefined) {
+      // tf.customGrad around a fused conv2d: inputs (x4D, filter, bias?).
+      const use = convUse(node, aName, bName, aliasOf, targets);
+      if (use) uses.push(use);
+      continue;
+    }
+    if (targets[target]!.kernel.rank !== 2) continue;
     const [fanIn, fanOut] = targets[target]!.kernel.shape as [number, number];
     const out = node.outputs[0]!;
     // A transposed product or a kernel used in some other way is not a dense layer.
@@ -134,6 +161,37 @@ export function findUses(tape: TapeNode[], start: number, targets: DenseTarget[]
     });
   }
   return uses;
+}
+
+/** A use of a conv target's kernel as the filter of an NHWC conv node, if it is one. */
+function convUse(node: TapeNode, aName: string, bName: string, aliasOf: Map<number, number>, targets: DenseTarget[]): Use | undefined {
+  const x = node.inputs[aName];
+  const w = node.inputs[bName];
+  if (x === undefined || w === undefined || node.outputs.length !== 1 || node.gradient === undefined) return undefined;
+  const target = aliasOf.get(w.id);
+  if (target === undefined) return undefined;
+  const t = targets[target]!;
+  if (t.conv === undefined || x.rank !== 4) return undefined;
+  const [kh, kw, cin, cout] = t.kernel.shape as [number, number, number, number];
+  const out = node.outputs[0]!;
+  const [n, h, wd, c] = x.shape as [number, number, number, number];
+  // The geometry must be the registered one (NHWC, strides, padding); otherwise not this block.
+  const ho = convAxis(h, kh, t.conv.strides[0], t.conv.padding).out;
+  const wo = convAxis(wd, kw, t.conv.strides[1], t.conv.padding).out;
+  if (c !== cin || out.rank !== 4 || out.shape[0] !== n || out.shape[1] !== ho || out.shape[2] !== wo || out.shape[3] !== cout) {
+    return undefined;
+  }
+  // Inputs may already be disposed (inner tidies); the node saved x for its gradient.
+  // Conv2D saves [x, filter]; the fused conv's customGrad saves [filter, x4D, y, bias?].
+  const saved = node.saved?.[node.kernelName === 'Conv2D' ? 0 : 1];
+  const xLive = !x.isDisposed ? x : saved !== undefined && !saved.isDisposed && saved.size === x.size ? saved : undefined;
+  if (xLive === undefined) return undefined;
+  return {
+    target,
+    node,
+    a: tf.keep(tf.reshape(xLive, [n, h, wd, c])),
+    outputHasBias: bName === '1' && node.inputs['2'] !== undefined,
+  };
 }
 
 /**
@@ -214,9 +272,9 @@ export function captureGradients(
     if (options.recordTrueGradients) {
       for (const use of uses) {
         const orig = use.node.gradient!;
-        const out = targets[use.target]!.kernel.shape[1]!;
+        const target = targets[use.target]!;
         use.node.gradient = (dys) => {
-          if (dys[0] != null) trueDs[use.target]!.push(tf.keep(tf.reshape(dys[0], [-1, out]) as tf.Tensor2D));
+          if (dys[0] != null) trueDs[use.target]!.push(tf.keep(outputRows(target, dys[0])));
           return orig(dys);
         };
       }
@@ -227,6 +285,12 @@ export function captureGradients(
       const outUse = uses.reduce((p, u) => (u.node.id > p.node.id ? u : p));
       outputTarget = outUse.target;
       const t = targets[outUse.target]!;
+      if (t.conv !== undefined) {
+        throw new Error(
+          `KFAC: the last registered layer before the loss is the convolution '${t.name}'; sampled and exact ` +
+            "curvature need a Dense output layer (logits). Use estimation: 'empirical' with quadraticModel: 'sampled', or end the model with a Dense layer.",
+        );
+      }
       const out = t.kernel.shape[1]!;
       const zOut = outUse.node.outputs[0]!;
       const logits = zOut.isDisposed
@@ -250,8 +314,7 @@ export function captureGradients(
         backpropagate(tape, startIndex, fromIds, outUse.node.outputs[0]!.id, seedTensor, (node, dy) => {
           const u = byNode.get(node.id);
           if (u === undefined) return;
-          const o = targets[u.target]!.kernel.shape[1]!;
-          pieces[u.target]![k]!.push(tf.keep(tf.reshape(dy, [-1, o]) as tf.Tensor2D));
+          pieces[u.target]![k]!.push(tf.keep(outputRows(targets[u.target]!, dy)));
         });
       });
       pieces.forEach((perSample, i) => {
