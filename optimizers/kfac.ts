@@ -1,12 +1,17 @@
 /**
  * K-FAC: Kronecker-factored approximate curvature (Martens & Grosse 2015), a drop-in
- * `tf.Optimizer` for tfjs-layers models and for plain-tf models with registered layers.
+ * `tf.Optimizer` for tfjs-layers models and for plain-tf models with registered layers: a
+ * Kronecker block per Dense layer and per Conv2D layer (KFC, Grosse & Martens 2016:
+ * src/layers/conv.ts, ã = patches with a 1, statistics over examples and output locations,
+ * kfac-jax's Conv2DTwoKroneckerFactored scaling).
  *
  *   per step k, on the mini-batch the loss closure sees (one forward, one backward):
  *     capture a_l (layer inputs) and ds_l (pre-activation gradients) from the gradient tape;
  *       ds_l from targets sampled from the model ('fisher'), the data ('empirical'), or every
  *       output direction ('exact': sqrt of the output Fisher, for small outputs)
  *     every statsUpdatePeriod steps:  A_l <- EMA(ã^T ã / n),  G_l <- EMA(n ds^T ds)
+ *       (conv: A_l <- EMA(sum_{i,t} p_it p_it^T / (n L)) over the patches p of the L output
+ *       locations, G_l <- EMA(n sum_{i,t} ds_it ds_it^T), i.e. kfac-jax's G times L)
  *       with EMA weight min(1 - 1/t, statsDecay) on the old value (t = update count)
  *     every inverseUpdatePeriod steps: pi_l^2 = (tr A_l / dim A_l) / (tr G_l / dim G_l),
  *       Ainv_l = (A_l + pi_l sqrt(lambda) I)^-1,  Ginv_l = (G_l + sqrt(lambda) / pi_l I)^-1
@@ -37,8 +42,9 @@
  *     (src/layers/lowrank.ts): exact on the top-r eigenspace, eigenvalues below s_r raised to
  *     s_r (never a longer step than the exact inverse), and the preconditioning costs 4 n r m
  *     instead of n^2 m + n m^2 multiply-adds.
- *   Layers without a block (non-Dense) get a diagonal fallback -g / (n EMA(g^2) + lambda),
- *   with a one-time warning naming them. burnIn steps only accumulate statistics.
+ *   Layers without a block (neither Dense nor a channelsLast, 'same'/'valid', undilated Conv2D:
+ *   depthwise, separable, transposed convolutions, ...) get a diagonal fallback
+ *   -g / (n EMA(g^2) + lambda), with a one-time warning naming them. burnIn steps only accumulate statistics.
  *
  * Defaults: adaptive true (learning rate and momentum from the quadratic model), quadraticModel
  * 'exact' (for outputs up to exactQuadraticMaxOutputs 64 units; wider: 'sampled'), rejectSteps
@@ -130,7 +136,7 @@ function oneOf<T extends string>(values: readonly T[], def: T, description: stri
 
 const modelOption: OptionSpec<tf.LayersModel | undefined> = {
   default: undefined,
-  description: 'tfjs-layers model whose Dense layers get K-FAC blocks',
+  description: 'tfjs-layers model whose Dense and Conv2D layers get K-FAC blocks',
   serializable: false,
   parse(v, name) {
     if (v === undefined) return undefined;
@@ -959,7 +965,7 @@ installCompileHook();
 export const kfacEntry = {
   name: 'kfac',
   className: KFAC.className,
-  description: 'K-FAC: Kronecker-factored natural gradient for Dense layers (tfjs-layers models)',
+  description: 'K-FAC: Kronecker-factored natural gradient for Dense and Conv2D layers (tfjs-layers models)',
   options: optionDocs(KFAC_OPTIONS),
   create: (options: Record<string, unknown>, context?: { problem?: unknown }) => {
     const problem = context?.problem as { model?: tf.LayersModel; lossKind?: KFACLossKind } | undefined;

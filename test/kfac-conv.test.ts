@@ -191,6 +191,69 @@ describe('the quadratic model with conv blocks', () => {
   });
 });
 
+describe('plain-tf registration and errors', () => {
+  it('registerConv2d: tf.conv2d + relu and a dense output minimised by K-FAC; factors of the registered geometry', () => {
+    const rand = (shape: number[], seed: number, scale: number) => tf.mul(tf.randomNormal(shape, 0, 1, 'float32', seed), scale);
+    const W1 = tf.variable(rand([3, 3, 2, 4], 1, 0.3), true, 'plainW1');
+    const b1 = tf.variable(tf.zeros([4]), true, 'plainB1');
+    const W2 = tf.variable(rand([36, 3], 2, 0.2), true, 'plainW2');
+    const b2 = tf.variable(tf.zeros([3]), true, 'plainB2');
+    const x = tf.tensor4d(fx.x, fx.xShape);
+    const y = tf.tensor2d(fx.y);
+    const vars = [W1, b1, W2, b2];
+    const loss = (): tf.Scalar =>
+      tf.tidy(() => {
+        const h = tf.relu(tf.add(tf.conv2d(x, W1 as tf.Tensor as tf.Tensor4D, 2, 'same'), b1)); // [4, 3, 3, 4]
+        return tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(tf.reshape(h, [4, 36]), W2), b2)) as tf.Scalar;
+      });
+    const opt = new KFAC({ lossKind: 'softmax-cross-entropy' })
+      .registerConv2d({ kernel: W1, bias: b1, strides: 2, padding: 'same', name: 'c' })
+      .registerDense({ kernel: W2, bias: b2, name: 'd' });
+    const first = loss().dataSync()[0]!;
+    opt.minimize(loss, false, vars);
+    const start = tf.memory().numTensors;
+    for (let k = 0; k < 9; k++) opt.minimize(loss, false, vars);
+    expect(tf.memory().numTensors).toBe(start);
+    expect(loss().dataSync()[0]!).toBeLessThan(0.2 * first);
+    expect(opt.factors('c')!.A.shape).toEqual([19, 19]);
+    expect(opt.factors('c')!.G.shape).toEqual([4, 4]);
+    // Registered with the wrong geometry, the conv node is not this block: diagonal fallback, named.
+    const warn = vi.spyOn(console, 'warn');
+    const wrong = new KFAC({ lossKind: 'softmax-cross-entropy' }).registerConv2d({ kernel: W1, bias: b1, strides: 1, padding: 'same', name: 'wrongGeometry' }).registerDense({ kernel: W2, bias: b2 });
+    wrong.minimize(loss, false, vars);
+    expect(warn.mock.calls.map((c) => String(c[0]))).toContain(
+      "KFAC: layer 'wrongGeometry' was not found in the loss computation; using the diagonal fallback for it",
+    );
+    opt.dispose();
+    wrong.dispose();
+    tf.dispose([...vars, x, y]);
+  });
+
+  it('bad registrations and a conv output layer give clear errors', () => {
+    const k2 = tf.variable(tf.zeros([3, 4]));
+    const k4 = tf.variable(tf.zeros([3, 3, 2, 4]));
+    const b = tf.variable(tf.zeros([5]));
+    const opt = new KFAC({});
+    expect(() => opt.registerConv2d({ kernel: k2 })).toThrow(/rank-4 kernel \[kh, kw, cin, cout\], got shape \[3,4\]/);
+    expect(() => opt.registerConv2d({ kernel: k4, bias: b })).toThrow(/bias of .* must have shape \[4\], got \[5\]/);
+    expect(() => opt.registerConv2d({ kernel: k4, strides: 0 })).toThrow(/positive integer strides/);
+    expect(() => opt.registerConv2d({ kernel: k4, padding: 'causal' as 'same' })).toThrow(/padding must be 'same' or 'valid'/);
+    opt.registerConv2d({ kernel: k4 });
+    expect(() => opt.registerConv2d({ kernel: k4 })).toThrow(/already registered/);
+    // A convolution as the last registered layer cannot give the logits for sampled targets.
+    const x = tf.tensor4d(fx.x, fx.xShape);
+    const y = tf.tensor2d([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]);
+    const convOut = new KFAC({ lossKind: 'softmax-cross-entropy' }).registerConv2d({ kernel: k4, padding: 'valid', name: 'last' });
+    const loss = () => tf.losses.softmaxCrossEntropy(y, tf.mean(tf.conv2d(x, k4 as tf.Tensor as tf.Tensor4D, 1, 'valid'), [1, 2])) as tf.Scalar;
+    const start = tf.memory().numTensors;
+    expect(() => convOut.minimize(loss, false, [k4])).toThrow(/last registered layer before the loss is the convolution 'last'.*Dense output layer/);
+    expect(tf.memory().numTensors).toBe(start);
+    tf.dispose([k2, k4, b, x, y]);
+    opt.dispose();
+    convOut.dispose();
+  });
+});
+
 // ---- small CNNs through model.fit on wasm (the conv backend of issue 18)
 describe('small CNNs through model.fit with KFC blocks (wasm)', () => {
   beforeAll(async () => {

@@ -256,6 +256,7 @@ export function captureGradients(
   const sampledDs: tf.Tensor2D[][] = targets.map(() => []);
   let uses: Use[] = [];
   let outputTarget: number | undefined;
+  let deferred: Error | undefined;
 
   const wrapped = (): tf.Scalar => {
     const state = engineState();
@@ -286,10 +287,13 @@ export function captureGradients(
       outputTarget = outUse.target;
       const t = targets[outUse.target]!;
       if (t.conv !== undefined) {
-        throw new Error(
+        // Thrown after the engine's backward pass: an exception inside tf.variableGrads would
+        // leak the tensors its tape saved.
+        deferred = new Error(
           `KFAC: the last registered layer before the loss is the convolution '${t.name}'; sampled and exact ` +
             "curvature need a Dense output layer (logits). Use estimation: 'empirical' with quadraticModel: 'sampled', or end the model with a Dense layer.",
         );
+        return y;
       }
       const out = t.kernel.shape[1]!;
       const zOut = outUse.node.outputs[0]!;
@@ -331,7 +335,23 @@ export function captureGradients(
     return y;
   };
 
-  const { value, grads } = tf.variableGrads(wrapped, varList);
+  let result: { value: tf.Scalar; grads: tf.NamedTensorMap };
+  try {
+    result = tf.variableGrads(wrapped, varList);
+  } catch (err) {
+    // What the capture kept survives the engine's scopes: release it before rethrowing.
+    for (const u of uses) if (!u.a.isDisposed) u.a.dispose();
+    for (const list of [...trueDs, ...sampledDs]) tf.dispose(list);
+    throw err;
+  }
+  const { value, grads } = result;
+  if (deferred !== undefined) {
+    value.dispose();
+    tf.dispose(grads);
+    for (const u of uses) if (!u.a.isDisposed) u.a.dispose();
+    for (const list of [...trueDs, ...sampledDs]) tf.dispose(list);
+    throw deferred;
+  }
 
   // Activations per target, stacked over uses in tape order (the order of the ds pieces).
   targets.forEach((_, i) => {
