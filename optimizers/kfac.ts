@@ -393,7 +393,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         ? `KFAC holds restored factors for layers ${names} but has no model: it was rebuilt from its config ` +
             '(tf.loadLayersModel / fromConfig) and not compiled with a tfjs-layers model. Compile the model with it ' +
             '(model.compile({ optimizer, loss })) or call kfac.attachModel(model) before training.'
-        : `KFAC holds restored factors for layers ${names}, which its model does not have (its Dense layers: ` +
+        : `KFAC holds restored factors for layers ${names}, which its model does not have (its layers with blocks: ` +
             `${blocks.map((b) => `'${b.name}'`).join(', ')}). Restore into the model the state was saved with ` +
             '(tf.loadLayersModel keeps layer names) or start a fresh KFAC.',
     );

@@ -13,6 +13,7 @@ import { initBackend } from '../src/backend.js';
 import { jvpVars } from '../src/autodiff/index.js';
 import { KFAC } from '../optimizers/kfac.js';
 import { ConvBlock } from '../src/layers/conv.js';
+import { saveToMemory } from './helpers/save.js';
 
 beforeAll(async () => {
   await initBackend('cpu');
@@ -313,6 +314,33 @@ describe('small CNNs through model.fit with KFC blocks (wasm)', () => {
     expect(tf.memory().numTensors).toBe(n);
     tf.dispose([xs, ys]);
     model.dispose();
+  });
+
+  it('save and reload with the optimizer (tf.loadLayersModel): conv factors restored, training continues identically', async () => {
+    const { xs, ys } = dataset();
+    const model = tf.sequential({
+      layers: [
+        tf.layers.conv2d({ inputShape: [8, 8, 1], filters: 3, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: init(7) }),
+        tf.layers.flatten(),
+        tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(8) }),
+      ],
+    });
+    const opt = new KFAC({ model });
+    model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
+    await model.fit(xs, ys, { epochs: 1, batchSize: 12, shuffle: false, verbose: 0 });
+    const back = await tf.loadLayersModel(tf.io.fromMemory(await saveToMemory(model)));
+    const k = back.optimizer as KFAC;
+    expect(k.blocks.map((b) => b.constructor.name)).toEqual(['ConvBlock', 'DenseBlock']);
+    const conv = model.layers[0]!.name;
+    expect(Array.from(k.factors(conv)!.A.dataSync())).toEqual(Array.from(opt.factors(conv)!.A.dataSync()));
+    expect(Array.from(k.factors(conv)!.G.dataSync())).toEqual(Array.from(opt.factors(conv)!.G.dataSync()));
+    const h1 = await model.fit(xs, ys, { epochs: 2, batchSize: 12, shuffle: false, verbose: 0 });
+    const h2 = await back.fit(xs, ys, { epochs: 2, batchSize: 12, shuffle: false, verbose: 0 });
+    expect(h2.history.loss).toEqual(h1.history.loss);
+    expect(back.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(model.getWeights().map((w) => Array.from(w.dataSync())));
+    tf.dispose([xs, ys]);
+    model.dispose();
+    back.dispose();
   });
 
   it('a depthwise conv layer keeps the diagonal fallback, named in the warning; the Conv2D and Dense layers get blocks', async () => {
