@@ -120,41 +120,46 @@ describe('KFC blocks against the float64 reference', () => {
   });
 
   it('factorA / factorG / projections of a ConvBlock from the reference activations and gradients', () => {
-    const model = referenceModel();
-    const start = tf.memory().numTensors;
-    const cases: [string, number[]][] = [
-      ['conv1', fx.conv1Input],
-      ['conv2', fx.conv2Input],
-    ];
-    for (const [name, input] of cases) {
-      const layer = model.getLayer(name) as unknown as { kernel: { read(): tf.Variable }; bias: { read(): tf.Variable }; strides: number[]; padding: 'same' | 'valid' };
-      const block = new ConvBlock({ name, kernel: layer.kernel.read(), bias: layer.bias.read(), strides: [layer.strides[0]!, layer.strides[1]!], padding: layer.padding });
-      const ref = fx.blocks[name]!;
-      tf.tidy(() => {
-        const n = fx.xShape[0];
-        const xIn = tf.tensor4d(input, [n, ...(name === 'conv1' ? fx.xShape.slice(1) : [6, 6, 3])] as [number, number, number, number]);
-        const ds = tf.tensor2d(ref.ds!, [n, ref.ds!.length / n]);
-        expect(relErr(block.factorA(xIn).dataSync(), ref.A.flat()), `${name} A`).toBeLessThan(1e-5);
-        expect(relErr(block.factorG([ds], n).dataSync(), ref.G.flat()), `${name} G`).toBeLessThan(1e-5);
-        // Two identical sets averaged give the same G; unaveraged (exact roots), twice it.
-        expect(relErr(block.factorG([ds, ds], n, false).dataSync(), ref.G.flat().map((v) => 2 * v))).toBeLessThan(1e-5);
-        const k32 = tf.tensor(ref.kernelUpdate, block.kernel.shape);
-        const b32 = tf.tensor1d(ref.biasUpdate);
-        const v = block.toMatrix(k32, b32);
-        expect(relErr(block.projections(xIn, v, ds).dataSync(), ref.projections!), `${name} projections`).toBeLessThan(1e-4);
-        const stack = block.projectionStack(xIn, v, tf.stack([ds, tf.mul(ds, 2)]) as tf.Tensor3D);
-        expect(relErr(stack.dataSync(), [...ref.projections!, ...ref.projections!.map((u) => 2 * u)])).toBeLessThan(1e-4);
-        // The matrix layout round-trips.
-        const back = block.fromMatrix(v);
-        expect(back.kernel.shape).toEqual(block.kernel.shape);
-        expect(relErr(back.kernel.dataSync(), k32.dataSync())).toBe(0);
-        expect(relErr(back.bias!.dataSync(), b32.dataSync())).toBe(0);
-      });
-    }
-    expect(tf.memory().numTensors).toBe(start);
-    model.dispose();
+    checkBlocksAgainstReference();
   });
 });
+
+/** The conv blocks' factors, projections and matrix layout on the fixture's inputs and gradients. */
+function checkBlocksAgainstReference(): void {
+  const model = referenceModel();
+  const start = tf.memory().numTensors;
+  const cases: [string, number[]][] = [
+    ['conv1', fx.conv1Input],
+    ['conv2', fx.conv2Input],
+  ];
+  for (const [name, input] of cases) {
+    const layer = model.getLayer(name) as unknown as { kernel: { read(): tf.Variable }; bias: { read(): tf.Variable }; strides: number[]; padding: 'same' | 'valid' };
+    const block = new ConvBlock({ name, kernel: layer.kernel.read(), bias: layer.bias.read(), strides: [layer.strides[0]!, layer.strides[1]!], padding: layer.padding });
+    const ref = fx.blocks[name]!;
+    tf.tidy(() => {
+      const n = fx.xShape[0];
+      const xIn = tf.tensor4d(input, [n, ...(name === 'conv1' ? fx.xShape.slice(1) : [6, 6, 3])] as [number, number, number, number]);
+      const ds = tf.tensor2d(ref.ds!, [n, ref.ds!.length / n]);
+      expect(relErr(block.factorA(xIn).dataSync(), ref.A.flat()), `${name} A`).toBeLessThan(1e-5);
+      expect(relErr(block.factorG([ds], n).dataSync(), ref.G.flat()), `${name} G`).toBeLessThan(1e-5);
+      // Two identical sets averaged give the same G; unaveraged (exact roots), twice it.
+      expect(relErr(block.factorG([ds, ds], n, false).dataSync(), ref.G.flat().map((v) => 2 * v))).toBeLessThan(1e-5);
+      const k32 = tf.tensor(ref.kernelUpdate, block.kernel.shape);
+      const b32 = tf.tensor1d(ref.biasUpdate);
+      const v = block.toMatrix(k32, b32);
+      expect(relErr(block.projections(xIn, v, ds).dataSync(), ref.projections!), `${name} projections`).toBeLessThan(1e-4);
+      const stack = block.projectionStack(xIn, v, tf.stack([ds, tf.mul(ds, 2)]) as tf.Tensor3D);
+      expect(relErr(stack.dataSync(), [...ref.projections!, ...ref.projections!.map((u) => 2 * u)])).toBeLessThan(1e-4);
+      // The matrix layout round-trips.
+      const back = block.fromMatrix(v);
+      expect(back.kernel.shape).toEqual(block.kernel.shape);
+      expect(relErr(back.kernel.dataSync(), k32.dataSync())).toBe(0);
+      expect(relErr(back.bias!.dataSync(), b32.dataSync())).toBe(0);
+    });
+  }
+  expect(tf.memory().numTensors).toBe(start);
+  model.dispose();
+}
 
 describe('the quadratic model with conv blocks', () => {
   it("'exact' (default): the first adaptive step minimises g.u + 1/2 u^T (J^T H_L J + lambda) u along its direction", async () => {
@@ -259,6 +264,10 @@ describe('plain-tf registration and errors', () => {
 describe('small CNNs through model.fit with KFC blocks (wasm)', () => {
   beforeAll(async () => {
     expect(await initBackend('wasm')).toBe('wasm');
+  });
+
+  it('factorA (one-hot depthwise patches) / factorG / projections match the reference on wasm too', () => {
+    checkBlocksAgainstReference();
   });
 
   const N = 36;
