@@ -352,13 +352,13 @@ describe('small CNNs through model.fit with KFC blocks (wasm)', () => {
     back.dispose();
   });
 
-  it('a depthwise conv layer keeps the diagonal fallback, named in the warning; the Conv2D and Dense layers get blocks', async () => {
+  it('a depthwise conv layer keeps the diagonal fallback, named in the warning; the Conv2D (no bias) and Dense layers get blocks', async () => {
     const warn = vi.spyOn(console, 'warn');
     const { xs, ys } = dataset();
     const model = tf.sequential({
       layers: [
         tf.layers.depthwiseConv2d({ name: 'dw', inputShape: [8, 8, 1], kernelSize: 3, depthMultiplier: 2, padding: 'same', activation: 'tanh', depthwiseInitializer: init(4) }),
-        tf.layers.conv2d({ name: 'kfc', filters: 4, kernelSize: 3, strides: 2, padding: 'same', activation: 'tanh', kernelInitializer: init(5) }),
+        tf.layers.conv2d({ name: 'kfc', filters: 4, kernelSize: 3, strides: 2, padding: 'same', activation: 'tanh', useBias: false, kernelInitializer: init(5) }),
         tf.layers.flatten(),
         tf.layers.dense({ name: 'out', units: 3, activation: 'softmax', kernelInitializer: init(6) }),
       ],
@@ -369,6 +369,8 @@ describe('small CNNs through model.fit with KFC blocks (wasm)', () => {
     const loss = h.history.loss as number[];
     expect(loss.at(-1)!).toBeLessThan(0.5 * loss[0]!);
     expect(opt.blocks.map((b) => b.name)).toEqual(['kfc', 'out']);
+    // No bias: A is kh*kw*cin (cin = 2 from the depthwise multiplier), no homogeneous row.
+    expect(opt.factors('kfc')!.A.shape).toEqual([18, 18]);
     const fallback = warn.mock.calls.map((c) => String(c[0])).filter((m) => m.includes('diagonal'));
     expect(fallback).toEqual(['KFAC: no Kronecker-factored block for layers dw; using a diagonal preconditioner for them']);
     const n = tf.memory().numTensors;
