@@ -10,7 +10,10 @@
  * `tf.matMul(x, W)`, tfjs-layers' Dense in gradient mode, or tfjs' fused matMul with a linear
  * activation, whose kernel goes through a Reshape). Its left operand is `a`; wrapping the tape
  * node's gradient function records `ds` as the engine back-propagates. So the forward values
- * are the model's own, and the closure runs once.
+ * are the model's own, and the closure runs once. A registered 2-D convolution (`conv` set) is
+ * the `Conv2D` node, or the fused conv2d's customGrad node, whose filter is its kernel and whose
+ * output shape matches its strides and padding; `a` is then the input images [n, H, W, cin] and
+ * `ds` the gradients at its output, one row [Ho*Wo*cout] per example.
  *
  * For the true Fisher, `ds` must come from targets sampled from the model's predictive
  * distribution, not the data's. The same tape serves: from the output layer's pre-activation
