@@ -141,6 +141,8 @@ function checkBlocksAgainstReference(): void {
       const xIn = tf.tensor4d(input, [n, ...(name === 'conv1' ? fx.xShape.slice(1) : [6, 6, 3])] as [number, number, number, number]);
       const ds = tf.tensor2d(ref.ds!, [n, ref.ds!.length / n]);
       expect(relErr(block.factorA(xIn).dataSync(), ref.A.flat()), `${name} A`).toBeLessThan(1e-5);
+      // Accumulated over chunks of one example's patches at a time: the same A.
+      expect(relErr(block.factorA(xIn, 1).dataSync(), ref.A.flat()), `${name} A by chunks`).toBeLessThan(1e-5);
       expect(relErr(block.factorG([ds], n).dataSync(), ref.G.flat()), `${name} G`).toBeLessThan(1e-5);
       // Two identical sets averaged give the same G; unaveraged (exact roots), twice it.
       expect(relErr(block.factorG([ds, ds], n, false).dataSync(), ref.G.flat().map((v) => 2 * v))).toBeLessThan(1e-5);

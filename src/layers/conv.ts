@@ -145,9 +145,10 @@ export class ConvBlock {
 
   /**
    * A from a batch of inputs x [n, H, W, cin]: sum of p p^T over examples and locations, divided
-   * by n L (kfac-jax's A), accumulated over chunks of examples of at most PATCH_ENTRIES patch entries.
+   * by n L (kfac-jax's A), accumulated over chunks of examples of at most `maxEntries` patch
+   * entries (one example at least).
    */
-  factorA(a: tf.Tensor): tf.Tensor2D {
+  factorA(a: tf.Tensor, maxEntries = PATCH_ENTRIES): tf.Tensor2D {
     return tf.tidy(() => {
       const x = a as tf.Tensor4D;
       if (x.rank !== 4 || x.shape[3] !== this.cin) {
@@ -156,7 +157,7 @@ export class ConvBlock {
       const [n, h, w] = x.shape;
       const [ho, wo] = this.outputSize(h, w);
       const perExample = ho * wo * this.inDim;
-      const chunk = Math.max(1, Math.min(n, Math.floor(PATCH_ENTRIES / Math.max(perExample, 1))));
+      const chunk = Math.max(1, Math.min(n, Math.floor(maxEntries / Math.max(perExample, 1))));
       let acc: tf.Tensor2D | undefined;
       for (let start = 0; start < n; start += chunk) {
         const size = Math.min(chunk, n - start);
