@@ -2,9 +2,11 @@
  * K-FAC convolution blocks (KFC, src/layers/conv.ts): the factors, the pi-damped preconditioned
  * update and the quadratic model's projections of one empirical-Fisher step through model.fit,
  * against the float64 reference of scripts/reference/kfc_reference.py (patches by explicit loops,
- * kfac-jax's Conv2DTwoKroneckerFactored normalisation and damping); patch extraction against the
- * layer's own convolution; a small CNN trained by model.fit with Kronecker blocks on its Conv2D
- * layers (no fallback warning, leak-free) and a depthwise layer that keeps the named fallback.
+ * kfac-jax's Conv2DTwoKroneckerFactored normalisation and damping) on cpu and wasm; the exact
+ * quadratic model's conv projections against J u from tfjs autodiff; plain-tf registerConv2d and
+ * its errors; small CNNs trained by model.fit on wasm with Kronecker blocks on their Conv2D layers
+ * (no fallback warning, leak-free, save/reload), a 14x14 MNIST CNN against Adam's best learning
+ * rate, and a depthwise layer that keeps the named fallback.
  */
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
