@@ -35,6 +35,7 @@ interface BlockRef {
   kernelUpdate: number[];
   biasUpdate: number[];
   projections?: number[];
+  Gexact?: number[][];
 }
 
 interface Fixture {
@@ -119,6 +120,22 @@ describe('KFC blocks against the float64 reference', () => {
       expect(relErr(dW, ref.kernelUpdate), `${name} kernel update`).toBeLessThan(1e-4);
       expect(relErr(db, ref.biasUpdate), `${name} bias update`).toBeLessThan(1e-4);
     });
+    model.dispose();
+    tf.dispose([x, y]);
+  });
+
+  it("'exact' estimation: each conv layer's G from the softmax Hessian's root columns back-propagated through the tape", async () => {
+    const model = referenceModel();
+    const opt = new KFAC({ model, estimation: 'exact', adaptive: false, learningRate: fx.learningRate, momentum: 0, adaptDamping: false });
+    model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
+    const x = tf.tensor4d(fx.x, fx.xShape);
+    const y = tf.tensor2d(fx.y);
+    await model.fit(x, y, { batchSize: fx.xShape[0], epochs: 1, shuffle: false, verbose: 0 });
+    for (const name of ['conv1', 'conv2']) {
+      const f = opt.factors(name)!;
+      expect(relErr(f.A.dataSync(), fx.blocks[name]!.A.flat()), `${name} A`).toBeLessThan(1e-5);
+      expect(relErr(f.G.dataSync(), fx.blocks[name]!.Gexact!.flat()), `${name} G exact`).toBeLessThan(1e-4);
+    }
     model.dispose();
     tf.dispose([x, y]);
   });

@@ -22,8 +22,9 @@ the unscaled factors with lambda / L, the result scaled by 1 / L):
 The dense output layer is the same with L = 1 (inputs a_i, no patches). The preconditioned update
 of one K-FAC step with a fixed learning rate and no momentum is  -lr F^-1 [dW; db]  per block.
 The fixture stores A = A_jax and G = L G_jax (how src/layers/conv.ts stores them, see its header),
-the gradients, the updates, and the per-example projections u_i = sum_t (p_it^T V) . ds_it of the
-conv blocks for V = their update (the quadratic model's J u). Run with /usr/bin/python3:
+the gradients, the updates, the per-example projections u_i = sum_t (p_it^T V) . ds_it of the
+conv blocks for V = their update (the quadratic model's J u), and G of 'exact' estimation (the
+columns of a root of the softmax Hessian back-propagated to each conv layer, Gexact). Run with /usr/bin/python3:
 
   /usr/bin/python3 scripts/reference/kfc_reference.py   # writes test/fixtures/kfc-reference.json
 """
@@ -99,7 +100,25 @@ z = flat @ tp['dense'][0] + tp['dense'][1]
 z.retain_grad()
 pre['dense'] = z
 loss = -(torch.tensor(y) * torch.log_softmax(z, 1)).sum(1).mean()
-loss.backward()
+loss.backward(retain_graph=True)
+# Snapshot now: retain_grad hooks also accumulate the exact-curvature back-propagations below.
+true_ds = {k: t.grad.detach().numpy().copy() for k, t in pre.items()}
+
+
+# 'exact' estimation: G from the columns c_k of a root of the softmax cross-entropy Hessian in the
+# logits (per example sum_k c_k c_k^T = diag(p) - p p^T; c_k = sqrt(p_k) (e_k - p) / n, scaled like
+# the batch-mean loss) back-propagated to each conv pre-activation:
+#   G_exact = n sum_k sum_{i,t} ds^k_it ds^k_it^T   (ds^k = J_s^T c_k; the sum over k is not averaged)
+p_soft = torch.softmax(z, 1).detach()
+exact_G = {c[0]: np.zeros((c[4], c[4])) for c in convs}
+for k in range(3):
+    e = torch.zeros(3)
+    e[k] = 1
+    ck = torch.sqrt(p_soft[:, k:k + 1]) * (e[None, :] - p_soft) / N
+    grads = torch.autograd.grad(z, [pre[c[0]] for c in convs], grad_outputs=ck, retain_graph=True)
+    for c, dsk in zip(convs, grads):
+        d = dsk.detach().numpy().reshape(-1, c[4])
+        exact_G[c[0]] += N * d.T @ d
 
 
 def damped_inverse_apply(A, G, V, lam, L):
@@ -113,7 +132,7 @@ def damped_inverse_apply(A, G, V, lam, L):
 
 blocks = {}
 for name, kh, kw, cin, cout, stride, padding, act in convs:
-    ds = pre[name].grad.numpy()  # [n, Ho, Wo, cout], gradients of the batch-mean loss
+    ds = true_ds[name]  # [n, Ho, Wo, cout], gradients of the batch-mean loss
     P = patches(inputs[name], kh, kw, stride, padding)
     L = P.shape[1] * P.shape[2]
     Pm = np.concatenate([P.reshape(-1, P.shape[-1]), np.ones((N * L, 1))], 1)
@@ -134,10 +153,11 @@ for name, kh, kw, cin, cout, stride, padding, act in convs:
         'kernelUpdate': update[:-1].reshape(kh, kw, cin, cout).reshape(-1).tolist(),
         'biasUpdate': update[-1].tolist(),
         'projections': u.tolist(),
+        'Gexact': exact_G[name].tolist(),
     }
 
 a = np.concatenate([inputs['dense'], np.ones((N, 1))], 1)
-g = N * pre['dense'].grad.numpy()
+g = N * true_ds['dense']
 A = a.T @ a / N
 G = g.T @ g / N
 grad = np.concatenate([tp['dense'][0].grad.numpy(), tp['dense'][1].grad.numpy()[None, :]], 0)
