@@ -67,7 +67,7 @@ export type { RMSPropOptions } from './rmsprop.js';
 export { Adam, ADAM_OPTIONS } from './adam.js';
 export type { AdamOptions } from './adam.js';
 export { KFAC, KFAC_OPTIONS } from './kfac.js';
-export type { KFACOptions, KFACLossKind, KFACEstimation, DenseRegistration } from './kfac.js';
+export type { KFACOptions, KFACLossKind, KFACEstimation, DenseRegistration, Conv2dRegistration, KroneckerBlock } from './kfac.js';
 export { Newton, NEWTON_OPTIONS } from './newton.js';
 export type { NewtonOptions, NewtonStepInfo } from './newton.js';
 export { HessianFree, HESSIAN_FREE_OPTIONS } from './hessian-free.js';

@@ -1,12 +1,17 @@
 /**
  * K-FAC: Kronecker-factored approximate curvature (Martens & Grosse 2015), a drop-in
- * `tf.Optimizer` for tfjs-layers models and for plain-tf models with registered layers.
+ * `tf.Optimizer` for tfjs-layers models and for plain-tf models with registered layers: a
+ * Kronecker block per Dense layer and per Conv2D layer (KFC, Grosse & Martens 2016:
+ * src/layers/conv.ts, ã = patches with a 1, statistics over examples and output locations,
+ * kfac-jax's Conv2DTwoKroneckerFactored scaling).
  *
  *   per step k, on the mini-batch the loss closure sees (one forward, one backward):
  *     capture a_l (layer inputs) and ds_l (pre-activation gradients) from the gradient tape;
  *       ds_l from targets sampled from the model ('fisher'), the data ('empirical'), or every
  *       output direction ('exact': sqrt of the output Fisher, for small outputs)
  *     every statsUpdatePeriod steps:  A_l <- EMA(ã^T ã / n),  G_l <- EMA(n ds^T ds)
+ *       (conv: A_l <- EMA(sum_{i,t} p_it p_it^T / (n L)) over the patches p of the L output
+ *       locations, G_l <- EMA(n sum_{i,t} ds_it ds_it^T), i.e. kfac-jax's G times L)
  *       with EMA weight min(1 - 1/t, statsDecay) on the old value (t = update count)
  *     every inverseUpdatePeriod steps: pi_l^2 = (tr A_l / dim A_l) / (tr G_l / dim G_l),
  *       Ainv_l = (A_l + pi_l sqrt(lambda) I)^-1,  Ginv_l = (G_l + sqrt(lambda) / pi_l I)^-1
@@ -37,8 +42,9 @@
  *     (src/layers/lowrank.ts): exact on the top-r eigenspace, eigenvalues below s_r raised to
  *     s_r (never a longer step than the exact inverse), and the preconditioning costs 4 n r m
  *     instead of n^2 m + n m^2 multiply-adds.
- *   Layers without a block (non-Dense) get a diagonal fallback -g / (n EMA(g^2) + lambda),
- *   with a one-time warning naming them. burnIn steps only accumulate statistics.
+ *   Layers without a block (neither Dense nor a channelsLast, 'same'/'valid', undilated Conv2D:
+ *   depthwise, separable, transposed convolutions, ...) get a diagonal fallback
+ *   -g / (n EMA(g^2) + lambda), with a one-time warning naming them. burnIn steps only accumulate statistics.
  *
  * Defaults: adaptive true (learning rate and momentum from the quadratic model), quadraticModel
  * 'exact' (for outputs up to exactQuadraticMaxOutputs 64 units; wider: 'sampled'), rejectSteps
@@ -104,10 +110,14 @@ import {
 import { invalidOption, option, optionDocs, type OptionSpec, type OptionsInput } from '../src/optim/options.js';
 import { ema } from '../src/optim/transforms.js';
 import { DenseBlock, isLowRank, type AppliedInverse, type DenseBlockSpec, type FactorInverse } from '../src/layers/dense.js';
+import { ConvBlock, type ConvBlockSpec } from '../src/layers/conv.js';
 import { useLowRank } from '../src/layers/lowrank.js';
 import { captureGradients, type CaptureResult, type CotangentSampler } from '../src/layers/capture.js';
-import { denseBlocksOf, installCompileHook } from '../src/layers/registration.js';
+import { denseBlocksOf, installCompileHook, isConvSpec, type BlockSpec } from '../src/layers/registration.js';
 import { registeredVariable, releaseKept } from '../src/tfjs-internals/engine.js';
+
+/** A K-FAC curvature block: a dense layer or a 2-D convolution (KFC, src/layers/conv.ts). */
+export type KroneckerBlock = DenseBlock | ConvBlock;
 
 /** K-FAC's name for the project's LossKind (src/autodiff/losses.ts). */
 export type KFACLossKind = LossKind;
@@ -116,7 +126,7 @@ export type KFACQuadraticModel = 'exact' | 'sampled';
 
 const modelOption: OptionSpec<tf.LayersModel | undefined> = {
   default: undefined,
-  description: 'tfjs-layers model whose Dense layers get K-FAC blocks',
+  description: 'tfjs-layers model whose Dense and Conv2D layers get K-FAC blocks',
   serializable: false,
   parse(v, name) {
     if (v === undefined) return undefined;
@@ -184,6 +194,21 @@ export interface DenseRegistration {
   name?: string;
 }
 
+/**
+ * A plain-tf 2-D convolution to register: `x => tf.conv2d(x, kernel, strides, padding) + bias`
+ * (NHWC, kernel [kh, kw, cin, cout], dilation 1; tf.fused.conv2d with a linear activation too).
+ */
+export interface Conv2dRegistration {
+  kernel: tf.Variable;
+  bias?: tf.Variable;
+  /** Strides (one number for both axes); default 1. */
+  strides?: number | [number, number];
+  /** 'same' or 'valid' (default 'valid', as tf.conv2d has no default). */
+  padding?: 'same' | 'valid';
+  /** Name in state keys and messages; defaults to the kernel's name. */
+  name?: string;
+}
+
 /** Upper bound of the quadratic model's momentum (kfac-jax leaves it free; clipping avoids
  * the momentum amplifying a bad previous step). */
 const MAX_MOMENTUM = 0.99;
@@ -238,8 +263,8 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
    */
   readonly counters: EvaluationCounters = { lossEvals: 0, gradEvals: 0, hvpEvals: 0 };
 
-  private readonly explicit: DenseBlockSpec[] = [];
-  private blocksCache: DenseBlock[] | undefined;
+  private readonly explicit: BlockSpec[] = [];
+  private blocksCache: KroneckerBlock[] | undefined;
   private unsupportedLayers: string[] = [];
   private resolvedLossKind: KFACLossKind | undefined;
   private resolvedEstimation: KFACEstimation | undefined;
@@ -300,7 +325,30 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
   }
 
   /**
-   * Use the Dense layers of `model` (a tfjs-layers model this optimizer is compiled with).
+   * Register a 2-D convolution of a plain-tf model (KFC block: the conv2d node whose filter is
+   * `kernel`, with the registered strides and padding).
+   */
+  registerConv2d(layer: Conv2dRegistration): this {
+    if (!(layer.kernel instanceof tf.Variable)) throw new Error('KFAC.registerConv2d: kernel must be a tf.Variable');
+    const st = layer.strides ?? 1;
+    const spec: ConvBlockSpec = {
+      name: layer.name ?? layer.kernel.name,
+      kernel: layer.kernel,
+      strides: typeof st === 'number' ? [st, st] : [st[0], st[1]],
+      padding: layer.padding ?? 'valid',
+    };
+    if (layer.bias !== undefined) spec.bias = layer.bias;
+    new ConvBlock(spec); // validates shapes now
+    if (this.explicit.some((s) => s.kernel === layer.kernel)) {
+      throw new Error(`KFAC.registerConv2d: kernel '${layer.kernel.name}' is already registered`);
+    }
+    this.explicit.push(spec);
+    this.blocksCache = undefined;
+    return this;
+  }
+
+  /**
+   * Use the Dense and Conv2D layers of `model` (a tfjs-layers model this optimizer is compiled with).
    * Called by `model.compile({ optimizer })` (src/layers/registration.ts installCompileHook),
    * which is how a K-FAC rebuilt by `tf.loadLayersModel` (fromConfig, no model) finds the
    * layers of the model it was reloaded with; call it yourself when you compile some other way.
@@ -319,7 +367,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
    * to a block this optimizer has; otherwise it would train those layers with the diagonal
    * fallback from scratch and wreck a trained model. Refuse instead, naming the fix.
    */
-  private checkRestoredBlocks(blocks: readonly DenseBlock[]): void {
+  private checkRestoredBlocks(blocks: readonly KroneckerBlock[]): void {
     const have = new Set(blocks.map((b) => `@kfac/${b.name}`));
     const orphans = this.stateKeys().filter((k) => k.startsWith('@kfac/') && !have.has(k));
     if (orphans.length === 0) return;
@@ -329,23 +377,23 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         ? `KFAC holds restored factors for layers ${names} but has no model: it was rebuilt from its config ` +
             '(tf.loadLayersModel / fromConfig) and not compiled with a tfjs-layers model. Compile the model with it ' +
             '(model.compile({ optimizer, loss })) or call kfac.attachModel(model) before training.'
-        : `KFAC holds restored factors for layers ${names}, which its model does not have (its Dense layers: ` +
+        : `KFAC holds restored factors for layers ${names}, which its model does not have (its layers with blocks: ` +
             `${blocks.map((b) => `'${b.name}'`).join(', ')}). Restore into the model the state was saved with ` +
             '(tf.loadLayersModel keeps layer names) or start a fresh KFAC.',
     );
   }
 
   /** The curvature blocks in use (resolved from the model on first use). */
-  get blocks(): readonly DenseBlock[] {
+  get blocks(): readonly KroneckerBlock[] {
     if (this.blocksCache === undefined) {
       const specs = [...this.explicit];
       const model = this.options.model;
       if (model !== undefined) {
         const found = denseBlocksOf(model);
-        for (const s of found.dense) if (!specs.some((e) => e.kernel === s.kernel)) specs.push(s);
+        for (const s of found.all) if (!specs.some((e) => e.kernel === s.kernel)) specs.push(s);
         this.unsupportedLayers = found.unsupported;
       }
-      this.blocksCache = specs.map((s) => new DenseBlock(s));
+      this.blocksCache = specs.map((s) => (isConvSpec(s) ? new ConvBlock(s) : new DenseBlock(s)));
     }
     return this.blocksCache;
   }
@@ -575,7 +623,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
   private step(
     cap: CaptureResult,
     entries: { name: string; variable: tf.Variable; grad: tf.Tensor }[],
-    blocks: readonly DenseBlock[],
+    blocks: readonly KroneckerBlock[],
     s: {
       k: number;
       burnIn: boolean;
@@ -589,7 +637,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
     const o = this.options;
     const byName = new Map(entries.map((e) => [e.name, e]));
     // Blocks whose layers appeared on the tape and whose variables are being trained.
-    const active: { block: DenseBlock; index: number }[] = [];
+    const active: { block: KroneckerBlock; index: number }[] = [];
     blocks.forEach((block, index) => {
       const inList = block.variables.some((v) => byName.has(v.name));
       if (!inList) return;
@@ -619,7 +667,8 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           const st = this.stateFor(`@kfac/${block.name}`);
           const t = st.step + 1;
           const decay = Math.min(1 - 1 / t, o.statsDecay);
-          const A = block.factorA(l.a);
+          // Dense: inputs [n, in]; conv: images [n, H, W, cin] (the cast only satisfies the union).
+          const A = block.factorA(l.a as tf.Tensor2D);
           const G = block.factorG(ds, l.a.shape[0], s.est !== 'exact');
           st.set('A', st.has('A') ? ema(st.get('A')!, A, decay) : A);
           st.set('G', st.has('G') ? ema(st.get('G')!, G, decay) : G);
@@ -630,7 +679,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
 
       // 2. Inverses of the damped factors (explicit, or low-rank plus tail: factorRank).
       const rank = o.factorRank;
-      const inverses = new Map<DenseBlock, { Ainv: AppliedInverse; Ginv: AppliedInverse }>();
+      const inverses = new Map<KroneckerBlock, { Ainv: AppliedInverse; Ginv: AppliedInverse }>();
       for (const { block } of active) {
         const st = this.stateFor(`@kfac/${block.name}`);
         if (!st.has('A')) continue;
@@ -694,8 +743,8 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         return l.dsTrue !== undefined || l.dsSampled.length > 0;
       });
       // The quadratic model's cotangent sets per active block, stacked [sets, n, out] once.
-      const quadSets = new Map<DenseBlock, tf.Tensor3D>();
-      const quadStack = (block: DenseBlock, l: NonNullable<CaptureResult['layers'][number]>): tf.Tensor3D | undefined => {
+      const quadSets = new Map<KroneckerBlock, tf.Tensor3D>();
+      const quadStack = (block: KroneckerBlock, l: NonNullable<CaptureResult['layers'][number]>): tf.Tensor3D | undefined => {
         if (!quadSets.has(block)) {
           const ds = KFAC.split(l, s.plan).quad;
           if (ds.length === 0) return undefined;
@@ -713,10 +762,10 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           const ds = quadStack(block, l);
           if (ds === undefined) continue;
           S = Math.max(S, ds.shape[0]);
-          const aHom = block.homogeneous(l.a);
+          const aHom = block.homogeneous(l.a as tf.Tensor2D) as tf.Tensor2D;
           vecs.forEach((vec, j) => {
             const vm = block.toMatrix(vec.get(block.kernel.name) ?? zero(block.kernel.name), block.bias ? vec.get(block.bias.name) : undefined);
-            // One ã V product per vector, shared by the cotangent sets.
+            // One ã V product (conv: conv(x, V) + v_b) per vector, shared by the cotangent sets.
             const pr = block.projectionStack(aHom, vm, ds);
             const cur = proj[j];
             proj[j] = cur === undefined || cur.shape[0] !== pr.shape[0] || cur.shape[1] !== pr.shape[1] ? pr : tf.add(cur, pr);
@@ -885,7 +934,7 @@ installCompileHook();
 export const kfacEntry = {
   name: 'kfac',
   className: KFAC.className,
-  description: 'K-FAC: Kronecker-factored natural gradient for Dense layers (tfjs-layers models)',
+  description: 'K-FAC: Kronecker-factored natural gradient for Dense and Conv2D layers (tfjs-layers models)',
   options: optionDocs(KFAC_OPTIONS),
   create: (options: Record<string, unknown>, context?: { problem?: unknown }) => {
     const problem = context?.problem as { model?: tf.LayersModel; lossKind?: KFACLossKind } | undefined;

@@ -323,7 +323,7 @@ describe('a tfjs-layers CNN trains through model.fit on wasm', () => {
     ['Shampoo', () => new Shampoo({ learningRate: 0.02, preconditionFrequency: 2 }), false],
     ['HessianFree', () => new HessianFree({}), false],
     ['Newton (tiny model)', () => new Newton({}), true],
-    ['KFAC (diagonal fallback for conv layers)', (m) => new KFAC({ model: m, ...KFAC.FAST_SETTINGS }), false],
+    ['KFAC (KFC blocks on the conv layers)', (m) => new KFAC({ model: m, ...KFAC.FAST_SETTINGS }), false],
   ];
   for (const [name, make, tiny] of cases) {
     it(`${name}: the loss falls, steps are leak-free`, async () => {

@@ -10,7 +10,10 @@
  * `tf.matMul(x, W)`, tfjs-layers' Dense in gradient mode, or tfjs' fused matMul with a linear
  * activation, whose kernel goes through a Reshape). Its left operand is `a`; wrapping the tape
  * node's gradient function records `ds` as the engine back-propagates. So the forward values
- * are the model's own, and the closure runs once.
+ * are the model's own, and the closure runs once. A registered 2-D convolution (`conv` set) is
+ * the `Conv2D` node, or the fused conv2d's customGrad node, whose filter is its kernel and whose
+ * output shape matches its strides and padding; `a` is then the input images [n, H, W, cin] and
+ * `ds` the gradients at its output, one row [Ho*Wo*cout] per example.
  *
  * For the true Fisher, `ds` must come from targets sampled from the model's predictive
  * distribution, not the data's. The same tape serves: from the output layer's pre-activation
@@ -26,20 +29,35 @@ import * as tf from '@tensorflow/tfjs';
 import { engineState, type TapeNode } from '../tfjs-internals/engine.js';
 
 export { engineState, type TapeNode };
+import { convAxis, type ConvPadding } from './conv.js';
 
-/** A registered dense layer as the capture sees it. */
+/**
+ * A registered layer as the capture sees it: dense (rank-2 kernel, the right operand of a
+ * matMul), or with `conv` a 2-D convolution (NHWC, kernel [kh, kw, cin, cout]: tfjs' Conv2D
+ * kernel, or the fused conv2d tfjs-layers uses for a linear activation).
+ */
 export interface DenseTarget {
   name: string;
   kernel: tf.Variable;
   bias?: tf.Variable;
+  conv?: { strides: [number, number]; padding: ConvPadding };
+}
+
+/**
+ * A target's pre-activation gradients as rows: dense [-1, out]; conv [n, Ho*Wo*cout] (one row
+ * per example, locations and channels flattened).
+ */
+export function outputRows(target: DenseTarget, t: tf.Tensor): tf.Tensor2D {
+  if (target.conv !== undefined) return tf.reshape(t, [t.shape[0]!, -1]) as tf.Tensor2D;
+  return tf.reshape(t, [-1, target.kernel.shape[1]!]) as tf.Tensor2D;
 }
 
 /** What one use of a dense layer contributed on the tape. */
 export interface Use {
   target: number;
   node: TapeNode;
-  /** Activations [n, in] (kept). */
-  a: tf.Tensor2D;
+  /** Activations [n, in] (kept); conv targets: the input images [n, H, W, cin]. */
+  a: tf.Tensor;
   /** Whether the node's output already includes the bias (fused matMul). */
   outputHasBias: boolean;
 }
@@ -60,8 +78,8 @@ export interface CaptureOptions {
 }
 
 export interface LayerCapture {
-  /** Inputs of each use, concatenated over uses [n, in]. */
-  a: tf.Tensor2D;
+  /** Inputs of each use, concatenated over uses [n, in] (conv: [n, H, W, cin]). */
+  a: tf.Tensor;
   /** True-loss gradients at the pre-activations (scaled like the batch-mean loss), [n, out]. */
   dsTrue?: tf.Tensor2D;
   /** Sampled cotangents, one [n, out] per sample. */
@@ -96,6 +114,11 @@ export function findUses(tape: TapeNode[], start: number, targets: DenseTarget[]
     if (node.gradient === undefined || node.outputs.length !== 1) continue;
     let bName: string | undefined;
     let aName: string | undefined;
+    if (node.kernelName === 'Conv2D') {
+      const use = convUse(node, 'x', 'filter', aliasOf, targets);
+      if (use) uses.push(use);
+      continue;
+    }
     if (node.kernelName === 'BatchMatMul') [aName, bName] = ['a', 'b'];
     else if (node.inputs['0'] !== undefined && node.inputs['1'] !== undefined && node.inputs['a'] === undefined) {
       // tf.customGrad around a fused matMul (tape name 'fusedMatMul__op'): inputs (a3D, b3D, bias?).
@@ -106,6 +129,13 @@ export function findUses(tape: TapeNode[], start: number, targets: DenseTarget[]
     if (b === undefined || a === undefined) continue;
     const target = aliasOf.get(b.id);
     if (target === undefined) continue;
+    if (targets[target]!.conv !== undefined) {
+      // tf.customGrad around a fused conv2d: inputs (x4D, filter, bias?).
+      const use = convUse(node, aName, bName, aliasOf, targets);
+      if (use) uses.push(use);
+      continue;
+    }
+    if (targets[target]!.kernel.rank !== 2) continue;
     const [fanIn, fanOut] = targets[target]!.kernel.shape as [number, number];
     const out = node.outputs[0]!;
     // A transposed product or a kernel used in some other way is not a dense layer.
@@ -122,6 +152,37 @@ export function findUses(tape: TapeNode[], start: number, targets: DenseTarget[]
     });
   }
   return uses;
+}
+
+/** A use of a conv target's kernel as the filter of an NHWC conv node, if it is one. */
+function convUse(node: TapeNode, aName: string, bName: string, aliasOf: Map<number, number>, targets: DenseTarget[]): Use | undefined {
+  const x = node.inputs[aName];
+  const w = node.inputs[bName];
+  if (x === undefined || w === undefined || node.outputs.length !== 1 || node.gradient === undefined) return undefined;
+  const target = aliasOf.get(w.id);
+  if (target === undefined) return undefined;
+  const t = targets[target]!;
+  if (t.conv === undefined || x.rank !== 4) return undefined;
+  const [kh, kw, cin, cout] = t.kernel.shape as [number, number, number, number];
+  const out = node.outputs[0]!;
+  const [n, h, wd, c] = x.shape as [number, number, number, number];
+  // The geometry must be the registered one (NHWC, strides, padding); otherwise not this block.
+  const ho = convAxis(h, kh, t.conv.strides[0], t.conv.padding).out;
+  const wo = convAxis(wd, kw, t.conv.strides[1], t.conv.padding).out;
+  if (c !== cin || out.rank !== 4 || out.shape[0] !== n || out.shape[1] !== ho || out.shape[2] !== wo || out.shape[3] !== cout) {
+    return undefined;
+  }
+  // Inputs may already be disposed (inner tidies); the node saved x for its gradient.
+  // Conv2D saves [x, filter]; the fused conv's customGrad saves [filter, x4D, y, bias?].
+  const saved = node.saved?.[node.kernelName === 'Conv2D' ? 0 : 1];
+  const xLive = !x.isDisposed ? x : saved !== undefined && !saved.isDisposed && saved.size === x.size ? saved : undefined;
+  if (xLive === undefined) return undefined;
+  return {
+    target,
+    node,
+    a: tf.keep(tf.reshape(xLive, [n, h, wd, c])),
+    outputHasBias: bName === '1' && node.inputs['2'] !== undefined,
+  };
 }
 
 /**
@@ -186,6 +247,7 @@ export function captureGradients(
   const sampledDs: tf.Tensor2D[][] = targets.map(() => []);
   let uses: Use[] = [];
   let outputTarget: number | undefined;
+  let deferred: Error | undefined;
 
   const wrapped = (): tf.Scalar => {
     const state = engineState();
@@ -202,9 +264,9 @@ export function captureGradients(
     if (options.recordTrueGradients) {
       for (const use of uses) {
         const orig = use.node.gradient!;
-        const out = targets[use.target]!.kernel.shape[1]!;
+        const target = targets[use.target]!;
         use.node.gradient = (dys) => {
-          if (dys[0] != null) trueDs[use.target]!.push(tf.keep(tf.reshape(dys[0], [-1, out]) as tf.Tensor2D));
+          if (dys[0] != null) trueDs[use.target]!.push(tf.keep(outputRows(target, dys[0])));
           return orig(dys);
         };
       }
@@ -215,6 +277,15 @@ export function captureGradients(
       const outUse = uses.reduce((p, u) => (u.node.id > p.node.id ? u : p));
       outputTarget = outUse.target;
       const t = targets[outUse.target]!;
+      if (t.conv !== undefined) {
+        // Thrown after the engine's backward pass: an exception inside tf.variableGrads would
+        // leak the tensors its tape saved.
+        deferred = new Error(
+          `KFAC: the last registered layer before the loss is the convolution '${t.name}'; sampled and exact ` +
+            "curvature need a Dense output layer (logits). Use estimation: 'empirical' with quadraticModel: 'sampled', or end the model with a Dense layer.",
+        );
+        return y;
+      }
       const out = t.kernel.shape[1]!;
       const zOut = outUse.node.outputs[0]!;
       const logits = zOut.isDisposed
@@ -238,8 +309,7 @@ export function captureGradients(
         backpropagate(tape, startIndex, fromIds, outUse.node.outputs[0]!.id, seedTensor, (node, dy) => {
           const u = byNode.get(node.id);
           if (u === undefined) return;
-          const o = targets[u.target]!.kernel.shape[1]!;
-          pieces[u.target]![k]!.push(tf.keep(tf.reshape(dy, [-1, o]) as tf.Tensor2D));
+          pieces[u.target]![k]!.push(tf.keep(outputRows(targets[u.target]!, dy)));
         });
       });
       pieces.forEach((perSample, i) => {
@@ -256,7 +326,23 @@ export function captureGradients(
     return y;
   };
 
-  const { value, grads } = tf.variableGrads(wrapped, varList);
+  let result: { value: tf.Scalar; grads: tf.NamedTensorMap };
+  try {
+    result = tf.variableGrads(wrapped, varList);
+  } catch (err) {
+    // What the capture kept survives the engine's scopes: release it before rethrowing.
+    for (const u of uses) if (!u.a.isDisposed) u.a.dispose();
+    for (const list of [...trueDs, ...sampledDs]) tf.dispose(list);
+    throw err;
+  }
+  const { value, grads } = result;
+  if (deferred !== undefined) {
+    value.dispose();
+    tf.dispose(grads);
+    for (const u of uses) if (!u.a.isDisposed) u.a.dispose();
+    for (const list of [...trueDs, ...sampledDs]) tf.dispose(list);
+    throw deferred;
+  }
 
   // Activations per target, stacked over uses in tape order (the order of the ds pieces).
   targets.forEach((_, i) => {

@@ -2,8 +2,10 @@
 // src/index.ts.
 export { DenseBlock } from './dense.js';
 export type { DenseBlockSpec } from './dense.js';
+export { ConvBlock } from './conv.js';
+export type { ConvBlockSpec } from './conv.js';
 export { denseBlocksOf } from './registration.js';
-export type { ModelBlocks } from './registration.js';
+export type { BlockSpec, ModelBlocks } from './registration.js';
 export { captureGradients } from './capture.js';
 export type { CaptureOptions, CaptureResult, CotangentSampler, DenseTarget, LayerCapture } from './capture.js';
 export { captureGaussNewton } from './gauss-newton-capture.js';
