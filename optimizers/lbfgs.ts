@@ -70,6 +70,9 @@ const lineSearchOption: OptionSpec<LBFGSLineSearch> = {
   description: "Line search: 'strong_wolfe' or null (fixed step learningRate)",
   parse(v, name) {
     if (v === null || v === 'strong_wolfe') return v;
+    // tfjs-layers' model loading converts snake_case string values in an optimizer's config
+    // to camelCase (convertPythonicToTs), so a saved 'strong_wolfe' comes back as this.
+    if (v === 'strongWolfe') return 'strong_wolfe';
     throw invalidOption(name, v, "must be 'strong_wolfe' or null");
   },
 };
