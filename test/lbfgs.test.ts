@@ -20,7 +20,8 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { LBFGS, cubicInterpolate, getOptimizerEntry, strongWolfe, type LBFGSOptions } from '../optimizers/index.js';
-import { problems } from '../experiments/index.js';
+import { harnessRegistry, problems } from '../experiments/index.js';
+import { runExperiment } from '../src/harness/run.js';
 import { buildProblem, fixtureProblems, flatValues, readFixture, type FixtureProblem } from './helpers/lbfgs-problems.js';
 
 interface TorchStep {
@@ -270,6 +271,8 @@ describe('state, guard, contract', () => {
     expect(entry.options.map((x) => x.name)).toEqual(expect.arrayContaining(['maxIter', 'maxEval', 'lineSearchFn']));
     expect(entry.create({ historySize: 5 })).toBeInstanceOf(LBFGS);
     expect(() => new LBFGS().applyGradients({})).toThrow(/needs the loss closure/);
+    // tfjs-layers' model loader camelCases string config values
+    expect(new LBFGS({ lineSearchFn: 'strongWolfe' as never }).options.lineSearchFn).toBe('strong_wolfe');
   });
 
   it('stops at once on a zero gradient (toleranceGrad) without moving, like torch', () => {
@@ -335,4 +338,19 @@ describe('tfjs-layers', () => {
     opt2.dispose();
   });
   // model.save / loadLayersModel with the optimizer: test/save-reload.test.ts (LBFGS cases).
+});
+
+describe('harness', () => {
+  it('runs on rosenbrock through the registry: target reached, every closure call counted', async () => {
+    const r = await runExperiment(
+      { problem: 'rosenbrock', optimizer: 'lbfgs', optimizerOptions: { lineSearchFn: 'strong_wolfe' }, budget: { steps: 4 }, seed: 0 },
+      { registry: harnessRegistry },
+    );
+    expect(r.final.reachedTarget).toBe(true);
+    expect(r.final.stepsToTarget).toBeLessThanOrEqual(3);
+    // every step is a torch step: 1 + (line-search) evaluations, up to maxEval = 25 per step
+    expect(r.final.gradEvals).toBeGreaterThan(20);
+    expect(r.final.gradEvals).toBeLessThanOrEqual(4 * 25);
+    expect(r.final.lossEvals).toBe(0);
+  });
 });
