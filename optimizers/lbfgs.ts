@@ -108,7 +108,7 @@ export interface LBFGSStepInfo {
   loss: number;
   /** The loss at the final point (as last evaluated). */
   newLoss: number;
-  /** L-BFGS iterations in this step. */
+  /** L-BFGS iterations in this step (updated as the step runs). */
   iterations: number;
   /** Closure evaluations in this step. */
   evaluations: number;
@@ -433,12 +433,14 @@ export class LBFGS extends CurvatureOptimizer<typeof LBFGS_OPTIONS> {
   override minimize(f: () => tf.Scalar, returnCost = false, varList?: tf.Variable[]): tf.Scalar | null {
     const o = this.options;
     const loss = scalarClosure('LBFGS', f);
+    // lastStep is live during the step: `nIter + lastStep.iterations` is torch's
+    // state['n_iter'] as the closure sees it.
+    const info: LBFGSStepInfo = { loss: NaN, newLoss: NaN, iterations: 0, evaluations: 1, reason: 'max-iter' };
+    this.lastStep = info;
     // First evaluation: taped as usual, not wrapped (tfjs-layers reports its metrics).
     const { value, vars, grads } = valueAndGradients(loss, varList);
     this.counters.gradEvals++;
     const names = vars.map((v) => v.name);
-    const info: LBFGSStepInfo = { loss: NaN, newLoss: NaN, iterations: 0, evaluations: 1, reason: 'max-iter' };
-    this.lastStep = info;
     const finish = (): tf.Scalar | null => {
       if (returnCost) return value;
       value.dispose();
@@ -514,6 +516,7 @@ export class LBFGS extends CurvatureOptimizer<typeof LBFGS_OPTIONS> {
       let { d, t } = w;
       while (nIterStep < o.maxIter) {
         nIterStep++;
+        info.iterations = nIterStep;
         w.nIter++;
         if (w.nIter === 1) {
           d = own(tf.neg(flatGrad));

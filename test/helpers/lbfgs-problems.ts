@@ -2,12 +2,12 @@
 import * as tf from '@tensorflow/tfjs';
 import { readFileSync } from 'node:fs';
 import { losses } from '../../src/autodiff/index.js';
-import { rosenbrockObjective } from '../../experiments/functions.js';
+import { bealeObjective, himmelblauObjective, rosenbrockObjective } from '../../experiments/functions.js';
 
 export interface FixtureProblem {
   id: string;
   harness: { name: string; options: Record<string, unknown> };
-  kind: 'quadratic' | 'rosenbrock' | 'logreg';
+  kind: 'quadratic' | 'rosenbrock' | 'beale' | 'himmelblau' | 'logreg';
   start: { shape: number[]; values: number[] }[];
   A?: number[];
   xStar?: number[];
@@ -39,8 +39,9 @@ export function buildProblem(p: FixtureProblem): { vars: tf.Variable[]; loss: ()
         const r = tf.sub(vars[0]!, xs);
         return tf.mul(0.5, tf.sum(tf.mul(r, tf.matMul(A, r)))) as tf.Scalar;
       });
-  } else if (p.kind === 'rosenbrock') {
-    loss = () => tf.tidy(() => rosenbrockObjective(vars[0] as tf.Tensor1D));
+  } else if (p.kind === 'rosenbrock' || p.kind === 'beale' || p.kind === 'himmelblau') {
+    const objective = { rosenbrock: rosenbrockObjective, beale: bealeObjective, himmelblau: himmelblauObjective }[p.kind];
+    loss = () => tf.tidy(() => objective(vars[0] as tf.Tensor1D));
   } else {
     const X = tf.tensor2d(p.X!, [p.n!, 4]);
     const Y = tf.tensor2d(p.Y!, [p.n!, 3]);
