@@ -423,13 +423,6 @@ export class LBFGS extends CurvatureOptimizer<typeof LBFGS_OPTIONS> {
     });
   }
 
-  private static disposeWorking(w: WorkingState): void {
-    const all = new Set<tf.Tensor>([...w.oldDirs, ...w.oldStps]);
-    if (w.d) all.add(w.d);
-    if (w.prevFlatGrad) all.add(w.prevFlatGrad);
-    for (const t of all) if (!t.isDisposed) t.dispose();
-  }
-
   override minimize(f: () => tf.Scalar, returnCost = false, varList?: tf.Variable[]): tf.Scalar | null {
     const o = this.options;
     const loss = scalarClosure('LBFGS', f);
@@ -447,7 +440,7 @@ export class LBFGS extends CurvatureOptimizer<typeof LBFGS_OPTIONS> {
       return null;
     };
     if (vars.length === 0) {
-      tf.dispose(grads);
+      tf.dispose([value, ...grads]);
       throw new Error('LBFGS.minimize: the loss does not depend on any trainable variable');
     }
     if (o.skipNonFinite && !this.allFinite([value, ...grads])) {
@@ -464,8 +457,14 @@ export class LBFGS extends CurvatureOptimizer<typeof LBFGS_OPTIONS> {
     info.loss = lossValue0!;
     info.newLoss = lossValue0!;
 
+    let w: WorkingState;
+    try {
+      w = this.loadState(n);
+    } catch (err) {
+      tf.dispose([value, flatGrad]);
+      throw err;
+    }
     const start = new ParameterPoint(vars);
-    const w = this.loadState(n);
     const owned = new Set<tf.Tensor>(); // every vector the step made; freed at the end unless committed
     const own = <T extends tf.Tensor>(t: T): T => {
       owned.add(t);

@@ -275,6 +275,18 @@ describe('state, guard, contract', () => {
     expect(new LBFGS({ lineSearchFn: 'strongWolfe' as never }).options.lineSearchFn).toBe('strong_wolfe');
   });
 
+  it('refuses other variables than its state was built for, naming the sizes, without leaking', () => {
+    const a = tf.variable(tf.tensor1d([1, 2, 3]));
+    const b = tf.variable(tf.tensor1d([1, 2]));
+    const opt = new LBFGS({ maxIter: 2 });
+    opt.minimize(() => tf.sum(tf.square(a)) as tf.Scalar);
+    const n0 = tf.memory().numTensors;
+    expect(() => opt.minimize(() => tf.sum(tf.square(b)) as tf.Scalar)).toThrow(/2 parameters but the optimizer's state was built for 3/);
+    expect(tf.memory().numTensors).toBe(n0);
+    tf.dispose([a, b]);
+    opt.dispose();
+  });
+
   it('stops at once on a zero gradient (toleranceGrad) without moving, like torch', () => {
     const x = tf.variable(tf.tensor1d([1, 1]));
     const opt = new LBFGS();
