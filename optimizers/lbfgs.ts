@@ -476,8 +476,10 @@ export class LBFGS extends CurvatureOptimizer<typeof LBFGS_OPTIONS> {
     if (w.prevFlatGrad) own(w.prevFlatGrad);
     w.funcEvals += 1;
 
-    // One closure evaluation at the current variables: loss and flat gradient.
-    const evaluate = (): { f: number; g: tf.Tensor1D } => {
+    // One closure evaluation at the current variables: loss, flat gradient, max |g| and, given a
+    // direction, g^T d, with one read. max |g| of every gradient the step has is kept in gMaxOf.
+    const gMaxOf = new Map<tf.Tensor, number>([[flatGrad, gMax0!]]);
+    const evaluate = (dir?: tf.Tensor1D): { f: number; g: tf.Tensor1D; gtd: number } => {
       const out = releaseKept(() =>
         tf.tidy(() => {
           const r = tf.variableGrads(loss, vars);
@@ -487,12 +489,18 @@ export class LBFGS extends CurvatureOptimizer<typeof LBFGS_OPTIONS> {
       );
       this.counters.gradEvals++;
       own(out.g);
-      const [fv, finite] = readScalars(() => [out.value, tf.sum(tf.mul(out.g, 0))]);
+      const [fv, finite, gMax, gtd] = readScalars(() => [
+        out.value,
+        tf.sum(tf.mul(out.g, 0)),
+        tf.max(tf.abs(out.g)),
+        dir ? tf.dot(out.g, dir) : tf.scalar(NaN),
+      ]);
       out.value.dispose();
       if (o.skipNonFinite && (!Number.isFinite(fv!) || !Number.isFinite(finite!))) {
         throw new NonFiniteInStep(Number.isFinite(fv!) ? 'gradient' : 'loss');
       }
-      return { f: fv!, g: out.g };
+      gMaxOf.set(out.g, gMax!);
+      return { f: fv!, g: out.g, gtd: gtd! };
     };
     const addStep = (t: number, d: tf.Tensor1D): void => {
       tf.tidy(() => {
@@ -567,9 +575,7 @@ export class LBFGS extends CurvatureOptimizer<typeof LBFGS_OPTIONS> {
               (tt) => {
                 x.moveTo(dir, tt);
                 try {
-                  const e = evaluate();
-                  const [gtdNew] = readScalars(() => [tf.dot(e.g, dir)]);
-                  return { f: e.f, g: e.g, gtd: gtdNew! };
+                  return evaluate(dir);
                 } finally {
                   x.restore();
                 }
@@ -590,8 +596,7 @@ export class LBFGS extends CurvatureOptimizer<typeof LBFGS_OPTIONS> {
           }
           addStep(t, dir);
           moved = true;
-          const [gMax] = readScalars(() => [tf.max(tf.abs(flatGrad))]);
-          optCond = gMax! <= o.toleranceGrad;
+          optCond = gMaxOf.get(flatGrad)! <= o.toleranceGrad;
         } else {
           addStep(t, d!);
           moved = true;
@@ -599,8 +604,7 @@ export class LBFGS extends CurvatureOptimizer<typeof LBFGS_OPTIONS> {
             const e = evaluate();
             lossNum = e.f;
             flatGrad = e.g;
-            const [gMax] = readScalars(() => [tf.max(tf.abs(flatGrad))]);
-            optCond = gMax! <= o.toleranceGrad;
+            optCond = gMaxOf.get(flatGrad)! <= o.toleranceGrad;
             lsEvals = 1;
           }
         }
@@ -620,8 +624,9 @@ export class LBFGS extends CurvatureOptimizer<typeof LBFGS_OPTIONS> {
           info.reason = 'tolerance-grad';
           break;
         }
-        const [stepMax] = readScalars(() => [tf.max(tf.abs(tf.mul(d!, t)))]);
-        if (stepMax! <= o.toleranceChange) {
+        // max |t d| in float32 is fround(fround(t) * max |d|): the products of two float32 values
+        // are exact in float64 and rounding is monotone.
+        if (f32(f32(t) * dNorm!) <= o.toleranceChange) {
           info.reason = 'tolerance-change';
           break;
         }
