@@ -1,6 +1,6 @@
 /**
  * The optimizer registry: one entry per optimizer, by its CLI name
- * (sgd, rmsprop, adam, newton, hessian-free, kfac, shampoo).
+ * (sgd, rmsprop, adam, newton, hessian-free, lbfgs, kfac, shampoo).
  *
  * The harness and CLI create optimizers only through this registry, so an optimizer becomes
  * available everywhere (run, compare, tune, list) by adding one entry here.
@@ -55,6 +55,7 @@ export function getOptimizerEntry(name: string): OptimizerEntry {
 import { adamEntry } from './adam.js';
 import { hessianFreeEntry } from './hessian-free.js';
 import { kfacEntry } from './kfac.js';
+import { lbfgsEntry } from './lbfgs.js';
 import { newtonEntry } from './newton.js';
 import { rmspropEntry } from './rmsprop.js';
 import { sgdEntry } from './sgd.js';
@@ -72,6 +73,8 @@ export { Newton, NEWTON_OPTIONS } from './newton.js';
 export type { NewtonOptions, NewtonStepInfo } from './newton.js';
 export { HessianFree, HESSIAN_FREE_OPTIONS } from './hessian-free.js';
 export type { HessianFreeOptions, HessianFreeStepInfo, CurvatureFunctions } from './hessian-free.js';
+export { LBFGS, LBFGS_OPTIONS, cubicInterpolate, strongWolfe } from './lbfgs.js';
+export type { LBFGSOptions, LBFGSStepInfo, LBFGSLineSearch, LinePoint, StrongWolfeOptions } from './lbfgs.js';
 export { Shampoo, SHAMPOO_OPTIONS } from './shampoo.js';
 export type { ShampooOptions } from './shampoo.js';
 
@@ -81,4 +84,5 @@ registerOptimizer(adamEntry);
 registerOptimizer(kfacEntry);
 registerOptimizer(newtonEntry);
 registerOptimizer(hessianFreeEntry);
+registerOptimizer(lbfgsEntry);
 registerOptimizer(shampooEntry);

@@ -213,6 +213,15 @@ describe('evaluation costs against counted calls', () => {
     expect(snapshots[1].hvp).toBeGreaterThan(0);
   });
 
+  it('lbfgs: every closure call of a step (its iterations and line-search trials) is one counted gradient', async () => {
+    for (const lineSearchFn of ['strong_wolfe', null]) {
+      const { run, snapshots } = await counted('lbfgs', { lineSearchFn, maxIter: 4 }, 6);
+      expectRecordsMatchCalls(run, snapshots);
+      expect(snapshots[1].grad).toBeGreaterThan(1); // several evaluations in one step
+      expect(snapshots[1].loss + snapshots[1].hvp).toBe(0);
+    }
+  });
+
   it('adam and shampoo (no counters): one gradient per step', async () => {
     for (const o of ['adam', 'shampoo']) {
       const { run, snapshots } = await counted(o, { learningRate: 0.1 }, 5);

@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { Adam, HessianFree, KFAC, Newton, RMSProp, SGD, Shampoo } from '../optimizers/index.js';
+import { Adam, HessianFree, KFAC, LBFGS, Newton, RMSProp, SGD, Shampoo } from '../optimizers/index.js';
 import { CurvatureOptimizer } from '../src/optim/index.js';
 import { installCompileHook } from '../src/layers/registration.js';
 import { randomArray } from './optim-helpers.js';
@@ -121,6 +121,15 @@ const CASES: Case[] = [
       expect(Math.fround(d)).not.toBe(d); // not float32-representable: a float32 save would move it
     },
   },
+  {
+    name: 'LBFGS strong-Wolfe (history, H_diag, d, t, previous gradient and loss carried)',
+    make: () => new LBFGS({ lineSearchFn: 'strong_wolfe', maxIter: 3, historySize: 4 }),
+    before: (opt) => {
+      expect(numeric(opt, 'historyLength')).toBe(4); // the history is full and shifting
+      expect(numeric(opt, 'nIter')).toBeGreaterThan(9); // several L-BFGS iterations per fit batch
+    },
+  },
+  { name: 'LBFGS fixed step', make: () => new LBFGS({ learningRate: 0.3, maxIter: 2 }) },
   {
     name: 'HessianFree',
     make: () => new HessianFree({ maxIterations: 20 }),
