@@ -5,6 +5,7 @@ import { problems } from './registry.js';
 import { quadraticEntry, quadraticDeepEntry } from './quadratic.js';
 import { rosenbrockEntry, bealeEntry, himmelblauEntry } from './functions.js';
 import { logregIrisEntry, softmaxMnistEntry, mlpMnistEntry, autoencoderMnistEntry } from './networks.js';
+import { cnnMnistEntry, cnnShapesEntry } from './images.js';
 
 for (const e of [
   quadraticEntry,
@@ -16,6 +17,8 @@ for (const e of [
   softmaxMnistEntry,
   mlpMnistEntry,
   autoencoderMnistEntry,
+  cnnMnistEntry,
+  cnnShapesEntry,
 ]) {
   problems.register(e);
 }
@@ -30,10 +33,11 @@ export const harnessRegistry: HarnessRegistry = {
 };
 
 export { problems, ProblemRegistry, formatZodIssues } from './registry.js';
-export { loadMnist, loadIris } from './datasets.js';
+export { loadMnist, loadIris, loadShapes, SHAPE_CLASSES } from './datasets.js';
 export type { ClassificationData } from './datasets.js';
 export { quadraticSpectrum, quadraticDeepHessian } from './quadratic.js';
 export { rosenbrockObjective, bealeObjective, himmelblauObjective } from './functions.js';
 export type { Activation } from './networks.js';
+export type { ConvActivation, Pooling } from './images.js';
 export { suites, getSuite, suiteComparison, quickSuite, fullSuite } from './suites.js';
 export type { Suite } from './suites.js';

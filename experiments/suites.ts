@@ -27,7 +27,7 @@ const TOO_BIG_FOR_NEWTON = "over Newton's maxParams (1,000) for an explicit Hess
  */
 export const quickSuite: Suite = {
   name: 'quick',
-  description: 'A 50-D quadratic (condition 100), 2-D Rosenbrock and softmax regression on MNIST',
+  description: 'A 50-D quadratic (condition 100), 2-D Rosenbrock, softmax regression and a small conv net on MNIST',
   seeds: 3,
   problems: [
     {
@@ -79,13 +79,35 @@ export const quickSuite: Suite = {
         newton: TOO_BIG_FOR_NEWTON,
       },
     },
+    {
+      // Added with issue 18: `npm start` went from 60.5 s to 88.1 s wall (24.8 s to 47.0 s of
+      // CPU) on 2 cores shared with other jobs (load ~10); hessian-free gets 5 steps only.
+      id: 'cnn-mnist',
+      problem: 'cnn-mnist',
+      options: { trainSize: 2000, testSize: 1000 },
+      budget: { steps: 150, seconds: 6 },
+      optimizerBudgets: { 'hessian-free': { steps: 5, seconds: 5 }, kfac: { steps: 60, seconds: 5 } },
+      target: 0.35,
+      evalEvery: 10,
+      hyperparameters: {
+        sgd: { learningRate: 0.3 },
+        rmsprop: { learningRate: 0.003 },
+        adam: { learningRate: 0.01 },
+        'hessian-free': { damping: 1, minDamping: 1, maxIterations: 10 },
+        kfac: { damping: 0.1, inverseUpdatePeriod: 10 },
+        shampoo: { learningRate: 0.03 },
+      },
+      exclude: {
+        newton: TOO_BIG_FOR_NEWTON,
+      },
+    },
   ],
 };
 
 /** The full suite: every problem family; several minutes to hours depending on optimizers. */
 export const fullSuite: Suite = {
   name: 'full',
-  description: 'Quadratics, classic test functions, logistic regression, MLP and autoencoder',
+  description: 'Quadratics, classic test functions, logistic regression, MLP, autoencoder and conv nets',
   seeds: 5,
   problems: [
     { id: 'quadratic-d100-c1000', problem: 'quadratic', options: { dim: 100, condition: 1000 }, budget: { steps: 3000 }, exclude: { kfac: NO_LAYERS } },
@@ -104,6 +126,8 @@ export const fullSuite: Suite = {
     { id: 'softmax-mnist', problem: 'softmax-mnist', budget: { epochs: 10 }, exclude: { newton: TOO_BIG_FOR_NEWTON } },
     { id: 'mlp-mnist', problem: 'mlp-mnist', options: { hidden: [128] }, budget: { epochs: 10 }, exclude: { newton: TOO_BIG_FOR_NEWTON } },
     { id: 'autoencoder-mnist', problem: 'autoencoder-mnist', budget: { epochs: 10 }, exclude: { newton: TOO_BIG_FOR_NEWTON } },
+    { id: 'cnn-mnist', problem: 'cnn-mnist', budget: { epochs: 10 }, exclude: { newton: TOO_BIG_FOR_NEWTON } },
+    { id: 'cnn-shapes', problem: 'cnn-shapes', budget: { epochs: 20 }, exclude: { newton: TOO_BIG_FOR_NEWTON } },
   ],
 };
 

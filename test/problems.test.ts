@@ -36,6 +36,8 @@ describe('problems registry', () => {
       'softmax-mnist',
       'mlp-mnist',
       'autoencoder-mnist',
+      'cnn-mnist',
+      'cnn-shapes',
     ]);
   });
 
@@ -60,6 +62,8 @@ describe('problem contract', () => {
     ['softmax-mnist', { trainSize: 256, testSize: 64 }],
     ['mlp-mnist', { hidden: [8, 6], trainSize: 256, testSize: 64 }],
     ['autoencoder-mnist', { hidden: [8, 4, 8], trainSize: 128, testSize: 32 }],
+    ['cnn-mnist', { trainSize: 128, testSize: 32 }],
+    ['cnn-shapes', { trainSize: 128, testSize: 32 }],
   ];
   for (const [name, options] of small) {
     it(`${name}: finite loss, numParams = sum of params, evaluate() has trainLoss, no leak`, () => {
