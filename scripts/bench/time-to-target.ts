@@ -108,7 +108,8 @@ export async function run(): Promise<string> {
     // 1. Tune Adam's learning rate; the best final training loss is the target.
     let best = { lr: NaN, loss: Infinity };
     for (const lr of ADAM_GRID) {
-      const r = await runOne(base('adam', { learningRate: lr }, 0, { steps: ADAM_STEPS }, null, false));
+      // Only the final training loss matters here: evaluate once, at the end.
+      const r = await runOne({ ...base('adam', { learningRate: lr }, 0, { steps: ADAM_STEPS }, null, false), evalEvery: ADAM_STEPS });
       const loss = 'error' in r ? null : r.final.trainLoss;
       process.stderr.write(`time-to-target: ${problem} adam lr ${lr}: final train loss ${loss}\n`);
       if (loss !== null && Number.isFinite(loss) && loss < best.loss) best = { lr, loss };
