@@ -30,6 +30,7 @@ const fixture = (file: string): Fixture => JSON.parse(readFileSync(new URL(`./fi
 const FIXTURES: [string, Fixture][] = [
   ['defaults, preconditionFrequency 4', fixture('shampoo-reference-f4.json')],
   ['all defaults', fixture('shampoo-reference-defaults.json')],
+  ['4-D conv kernels, preconditionFrequency 4', fixture('shampoo-reference-conv.json')],
 ];
 
 /** The generator's 32-bit hash (shampoo_reference.py hash32). */

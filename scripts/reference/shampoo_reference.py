@@ -195,12 +195,23 @@ CASES = [
     dict(name='vector [40] (diagonal)', shape=[40], seed=9),
 ]
 
+# Conv kernels [kh, kw, cin, cout] (issue 18): Distributed Shampoo's treatment is the generic one,
+# merge_small_dims then blocking; these cover a full merge to one dimension, a merge to a matrix,
+# a size-1 dimension dropped, and a kernel that stays 3-D after merging (r = 6).
+CONV_CASES = [
+    dict(name='conv 3x3x2x4 -> [72] (root 2)', shape=[3, 3, 2, 4], seed=11),
+    dict(name='conv 3x3x4x8 -> [36, 8]', shape=[3, 3, 4, 8], seed=12),
+    dict(name='conv 5x5x1x6 -> [150] (size-1 dim dropped)', shape=[5, 5, 1, 6], seed=13),
+    dict(name='conv 2x2x100x3 -> [4, 100, 3] (order 3, r = 6)', shape=[2, 2, 100, 3], seed=14),
+]
+
 FIXTURES = [
     # Defaults except the frequency: roots at steps 4, 8, 12, 16, 20 (stale in between), so
     # preconditioning starts early enough to matter within 20 steps.
     ('shampoo-reference-f4.json', dict(preconditionFrequency=4), CASES),
     # All defaults (start 10, roots at 10 and 20) on two shapes.
     ('shampoo-reference-defaults.json', dict(), [CASES[1], CASES[4]]),
+    ('shampoo-reference-conv.json', dict(preconditionFrequency=4), CONV_CASES),
 ]
 
 STEPS = 20
