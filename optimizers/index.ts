@@ -1,6 +1,6 @@
 /**
  * The optimizer registry: one entry per optimizer, by its CLI name
- * (sgd, rmsprop, adam, newton, hessian-free, kfac, shampoo).
+ * (sgd, rmsprop, adam, newton, hessian-free, kfac, shampoo, muon).
  *
  * The harness and CLI create optimizers only through this registry, so an optimizer becomes
  * available everywhere (run, compare, tune, list) by adding one entry here.
@@ -55,6 +55,7 @@ export function getOptimizerEntry(name: string): OptimizerEntry {
 import { adamEntry } from './adam.js';
 import { hessianFreeEntry } from './hessian-free.js';
 import { kfacEntry } from './kfac.js';
+import { muonEntry } from './muon.js';
 import { newtonEntry } from './newton.js';
 import { rmspropEntry } from './rmsprop.js';
 import { sgdEntry } from './sgd.js';
@@ -74,6 +75,8 @@ export { HessianFree, HESSIAN_FREE_OPTIONS } from './hessian-free.js';
 export type { HessianFreeOptions, HessianFreeStepInfo, CurvatureFunctions } from './hessian-free.js';
 export { Shampoo, SHAMPOO_OPTIONS } from './shampoo.js';
 export type { ShampooOptions } from './shampoo.js';
+export { Muon, MUON_OPTIONS, newtonSchulz } from './muon.js';
+export type { MuonOptions } from './muon.js';
 
 registerOptimizer(sgdEntry);
 registerOptimizer(rmspropEntry);
@@ -82,3 +85,4 @@ registerOptimizer(kfacEntry);
 registerOptimizer(newtonEntry);
 registerOptimizer(hessianFreeEntry);
 registerOptimizer(shampooEntry);
+registerOptimizer(muonEntry);
