@@ -153,10 +153,13 @@ export function newtonSchulz(
   X = tf.div(X, tf.add(tf.norm(X), tf.div(eps, s)));
   const [a, b, c] = coeffs;
   // X^T is formed explicitly: wasm's transposed matMul is slow (src/autodiff/wasm-matmul.ts).
+  // aX + (bA + cA^2)X is computed as (aI + bA + cA^2) X: the m x m sum is cheap, and the two
+  // elementwise passes over the m x n iterate are saved.
+  const aI = tf.mul(tf.eye(X.shape[0]), a);
   for (let k = 0; k < steps; k++) {
     const A = tf.matMul(X, tf.transpose(X));
-    const B = tf.add(tf.mul(A, b), tf.mul(tf.matMul(A, A), c));
-    X = tf.add(tf.mul(X, a), tf.matMul(B, X)) as tf.Tensor2D;
+    const B = tf.add(tf.add(aI, tf.mul(A, b)), tf.mul(tf.matMul(A, A), c));
+    X = tf.matMul(B, X);
   }
   return transposed ? tf.transpose(X) : X;
 }
