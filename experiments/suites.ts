@@ -19,6 +19,8 @@ export interface Suite {
 
 const NO_LAYERS = 'K-FAC preconditions the layers of a network; this problem has none';
 const TOO_BIG_FOR_NEWTON = "over Newton's maxParams (1,000) for an explicit Hessian; hessian-free is the matrix-free Newton";
+const NO_MATRICES = 'Muon orthogonalises matrix parameters; this problem has none (it would run AdamW)';
+const MINI_BATCHES = "L-BFGS is for deterministic problems: on mini-batches its curvature pairs mix batches";
 
 /**
  * The quick suite: `npm start`. Step budgets, with fewer steps for the optimizers whose steps
@@ -40,8 +42,11 @@ export const quickSuite: Suite = {
         rmsprop: { learningRate: 0.01 },
         adam: { learningRate: 0.1 },
         shampoo: { learningRate: 1 },
+        lbfgs: { lineSearchFn: 'strong_wolfe' },
       },
-      exclude: { kfac: NO_LAYERS },
+      // One L-BFGS step is up to 20 iterations (torch's step(closure)).
+      optimizerBudgets: { lbfgs: { steps: 20, seconds: 10 } },
+      exclude: { kfac: NO_LAYERS, muon: NO_MATRICES },
     },
     {
       id: 'rosenbrock-2d',
@@ -54,8 +59,10 @@ export const quickSuite: Suite = {
         rmsprop: { learningRate: 0.1 },
         adam: { learningRate: 0.3 },
         shampoo: { learningRate: 1 },
+        lbfgs: { lineSearchFn: 'strong_wolfe' },
       },
-      exclude: { kfac: NO_LAYERS },
+      optimizerBudgets: { lbfgs: { steps: 20, seconds: 10 } },
+      exclude: { kfac: NO_LAYERS, muon: NO_MATRICES },
     },
     {
       id: 'softmax-mnist',
@@ -77,6 +84,7 @@ export const quickSuite: Suite = {
       },
       exclude: {
         newton: TOO_BIG_FOR_NEWTON,
+        lbfgs: MINI_BATCHES,
       },
     },
     {
@@ -99,6 +107,7 @@ export const quickSuite: Suite = {
       },
       exclude: {
         newton: TOO_BIG_FOR_NEWTON,
+        lbfgs: MINI_BATCHES,
       },
     },
   ],

@@ -60,30 +60,54 @@ export class Adam extends CurvatureOptimizer<typeof ADAM_OPTIONS> {
     state: SlotState,
     ctx: StepContext,
   ): tf.Tensor {
-    const o = this.options;
-    const lr = ctx.learningRate;
-    let g = o.maximize ? tf.neg(grad) : grad;
-    let p: tf.Tensor = param;
-    if (o.decoupledWeightDecay) p = decoupledWeightDecay(param, lr, o.weightDecay);
-    else g = addL2WeightDecay(g, param, o.weightDecay);
-
-    const m = ema(state.get('expAvg') ?? tf.zerosLike(param), g, o.beta1);
-    const v = ema(state.get('expAvgSq') ?? tf.zerosLike(param), tf.square(g), o.beta2);
-    state.set('expAvg', m);
-    state.set('expAvgSq', v);
-    let vHat = v;
-    if (o.amsgrad) {
-      const prev = state.get('maxExpAvgSq');
-      vHat = prev === undefined ? v : tf.maximum(prev, v);
-      state.set('maxExpAvgSq', vHat);
-    }
-
-    const t = state.step + 1;
-    const bias1 = 1 - o.beta1 ** t;
-    const bias2Sqrt = Math.sqrt(1 - o.beta2 ** t);
-    const denom = tf.add(tf.div(tf.sqrt(vHat), bias2Sqrt), o.epsilon);
-    return tf.sub(p, tf.mul(tf.div(m, denom), lr / bias1));
+    return adamUpdate(param, grad, state, ctx.learningRate, this.options);
   }
+}
+
+/** The Adam settings `adamUpdate` reads (Adam's own options, or Muon's AdamW part). */
+export interface AdamUpdateConfig {
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  weightDecay: number;
+  decoupledWeightDecay: boolean;
+  amsgrad: boolean;
+  maximize: boolean;
+}
+
+/**
+ * One Adam/AdamW update of `param` (the formula at the top of this file): reads and writes the
+ * slots 'expAvg', 'expAvgSq' (and 'maxExpAvgSq'), uses `state.step + 1` as t, returns the new
+ * parameter value. Shared with optimizers that run AdamW on part of the parameters (Muon).
+ */
+export function adamUpdate(
+  param: tf.Tensor,
+  grad: tf.Tensor,
+  state: SlotState,
+  lr: number,
+  o: AdamUpdateConfig,
+): tf.Tensor {
+  let g = o.maximize ? tf.neg(grad) : grad;
+  let p: tf.Tensor = param;
+  if (o.decoupledWeightDecay) p = decoupledWeightDecay(param, lr, o.weightDecay);
+  else g = addL2WeightDecay(g, param, o.weightDecay);
+
+  const m = ema(state.get('expAvg') ?? tf.zerosLike(param), g, o.beta1);
+  const v = ema(state.get('expAvgSq') ?? tf.zerosLike(param), tf.square(g), o.beta2);
+  state.set('expAvg', m);
+  state.set('expAvgSq', v);
+  let vHat = v;
+  if (o.amsgrad) {
+    const prev = state.get('maxExpAvgSq');
+    vHat = prev === undefined ? v : tf.maximum(prev, v);
+    state.set('maxExpAvgSq', vHat);
+  }
+
+  const t = state.step + 1;
+  const bias1 = 1 - o.beta1 ** t;
+  const bias2Sqrt = Math.sqrt(1 - o.beta2 ** t);
+  const denom = tf.add(tf.div(tf.sqrt(vHat), bias2Sqrt), o.epsilon);
+  return tf.sub(p, tf.mul(tf.div(m, denom), lr / bias1));
 }
 
 tf.serialization.registerClass(Adam);

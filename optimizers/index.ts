@@ -1,6 +1,6 @@
 /**
  * The optimizer registry: one entry per optimizer, by its CLI name
- * (sgd, rmsprop, adam, newton, hessian-free, lbfgs, kfac, shampoo).
+ * (sgd, rmsprop, adam, newton, hessian-free, lbfgs, kfac, shampoo, muon).
  *
  * The harness and CLI create optimizers only through this registry, so an optimizer becomes
  * available everywhere (run, compare, tune, list) by adding one entry here.
@@ -56,6 +56,7 @@ import { adamEntry } from './adam.js';
 import { hessianFreeEntry } from './hessian-free.js';
 import { kfacEntry } from './kfac.js';
 import { lbfgsEntry } from './lbfgs.js';
+import { muonEntry } from './muon.js';
 import { newtonEntry } from './newton.js';
 import { rmspropEntry } from './rmsprop.js';
 import { sgdEntry } from './sgd.js';
@@ -77,6 +78,8 @@ export { LBFGS, LBFGS_OPTIONS, cubicInterpolate, strongWolfe } from './lbfgs.js'
 export type { LBFGSOptions, LBFGSStepInfo, LBFGSLineSearch, LinePoint, StrongWolfeOptions } from './lbfgs.js';
 export { Shampoo, SHAMPOO_OPTIONS } from './shampoo.js';
 export type { ShampooOptions } from './shampoo.js';
+export { Muon, MUON_OPTIONS, newtonSchulz } from './muon.js';
+export type { MuonOptions } from './muon.js';
 
 registerOptimizer(sgdEntry);
 registerOptimizer(rmspropEntry);
@@ -86,3 +89,4 @@ registerOptimizer(newtonEntry);
 registerOptimizer(hessianFreeEntry);
 registerOptimizer(lbfgsEntry);
 registerOptimizer(shampooEntry);
+registerOptimizer(muonEntry);

@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { Adam, HessianFree, KFAC, LBFGS, Newton, RMSProp, SGD, Shampoo } from '../optimizers/index.js';
+import { Adam, HessianFree, KFAC, LBFGS, Muon, Newton, RMSProp, SGD, Shampoo } from '../optimizers/index.js';
 import { CurvatureOptimizer } from '../src/optim/index.js';
 import { installCompileHook } from '../src/layers/registration.js';
 import { randomArray } from './optim-helpers.js';
@@ -166,6 +166,10 @@ const CASES: Case[] = [
     name: 'Shampoo, Adam grafting, preconditioning starts after the reload',
     make: () => new Shampoo({ learningRate: 0.02, grafting: 'adam', startPreconditioningStep: 11, preconditionFrequency: 4 }),
     before: (opt) => expect((opt as Shampoo).inverseRootCount).toBe(0),
+  },
+  {
+    name: 'Muon (momentum slot on kernels, AdamW slots on biases, own Adam learning rate)',
+    make: () => new Muon({ learningRate: 0.02, weightDecay: 0.01, adamLearningRate: 3e-3 }),
   },
 ];
 

@@ -13,7 +13,7 @@ const SIZES = [784, 128, 10];
 const BLOCK = 5;
 const ROUNDS = 10;
 
-function seeded(seed: number): () => number {
+export function seeded(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (Math.imul(a, 1664525) + 1013904223) >>> 0;
@@ -21,12 +21,12 @@ function seeded(seed: number): () => number {
   };
 }
 
-interface Net {
+export interface Net {
   vars: tf.Variable[];
   loss: () => tf.Scalar;
 }
 
-function makeNet(x: tf.Tensor2D, labels: tf.Tensor2D, seed: number): Net {
+export function makeNet(x: tf.Tensor2D, labels: tf.Tensor2D, seed: number): Net {
   const r = seeded(seed);
   const vars: tf.Variable[] = [];
   for (let i = 0; i + 1 < SIZES.length; i++) {
@@ -47,7 +47,7 @@ function makeNet(x: tf.Tensor2D, labels: tf.Tensor2D, seed: number): Net {
   return { vars, loss };
 }
 
-function timeBlock(opt: tf.Optimizer, net: Net): number {
+export function timeBlock(opt: tf.Optimizer, net: Net): number {
   const t0 = performance.now();
   for (let i = 0; i < BLOCK; i++) opt.minimize(net.loss, false, net.vars);
   net.vars[0]!.dataSync();
@@ -55,7 +55,7 @@ function timeBlock(opt: tf.Optimizer, net: Net): number {
 }
 
 /** The fastest block: on a shared machine, load only ever adds time. */
-function best(a: number[]): number {
+export function best(a: number[]): number {
   return Math.min(...a);
 }
 

@@ -53,6 +53,7 @@ const CONFIGS: Config[] = [
   { label: 'K-FAC defaults', optimizer: 'kfac', options: {} },
   { label: 'K-FAC FAST_SETTINGS', optimizer: 'kfac', options: { ...KFAC.FAST_SETTINGS } },
   { label: 'Shampoo defaults', optimizer: 'shampoo', options: {} },
+  { label: 'Muon defaults', optimizer: 'muon', options: {} },
 ];
 
 interface Row {
