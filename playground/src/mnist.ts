@@ -5,6 +5,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Adam, KFAC, Shampoo } from '../../src/index.js';
+import { mulberry32 } from '../../src/rng.js';
 
 export interface Digits {
   count: number;
@@ -50,7 +51,7 @@ export const MODEL_OPTIMIZERS = [
     name: 'kfac',
     label: 'K-FAC',
     color: '#e15759',
-    describe: 'KFAC.FAST_SETTINGS (lr 0.1, momentum 0.9, KL clip 1e-3, statistics every 10 steps, rank-64 inverses every 20)',
+    describe: 'KFAC defaults (adaptive learning rate and momentum from the exact quadratic model, exact inverses every 5 steps)',
   },
   { name: 'shampoo', label: 'Shampoo', color: '#9467bd', describe: 'lr 1e-2, AdaGrad grafting' },
 ] as const;
@@ -76,28 +77,16 @@ function makeOptimizer(name: string, model: tf.LayersModel): tf.Optimizer {
     case 'adam':
       return new Adam({ learningRate: 1e-3 });
     case 'kfac':
-      // The library's adaptive defaults (learning rate and momentum from the quadratic model,
-      // Levenberg-Marquardt damping) fit these 1,000 digits to a loss ~1e-2 within ~60 steps and
-      // then become unstable (loss spikes, and a step that saturates the softmax for good near
-      // step 120, also with minDamping 1e-3). The fixed learning rate with the KL clip is stable.
-      return new KFAC({ model, ...KFAC.FAST_SETTINGS });
+      // The library's defaults (kfac-jax's adaptive steps from the batch's exact curvature, steps
+      // that raise the batch loss undone). Measured in Node on these digits and batches: 300
+      // steps, training loss 2.30 -> 4e-4 at step 100 -> ~0, no spike above 0.023 after step 50.
+      // (Before the exact quadratic model the defaults diverged near step 120.)
+      return new KFAC({ model });
     case 'shampoo':
       return new Shampoo({ learningRate: 1e-2 });
     default:
       throw new Error(`Unknown optimizer ${name}`);
   }
-}
-
-/** A small deterministic generator (mulberry32) for the batch order. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 export class MnistLab {
