@@ -35,11 +35,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { z } from 'zod';
-import type { Batch, NetworkProblem, ProblemData, ProblemEntry, ProblemMetrics } from '../src/harness/problem.js';
+import type { Batch, NetworkProblem, ProblemEntry } from '../src/harness/problem.js';
 import { Rng } from '../src/harness/rng.js';
 import { losses } from '../src/autodiff/index.js';
 import { loadMnist, loadShapes, SHAPES_SIZE, SHAPES_TEST, SHAPES_TRAIN, type ClassificationData } from './datasets.js';
-import { accuracy } from './losses.js';
+import { trainedNetworkProblem } from './networks.js';
 import { optionDocs, parseOptions, seedOption } from './registry.js';
 
 export type ConvActivation = 'relu' | 'tanh' | 'sigmoid';
@@ -157,69 +157,17 @@ function makeConvProblem(spec: ConvSpec): NetworkProblem {
       return tf.add(tf.matMul(tf.reshape(h, [batch.size, flat]), params[d] as tf.Tensor2D), params[d + 1]!);
     });
   const lossFromOutputs = (out: tf.Tensor, batch: Batch): tf.Scalar => losses.softmaxCrossEntropy(batch.y, out);
-  const full = (x: tf.Tensor, y: tf.Tensor): Batch => ({ x, y, size: x.shape[0]! });
-  const loss = (batch?: Batch): tf.Scalar =>
-    tf.tidy(() => {
-      const b = batch ?? full(trainX, trainY);
-      return lossFromOutputs(outputs(b), b);
-    });
-
-  /** Loss and accuracy over a whole split, in chunks (sum of chunk means weighted by size). */
-  const metricsOn = (X: tf.Tensor4D, Y: tf.Tensor2D): { loss: number; accuracy: number } => {
-    const n = X.shape[0];
-    let lossSum = 0;
-    let correct = 0;
-    for (let s = 0; s < n; s += EVAL_CHUNK) {
-      const m = Math.min(EVAL_CHUNK, n - s);
-      tf.tidy(() => {
-        const b = full(tf.slice(X, s, m), tf.slice(Y, s, m));
-        const out = outputs(b);
-        lossSum += lossFromOutputs(out, b).dataSync()[0]! * m;
-        correct += accuracy(b.y, out) * m;
-      });
-    }
-    return { loss: lossSum / n, accuracy: correct / n };
-  };
-
-  const data: ProblemData = {
-    numTrain: nTrain,
-    numTest: nTest,
-    batchSize: Math.min(spec.batchSize, nTrain),
-    batch: (indices: Int32Array): Batch =>
-      tf.tidy(() => {
-        const idx = tf.tensor1d(indices, 'int32');
-        return { x: tf.gather(trainX, idx), y: tf.gather(trainY, idx), size: indices.length };
-      }),
-  };
-
-  return {
-    name: spec.name,
-    description: spec.description,
-    options: spec.options,
+  return trainedNetworkProblem({
+    spec: { ...spec, lossKind: 'softmax-cross-entropy' },
     params,
-    numParams: params.reduce((s, p) => s + p.size, 0),
-    data,
-    loss,
+    model,
     outputs,
     lossFromOutputs,
-    lossKind: 'softmax-cross-entropy',
-    model,
-    target: spec.target,
-    evaluate: (): ProblemMetrics => {
-      const tr = metricsOn(trainX, trainY);
-      const m: ProblemMetrics = { trainLoss: tr.loss, trainAccuracy: tr.accuracy };
-      if (nTest > 0) {
-        const te = metricsOn(testX, testY);
-        m.testLoss = te.loss;
-        m.testAccuracy = te.accuracy;
-      }
-      return m;
-    },
-    dispose: () => {
-      tf.dispose([trainX, testX, trainY, testY]);
-      model.dispose();
-    },
-  };
+    train: { x: trainX, y: trainY, n: nTrain },
+    test: { x: testX, y: testY, n: nTest },
+    reconstruct: false,
+    evalChunk: EVAL_CHUNK,
+  });
 }
 
 const ints = (d: number[], what: string) => z.array(z.number().int().min(1)).min(1).default(d).describe(what);

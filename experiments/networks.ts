@@ -114,39 +114,73 @@ function makeNetworkProblem(spec: NetworkSpec): NetworkProblem {
     });
   const lossFromOutputs = (out: tf.Tensor, batch: Batch): tf.Scalar =>
     autoencoder ? losses.sigmoidCrossEntropy(batch.y, out) : losses.softmaxCrossEntropy(batch.y, out);
-  const full = (x: tf.Tensor, y: tf.Tensor): Batch => ({ x, y, size: x.shape[0] });
+  return trainedNetworkProblem({
+    spec: { ...spec, target: spec.target },
+    params,
+    model,
+    outputs,
+    lossFromOutputs,
+    train: { x: trainX, y: trainY, n: nTrain },
+    test: { x: testX, y: testY, n: nTest },
+    reconstruct: autoencoder,
+    evalChunk: EVAL_CHUNK,
+  });
+}
+
+/** What `trainedNetworkProblem` needs: a model, its forward pass, the loss, the data splits. */
+export interface NetworkParts {
+  spec: { name: string; description: string; options: Record<string, unknown>; batchSize: number; lossKind: LossKind; target?: number };
+  params: tf.Variable[];
+  model: tf.LayersModel;
+  outputs: (batch: Batch) => tf.Tensor;
+  lossFromOutputs: (out: tf.Tensor, batch: Batch) => tf.Scalar;
+  train: { x: tf.Tensor; y: tf.Tensor; n: number };
+  test: { x: tf.Tensor; y: tf.Tensor; n: number };
+  /** An autoencoder: the targets are the inputs (y is x), no accuracy. */
+  reconstruct: boolean;
+  /** Examples per chunk when a whole split is evaluated. */
+  evalChunk: number;
+}
+
+/**
+ * The Problem of a network trained on a data set (MLP, autoencoder, conv net): mini-batches by
+ * index, the full-batch loss, chunked evaluation of loss and accuracy, disposal.
+ */
+export function trainedNetworkProblem(p: NetworkParts): NetworkProblem {
+  const { spec, params, model, outputs, lossFromOutputs, train, test, reconstruct } = p;
+  const full = (x: tf.Tensor, y: tf.Tensor): Batch => ({ x, y, size: x.shape[0]! });
   const loss = (batch?: Batch): tf.Scalar =>
     tf.tidy(() => {
-      const b = batch ?? full(trainX, trainY);
+      const b = batch ?? full(train.x, train.y);
       return lossFromOutputs(outputs(b), b);
     });
 
   /** Loss and accuracy over a whole split, in chunks (sum of chunk means weighted by size). */
-  const metricsOn = (X: tf.Tensor2D, Y: tf.Tensor2D): { loss: number; accuracy: number } => {
-    const n = X.shape[0];
+  const metricsOn = (X: tf.Tensor, Y: tf.Tensor): { loss: number; accuracy: number } => {
+    const n = X.shape[0]!;
     let lossSum = 0;
     let correct = 0;
-    for (let s = 0; s < n; s += EVAL_CHUNK) {
-      const m = Math.min(EVAL_CHUNK, n - s);
+    for (let s = 0; s < n; s += p.evalChunk) {
+      const m = Math.min(p.evalChunk, n - s);
       tf.tidy(() => {
         const b = full(tf.slice(X, s, m), tf.slice(Y, s, m));
         const out = outputs(b);
-        lossSum += lossFromOutputs(out, b).dataSync()[0] * m;
-        if (!autoencoder) correct += accuracy(b.y, out) * m;
+        lossSum += lossFromOutputs(out, b).dataSync()[0]! * m;
+        if (!reconstruct) correct += accuracy(b.y, out) * m;
       });
     }
     return { loss: lossSum / n, accuracy: correct / n };
   };
 
   const data: ProblemData = {
-    numTrain: nTrain,
-    numTest: nTest,
-    batchSize: Math.min(spec.batchSize, nTrain),
+    numTrain: train.n,
+    numTest: test.n,
+    batchSize: Math.min(spec.batchSize, train.n),
     batch: (indices: Int32Array): Batch =>
       tf.tidy(() => {
         const idx = tf.tensor1d(indices, 'int32');
-        const x = tf.gather(trainX, idx);
-        const y = autoencoder ? x.clone() : tf.gather(trainY, idx);
+        const x = tf.gather(train.x, idx);
+        const y = reconstruct ? x.clone() : tf.gather(train.y, idx);
         return { x, y, size: indices.length };
       }),
   };
@@ -156,7 +190,7 @@ function makeNetworkProblem(spec: NetworkSpec): NetworkProblem {
     description: spec.description,
     options: spec.options,
     params,
-    numParams: params.reduce((s, p) => s + p.size, 0),
+    numParams: params.reduce((s, v) => s + v.size, 0),
     data,
     loss,
     outputs,
@@ -165,23 +199,19 @@ function makeNetworkProblem(spec: NetworkSpec): NetworkProblem {
     model,
     target: spec.target,
     evaluate: (): ProblemMetrics => {
-      const tr = metricsOn(trainX, trainY as tf.Tensor2D);
-      const te = nTest > 0 ? metricsOn(testX, testY as tf.Tensor2D) : undefined;
+      const tr = metricsOn(train.x, train.y);
+      const te = test.n > 0 ? metricsOn(test.x, test.y) : undefined;
       const m: ProblemMetrics = { trainLoss: tr.loss };
       if (te) m.testLoss = te.loss;
-      if (!autoencoder) {
+      if (!reconstruct) {
         m.trainAccuracy = tr.accuracy;
         if (te) m.testAccuracy = te.accuracy;
       }
       return m;
     },
     dispose: () => {
-      trainX.dispose();
-      testX.dispose();
-      if (!autoencoder) {
-        trainY.dispose();
-        testY.dispose();
-      }
+      // An autoencoder's targets are its inputs: dispose each tensor once.
+      tf.dispose([...new Set([train.x, test.x, train.y, test.y])]);
       model.dispose();
     },
   };
