@@ -59,6 +59,27 @@ export function best(a: number[]): number {
   return Math.min(...a);
 }
 
+/**
+ * Fastest block time of two optimizers timed in alternating blocks (after one warm-up block each),
+ * so that machine load falls on both alike.
+ */
+export function interleavedBest(a: tf.Optimizer, netA: Net, b: tf.Optimizer, netB: Net, rounds: number): [number, number] {
+  timeBlock(a, netA); // warm-up: kernels, state allocation
+  timeBlock(b, netB);
+  const ta: number[] = [];
+  const tb: number[] = [];
+  for (let k = 0; k < rounds; k++) {
+    if (k % 2 === 0) {
+      ta.push(timeBlock(a, netA));
+      tb.push(timeBlock(b, netB));
+    } else {
+      tb.push(timeBlock(b, netB));
+      ta.push(timeBlock(a, netA));
+    }
+  }
+  return [best(ta), best(tb)];
+}
+
 export async function run(): Promise<string> {
   const r = seeded(1);
   const x = tf.tensor2d(Float32Array.from({ length: BATCH * 784 }, () => r() + 0.5), [BATCH, 784]);
@@ -82,20 +103,7 @@ export async function run(): Promise<string> {
     const netB = makeNet(x, labels, 2);
     const a = ours();
     const b = theirs();
-    timeBlock(a, netA); // warm-up: kernels, state allocation
-    timeBlock(b, netB);
-    const ta: number[] = [];
-    const tb: number[] = [];
-    for (let k = 0; k < ROUNDS; k++) {
-      if (k % 2 === 0) {
-        ta.push(timeBlock(a, netA));
-        tb.push(timeBlock(b, netB));
-      } else {
-        tb.push(timeBlock(b, netB));
-        ta.push(timeBlock(a, netA));
-      }
-    }
-    const [ma, mb] = [best(ta), best(tb)];
+    const [ma, mb] = interleavedBest(a, netA, b, netB, ROUNDS);
     rows.push(`| ${name} | ${ma.toFixed(2)} | ${tfName} | ${mb.toFixed(2)} | ${(ma / mb).toFixed(3)} |`);
     a.dispose();
     b.dispose();

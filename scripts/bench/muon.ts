@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Adam, Muon } from '../../optimizers/index.js';
-import { best, makeNet, seeded, timeBlock } from './first-order.js';
+import { interleavedBest, makeNet, seeded } from './first-order.js';
 
 const ROUNDS = 8;
 
@@ -26,20 +26,7 @@ export async function run(): Promise<string> {
     const netB = makeNet(x, labels, 2);
     const a = new Muon({ learningRate: 0.02, adamLearningRate: 1e-3 });
     const b = new Adam({ learningRate: 1e-3 });
-    timeBlock(a, netA); // warm-up: kernels, state allocation
-    timeBlock(b, netB);
-    const ta: number[] = [];
-    const tb: number[] = [];
-    for (let k = 0; k < ROUNDS; k++) {
-      if (k % 2 === 0) {
-        ta.push(timeBlock(a, netA));
-        tb.push(timeBlock(b, netB));
-      } else {
-        tb.push(timeBlock(b, netB));
-        ta.push(timeBlock(a, netA));
-      }
-    }
-    const [ma, mb] = [best(ta), best(tb)];
+    const [ma, mb] = interleavedBest(a, netA, b, netB, ROUNDS);
     rows.push(`| ${batch} | ${ma.toFixed(2)} | ${mb.toFixed(2)} | ${(ma / mb).toFixed(3)} |`);
     a.dispose();
     b.dispose();
