@@ -18,7 +18,8 @@ export default tseslint.config(
       'no-restricted-syntax': [
         'error',
         {
-          selector: "CallExpression[callee.property.name=/^(engine|getKernel|registerKernel|unregisterKernel)$/][callee.object.name='tf']",
+          selector:
+            "CallExpression[callee.property.name=/^(engine|getKernel|registerKernel|unregisterKernel)$/][callee.object.name='tf']",
           message: 'tfjs engine internals and kernel registrations belong in src/tfjs-internals/.',
         },
       ],

@@ -175,7 +175,8 @@ function shapeDistance(cls: number, u: number, v: number, r: number): number {
       // equilateral triangle inscribed in the circle of radius 1.2 r: max over its three edges
       // of the distance along the edge's outward normal (inradius 0.6 r).
       let d = -Infinity;
-      for (let k = 0; k < 3; k++) d = Math.max(d, u * TRIANGLE_NORMALS[2 * k]! + v * TRIANGLE_NORMALS[2 * k + 1]! - 0.6 * r);
+      for (let k = 0; k < 3; k++)
+        d = Math.max(d, u * TRIANGLE_NORMALS[2 * k]! + v * TRIANGLE_NORMALS[2 * k + 1]! - 0.6 * r);
       return d;
     }
     default: {
@@ -191,7 +192,14 @@ function shapeDistance(cls: number, u: number, v: number, r: number): number {
  * filled shape of class `cls` with centre (cx, cy), radius r and rotation theta, on an n x n grid
  * (row-major; pixel (px, py) spans [px, px + 1] x [py, py + 1]).
  */
-export function shapeCoverage(cls: number, cx: number, cy: number, r: number, theta: number, n = SHAPES_SIZE): Float32Array {
+export function shapeCoverage(
+  cls: number,
+  cx: number,
+  cy: number,
+  r: number,
+  theta: number,
+  n = SHAPES_SIZE,
+): Float32Array {
   const out = new Float32Array(n * n);
   const c = Math.cos(theta);
   const s = Math.sin(theta);

@@ -187,15 +187,37 @@ const convSchema = (d: {
       kernelSizes: ints(d.kernelSizes, 'kernel size of each conv layer (square; one per entry of filters)'),
       stride: z.number().int().min(1).default(d.stride).describe('stride of every conv layer (same padding)'),
       pooling: z.enum(['none', 'max', 'avg']).default(d.pooling).describe('2x2 pooling after each conv layer'),
-      activation: z.enum(['relu', 'tanh', 'sigmoid']).default(d.activation).describe('activation after each conv layer'),
+      activation: z
+        .enum(['relu', 'tanh', 'sigmoid'])
+        .default(d.activation)
+        .describe('activation after each conv layer'),
       batchSize: z.number().int().min(1).default(d.batchSize).describe('mini-batch size'),
-      trainSize: z.number().int().min(1).default(d.trainSize).describe(`training examples used (of ${d.trainSize.toLocaleString('en-US')})`),
-      testSize: z.number().int().min(0).default(d.testSize).describe(`test examples used (of ${d.testSize.toLocaleString('en-US')})`),
+      trainSize: z
+        .number()
+        .int()
+        .min(1)
+        .default(d.trainSize)
+        .describe(`training examples used (of ${d.trainSize.toLocaleString('en-US')})`),
+      testSize: z
+        .number()
+        .int()
+        .min(0)
+        .default(d.testSize)
+        .describe(`test examples used (of ${d.testSize.toLocaleString('en-US')})`),
       seed: seedOption,
     })
     .strict();
 
-const cnnMnistSchema = convSchema({ filters: [8, 16], kernelSizes: [5, 3], stride: 2, pooling: 'none', activation: 'tanh', trainSize: 8000, testSize: 2000, batchSize: 128 });
+const cnnMnistSchema = convSchema({
+  filters: [8, 16],
+  kernelSizes: [5, 3],
+  stride: 2,
+  pooling: 'none',
+  activation: 'tanh',
+  trainSize: 8000,
+  testSize: 2000,
+  batchSize: 128,
+});
 const cnnShapesSchema = convSchema({
   filters: [8, 16],
   kernelSizes: [3, 3],

@@ -129,7 +129,14 @@ function makeNetworkProblem(spec: NetworkSpec): NetworkProblem {
 
 /** What `trainedNetworkProblem` needs: a model, its forward pass, the loss, the data splits. */
 export interface NetworkParts {
-  spec: { name: string; description: string; options: Record<string, unknown>; batchSize: number; lossKind: LossKind; target?: number };
+  spec: {
+    name: string;
+    description: string;
+    options: Record<string, unknown>;
+    batchSize: number;
+    lossKind: LossKind;
+    target?: number;
+  };
   params: tf.Variable[];
   model: tf.LayersModel;
   outputs: (batch: Batch) => tf.Tensor;
@@ -220,17 +227,11 @@ export function trainedNetworkProblem(p: NetworkParts): NetworkProblem {
 const batchSize = (d: number) => z.number().int().min(1).default(d).describe('mini-batch size');
 const trainSize = z.number().int().min(1).default(8000).describe('training examples used (of 8,000)');
 const testSize = z.number().int().min(0).default(2000).describe('test examples used (of 2,000)');
-const activation = z
-  .enum(['relu', 'tanh', 'sigmoid', 'linear'])
-  .default('relu')
-  .describe('hidden activation');
-const widths = (d: number[]) =>
-  z.array(z.number().int().min(1)).default(d).describe('hidden layer widths');
+const activation = z.enum(['relu', 'tanh', 'sigmoid', 'linear']).default('relu').describe('hidden activation');
+const widths = (d: number[]) => z.array(z.number().int().min(1)).default(d).describe('hidden layer widths');
 
 const logregIrisSchema = z.object({ batchSize: batchSize(120), seed: seedOption }).strict();
-const softmaxMnistSchema = z
-  .object({ batchSize: batchSize(128), trainSize, testSize, seed: seedOption })
-  .strict();
+const softmaxMnistSchema = z.object({ batchSize: batchSize(128), trainSize, testSize, seed: seedOption }).strict();
 const mlpMnistSchema = z
   .object({ hidden: widths([128]), activation, batchSize: batchSize(128), trainSize, testSize, seed: seedOption })
   .strict();

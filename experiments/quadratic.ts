@@ -42,7 +42,7 @@ const quadraticSchema = z
       .min(0)
       .max(1)
       .default(0.9)
-      .describe("two-cluster: fraction of eigenvalues in the small cluster"),
+      .describe('two-cluster: fraction of eigenvalues in the small cluster'),
     problemSeed: z.number().int().min(0).default(0).describe('seed of A and x* (the problem itself)'),
     initScale: z.number().positive().default(1).describe('std of the start point around x*'),
     seed: seedOption,

@@ -18,9 +18,10 @@ export interface Suite {
 }
 
 const NO_LAYERS = 'K-FAC preconditions the layers of a network; this problem has none';
-const TOO_BIG_FOR_NEWTON = "over Newton's maxParams (1,000) for an explicit Hessian; hessian-free is the matrix-free Newton";
+const TOO_BIG_FOR_NEWTON =
+  "over Newton's maxParams (1,000) for an explicit Hessian; hessian-free is the matrix-free Newton";
 const NO_MATRICES = 'Muon orthogonalises matrix parameters; this problem has none (it would run AdamW)';
-const MINI_BATCHES = "L-BFGS is for deterministic problems: on mini-batches its curvature pairs mix batches";
+const MINI_BATCHES = 'L-BFGS is for deterministic problems: on mini-batches its curvature pairs mix batches';
 
 /**
  * The quick suite: `npm start`. Step budgets, with fewer steps for the optimizers whose steps
@@ -119,7 +120,13 @@ export const fullSuite: Suite = {
   description: 'Quadratics, classic test functions, logistic regression, MLP, autoencoder and conv nets',
   seeds: 5,
   problems: [
-    { id: 'quadratic-d100-c1000', problem: 'quadratic', options: { dim: 100, condition: 1000 }, budget: { steps: 3000 }, exclude: { kfac: NO_LAYERS } },
+    {
+      id: 'quadratic-d100-c1000',
+      problem: 'quadratic',
+      options: { dim: 100, condition: 1000 },
+      budget: { steps: 3000 },
+      exclude: { kfac: NO_LAYERS },
+    },
     {
       id: 'quadratic-two-cluster',
       problem: 'quadratic',
@@ -128,13 +135,31 @@ export const fullSuite: Suite = {
       exclude: { kfac: NO_LAYERS },
     },
     { id: 'quadratic-deep', problem: 'quadratic-deep', budget: { epochs: 100 }, exclude: { kfac: NO_LAYERS } },
-    { id: 'rosenbrock-10d', problem: 'rosenbrock', options: { dim: 10 }, budget: { steps: 10000 }, target: 1e-4, exclude: { kfac: NO_LAYERS } },
+    {
+      id: 'rosenbrock-10d',
+      problem: 'rosenbrock',
+      options: { dim: 10 },
+      budget: { steps: 10000 },
+      target: 1e-4,
+      exclude: { kfac: NO_LAYERS },
+    },
     { id: 'beale', problem: 'beale', budget: { steps: 3000 }, exclude: { kfac: NO_LAYERS } },
     { id: 'himmelblau', problem: 'himmelblau', budget: { steps: 3000 }, exclude: { kfac: NO_LAYERS } },
     { id: 'logreg-iris', problem: 'logreg-iris', budget: { steps: 2000 } },
     { id: 'softmax-mnist', problem: 'softmax-mnist', budget: { epochs: 10 }, exclude: { newton: TOO_BIG_FOR_NEWTON } },
-    { id: 'mlp-mnist', problem: 'mlp-mnist', options: { hidden: [128] }, budget: { epochs: 10 }, exclude: { newton: TOO_BIG_FOR_NEWTON } },
-    { id: 'autoencoder-mnist', problem: 'autoencoder-mnist', budget: { epochs: 10 }, exclude: { newton: TOO_BIG_FOR_NEWTON } },
+    {
+      id: 'mlp-mnist',
+      problem: 'mlp-mnist',
+      options: { hidden: [128] },
+      budget: { epochs: 10 },
+      exclude: { newton: TOO_BIG_FOR_NEWTON },
+    },
+    {
+      id: 'autoencoder-mnist',
+      problem: 'autoencoder-mnist',
+      budget: { epochs: 10 },
+      exclude: { newton: TOO_BIG_FOR_NEWTON },
+    },
     { id: 'cnn-mnist', problem: 'cnn-mnist', budget: { epochs: 10 }, exclude: { newton: TOO_BIG_FOR_NEWTON } },
     { id: 'cnn-shapes', problem: 'cnn-shapes', budget: { epochs: 20 }, exclude: { newton: TOO_BIG_FOR_NEWTON } },
   ],

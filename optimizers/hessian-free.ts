@@ -116,7 +116,11 @@ import {
 import { option, optionDocs, type OptionsInput } from '../src/optim/options.js';
 import { conjugateGradient, disposeCG, type CGStop } from '../src/curvature/cg.js';
 import { lossValue, releaseKept, scalarClosure, valueAndGradients } from '../src/curvature/closure.js';
-import { captureGaussNewton, type GaussNewtonCapture, type TapeGaussNewton } from '../src/layers/gauss-newton-capture.js';
+import {
+  captureGaussNewton,
+  type GaussNewtonCapture,
+  type TapeGaussNewton,
+} from '../src/layers/gauss-newton-capture.js';
 import { adaptDamping, reductionRatio } from '../src/curvature/damping.js';
 import { armijoBacktracking } from '../src/curvature/line-search.js';
 import { dotNumber, flatten, ParameterPoint, unflatten } from '../src/curvature/vector.js';
@@ -142,9 +146,22 @@ export const HESSIAN_FREE_OPTIONS = {
   maxDamping: option.number(1e8, 'Upper bound of lambda', { min: 0 }),
   maxIterations: option.number(250, 'Maximum CG iterations per step', { min: 1, integer: true }),
   cgTolerance: option.number(5e-4, "Martens' relative-progress tolerance of CG (0 = run to maxIterations)", { min: 0 }),
-  warmStartDecay: option.number(0.95, 'CG starts from this times the previous solution (0 = cold start)', { min: 0, max: 1 }),
-  c1: option.number(1e-2, 'Armijo sufficient-decrease constant', { min: 0, max: 1, minExclusive: true, maxExclusive: true }),
-  lineSearchShrink: option.number(0.8, 'Factor on the step after a rejected Armijo trial', { min: 0, max: 1, minExclusive: true, maxExclusive: true }),
+  warmStartDecay: option.number(0.95, 'CG starts from this times the previous solution (0 = cold start)', {
+    min: 0,
+    max: 1,
+  }),
+  c1: option.number(1e-2, 'Armijo sufficient-decrease constant', {
+    min: 0,
+    max: 1,
+    minExclusive: true,
+    maxExclusive: true,
+  }),
+  lineSearchShrink: option.number(0.8, 'Factor on the step after a rejected Armijo trial', {
+    min: 0,
+    max: 1,
+    minExclusive: true,
+    maxExclusive: true,
+  }),
   maxLineSearch: option.number(60, 'Maximum Armijo trials', { min: 1, integer: true }),
   preconditioner: option.choice<HessianFreePreconditioner>(
     'none',
@@ -152,7 +169,10 @@ export const HESSIAN_FREE_OPTIONS = {
     "CG preconditioner: 'none', 'martens' ((diag(sum of per-example squared gradients) + lambda)^0.75; " +
       "falls back to 'squared-gradient' without a Dense-model problem) or 'squared-gradient' (EMA of batch gradients)",
   ),
-  preconditionerExponent: option.number(0.75, 'Exponent alpha of the diagonal preconditioner (Martens 0.75)', { min: 0, max: 1 }),
+  preconditionerExponent: option.number(0.75, 'Exponent alpha of the diagonal preconditioner (Martens 0.75)', {
+    min: 0,
+    max: 1,
+  }),
   negativeCurvature: option.choice<HessianFreeNegativeCurvature>(
     'raise-damping',
     ['raise-damping', 'steihaug'],
@@ -165,7 +185,10 @@ export const HESSIAN_FREE_OPTIONS = {
     "Batch on which rho adapts lambda: 'batch' (the step's own), 'next-batch' (the previous step's reduction " +
       "re-measured on the next step's batch; lowers lambda only on that evidence), 'auto' ('next-batch' in model.fit)",
   ),
-  maxDampingRaises: option.number(10, "Re-solves per step under negativeCurvature 'raise-damping'", { min: 0, integer: true }),
+  maxDampingRaises: option.number(10, "Re-solves per step under negativeCurvature 'raise-damping'", {
+    min: 0,
+    integer: true,
+  }),
   curvatureFraction: option.number(1, 'Fraction of the batch used for curvature products (needs a batch)', {
     min: 0,
     max: 1,
@@ -226,7 +249,11 @@ interface ActivationLike {
  *   kernel_l: (a_l^2)^T (delta_l^2) / N,   bias_l: sum_rows(delta_l^2) / N
  * (a_l: the layer's inputs). Undefined when the model does not have that form.
  */
-export function perExampleSquaredGradients(problem: Problem, batch: Batch, vars: tf.Variable[]): tf.Tensor1D | undefined {
+export function perExampleSquaredGradients(
+  problem: Problem,
+  batch: Batch,
+  vars: tf.Variable[],
+): tf.Tensor1D | undefined {
   const model = problem.model;
   if (model === undefined || problem.lossFromOutputs === undefined) return undefined;
   const layers = model.layers;
@@ -268,7 +295,9 @@ export function perExampleSquaredGradients(problem: Problem, batch: Batch, vars:
     const parts: tf.Tensor[] = [];
     for (let l = 0; l < kernels.length; l++) {
       const d2 = tf.square(deltas[l]!);
-      parts.push(tf.div(tf.matMul(tf.square(inputs[l]!) as tf.Tensor2D, d2 as tf.Tensor2D, true, false), n).reshape([-1]));
+      parts.push(
+        tf.div(tf.matMul(tf.square(inputs[l]!) as tf.Tensor2D, d2 as tf.Tensor2D, true, false), n).reshape([-1]),
+      );
       parts.push(tf.div(tf.sum(d2, 0), n));
     }
     return tf.concat(parts) as tf.Tensor1D;
@@ -399,9 +428,12 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
     }
     if (capture?.failure?.kind === 'unsupported' && !this.warnedCapture) {
       this.warnedCapture = true;
-      console.warn(`HessianFree: no Gauss-Newton products for this model (${capture.failure.message}); using Hessian products.`);
+      console.warn(
+        `HessianFree: no Gauss-Newton products for this model (${capture.failure.message}); using Hessian products.`,
+      );
     }
-    const mode: 'ggn' | 'hessian' = o.curvature !== 'hessian' && (fns !== undefined || tapeGGN !== undefined) ? 'ggn' : 'hessian';
+    const mode: 'ggn' | 'hessian' =
+      o.curvature !== 'hessian' && (fns !== undefined || tapeGGN !== undefined) ? 'ggn' : 'hessian';
     this.counters.gradEvals++;
     let lambda = this.damping;
     const step: HessianFreeStepInfo = {
@@ -459,12 +491,15 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
             before.dispose();
           }
           // Only lowers lambda: evidence that the previous step generalised beyond its batch.
-          lambda = Math.min(lambda, adaptDamping(lambda, step.heldOutRho, {
-            increase: o.dampingIncrease,
-            decrease: o.dampingDecrease,
-            minDamping: o.minDamping,
-            maxDamping: o.maxDamping,
-          }));
+          lambda = Math.min(
+            lambda,
+            adaptDamping(lambda, step.heldOutRho, {
+              increase: o.dampingIncrease,
+              decrease: o.dampingDecrease,
+              minDamping: o.minDamping,
+              maxDamping: o.maxDamping,
+            }),
+          );
           step.dampingUsed = lambda;
         }
       }
@@ -711,8 +746,6 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
     value.dispose();
     return null;
   }
-
-
 }
 
 tf.serialization.registerClass(HessianFree);

@@ -44,9 +44,7 @@ export function registerOptimizer(entry: OptimizerEntry): void {
 export function getOptimizerEntry(name: string): OptimizerEntry {
   const entry = optimizerRegistry.get(name);
   if (!entry) {
-    throw new Error(
-      `Unknown optimizer '${name}': expected one of ${[...optimizerRegistry.keys()].join(', ')}.`,
-    );
+    throw new Error(`Unknown optimizer '${name}': expected one of ${[...optimizerRegistry.keys()].join(', ')}.`);
   }
   return entry;
 }
@@ -69,7 +67,14 @@ export type { RMSPropOptions } from './rmsprop.js';
 export { Adam, ADAM_OPTIONS } from './adam.js';
 export type { AdamOptions } from './adam.js';
 export { KFAC, KFAC_OPTIONS } from './kfac.js';
-export type { KFACOptions, KFACLossKind, KFACEstimation, DenseRegistration, Conv2dRegistration, KroneckerBlock } from './kfac.js';
+export type {
+  KFACOptions,
+  KFACLossKind,
+  KFACEstimation,
+  DenseRegistration,
+  Conv2dRegistration,
+  KroneckerBlock,
+} from './kfac.js';
 export { Newton, NEWTON_OPTIONS } from './newton.js';
 export type { NewtonOptions, NewtonStepInfo } from './newton.js';
 export { HessianFree, HESSIAN_FREE_OPTIONS } from './hessian-free.js';

@@ -109,7 +109,13 @@ import {
 } from '../src/optim/base.js';
 import { invalidOption, option, optionDocs, type OptionSpec, type OptionsInput } from '../src/optim/options.js';
 import { ema } from '../src/optim/transforms.js';
-import { DenseBlock, isLowRank, type AppliedInverse, type DenseBlockSpec, type FactorInverse } from '../src/layers/dense.js';
+import {
+  DenseBlock,
+  isLowRank,
+  type AppliedInverse,
+  type DenseBlockSpec,
+  type FactorInverse,
+} from '../src/layers/dense.js';
 import { ConvBlock, type ConvBlockSpec } from '../src/layers/conv.js';
 import { useLowRank } from '../src/layers/lowrank.js';
 import { captureGradients, type CaptureResult, type CotangentSampler } from '../src/layers/capture.js';
@@ -149,7 +155,12 @@ export const KFAC_OPTIONS = {
   damping: option.number(1e-2, 'Initial Tikhonov damping lambda', positive),
   adaptDamping: option.boolean(true, 'Levenberg-Marquardt adaptation of the damping'),
   dampingInterval: option.number(5, 'Steps between damping adaptations', period),
-  dampingDecay: option.number(0.9, 'omega = dampingDecay^dampingInterval', { min: 0, max: 1, minExclusive: true, maxExclusive: true }),
+  dampingDecay: option.number(0.9, 'omega = dampingDecay^dampingInterval', {
+    min: 0,
+    max: 1,
+    minExclusive: true,
+    maxExclusive: true,
+  }),
   minDamping: option.number(1e-8, 'Lower bound of the damping', positive),
   maxDamping: option.number(1e8, 'Upper bound of the damping', positive),
   statsDecay: option.decay(0.95, 'EMA decay of the Kronecker factors'),
@@ -161,9 +172,19 @@ export const KFAC_OPTIONS = {
     { min: 0, integer: true },
   ),
   burnIn: option.number(0, 'First steps that only accumulate statistics', { min: 0, integer: true }),
-  estimation: option.choice<KFACEstimation>('fisher', ['fisher', 'empirical', 'exact'], "'fisher' (sampled targets), 'empirical' (data targets), 'exact' (all output directions)"),
-  lossKind: option.choice<KFACLossKind | 'auto'>('auto', ['auto', ...LOSS_KINDS], "Output distribution for 'fisher'/'exact'; 'auto' reads model.loss"),
-  quadraticModel: option.choice<KFACQuadraticModel>('exact', ['exact', 'sampled'],
+  estimation: option.choice<KFACEstimation>(
+    'fisher',
+    ['fisher', 'empirical', 'exact'],
+    "'fisher' (sampled targets), 'empirical' (data targets), 'exact' (all output directions)",
+  ),
+  lossKind: option.choice<KFACLossKind | 'auto'>(
+    'auto',
+    ['auto', ...LOSS_KINDS],
+    "Output distribution for 'fisher'/'exact'; 'auto' reads model.loss",
+  ),
+  quadraticModel: option.choice<KFACQuadraticModel>(
+    'exact',
+    ['exact', 'sampled'],
     "Curvature of the quadratic model (adaptive step sizes, rho): 'exact' Gauss-Newton/Fisher of the batch (one backward pass per output unit, up to exactQuadraticMaxOutputs), 'sampled' target samples",
   ),
   exactQuadraticMaxOutputs: option.number(
@@ -281,7 +302,11 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
     this.modelGiven = o.model !== undefined;
     if (o.minDamping > o.maxDamping) throw invalidOption('minDamping', o.minDamping, 'must be <= maxDamping');
     if (o.damping < o.minDamping || o.damping > o.maxDamping) {
-      throw invalidOption('damping', o.damping, `must be in [minDamping, maxDamping] = [${o.minDamping}, ${o.maxDamping}]`);
+      throw invalidOption(
+        'damping',
+        o.damping,
+        `must be in [minDamping, maxDamping] = [${o.minDamping}, ${o.maxDamping}]`,
+      );
     }
     if (o.factorRank > 0 && o.adaptive) {
       warnOnce(
@@ -459,39 +484,48 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
    * curvature (exact: sum_k c_k c_k^T = H_L per example, so the projections give u^T J^T H_L J u)
    * or target samples. `plan` records how the sets returned are laid out.
    */
-  private sampler(estimation: KFACEstimation, kind: KFACLossKind, step: number, wantQuad: boolean, statsStep: boolean, plan: CotangentPlan): CotangentSampler {
+  private sampler(
+    estimation: KFACEstimation,
+    kind: KFACLossKind,
+    step: number,
+    wantQuad: boolean,
+    statsStep: boolean,
+    plan: CotangentPlan,
+  ): CotangentSampler {
     const o = this.options;
     // tfjs treats a seed of 0 as 'no seed' (Math.random): start at 1.
     const seed0 = 1 + o.seed * 1_000_003 + step * 2;
     return (logits) => {
       const [n, d] = logits.shape;
       const one = (seed: number, exact: boolean): tf.Tensor2D[] => {
-      if (kind === 'softmax-cross-entropy') {
-        const p = tf.softmax(logits);
-        if (exact) {
-          // Column k: sqrt(p_k) (e_k - p) / n, all d at once as [d, n, d].
-          const root = tf.expandDims(tf.transpose(tf.sqrt(p)), 2);
-          return tf.unstack(tf.div(tf.mul(root, tf.sub(tf.reshape(tf.eye(d), [d, 1, d]), tf.expandDims(p, 0))), n)) as tf.Tensor2D[];
+        if (kind === 'softmax-cross-entropy') {
+          const p = tf.softmax(logits);
+          if (exact) {
+            // Column k: sqrt(p_k) (e_k - p) / n, all d at once as [d, n, d].
+            const root = tf.expandDims(tf.transpose(tf.sqrt(p)), 2);
+            return tf.unstack(
+              tf.div(tf.mul(root, tf.sub(tf.reshape(tf.eye(d), [d, 1, d]), tf.expandDims(p, 0))), n),
+            ) as tf.Tensor2D[];
+          }
+          const y = tf.oneHot(tf.reshape(tf.multinomial(logits, 1, seed), [n]) as tf.Tensor1D, d);
+          return [tf.div(tf.sub(p, y), n) as tf.Tensor2D];
         }
-        const y = tf.oneHot(tf.reshape(tf.multinomial(logits, 1, seed), [n]) as tf.Tensor1D, d);
-        return [tf.div(tf.sub(p, y), n) as tf.Tensor2D];
-      }
-      if (kind === 'sigmoid-cross-entropy') {
-        const s = tf.sigmoid(logits);
-        const c = Math.sqrt(1 / d) / n;
-        if (exact) {
-          // Column k: sqrt(s_k (1 - s_k)) e_k c.
-          const sd = tf.expandDims(tf.transpose(tf.sqrt(tf.mul(s, tf.sub(1, s)))), 2);
-          return tf.unstack(tf.mul(tf.mul(sd, tf.reshape(tf.eye(d), [d, 1, d])), c)) as tf.Tensor2D[];
+        if (kind === 'sigmoid-cross-entropy') {
+          const s = tf.sigmoid(logits);
+          const c = Math.sqrt(1 / d) / n;
+          if (exact) {
+            // Column k: sqrt(s_k (1 - s_k)) e_k c.
+            const sd = tf.expandDims(tf.transpose(tf.sqrt(tf.mul(s, tf.sub(1, s)))), 2);
+            return tf.unstack(tf.mul(tf.mul(sd, tf.reshape(tf.eye(d), [d, 1, d])), c)) as tf.Tensor2D[];
+          }
+          const y = tf.cast(tf.less(tf.randomUniform([n, d], 0, 1, 'float32', seed), s), 'float32');
+          return [tf.mul(tf.sub(s, y), c) as tf.Tensor2D];
         }
-        const y = tf.cast(tf.less(tf.randomUniform([n, d], 0, 1, 'float32', seed), s), 'float32');
-        return [tf.mul(tf.sub(s, y), c) as tf.Tensor2D];
-      }
-      const c = Math.sqrt(2 / d) / n;
-      if (exact) {
-        return tf.unstack(tf.mul(tf.tile(tf.reshape(tf.eye(d), [d, 1, d]), [1, n, 1]), c)) as tf.Tensor2D[];
-      }
-      return [tf.mul(tf.randomNormal([n, d], 0, 1, 'float32', seed), c) as tf.Tensor2D];
+        const c = Math.sqrt(2 / d) / n;
+        if (exact) {
+          return tf.unstack(tf.mul(tf.tile(tf.reshape(tf.eye(d), [d, 1, d]), [1, n, 1]), c)) as tf.Tensor2D[];
+        }
+        return [tf.mul(tf.randomNormal([n, d], 0, 1, 'float32', seed), c) as tf.Tensor2D];
       };
       if (estimation === 'exact') {
         const cols = one(seed0, true);
@@ -642,7 +676,9 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
       const inList = block.variables.some((v) => byName.has(v.name));
       if (!inList) return;
       if (cap.layers[index] === undefined) {
-        warnOnce(`KFAC: layer '${block.name}' was not found in the loss computation; using the diagonal fallback for it`);
+        warnOnce(
+          `KFAC: layer '${block.name}' was not found in the loss computation; using the diagonal fallback for it`,
+        );
         return;
       }
       active.push({ block, index });
@@ -650,7 +686,10 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
     const covered = new Set(active.flatMap(({ block }) => block.variables.map((v) => v.name)));
     const fallback = entries.filter((e) => !covered.has(e.name));
     if (fallback.length > 0) {
-      const what = this.unsupportedLayers.length > 0 ? `layers ${this.unsupportedLayers.join(', ')}` : `variables ${fallback.map((e) => e.name).join(', ')}`;
+      const what =
+        this.unsupportedLayers.length > 0
+          ? `layers ${this.unsupportedLayers.join(', ')}`
+          : `variables ${fallback.map((e) => e.name).join(', ')}`;
       warnOnce(`KFAC: no Kronecker-factored block for ${what}; using a diagonal preconditioner for them`);
     }
     const batch = cap.layers.find((l) => l !== undefined)?.a.shape[0] ?? 1;
@@ -688,7 +727,8 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         let Ainv = KFAC.loadInverse(st, 'A', lowA);
         let Ginv = KFAC.loadInverse(st, 'G', lowG);
         if (s.k % o.inverseUpdatePeriod === 0 || !Ainv || !Ginv) {
-          const basis = (p: 'A' | 'G', low: boolean) => (low ? (st.get(`${p}basis`) as tf.Tensor2D | undefined) : undefined);
+          const basis = (p: 'A' | 'G', low: boolean) =>
+            low ? (st.get(`${p}basis`) as tf.Tensor2D | undefined) : undefined;
           const bA = basis('A', lowA);
           const bG = basis('G', lowG);
           const fresh = DenseBlock.dampedInverses(st.get('A') as tf.Tensor2D, st.get('G') as tf.Tensor2D, lambda, {
@@ -715,7 +755,10 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           block.variables.forEach((v) => dir.set(v.name, tf.neg(g.get(v.name) ?? tf.zerosLike(v))));
           continue;
         }
-        const gm = block.toMatrix(g.get(block.kernel.name) ?? tf.zerosLike(block.kernel), block.bias ? g.get(block.bias.name) : undefined);
+        const gm = block.toMatrix(
+          g.get(block.kernel.name) ?? tf.zerosLike(block.kernel),
+          block.bias ? g.get(block.bias.name) : undefined,
+        );
         const p = block.fromMatrix(tf.neg(DenseBlock.precondition(gm, inv.Ainv, inv.Ginv)));
         dir.set(block.kernel.name, p.kernel);
         if (block.bias && p.bias) dir.set(block.bias.name, p.bias);
@@ -738,13 +781,18 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
       }
       const names = entries.map((e) => e.name);
       const zero = (n: string) => tf.zerosLike(byName.get(n)!.variable);
-      const curvatureOk = active.length > 0 && active.every(({ index }) => {
-        const l = cap.layers[index]!;
-        return l.dsTrue !== undefined || l.dsSampled.length > 0;
-      });
+      const curvatureOk =
+        active.length > 0 &&
+        active.every(({ index }) => {
+          const l = cap.layers[index]!;
+          return l.dsTrue !== undefined || l.dsSampled.length > 0;
+        });
       // The quadratic model's cotangent sets per active block, stacked [sets, n, out] once.
       const quadSets = new Map<KroneckerBlock, tf.Tensor3D>();
-      const quadStack = (block: KroneckerBlock, l: NonNullable<CaptureResult['layers'][number]>): tf.Tensor3D | undefined => {
+      const quadStack = (
+        block: KroneckerBlock,
+        l: NonNullable<CaptureResult['layers'][number]>,
+      ): tf.Tensor3D | undefined => {
         if (!quadSets.has(block)) {
           const ds = KFAC.split(l, s.plan).quad;
           if (ds.length === 0) return undefined;
@@ -764,11 +812,15 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           S = Math.max(S, ds.shape[0]);
           const aHom = block.homogeneous(l.a as tf.Tensor2D) as tf.Tensor2D;
           vecs.forEach((vec, j) => {
-            const vm = block.toMatrix(vec.get(block.kernel.name) ?? zero(block.kernel.name), block.bias ? vec.get(block.bias.name) : undefined);
+            const vm = block.toMatrix(
+              vec.get(block.kernel.name) ?? zero(block.kernel.name),
+              block.bias ? vec.get(block.bias.name) : undefined,
+            );
             // One ã V product (conv: conv(x, V) + v_b) per vector, shared by the cotangent sets.
             const pr = block.projectionStack(aHom, vm, ds);
             const cur = proj[j];
-            proj[j] = cur === undefined || cur.shape[0] !== pr.shape[0] || cur.shape[1] !== pr.shape[1] ? pr : tf.add(cur, pr);
+            proj[j] =
+              cur === undefined || cur.shape[0] !== pr.shape[0] || cur.shape[1] !== pr.shape[1] ? pr : tf.add(cur, pr);
           });
         }
         const rows: tf.Tensor[] = [];
@@ -823,7 +875,17 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
           if (!Number.isFinite(alpha)) alpha = 0;
           modelChange = alpha * vals[1]! + 0.5 * alpha * alpha * (vals[0]! + wd * vals[2]!);
         } else {
-          const [f11, f12, , f22, gd, dd, gp, dp, pp] = [vals[0]!, vals[1]!, vals[2]!, vals[3]!, vals[4]!, vals[5]!, vals[6]!, vals[7]!, vals[8]!];
+          const [f11, f12, , f22, gd, dd, gp, dp, pp] = [
+            vals[0]!,
+            vals[1]!,
+            vals[2]!,
+            vals[3]!,
+            vals[4]!,
+            vals[5]!,
+            vals[6]!,
+            vals[7]!,
+            vals[8]!,
+          ];
           const a11 = f11 + reg * dd;
           const a12 = f12 + reg * dp;
           const a22 = f22 + reg * pp;
@@ -872,8 +934,8 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
       const adapt = s.dampingStep && curvatureOk;
       let rejected = false;
       if (adapt || reject) {
-        const model =
-          !adapt ? tf.scalar(0)
+        const model = !adapt
+          ? tf.scalar(0)
           : modelChange !== undefined
             ? tf.scalar(modelChange)
             : tf.add(dot(g, update), tf.mul(tf.add(quadForms([update]), tf.mul(dot(update, update), wd)), 0.5));

@@ -113,13 +113,7 @@ export interface LBFGSStepInfo {
   /** Closure evaluations in this step. */
   evaluations: number;
   /** Why the step ended. */
-  reason:
-    | 'max-iter'
-    | 'max-eval'
-    | 'tolerance-grad'
-    | 'tolerance-change'
-    | 'directional-derivative'
-    | 'non-finite';
+  reason: 'max-iter' | 'max-eval' | 'tolerance-grad' | 'tolerance-change' | 'directional-derivative' | 'non-finite';
 }
 
 // ------------------------------------------------------------------ line search (scalar)

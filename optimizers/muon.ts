@@ -114,12 +114,20 @@ function optionalLearningRate(description: string): OptionSpec<LearningRate | un
 
 export const MUON_OPTIONS = {
   ...BASE_OPTION_SPECS,
-  learningRate: option.learningRate(0.02, 'Step size (spectral-norm units for 2-D parameters): a number >= 0 or a schedule'),
+  learningRate: option.learningRate(
+    0.02,
+    'Step size (spectral-norm units for 2-D parameters): a number >= 0 or a schedule',
+  ),
   nsCoeffs: nsCoeffsOption(),
   nsSteps: option.number(5, 'Newton-Schulz iterations', { min: 1, max: 100, integer: true }),
   beta: option.decay(0.95, 'Momentum decay (EMA of the gradient, bias-corrected)'),
-  eps: option.number(1e-8, 'Added to ||M||_F in the NS normalisation, and to sqrt(v) in the AdamW part', { min: 0, minExclusive: true }),
-  weightDecay: option.number(0, 'Decoupled weight decay of the 2-D parameters, multiplied by the learning rate', { min: 0 }),
+  eps: option.number(1e-8, 'Added to ||M||_F in the NS normalisation, and to sqrt(v) in the AdamW part', {
+    min: 0,
+    minExclusive: true,
+  }),
+  weightDecay: option.number(0, 'Decoupled weight decay of the 2-D parameters, multiplied by the learning rate', {
+    min: 0,
+  }),
   nesterov: option.boolean(true, 'Nesterov momentum for the 2-D parameters'),
   adaptive: option.boolean(false, 'Scale the orthogonalised update by <M, O>_F (dual norm of the momentum)'),
   consistentRms: optionalNumber(
@@ -130,7 +138,9 @@ export const MUON_OPTIONS = {
   adamB1: option.decay(0.9, 'AdamW first-moment decay (non-2-D parameters)'),
   adamB2: option.decay(0.999, 'AdamW second-moment decay (non-2-D parameters)'),
   adamWeightDecay: option.number(0, 'AdamW decoupled weight decay (non-2-D parameters)', { min: 0 }),
-  adamLearningRate: optionalLearningRate('AdamW learning rate for non-2-D parameters (number or schedule); default: learningRate'),
+  adamLearningRate: optionalLearningRate(
+    'AdamW learning rate for non-2-D parameters (number or schedule); default: learningRate',
+  ),
 };
 
 export type MuonOptions = OptionsInput<typeof MUON_OPTIONS>;
@@ -246,7 +256,8 @@ tf.serialization.registerClass(Muon);
 export const muonEntry = {
   name: 'muon',
   className: Muon.className,
-  description: 'Muon: Nesterov momentum orthogonalised by quintic Newton-Schulz for 2-D parameters, AdamW for the rest (optax contrib.muon)',
+  description:
+    'Muon: Nesterov momentum orthogonalised by quintic Newton-Schulz for 2-D parameters, AdamW for the rest (optax contrib.muon)',
   options: optionDocs(MUON_OPTIONS),
   create: (options: Record<string, unknown>) => new Muon(options as MuonOptions),
 };

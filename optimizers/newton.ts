@@ -64,7 +64,12 @@ export const NEWTON_OPTIONS = {
   minDamping: option.number(1e-12, 'Lower bound of lambda', { min: 0 }),
   maxDamping: option.number(1e12, 'Upper bound of lambda', { min: 0 }),
   eigenFloor: option.number(1e-8, 'Indefinite H: eigenvalue floor relative to max |eigenvalue|', { min: 0 }),
-  c1: option.number(1e-4, 'Armijo sufficient-decrease constant', { min: 0, max: 1, minExclusive: true, maxExclusive: true }),
+  c1: option.number(1e-4, 'Armijo sufficient-decrease constant', {
+    min: 0,
+    max: 1,
+    minExclusive: true,
+    maxExclusive: true,
+  }),
   maxLineSearch: option.number(30, 'Maximum Armijo trials (halving the step)', { min: 1, integer: true }),
   maxParams: option.number(1000, 'Largest parameter count for the explicit Hessian', { min: 1, integer: true }),
 };

@@ -94,7 +94,13 @@
  * continues identically; `failedInverseRoots` is saved too.
  */
 import * as tf from '@tensorflow/tfjs';
-import { CurvatureOptimizer, BASE_OPTION_SPECS, type NamedTensorLike, type SlotState, type StepContext } from '../src/optim/base.js';
+import {
+  CurvatureOptimizer,
+  BASE_OPTION_SPECS,
+  type NamedTensorLike,
+  type SlotState,
+  type StepContext,
+} from '../src/optim/base.js';
 import { option, optionDocs, invalidOption, type OptionsInput } from '../src/optim/options.js';
 import { addL2WeightDecay, descend, ema, momentumDirection } from '../src/optim/transforms.js';
 import {
@@ -134,31 +140,61 @@ export const SHAMPOO_OPTIONS = {
     max: 1,
     minExclusive: true,
   }),
-  epsilon: option.number(1e-5, 'Added to the statistics before the inverse root: epsilon * lambda_max (relative, default) or epsilon (absolute)', { min: 0 }),
-  epsilonMode: option.choice<'absolute' | 'relative'>('relative', ['absolute', 'relative'], "'relative' to the statistic's largest eigenvalue (default), or 'absolute'"),
+  epsilon: option.number(
+    1e-5,
+    'Added to the statistics before the inverse root: epsilon * lambda_max (relative, default) or epsilon (absolute)',
+    { min: 0 },
+  ),
+  epsilonMode: option.choice<'absolute' | 'relative'>(
+    'relative',
+    ['absolute', 'relative'],
+    "'relative' to the statistic's largest eigenvalue (default), or 'absolute'",
+  ),
   rootExponent: option.number(0, 'Inverse root r in S^{-1/r}; 0 = 2 * order of the (merged) block', {
     min: 0,
     integer: true,
   }),
-  inverseRootMethod: option.choice<ShampooRootMethod>('eigen', ['eigen', 'coupled-newton'], 'Float64 inverse roots by eigendecomposition or coupled Newton'),
+  inverseRootMethod: option.choice<ShampooRootMethod>(
+    'eigen',
+    ['eigen', 'coupled-newton'],
+    'Float64 inverse roots by eigendecomposition or coupled Newton',
+  ),
   preconditionFrequency: option.number(10, 'Recompute inverse roots every this many steps', { min: 1, integer: true }),
-  statisticsComputeSteps: option.number(1, 'Update the statistics every this many steps (scalable_shampoo statistics_compute_steps); 1 = every step', {
+  statisticsComputeSteps: option.number(
+    1,
+    'Update the statistics every this many steps (scalable_shampoo statistics_compute_steps); 1 = every step',
+    {
+      min: 1,
+      integer: true,
+    },
+  ),
+  startPreconditioningStep: option.number(
+    -1,
+    'First Shampoo step (grafted first-order steps before it); -1 = preconditionFrequency',
+    {
+      min: -1,
+      integer: true,
+    },
+  ),
+  maxPreconditionerDim: option.number(256, 'Largest preconditioner side; larger dimensions are blocked', {
     min: 1,
     integer: true,
   }),
-  startPreconditioningStep: option.number(-1, 'First Shampoo step (grafted first-order steps before it); -1 = preconditionFrequency', {
-    min: -1,
-    integer: true,
-  }),
-  maxPreconditionerDim: option.number(256, 'Largest preconditioner side; larger dimensions are blocked', { min: 1, integer: true }),
   mergeDims: option.boolean(true, 'Merge adjacent small dimensions while their product <= maxPreconditionerDim'),
   grafting: option.choice<GraftingType>('adam', GRAFTING_TYPES, 'Per-block step norm from this first-order method'),
   graftingEpsilon: option.optionalNumber('Grafting epsilon (default 1e-10 adagrad, else 1e-8)', { min: 0 }),
-  graftingBeta2: option.optionalNumber('Grafting second-moment decay (default 0.99 rmsprop, 0.999 adam)', { min: 0, max: 1, maxExclusive: true }),
+  graftingBeta2: option.optionalNumber('Grafting second-moment decay (default 0.99 rmsprop, 0.999 adam)', {
+    min: 0,
+    max: 1,
+    maxExclusive: true,
+  }),
   momentum: option.decay(0, 'Momentum on the preconditioned direction (DS momentum)'),
   nesterov: option.boolean(false, 'Nesterov momentum (needs momentum > 0)'),
   weightDecay: option.number(0, 'Weight decay coefficient', { min: 0 }),
-  decoupledWeightDecay: option.boolean(true, 'Add weightDecay * p to the direction (AdamW) instead of to the gradient (L2)'),
+  decoupledWeightDecay: option.boolean(
+    true,
+    'Add weightDecay * p to the direction (AdamW) instead of to the gradient (L2)',
+  ),
   biasCorrection: option.boolean(true, 'Bias-correct the beta1 EMA and the beta2 < 1 statistics'),
 };
 
@@ -318,7 +354,9 @@ function applyRoots(x: tf.Tensor, roots: (tf.Tensor | undefined)[]): tf.Tensor {
 
 /** Rescale each block to the norm of the grafted direction's block (DS per-block grafting). */
 function graftEach(blocks: tf.Tensor[], graft: tf.Tensor[]): tf.Tensor[] {
-  return blocks.map((y, b) => tf.reshape(graftBlockNorms(tf.reshape(y, [1, -1]), tf.reshape(graft[b]!, [1, -1])), y.shape));
+  return blocks.map((y, b) =>
+    tf.reshape(graftBlockNorms(tf.reshape(y, [1, -1]), tf.reshape(graft[b]!, [1, -1])), y.shape),
+  );
 }
 
 type HostSlots = Map<SlotState, Map<string, { buf: HostBuffer }>>;
@@ -495,9 +533,18 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     const start = this.startStep;
     const g = o.decoupledWeightDecay ? grad : addL2WeightDecay(grad, param, o.weightDecay);
     const K = hostKernels(L);
-    if (K !== null) return descend(param, this.finishDirection(this.hostDirection(param, g, state, L, t, K), param, state), ctx.learningRate);
+    if (K !== null)
+      return descend(
+        param,
+        this.finishDirection(this.hostDirection(param, g, state, L, t, K), param, state),
+        ctx.learningRate,
+      );
     if (L.diagonal && hostDiagonal()) {
-      return descend(param, this.finishDirection(this.hostDiagonalDirection(param, g, state, t), param, state), ctx.learningRate);
+      return descend(
+        param,
+        this.finishDirection(this.hostDiagonalDirection(param, g, state, t), param, state),
+        ctx.learningRate,
+      );
     }
     // The tfjs-ops path reads the state variables: write back (and drop) any host slots.
     if (this.hostSlots.has(state)) this.flushHostSlots(state, true);
@@ -529,9 +576,15 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
       const eps = o.epsilonMode === 'relative' ? tf.mul(tf.max(v), o.epsilon) : tf.scalar(o.epsilon);
       // The 1e-30 floor keeps a zero statistic (zero gradient) from giving 0 * Inf.
       d = tf.mul(f, tf.pow(tf.add(tf.add(v, eps), 1e-30), -1 / this.rootExponentFor(1)));
-      if (gc.type !== 'none') d = tf.reshape(graftBlockNorms(tf.reshape(d, [1, -1]), tf.reshape(graft(), [1, -1])), param.shape);
+      if (gc.type !== 'none')
+        d = tf.reshape(graftBlockNorms(tf.reshape(d, [1, -1]), tf.reshape(graft(), [1, -1])), param.shape);
     } else {
-      let ys = splitBlocks(f, L).map((block, b) => applyRoots(block, L.merged.map((_, i) => state.get(`W${b}_${i}`))));
+      let ys = splitBlocks(f, L).map((block, b) =>
+        applyRoots(
+          block,
+          L.merged.map((_, i) => state.get(`W${b}_${i}`)),
+        ),
+      );
       if (gc.type !== 'none') ys = graftEach(ys, splitBlocks(graft(), L));
       d = joinBlocks(ys, L, param.shape);
     }
@@ -562,7 +615,14 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
    * accumulator and first moment (host-resident slots), and P_L f_b P_R with per-block
    * grafting. The same steps, in the same order and float32 arithmetic, as the tfjs-ops path.
    */
-  private hostDirection(param: tf.Tensor, g: tf.Tensor, state: SlotState, L: Layout, t: number, K: ShampooKernels): tf.Tensor {
+  private hostDirection(
+    param: tf.Tensor,
+    g: tf.Tensor,
+    state: SlotState,
+    L: Layout,
+    t: number,
+    K: ShampooKernels,
+  ): tf.Tensor {
     const o = this.options;
     const gc = this.graftingConfig;
     const start = this.startStep;
@@ -570,7 +630,10 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     if ((t - 1) % o.statisticsComputeSteps === 0) this.updateStatistics(state, L, gv, K);
     if (t === start || (t > start && t % o.preconditionFrequency === 0)) this.refreshRoots(state, L, t);
     const ema = gc.type === 'rmsprop' || gc.type === 'adam';
-    const roots = t < start ? undefined : L.blocks.map((_, b) => [this.hostSlot(state, `W${b}_0`), this.hostSlot(state, `W${b}_1`)] as RootPair);
+    const roots =
+      t < start
+        ? undefined
+        : L.blocks.map((_, b) => [this.hostSlot(state, `W${b}_0`), this.hostSlot(state, `W${b}_1`)] as RootPair);
     const r = K.direction(
       gv,
       graftingHasState(gc.type)
@@ -583,7 +646,12 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
           }
         : undefined,
       o.beta1 > 0
-        ? { buf: this.hostSlot(state, 'expAvg'), b1: o.beta1, c1: 1 - o.beta1, fdiv: o.biasCorrection ? 1 - o.beta1 ** t : 1 }
+        ? {
+            buf: this.hostSlot(state, 'expAvg'),
+            b1: o.beta1,
+            c1: 1 - o.beta1,
+            fdiv: o.biasCorrection ? 1 - o.beta1 ** t : 1,
+          }
         : undefined,
       grid2d(L),
       roots, // before the start step: the grafted first-order direction
@@ -610,7 +678,8 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     const shape = param.shape as number[];
     const b2 = o.beta2;
     const hasAcc = graftingHasState(gc.type);
-    const slot = (name: string, use: boolean): HostBuffer | undefined => (use ? (this.hostSlot(state, name) ?? allocBuffer(n)) : undefined);
+    const slot = (name: string, use: boolean): HostBuffer | undefined =>
+      use ? (this.hostSlot(state, name) ?? allocBuffer(n)) : undefined;
     // All buffers before any view (an allocation may grow the memory and detach views).
     const vb = slot('diag', true)!;
     const ab = slot('graft', hasAcc);
@@ -698,7 +767,9 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     const fast = hostMemoryKernels() !== null;
     L.blocks.forEach((sizes, b) => {
       sizes.forEach((n, i) => {
-        const stat = this.hostSlots.has(state) ? bufferView(this.hostSlot(state, `L${b}_${i}`)!) : hostValues(state.get(`L${b}_${i}`)!);
+        const stat = this.hostSlots.has(state)
+          ? bufferView(this.hostSlot(state, `L${b}_${i}`)!)
+          : hostValues(state.get(`L${b}_${i}`)!);
         let root: Float32Array | null = null;
         let zero = true;
         try {
@@ -709,7 +780,10 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
           }
           for (let k = 0; k < a.length && zero; k++) zero = a[k] === 0;
           if (!zero) {
-            root = o.inverseRootMethod === 'eigen' ? eigenRootFactor(a, n, r, o.epsilon, o.epsilonMode, fast) : newtonRootFactor(a, n, r, o.epsilon, o.epsilonMode);
+            root =
+              o.inverseRootMethod === 'eigen'
+                ? eigenRootFactor(a, n, r, o.epsilon, o.epsilonMode, fast)
+                : newtonRootFactor(a, n, r, o.epsilon, o.epsilonMode);
             if (!allFinite(root)) root = null;
           }
         } catch {
@@ -730,8 +804,7 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
           } else {
             state.set(slot, hostTensor(root, [n, n]));
           }
-        }
-        else this.numericState.failedInverseRoots = this.failedInverseRoots + 1;
+        } else this.numericState.failedInverseRoots = this.failedInverseRoots + 1;
         // On failure the previous W (or, before the first success, the identity) stays.
       });
     });
@@ -747,7 +820,14 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
  * lambda + eps throws (the caller counts a failed root). eps = epsilon ('absolute') or
  * epsilon * lambda_max ('relative').
  */
-function eigenRootFactor(a: Float64Array, n: number, r: number, epsilon: number, mode: 'absolute' | 'relative', fast: boolean): Float32Array {
+function eigenRootFactor(
+  a: Float64Array,
+  n: number,
+  r: number,
+  epsilon: number,
+  mode: 'absolute' | 'relative',
+  fast: boolean,
+): Float32Array {
   // The float64 WebAssembly eigendecomposition directly (eigenvalues unsorted, eigenvectors as
   // rows), skipping eighRows's input validation, power-of-two scaling and sorting: the input is
   // symmetric by construction, checked finite here, and float32-derived, so |a_ij| is far inside
@@ -759,7 +839,10 @@ function eigenRootFactor(a: Float64Array, n: number, r: number, epsilon: number,
     for (let k = 0; k < a.length; k++) if (!Number.isFinite(a[k]!)) throw new Error('Shampoo: non-finite statistic');
     ({ d: values, vt } = eighWasmFast(lw, a, n)); // throws if QL does not converge
   } else {
-    ({ values, vt: { data: vt } } = eighRows({ rows: n, cols: n, data: a }));
+    ({
+      values,
+      vt: { data: vt },
+    } = eighRows({ rows: n, cols: n, data: a }));
   }
   let lo = Infinity;
   let hi = -Infinity;
@@ -792,8 +875,18 @@ function allFinite(x: Float32Array): boolean {
  * The symmetric factor W = (A + eps I)^{-1/(2r)} (so W^T W = (A + eps I)^{-1/r}) by float64
  * coupled Newton (src/linalg inverseRoot 'newton'), in float32.
  */
-function newtonRootFactor(a: Float64Array, n: number, r: number, epsilon: number, mode: 'absolute' | 'relative'): Float32Array {
-  const res = inverseRoot({ rows: n, cols: n, data: a } as Mat64, 2 * r, { method: 'newton', epsilon, epsilonMode: mode });
+function newtonRootFactor(
+  a: Float64Array,
+  n: number,
+  r: number,
+  epsilon: number,
+  mode: 'absolute' | 'relative',
+): Float32Array {
+  const res = inverseRoot({ rows: n, cols: n, data: a } as Mat64, 2 * r, {
+    method: 'newton',
+    epsilon,
+    epsilonMode: mode,
+  });
   if (!Number.isFinite(res.error)) throw new Error('Shampoo: non-finite inverse root');
   return Float32Array.from(res.root.data);
 }

@@ -36,7 +36,8 @@ const hfCg = arg('hf-cg', 50);
 const hfRatioIndex = process.argv.indexOf('--hf-ratio');
 const hfRatio = (hfRatioIndex >= 0 ? process.argv[hfRatioIndex + 1] : 'batch') as 'batch' | 'next-batch';
 const hfPrecondIndex = process.argv.indexOf('--hf-precond');
-const hfPrecond = (hfPrecondIndex >= 0 ? process.argv[hfPrecondIndex + 1] : 'martens') as 'none' | 'martens' | 'squared-gradient';
+const hfPrecond = (hfPrecondIndex >= 0 ? process.argv[hfPrecondIndex + 1] : 'martens') as
+  'none' | 'martens' | 'squared-gradient';
 const seed = arg('seed', 0);
 
 const backend = await initBackend(process.env.CURVATURE_BACKEND ?? 'wasm');

@@ -77,7 +77,9 @@ function buildModel(): tf.Sequential {
 }
 
 function sigmoidCE(labels: tf.Tensor, logits: tf.Tensor): tf.Scalar {
-  return tf.mean(tf.add(tf.sub(tf.relu(logits), tf.mul(logits, labels)), tf.log1p(tf.exp(tf.neg(tf.abs(logits)))))) as tf.Scalar;
+  return tf.mean(
+    tf.add(tf.sub(tf.relu(logits), tf.mul(logits, labels)), tf.log1p(tf.exp(tf.neg(tf.abs(logits))))),
+  ) as tf.Scalar;
 }
 
 function trainLoss(model: tf.Sequential): number {
@@ -105,7 +107,11 @@ function run(model: tf.Sequential, opt: tf.Optimizer, steps: number, stopAt?: nu
     const t0 = performance.now();
     tf.tidy(() => {
       const x = tf.gather(X, tf.tensor1d(idx, 'int32'));
-      const cost = opt.minimize(() => sigmoidCE(x, model.apply(x, { training: true }) as tf.Tensor), true, model.trainableWeights.map((w) => w.read() as tf.Variable));
+      const cost = opt.minimize(
+        () => sigmoidCE(x, model.apply(x, { training: true }) as tf.Tensor),
+        true,
+        model.trainableWeights.map((w) => w.read() as tf.Variable),
+      );
       cost?.dataSync();
     });
     elapsed += (performance.now() - t0) / 1000;
@@ -138,7 +144,9 @@ for (const lr of LRS) {
   const model = fresh();
   const trace = run(model, tf.train.adam(lr), STEPS);
   const final = trace.losses.at(-1)!;
-  log(`adam lr=${lr}: loss ${trace.losses[0]!.toFixed(4)} -> ${final.toFixed(4)} in ${STEPS} steps, ${trace.seconds.at(-1)!.toFixed(1)} s`);
+  log(
+    `adam lr=${lr}: loss ${trace.losses[0]!.toFixed(4)} -> ${final.toFixed(4)} in ${STEPS} steps, ${trace.seconds.at(-1)!.toFixed(1)} s`,
+  );
   if (Number.isFinite(final) && (!best || final < best.trace.losses.at(-1)!)) best = { lr, trace };
   model.dispose();
 }
@@ -157,10 +165,14 @@ if (hit >= 0) {
     `kfac ${JSON.stringify(KFAC_OPTS)}: reached ${target.toFixed(4)} at step ${steps} ` +
       `(${(steps / STEPS).toFixed(3)} N; goal <= 0.333 N) in ${secs.toFixed(1)} s; ` +
       `Adam took ${adamSecs.toFixed(1)} s for N steps: wall-clock ratio K-FAC/Adam = ${(secs / adamSecs).toFixed(2)}; ` +
-      `per-step time ratio ${((secs / steps) / (adamSecs / STEPS)).toFixed(2)}`,
+      `per-step time ratio ${(secs / steps / (adamSecs / STEPS)).toFixed(2)}`,
   );
 } else {
-  log(`kfac: did not reach ${target.toFixed(4)} in ${kt.steps.at(-1)} steps (final ${kt.losses.at(-1)!.toFixed(4)}, ${kt.seconds.at(-1)!.toFixed(1)} s)`);
+  log(
+    `kfac: did not reach ${target.toFixed(4)} in ${kt.steps.at(-1)} steps (final ${kt.losses.at(-1)!.toFixed(4)}, ${kt.seconds.at(-1)!.toFixed(1)} s)`,
+  );
 }
 log(`kfac trace (step: loss): ${kt.steps.map((s, i) => `${s}: ${kt.losses[i]!.toFixed(4)}`).join(', ')}`);
-log(`final damping ${kfac.damping.toExponential(2)}, last alpha ${kfac.lastStep.alpha.toFixed(3)}, mu ${kfac.lastStep.mu.toFixed(3)}`);
+log(
+  `final damping ${kfac.damping.toExponential(2)}, last alpha ${kfac.lastStep.alpha.toFixed(3)}, mu ${kfac.lastStep.mu.toFixed(3)}`,
+);

@@ -41,9 +41,23 @@ function model(): tf.Sequential {
   const init = (s: number) => tf.initializers.glorotUniform({ seed: seed * 10 + s });
   return tf.sequential({
     layers: [
-      tf.layers.conv2d({ inputShape: [14, 14, 1], filters: 8, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(1) }),
+      tf.layers.conv2d({
+        inputShape: [14, 14, 1],
+        filters: 8,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'relu',
+        kernelInitializer: init(1),
+      }),
       tf.layers.maxPooling2d({ poolSize: 2 }),
-      tf.layers.conv2d({ filters: 16, kernelSize: 3, strides: 2, padding: 'valid', activation: 'tanh', kernelInitializer: init(2) }),
+      tf.layers.conv2d({
+        filters: 16,
+        kernelSize: 3,
+        strides: 2,
+        padding: 'valid',
+        activation: 'tanh',
+        kernelInitializer: init(2),
+      }),
       tf.layers.flatten(),
       tf.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(3) }),
     ],
@@ -67,7 +81,10 @@ async function run(label: string, make: (m: tf.LayersModel) => tf.Optimizer): Pr
   const batches = trainSize / batch;
   for (let k = 0; k < steps; k++) {
     const b = k % batches;
-    const [xb, yb] = tf.tidy(() => [tf.slice(xs, [b * batch, 0, 0, 0], [batch, 14, 14, 1]), tf.slice(ys, [b * batch, 0], [batch, 10])]);
+    const [xb, yb] = tf.tidy(() => [
+      tf.slice(xs, [b * batch, 0, 0, 0], [batch, 14, 14, 1]),
+      tf.slice(ys, [b * batch, 0], [batch, 10]),
+    ]);
     const t0 = performance.now();
     await m.trainOnBatch(xb, yb);
     seconds += (performance.now() - t0) / 1000;
@@ -76,7 +93,9 @@ async function run(label: string, make: (m: tf.LayersModel) => tf.Optimizer): Pr
   }
   if (opt.getClassName() === KFAC.className) {
     const k = opt as KFAC;
-    console.log(`${label}: blocks ${k.blocks.map((bl) => `${bl.name}:${bl.constructor.name}`).join(', ')}, damping ${k.damping.toExponential(2)}, rejected ${k.rejectedSteps}`);
+    console.log(
+      `${label}: blocks ${k.blocks.map((bl) => `${bl.name}:${bl.constructor.name}`).join(', ')}, damping ${k.damping.toExponential(2)}, rejected ${k.rejectedSteps}`,
+    );
   }
   m.dispose();
   opt.dispose();
@@ -84,7 +103,8 @@ async function run(label: string, make: (m: tf.LayersModel) => tf.Optimizer): Pr
 }
 
 const curves: Curve[] = [];
-for (const lr of [1e-3, 3e-3, 1e-2, 3e-2, 1e-1]) curves.push(await run(`Adam lr ${lr}`, () => new Adam({ learningRate: lr })));
+for (const lr of [1e-3, 3e-3, 1e-2, 3e-2, 1e-1])
+  curves.push(await run(`Adam lr ${lr}`, () => new Adam({ learningRate: lr })));
 const adam = curves.reduce((p, c) => (c.losses.at(-1)! < p.losses.at(-1)! ? c : p));
 const target = adam.losses.at(-1)!;
 curves.push(await run('KFAC defaults', (m) => new KFAC({ model: m })));
@@ -98,7 +118,7 @@ console.log(`backend ${backend}; MNIST ${trainSize} train, 14x14, batch ${batch}
 console.log(`target: best Adam final training loss ${target.toFixed(4)} (${adam.label})`);
 console.log('run                 | loss@25 | loss@50 | loss@100 | final  | steps to target | s/step');
 for (const c of curves) {
-  const at = (k: number) => (c.losses[Math.min(k, c.losses.length - 1)]!).toFixed(4);
+  const at = (k: number) => c.losses[Math.min(k, c.losses.length - 1)]!.toFixed(4);
   console.log(
     `${c.label.padEnd(19)} | ${at(25)}  | ${at(50)}  | ${at(100).padEnd(7)}  | ${at(steps)} | ${String(reach(c) ?? '-').padStart(15)} | ${(c.seconds / steps).toFixed(3)}`,
   );

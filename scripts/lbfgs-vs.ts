@@ -34,8 +34,12 @@ interface Hit {
   evaluations: number | null;
   iterations?: number | null;
 }
-const fixture = (name: string) => JSON.parse(readFileSync(new URL(`../test/fixtures/${name}`, import.meta.url), 'utf8'));
-const problemsFixture = fixture('lbfgs-problems.json').problems as { id: string; harness: { name: string; options: Record<string, unknown> } }[];
+const fixture = (name: string) =>
+  JSON.parse(readFileSync(new URL(`../test/fixtures/${name}`, import.meta.url), 'utf8'));
+const problemsFixture = fixture('lbfgs-problems.json').problems as {
+  id: string;
+  harness: { name: string; options: Record<string, unknown> };
+}[];
 const evidence = fixture('lbfgs-reference.json').evidence as Record<string, Record<string, Hit>>;
 
 await initBackend('cpu');
@@ -77,7 +81,9 @@ function evalsToTarget(
 
 const fmt = (h: Hit | undefined) => (h?.evaluations == null ? 'not reached' : `${h.evaluations} (${h.iterations})`);
 const rows: string[] = [];
-rows.push('| problem | target | scipy L-BFGS-B | torch LBFGS strong_wolfe | LBFGS strong_wolfe | torch LBFGS fixed step | LBFGS fixed step | Adam (best lr) |');
+rows.push(
+  '| problem | target | scipy L-BFGS-B | torch LBFGS strong_wolfe | LBFGS strong_wolfe | torch LBFGS fixed step | LBFGS fixed step | Adam (best lr) |',
+);
 rows.push('|---|---|---|---|---|---|---|---|');
 const runs: { id: string; key: string; target?: number }[] = [];
 for (const { id } of problemsFixture) {
@@ -94,9 +100,11 @@ for (const { id, key, target: override } of runs) {
   for (let i = 0; i < 9; i++) {
     const lr = 10 ** (-3 + i / 2);
     const r = evalsToTarget(id, () => new Adam({ learningRate: lr }), adamSteps, override);
-    if (r.evaluations !== null && (best.evaluations === null || r.evaluations < best.evaluations)) best = { lr, evaluations: r.evaluations };
+    if (r.evaluations !== null && (best.evaluations === null || r.evaluations < best.evaluations))
+      best = { lr, evaluations: r.evaluations };
   }
-  const adam = best.evaluations === null ? `not reached in ${adamSteps}` : `${best.evaluations} (lr ${best.lr.toPrecision(2)})`;
+  const adam =
+    best.evaluations === null ? `not reached in ${adamSteps}` : `${best.evaluations} (lr ${best.lr.toPrecision(2)})`;
   const e = evidence[key]!;
   rows.push(
     `| ${key} | ${target.toPrecision(3)} | ${fmt(e.scipyLBFGSB)} | ${fmt(e.torchStrongWolfe)} | ${fmt(sw)} | ${fmt(e.torchFixedStep)} | ${fmt(fixed)} | ${adam} |`,

@@ -24,7 +24,13 @@ const batchSize = arg('batch', 256);
 const reps = arg('reps', 30);
 const backend = await initBackend(process.env.CURVATURE_BACKEND ?? 'wasm');
 
-const problem = problems.get('mlp-mnist', { hidden: [hidden], activation: 'tanh', trainSize: 2000, batchSize, seed: 0 }) as NetworkProblem;
+const problem = problems.get('mlp-mnist', {
+  hidden: [hidden],
+  activation: 'tanh',
+  trainSize: 2000,
+  batchSize,
+  seed: 0,
+}) as NetworkProblem;
 const sampler = new BatchSampler(problem.data.numTrain, batchSize, 0);
 const batch = problem.data.batch(sampler.next());
 const vars = problem.params;
@@ -46,7 +52,16 @@ const kinds: Record<string, () => void> = {
     ),
   hvp: () => read(tf.tidy(() => hvpVars(() => problem.loss(batch), vars, vs))),
   ggnvp: () =>
-    read(tf.tidy(() => ggnvpVars(() => problem.outputs(batch), (z) => problem.lossFromOutputs(z, batch), vars, vs))),
+    read(
+      tf.tidy(() =>
+        ggnvpVars(
+          () => problem.outputs(batch),
+          (z) => problem.lossFromOutputs(z, batch),
+          vars,
+          vs,
+        ),
+      ),
+    ),
 };
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
 const ms: Record<string, number> = {};
@@ -60,7 +75,9 @@ for (const [name, f] of Object.entries(kinds)) {
   }
   ms[name] = median(times);
 }
-console.log(`backend ${backend}, mlp-mnist 784-${hidden}-10 tanh, batch ${batchSize}, ${problem.numParams} params, median of ${reps}`);
+console.log(
+  `backend ${backend}, mlp-mnist 784-${hidden}-10 tanh, batch ${batchSize}, ${problem.numParams} params, median of ${reps}`,
+);
 for (const [name, t] of Object.entries(ms)) {
   console.log(`${name.padEnd(9)} ${t.toFixed(2).padStart(8)} ms   ${(t / ms.gradient).toFixed(2)} x gradient`);
 }

@@ -26,8 +26,17 @@ if (!existsSync(CHROMIUM)) {
 }
 
 const outDir = mkdtempSync(join(tmpdir(), 'curvature-playground-'));
-await build({ configFile: join(root, 'playground/vite.config.ts'), logLevel: 'warn', build: { outDir, emptyOutDir: true } });
-const types: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm' };
+await build({
+  configFile: join(root, 'playground/vite.config.ts'),
+  logLevel: 'warn',
+  build: { outDir, emptyOutDir: true },
+});
+const types: Record<string, string> = {
+  '.html': 'text/html',
+  '.js': 'text/javascript',
+  '.css': 'text/css',
+  '.wasm': 'application/wasm',
+};
 const server = createServer((req, res) => {
   let file = join(outDir, normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)));
   if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'index.html');
@@ -40,7 +49,13 @@ const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/?backend
 const browser = await puppeteer.launch({
   executablePath: CHROMIUM,
   headless: true,
-  args: ['--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  args: [
+    '--no-sandbox',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--no-first-run',
+  ],
 });
 try {
   const page = await browser.newPage();

@@ -29,19 +29,28 @@ const steps = Number(args.steps);
 const grid = args.grid.split(',').map(Number);
 const extra = JSON.parse(args.shampoo) as ShampooOptions;
 const P = kroneckerLeastSquares(1, 100, Number(args.scale), Number(args['loss-scale']));
-console.log(`f(W) = 1/2 ||A W B - T||^2 / N, A 40x20, B 10x16, cond 100 each, W* scale ${args.scale}, loss x ${args['loss-scale']}; initial loss ${P.initial.toExponential(3)}; ${steps} steps; backend ${tf.getBackend()}`);
+console.log(
+  `f(W) = 1/2 ||A W B - T||^2 / N, A 40x20, B 10x16, cond 100 each, W* scale ${args.scale}, loss x ${args['loss-scale']}; initial loss ${P.initial.toExponential(3)}; ${steps} steps; backend ${tf.getBackend()}`,
+);
 for (const [name, make] of [
   ['Adam (defaults, lr tuned)', (lr: number) => new Adam({ learningRate: lr })],
-  [`Shampoo (defaults${args.shampoo === '{}' ? '' : ' + ' + args.shampoo}, lr tuned)`, (lr: number) => new Shampoo({ ...extra, learningRate: lr })],
+  [
+    `Shampoo (defaults${args.shampoo === '{}' ? '' : ' + ' + args.shampoo}, lr tuned)`,
+    (lr: number) => new Shampoo({ ...extra, learningRate: lr }),
+  ],
 ] as const) {
   const rows: string[] = [];
   let best = { lr: NaN, loss: Infinity };
   for (const lr of grid) {
     const t0 = performance.now();
     const loss = P.run(make(lr), steps);
-    rows.push(`  lr ${lr.toExponential(0)}: final ${loss.toExponential(3)} (${(P.initial / loss).toPrecision(3)}x) ${(performance.now() - t0).toFixed(0)} ms`);
+    rows.push(
+      `  lr ${lr.toExponential(0)}: final ${loss.toExponential(3)} (${(P.initial / loss).toPrecision(3)}x) ${(performance.now() - t0).toFixed(0)} ms`,
+    );
     if (loss < best.loss) best = { lr, loss };
   }
-  console.log(`${name}: best lr ${best.lr}, final loss ${best.loss.toExponential(3)}, reduction ${(P.initial / best.loss).toPrecision(3)}x\n${rows.join('\n')}`);
+  console.log(
+    `${name}: best lr ${best.lr}, final loss ${best.loss.toExponential(3)}, reduction ${(P.initial / best.loss).toPrecision(3)}x\n${rows.join('\n')}`,
+  );
 }
 P.dispose();

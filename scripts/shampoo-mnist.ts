@@ -54,19 +54,21 @@ const backend = await initBackend(process.env.CURVATURE_BACKEND ?? 'wasm');
  * defaults are Adam grafting and epsilon 1e-5 relative; `--defaults` runs them (220 steps, 73%);
  * these settings with epsilon 1e-5 instead of 1e-3 take 160 (docs/shampoo.md).
  */
-const shampooOptions: ShampooOptions = args.defaults ? (JSON.parse(args.shampoo) as ShampooOptions) : {
-  grafting: 'adam',
-  graftingBeta2: 0.999,
-  graftingEpsilon: 1e-8,
-  beta1: 0.9,
-  beta2: 0.999,
-  rootExponent: 2,
-  epsilon: 1e-3,
-  epsilonMode: 'relative',
-  preconditionFrequency: 1,
-  maxPreconditionerDim: 128,
-  ...(JSON.parse(args.shampoo) as ShampooOptions),
-};
+const shampooOptions: ShampooOptions = args.defaults
+  ? (JSON.parse(args.shampoo) as ShampooOptions)
+  : {
+      grafting: 'adam',
+      graftingBeta2: 0.999,
+      graftingEpsilon: 1e-8,
+      beta1: 0.9,
+      beta2: 0.999,
+      rootExponent: 2,
+      epsilon: 1e-3,
+      epsilonMode: 'relative',
+      preconditionFrequency: 1,
+      maxPreconditionerDim: 128,
+      ...(JSON.parse(args.shampoo) as ShampooOptions),
+    };
 
 interface Curve {
   lr: number;
@@ -108,7 +110,9 @@ const reach = (c: Curve, target: number) => c.steps.find((s, i) => s > 0 && c.lo
 const cacheKey = JSON.stringify({ N, every, grid, batchSize, backend });
 let adamCurves: Curve[];
 const cached =
-  args.cache !== undefined && existsSync(args.cache) ? (JSON.parse(readFileSync(args.cache, 'utf8')) as { key: string; curves: Curve[] }) : undefined;
+  args.cache !== undefined && existsSync(args.cache)
+    ? (JSON.parse(readFileSync(args.cache, 'utf8')) as { key: string; curves: Curve[] })
+    : undefined;
 if (cached?.key === cacheKey) {
   adamCurves = cached.curves;
 } else {
@@ -120,18 +124,24 @@ const target = final(adam);
 
 const shampooCurves = shampooGrid.map((lr) => train((l) => new Shampoo({ ...shampooOptions, learningRate: l }), lr));
 const score = (c: Curve) => reach(c, target) ?? Infinity;
-const shampoo = shampooCurves.reduce((a, b) => (score(b) < score(a) || (score(b) === score(a) && final(b) < final(a)) ? b : a));
+const shampoo = shampooCurves.reduce((a, b) =>
+  score(b) < score(a) || (score(b) === score(a) && final(b) < final(a)) ? b : a,
+);
 const reached = reach(shampoo, target);
 
 const row = (c: Curve) => c.losses.map((l) => l.toFixed(4)).join(' ');
-console.log(`backend ${backend}; mlp-mnist 784-128-10 relu, batch ${batchSize}, ${N} steps, learning-rate grid ${grid.join(', ')}`);
+console.log(
+  `backend ${backend}; mlp-mnist 784-128-10 relu, batch ${batchSize}, ${N} steps, learning-rate grid ${grid.join(', ')}`,
+);
 if (shampooGrid !== grid) console.log(`(exploration: Shampoo only at ${shampooGrid.join(', ')})`);
 console.log(`Shampoo options: ${JSON.stringify(shampooOptions)}`);
 console.log(`full-train loss at steps ${adam.steps.join(' ')}`);
 for (const c of adamCurves) console.log(`Adam    lr ${c.lr.toExponential(0)}: ${row(c)}  (${c.seconds.toFixed(1)} s)`);
 for (const c of shampooCurves) {
   const r = reach(c, target);
-  console.log(`Shampoo lr ${c.lr.toExponential(0)}: ${row(c)}  (${c.seconds.toFixed(1)} s; reaches target at ${r ?? '-'})`);
+  console.log(
+    `Shampoo lr ${c.lr.toExponential(0)}: ${row(c)}  (${c.seconds.toFixed(1)} s; reaches target at ${r ?? '-'})`,
+  );
 }
 console.log(`Adam's best lr ${adam.lr}; its loss at step ${N}: ${target.toFixed(4)}`);
 console.log(

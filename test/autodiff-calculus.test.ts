@@ -74,7 +74,9 @@ describe('matrix calculus (cpu)', () => {
       return tf.log(det) as tf.Scalar;
     };
     const [g] = grad(logDet, [X]);
-    const invT = inverse(new Matrix(arr2(X))).transpose().to2DArray();
+    const invT = inverse(new Matrix(arr2(X)))
+      .transpose()
+      .to2DArray();
     expectMatrixClose(arr2(g), invT, 1e-5);
   });
 
@@ -89,7 +91,10 @@ describe('matrix calculus (cpu)', () => {
     const n = 20;
     const d = 4;
     const X = randomTensor([n, d], rand, 1.5);
-    const y = tf.tensor(Array.from({ length: n }, (_, i) => i % 2), [n, 1]);
+    const y = tf.tensor(
+      Array.from({ length: n }, (_, i) => i % 2),
+      [n, 1],
+    );
     const w = randomTensor([d], rand, 0.5);
     const f = (v: tf.Tensor) => losses.sigmoidCrossEntropy(y, tf.matMul(X, tf.reshape(v, [d, 1])));
     const p = tf.sigmoid(tf.matMul(X, tf.reshape(w, [d, 1])));
@@ -101,7 +106,10 @@ describe('matrix calculus (cpu)', () => {
   it('softmax cross-entropy Hessian in the logits = (diag(p) - p p^T) / batch', () => {
     const z = randomTensor([1, 5], rand, 2);
     const labels = tf.oneHot([3], 5).toFloat();
-    const H = tf.reshape(hessian((l) => losses.softmaxCrossEntropy(labels, l), z), [5, 5]);
+    const H = tf.reshape(
+      hessian((l) => losses.softmaxCrossEntropy(labels, l), z),
+      [5, 5],
+    );
     const p = tf.softmax(z).reshape([5, 1]);
     const expected = tf.sub(tf.diag(tf.reshape(p, [5])), tf.matMul(p, tf.transpose(p)));
     expectMatrixClose(arr2(H), arr2(expected), 1e-5);
@@ -240,7 +248,14 @@ describe('matrix calculus (cpu)', () => {
       tf.dispose(hvp(f, [x], [v]));
       const r = jvp((y) => tf.exp(y), [x], [v]);
       tf.dispose([r.value, r.jvp]);
-      tf.dispose(ggnvp((y) => tf.reshape(tf.tanh(y), [1, 4]), (z) => losses.softmaxCrossEntropy(tf.tensor([[0, 1, 0, 0]]), z), [x], [v]));
+      tf.dispose(
+        ggnvp(
+          (y) => tf.reshape(tf.tanh(y), [1, 4]),
+          (z) => losses.softmaxCrossEntropy(tf.tensor([[0, 1, 0, 0]]), z),
+          [x],
+          [v],
+        ),
+      );
     };
     run();
     const before = tf.memory().numTensors;
@@ -260,23 +275,35 @@ describe('matrix calculus (cpu)', () => {
       expect(() => hessian((y) => tf.square(y) as tf.Scalar, x)).toThrow(/hessian: f must return a scalar/);
     });
     it('mismatched vector shapes', () => {
-      expect(() => hvp((y) => tf.sum(y) as tf.Scalar, [x], [tf.ones([2])])).toThrow(/vs\[0\] has shape \[2\] but xs\[0\] has shape \[3\]/);
+      expect(() => hvp((y) => tf.sum(y) as tf.Scalar, [x], [tf.ones([2])])).toThrow(
+        /vs\[0\] has shape \[2\] but xs\[0\] has shape \[3\]/,
+      );
       expect(() => hvp((y) => tf.sum(y) as tf.Scalar, [x], [x, x])).toThrow(/vs has 2 tensors but xs has 1/);
-      expect(() => vjp((y) => tf.square(y), [x], tf.ones([4]))).toThrow(/u has shape \[4\] but f\(xs\) has shape \[3\]/);
+      expect(() => vjp((y) => tf.square(y), [x], tf.ones([4]))).toThrow(
+        /u has shape \[4\] but f\(xs\) has shape \[3\]/,
+      );
     });
     it('sizes over the limit point to the products', () => {
       const big = tf.zeros([3000]);
-      expect(() => hessian((y) => tf.sum(y) as tf.Scalar, big)).toThrow(/9000000 entries, over the limit of 4194304.*hvp/);
+      expect(() => hessian((y) => tf.sum(y) as tf.Scalar, big)).toThrow(
+        /9000000 entries, over the limit of 4194304.*hvp/,
+      );
       expect(() => jacobian((y) => y, x, { maxEntries: 4 })).toThrow(/over the limit of 4.*vjp \/ jvp/);
     });
     it('a non-tensor argument', () => {
       expect(() => hvp((y) => tf.sum(y) as tf.Scalar, [[1, 2, 3] as unknown as tf.Tensor], [x])).toThrow(
         /hvp: xs\[0\] must be a tf.Tensor, got an array of length 3/,
       );
-      expect(() => grad((y) => tf.sum(y) as tf.Scalar, x as unknown as tf.Tensor[])).toThrow(/xs must be an array of tf.Tensor/);
+      expect(() => grad((y) => tf.sum(y) as tf.Scalar, x as unknown as tf.Tensor[])).toThrow(
+        /xs must be an array of tf.Tensor/,
+      );
       expect(() => hessian('f' as unknown as (x: tf.Tensor) => tf.Scalar, x)).toThrow(/f must be a function/);
-      expect(() => jacobian((y) => y, x, { layout: 'rows' as 'numerator' })).toThrow(/layout must be 'numerator' or 'denominator'/);
-      expect(() => losses.softmaxCrossEntropy(tf.ones([2, 3]), tf.ones([2, 4]))).toThrow(/labels have shape \[2,3\] but logits have shape \[2,4\]/);
+      expect(() => jacobian((y) => y, x, { layout: 'rows' as 'numerator' })).toThrow(
+        /layout must be 'numerator' or 'denominator'/,
+      );
+      expect(() => losses.softmaxCrossEntropy(tf.ones([2, 3]), tf.ones([2, 4]))).toThrow(
+        /labels have shape \[2,3\] but logits have shape \[2,4\]/,
+      );
     });
   });
 });

@@ -16,9 +16,22 @@ for (const backend of ['cpu', 'wasm'] as const) {
       const rand = seededRandom(3);
       const model = tf.sequential({
         layers: [
-          tf.layers.dense({ inputShape: [5], units: 6, activation: 'tanh', kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }) }),
-          tf.layers.dense({ units: 4, activation: 'sigmoid', kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }) }),
-          tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }) }),
+          tf.layers.dense({
+            inputShape: [5],
+            units: 6,
+            activation: 'tanh',
+            kernelInitializer: tf.initializers.glorotNormal({ seed: 1 }),
+          }),
+          tf.layers.dense({
+            units: 4,
+            activation: 'sigmoid',
+            kernelInitializer: tf.initializers.glorotNormal({ seed: 2 }),
+          }),
+          tf.layers.dense({
+            units: 3,
+            activation: 'softmax',
+            kernelInitializer: tf.initializers.glorotNormal({ seed: 3 }),
+          }),
         ],
       });
       model.compile({ optimizer: 'sgd', loss: 'categoricalCrossentropy' });

@@ -106,7 +106,12 @@ for (const backend of ['cpu', 'wasm'] as const) {
       // Stock tfjs is wrong here (that is the bug being fixed); if it ever becomes right, this
       // comparison tells us the registration is no longer needed.
       const stock = withStockGradients(() =>
-        tf.tidy(() => tf.grad((y: tf.Tensor) => tf.sum(tf.mul(tf.grad(f)(y), v)))(x).dataSync().slice()),
+        tf.tidy(() =>
+          tf
+            .grad((y: tf.Tensor) => tf.sum(tf.mul(tf.grad(f)(y), v)))(x)
+            .dataSync()
+            .slice(),
+        ),
       );
       const stockErr = Math.max(...exact.map((e, i) => Math.abs(stock[i] - e)));
       expect(stockErr).toBeGreaterThan(1e-2);

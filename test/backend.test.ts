@@ -35,7 +35,9 @@ describe('initBackend', () => {
   });
 
   it('rejects an unknown backend by name', async () => {
-    await expect(initBackend('gpu')).rejects.toThrow(/Unknown backend 'gpu': expected one of tensorflow, webgpu, webgl, wasm, cpu/);
+    await expect(initBackend('gpu')).rejects.toThrow(
+      /Unknown backend 'gpu': expected one of tensorflow, webgpu, webgl, wasm, cpu/,
+    );
     process.env.CURVATURE_BACKEND = 'gpu';
     await expect(initBackend()).rejects.toThrow(/Unknown backend 'gpu'.*CURVATURE_BACKEND/);
   });

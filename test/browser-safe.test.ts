@@ -34,7 +34,14 @@ describe('browser-safe main entry', () => {
     expect(errors).toEqual([]);
     const inputs = Object.keys(metafile!.inputs);
     expect(inputs.some((p) => p.startsWith('src/optim/'))).toBe(true);
-    expect(inputs.filter((p) => p.startsWith('node:') || /^(src\/(harness|report|cli)|experiments)\//.test(p) || /src\/cli\.ts|harness-entry/.test(p))).toEqual([]);
+    expect(
+      inputs.filter(
+        (p) =>
+          p.startsWith('node:') ||
+          /^(src\/(harness|report|cli)|experiments)\//.test(p) ||
+          /src\/cli\.ts|harness-entry/.test(p),
+      ),
+    ).toEqual([]);
     const thirdParty = new Set(
       inputs.filter((p) => p.includes('node_modules/')).map((p) => p.split('node_modules/').pop()!.split('/')[0]!),
     );
@@ -52,10 +59,12 @@ describe('browser-safe main entry', () => {
 
   it("the installed command names the CLI's missing optional peers", () => {
     expect(missingPeers(() => 'found')).toEqual([]);
-    expect(missingPeers((name) => {
-      if (name === 'vega' || name === 'mnist') throw new Error('not found');
-      return name;
-    })).toEqual(['vega', 'mnist']);
+    expect(
+      missingPeers((name) => {
+        if (name === 'vega' || name === 'mnist') throw new Error('not found');
+        return name;
+      }),
+    ).toEqual(['vega', 'mnist']);
     expect(CLI_PEERS).toContain('commander');
   });
 });

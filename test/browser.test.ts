@@ -38,7 +38,8 @@ async function startServer(): Promise<string> {
     logLevel: 'silent',
   });
   const js = bundle.outputFiles[0]!.contents;
-  const html = '<!doctype html><meta charset="utf-8"><title>curvature</title><script type="module" src="/page.js"></script>';
+  const html =
+    '<!doctype html><meta charset="utf-8"><title>curvature</title><script type="module" src="/page.js"></script>';
   server = createServer((req, res) => {
     const url = req.url ?? '/';
     if (url === '/' || url === '/index.html') {

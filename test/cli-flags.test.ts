@@ -12,8 +12,6 @@ import { harnessRegistry } from '../experiments/index.js';
 import { planResume } from '../src/harness/resume.js';
 import { readResults } from '../src/report/results.js';
 
-
-
 const tmp = () => tmpDir('curvature-flags-');
 
 describe('contradicting flags are one-line errors with exit code 2', () => {
@@ -22,11 +20,28 @@ describe('contradicting flags are one-line errors with exit code 2', () => {
     expectUsageError(await cli(...run, '--steps', '5', '--epochs', '1'), /--steps.*cannot be used with.*--epochs/);
   });
   it('--lr with --set learningRate', async () => {
-    expectUsageError(await cli(...run, '--lr', '0.1', '--set', 'learningRate=0.2'), /learning rate once: --lr or --set learningRate/);
+    expectUsageError(
+      await cli(...run, '--lr', '0.1', '--set', 'learningRate=0.2'),
+      /learning rate once: --lr or --set learningRate/,
+    );
   });
   it('--shard with --workers', async () => {
     expectUsageError(
-      await cli('compare', '--problem', 'beale', '--optimizers', 'sgd', '--steps', '3', '--shard', '1/2', '--workers', '2', '--out', tmp()),
+      await cli(
+        'compare',
+        '--problem',
+        'beale',
+        '--optimizers',
+        'sgd',
+        '--steps',
+        '3',
+        '--shard',
+        '1/2',
+        '--workers',
+        '2',
+        '--out',
+        tmp(),
+      ),
       /--shard .*--workers .*give one of them/,
     );
   });
@@ -43,11 +58,26 @@ describe('contradicting flags are one-line errors with exit code 2', () => {
     );
   });
   it('--problem-option with --suite', async () => {
-    expectUsageError(await cli('compare', '--suite', 'quick', '--problem-option', 'dim=3', '--out', tmp()), /--problem-option applies to --problem only/);
+    expectUsageError(
+      await cli('compare', '--suite', 'quick', '--problem-option', 'dim=3', '--out', tmp()),
+      /--problem-option applies to --problem only/,
+    );
   });
   it('--set for an optimizer that is not in the run', async () => {
     expectUsageError(
-      await cli('compare', '--problem', 'beale', '--optimizers', 'adam', '--set', 'sgd.momentum=0.9', '--steps', '2', '--out', tmp()),
+      await cli(
+        'compare',
+        '--problem',
+        'beale',
+        '--optimizers',
+        'adam',
+        '--set',
+        'sgd.momentum=0.9',
+        '--steps',
+        '2',
+        '--out',
+        tmp(),
+      ),
       /--set sgd.momentum: optimizer 'sgd' is not in this run \(adam\)/,
     );
   });
@@ -55,7 +85,10 @@ describe('contradicting flags are one-line errors with exit code 2', () => {
     expectUsageError(await cli(...run, '--target', '-1'), /--target.*expected a positive number/);
   });
   it('--out on a pseudo-filesystem fails at once instead of hanging', async () => {
-    expectUsageError(await cli(...run, '--steps', '2', '--out', '/proc/curvature-x/y'), /Cannot write to --out '\/proc\/curvature-x\/y'/);
+    expectUsageError(
+      await cli(...run, '--steps', '2', '--out', '/proc/curvature-x/y'),
+      /Cannot write to --out '\/proc\/curvature-x\/y'/,
+    );
   });
 });
 
@@ -97,14 +130,29 @@ describe('resume accounting (planResume)', () => {
     await initBackend('cpu');
   });
   it('counts planned, reusable and foreign results', async () => {
-    expect(planResume(spec, null)).toEqual({ planned: 4, inShard: 4, reused: 0, matching: 0, differentComparison: false });
+    expect(planResume(spec, null)).toEqual({
+      planned: 4,
+      inShard: 4,
+      reused: 0,
+      matching: 0,
+      differentComparison: false,
+    });
     expect(planResume(spec, { index: 2, count: 2 }).inShard).toBe(2);
     const half = await compare(spec, { registry: harnessRegistry, shard: { index: 1, count: 2 } });
     expect(half.runs.map((r) => r.final.error)).toEqual([undefined, undefined]);
-    expect(planResume(spec, { index: 1, count: 2 }, half)).toEqual({ planned: 4, inShard: 2, reused: 2, matching: 2, differentComparison: false });
+    expect(planResume(spec, { index: 1, count: 2 }, half)).toEqual({
+      planned: 4,
+      inShard: 2,
+      reused: 2,
+      matching: 2,
+      differentComparison: false,
+    });
     // The same runs seen from the whole comparison: reusable, but the results came from a shard.
     expect(planResume(spec, null, half)).toMatchObject({ reused: 2, matching: 2, differentComparison: true });
-    const failed = { ...half, runs: half.runs.map((r, i) => (i === 0 ? { ...r, final: { ...r.final, error: 'boom' } } : r)) };
+    const failed = {
+      ...half,
+      runs: half.runs.map((r, i) => (i === 0 ? { ...r, final: { ...r.final, error: 'boom' } } : r)),
+    };
     expect(planResume(spec, { index: 1, count: 2 }, failed)).toMatchObject({ reused: 1, matching: 2 });
   });
 });
@@ -112,9 +160,29 @@ describe('resume accounting (planResume)', () => {
 describe('tune', () => {
   it('reruns the best value over the whole budget and writes them all to results.json', async () => {
     const out = tmp();
-    const r = await cli('tune', '--problem', 'beale', '--optimizer', 'adam', '--values', '0.01,0.1', '--seeds', '2', '--steps', '30', '--target', '10', '--out', out, '--json');
+    const r = await cli(
+      'tune',
+      '--problem',
+      'beale',
+      '--optimizer',
+      'adam',
+      '--values',
+      '0.01,0.1',
+      '--seeds',
+      '2',
+      '--steps',
+      '30',
+      '--target',
+      '10',
+      '--out',
+      out,
+      '--json',
+    );
     expect(r.code, r.err).toBe(0);
-    const printed = JSON.parse(r.out) as { best: number; final: { steps: number; stopReason: string; reachedTarget: boolean }[] };
+    const printed = JSON.parse(r.out) as {
+      best: number;
+      final: { steps: number; stopReason: string; reachedTarget: boolean }[];
+    };
     expect(printed.final).toHaveLength(2);
     for (const f of printed.final) {
       expect(f.steps).toBe(30); // not stopped at the (easy) target
@@ -129,7 +197,22 @@ describe('tune', () => {
 
 describe('compare summary', () => {
   it('fits 120 columns and says that runs stop at the target', async () => {
-    const r = await cli('compare', '--problem', 'quadratic', '--problem-option', 'dim=50', '--optimizers', 'hessian-free,shampoo', '--seeds', '1', '--steps', '3', '--out', tmp(), '--no-progress');
+    const r = await cli(
+      'compare',
+      '--problem',
+      'quadratic',
+      '--problem-option',
+      'dim=50',
+      '--optimizers',
+      'hessian-free,shampoo',
+      '--seeds',
+      '1',
+      '--steps',
+      '3',
+      '--out',
+      tmp(),
+      '--no-progress',
+    );
     expect(r.code, r.err).toBe(0);
     const width = Math.max(...r.out.split('\n').map((l) => l.length));
     expect(width).toBeLessThanOrEqual(120);
@@ -149,9 +232,16 @@ describe('optimizers a comparison excludes', () => {
         exclude: { sgd: 'one optimizer per entry', adam: 'one optimizer per entry', newton: 'too large' },
       }));
     const results = (n: number) =>
-      ({ spec: { problems: problemsOf(n), optimizers: ['sgd', 'adam', 'newton', 'shampoo'], seeds: [0] }, summary: [] }) as never;
+      ({
+        spec: { problems: problemsOf(n), optimizers: ['sgd', 'adam', 'newton', 'shampoo'], seeds: [0] },
+        summary: [],
+      }) as never;
     expect(exclusionLines(results(1))).toEqual(['q0: sgd, adam (one optimizer per entry)', 'q0: newton (too large)']);
-    expect(summaryText(results(2))).toMatch(/Not run \(not applicable\): q0: sgd, adam \(one optimizer per entry\); q0: newton/);
-    expect(summaryText(results(10))).toMatch(/Not run \(not applicable\): optimizers excluded on 10 problem entries, listed in report.md\.$/);
+    expect(summaryText(results(2))).toMatch(
+      /Not run \(not applicable\): q0: sgd, adam \(one optimizer per entry\); q0: newton/,
+    );
+    expect(summaryText(results(10))).toMatch(
+      /Not run \(not applicable\): optimizers excluded on 10 problem entries, listed in report.md\.$/,
+    );
   });
 });

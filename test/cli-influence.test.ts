@@ -6,13 +6,15 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli } from './helpers/cli.js';
 
-
 describe('curvature influence', () => {
   it('a converged solve: info 0 and no warning', async () => {
     const r = await cli('--backend', 'cpu', 'influence', '--problem', 'logreg-iris', '--points', '5', '--json');
     expect(r.code).toBe(0);
     expect(r.err).toBe('');
-    const rep = JSON.parse(r.out) as { solve: { info: number; status: string; warning?: string }; points: { index: number; influence: number }[] };
+    const rep = JSON.parse(r.out) as {
+      solve: { info: number; status: string; warning?: string };
+      points: { index: number; influence: number }[];
+    };
     expect(rep.solve).toMatchObject({ info: 0, status: 'converged' });
     expect(rep.solve.warning).toBeUndefined();
     expect(rep.points.map((p) => p.index).sort()).toEqual([0, 1, 2, 3, 4]);
@@ -20,19 +22,50 @@ describe('curvature influence', () => {
 
   it('CG out of iterations: the status, a warning on stderr and in influence.md', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'curvature-influence-'));
-    const r = await cli('--backend', 'cpu', 'influence', '--problem', 'logreg-iris', '--points', '5', '--max-iter', '2', '--out', dir);
+    const r = await cli(
+      '--backend',
+      'cpu',
+      'influence',
+      '--problem',
+      'logreg-iris',
+      '--points',
+      '5',
+      '--max-iter',
+      '2',
+      '--out',
+      dir,
+    );
     expect(r.code).toBe(0);
-    expect(r.out).toMatch(/solve: cg, 2 iteration\(s\), relative residual [0-9.e-]+: max-iterations \(info 2\) -- UNRELIABLE/);
-    expect(r.err).toMatch(/^curvature: warning: influence: CG did not converge: relative residual [0-9.e-]+ > tol 1e-6 after 2 iteration/);
+    expect(r.out).toMatch(
+      /solve: cg, 2 iteration\(s\), relative residual [0-9.e-]+: max-iterations \(info 2\) -- UNRELIABLE/,
+    );
+    expect(r.err).toMatch(
+      /^curvature: warning: influence: CG did not converge: relative residual [0-9.e-]+ > tol 1e-6 after 2 iteration/,
+    );
     const md = readFileSync(join(dir, 'influence.md'), 'utf8');
     expect(md).toMatch(/\*\*Warning: the influence values below are unreliable\.\*\* influence: CG did not converge/);
-    expect(JSON.parse(readFileSync(join(dir, 'influence.json'), 'utf8')).solve).toMatchObject({ info: 2, converged: false });
+    expect(JSON.parse(readFileSync(join(dir, 'influence.json'), 'utf8')).solve).toMatchObject({
+      info: 2,
+      converged: false,
+    });
   });
 
   it('an MLP at initialisation: non-positive curvature is reported (info -1)', async () => {
     const r = await cli(
-      '--backend', 'cpu', 'influence', '--problem', 'mlp-mnist', '--problem-option', 'hidden=[16]',
-      '--problem-option', 'trainSize=500', '--max-batches', '2', '--points', '3', '--json',
+      '--backend',
+      'cpu',
+      'influence',
+      '--problem',
+      'mlp-mnist',
+      '--problem-option',
+      'hidden=[16]',
+      '--problem-option',
+      'trainSize=500',
+      '--max-batches',
+      '2',
+      '--points',
+      '3',
+      '--json',
     );
     expect(r.code).toBe(0);
     const rep = JSON.parse(r.out) as { solve: { info: number; status: string; negativeCurvature: boolean } };

@@ -5,18 +5,36 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cli } from './helpers/cli.js';
 
-
 describe('curvature spectrum', () => {
   it('reports the exact top eigenvalues of a quadratic and writes the plot', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'curvature-spectrum-'));
     const r = await cli(
-      '--backend', 'cpu', 'spectrum', '--problem', 'quadratic',
-      '--problem-option', 'dim=12', '--problem-option', 'condition=100',
-      '--k', '3', '--runs', '1', '--lanczos-steps', '12', '--out', dir, '--json',
+      '--backend',
+      'cpu',
+      'spectrum',
+      '--problem',
+      'quadratic',
+      '--problem-option',
+      'dim=12',
+      '--problem-option',
+      'condition=100',
+      '--k',
+      '3',
+      '--runs',
+      '1',
+      '--lanczos-steps',
+      '12',
+      '--out',
+      dir,
+      '--json',
     );
     expect(r.err).toBe('');
     expect(r.code).toBe(0);
-    const report = JSON.parse(r.out) as { topEigenvalues: number[]; numParams: number; trace: { estimate: number; standardError: number } };
+    const report = JSON.parse(r.out) as {
+      topEigenvalues: number[];
+      numParams: number;
+      trace: { estimate: number; standardError: number };
+    };
     expect(report.numParams).toBe(12);
     // The quadratic's eigenvalues are condition^(-i/(d-1)), i = 0..d-1: 1, 100^(-1/11), ...
     expect(report.topEigenvalues[0]).toBeCloseTo(1, 4);

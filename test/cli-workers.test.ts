@@ -32,9 +32,13 @@ describe('compare --workers', () => {
 
     // Through the real command line (tsx), so the workers are real child processes.
     const tsx = join(process.cwd(), 'node_modules', '.bin', 'tsx');
-    const r = await run(tsx, ['src/cli.ts', 'compare', '--config', cfg, '--workers', '2', '--out', join(dir, 'par'), '--no-progress'], {
-      cwd: process.cwd(),
-    });
+    const r = await run(
+      tsx,
+      ['src/cli.ts', 'compare', '--config', cfg, '--workers', '2', '--out', join(dir, 'par'), '--no-progress'],
+      {
+        cwd: process.cwd(),
+      },
+    );
     expect(r.stderr).toMatch(/2 workers, one shard each/);
     expect(existsSync(join(dir, 'par', 'shards', '1', 'results.json'))).toBe(true);
     expect(existsSync(join(dir, 'par', 'shards', '2', 'results.json'))).toBe(true);

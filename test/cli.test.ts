@@ -6,9 +6,7 @@ import { cli, expectUsageError } from './helpers/cli.js';
 import { readResults, canonicalRuns } from '../src/report/results.js';
 import { planRuns } from '../src/harness/compare.js';
 
-
 const tmp = () => mkdtempSync(join(tmpdir(), 'curvature-cli-'));
-
 
 const config = {
   problems: [
@@ -26,15 +24,24 @@ describe('curvature CLI: bad input exits 2 with one line naming it', () => {
   });
   it('unknown optimizer', async () => {
     expectUsageError(await cli('run', '--problem', 'beale', '--optimizer', 'nope'), /Unknown optimizer 'nope'/);
-    expectUsageError(await cli('compare', '--problem', 'beale', '--optimizers', 'adam,nope', '--out', tmp()), /Unknown optimizer 'nope'/);
+    expectUsageError(
+      await cli('compare', '--problem', 'beale', '--optimizers', 'adam,nope', '--out', tmp()),
+      /Unknown optimizer 'nope'/,
+    );
   });
   it('bad number', async () => {
     expectUsageError(await cli('run', '--problem', 'beale', '--optimizer', 'adam', '--steps', 'ten'), /--steps.*'ten'/);
     expectUsageError(await cli('run', '--problem', 'beale', '--optimizer', 'adam', '--lr', '-1'), /--lr.*'-1'/);
   });
   it('bad option values name the option', async () => {
-    expectUsageError(await cli('run', '--problem', 'quadratic', '--optimizer', 'adam', '--problem-option', 'dim=abc'), /option 'dim'/);
-    expectUsageError(await cli('run', '--problem', 'beale', '--optimizer', 'adam', '--set', 'learningRate=-3'), /learningRate/i);
+    expectUsageError(
+      await cli('run', '--problem', 'quadratic', '--optimizer', 'adam', '--problem-option', 'dim=abc'),
+      /option 'dim'/,
+    );
+    expectUsageError(
+      await cli('run', '--problem', 'beale', '--optimizer', 'adam', '--set', 'learningRate=-3'),
+      /learningRate/i,
+    );
   });
   it('unwritable --out', async () => {
     const file = join(tmp(), 'a-file');
@@ -48,7 +55,10 @@ describe('curvature CLI: bad input exits 2 with one line naming it', () => {
     expectUsageError(await cli('compare', '--config', path, '--out', dir), /problems\.0\.budget\.steps/);
   });
   it('unknown backend', async () => {
-    expectUsageError(await cli('run', '--problem', 'beale', '--optimizer', 'adam', '--backend', 'gpu'), /Unknown backend 'gpu'/);
+    expectUsageError(
+      await cli('run', '--problem', 'beale', '--optimizer', 'adam', '--backend', 'gpu'),
+      /Unknown backend 'gpu'/,
+    );
   });
 });
 
@@ -57,12 +67,25 @@ describe('curvature CLI commands', () => {
     const r = await cli('list', '--json');
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
-    expect(j.optimizers.map((o: { name: string }) => o.name)).toEqual(expect.arrayContaining(['sgd', 'rmsprop', 'adam']));
+    expect(j.optimizers.map((o: { name: string }) => o.name)).toEqual(
+      expect.arrayContaining(['sgd', 'rmsprop', 'adam']),
+    );
     expect(j.problems.map((p: { name: string }) => p.name)).toContain('softmax-mnist');
   });
 
   it('run --json prints one JSON object with final.trainLoss', async () => {
-    const r = await cli('run', '--problem', 'rosenbrock', '--optimizer', 'adam', '--steps', '30', '--lr', '0.01', '--json');
+    const r = await cli(
+      'run',
+      '--problem',
+      'rosenbrock',
+      '--optimizer',
+      'adam',
+      '--steps',
+      '30',
+      '--lr',
+      '0.01',
+      '--json',
+    );
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
     expect(j.final.trainLoss).toBeLessThan(j.final.initialLoss);
@@ -122,6 +145,9 @@ describe('curvature CLI commands', () => {
   });
 
   it('bad --shard is a usage error', async () => {
-    expectUsageError(await cli('compare', '--problem', 'beale', '--shard', '3/2', '--out', tmp()), /Invalid shard '3\/2'/);
+    expectUsageError(
+      await cli('compare', '--problem', 'beale', '--shard', '3/2', '--out', tmp()),
+      /Invalid shard '3\/2'/,
+    );
   });
 });

@@ -60,8 +60,28 @@ const CASES: [Shape4, Shape4, number | [number, number], Pad][] = [
   [[2, 9, 9, 2], [5, 5, 2, 3], 3, 'same'],
   [[2, 6, 7, 2], [2, 3, 2, 3], [2, 1], 'valid'],
   [[2, 7, 6, 2], [3, 3, 2, 3], 2, 1],
-  [[2, 7, 6, 2], [3, 2, 2, 3], [1, 2], [[0, 0], [2, 1], [0, 1], [0, 0]]],
-  [[2, 5, 6, 2], [3, 3, 2, 3], 1, [[0, 0], [3, 4], [1, 2], [0, 0]]],
+  [
+    [2, 7, 6, 2],
+    [3, 2, 2, 3],
+    [1, 2],
+    [
+      [0, 0],
+      [2, 1],
+      [0, 1],
+      [0, 0],
+    ],
+  ],
+  [
+    [2, 5, 6, 2],
+    [3, 3, 2, 3],
+    1,
+    [
+      [0, 0],
+      [3, 4],
+      [1, 2],
+      [0, 0],
+    ],
+  ],
 ];
 
 describe('wasm conv gradient kernels against the cpu backend', () => {
@@ -96,14 +116,21 @@ describe('wasm conv gradient kernels against the cpu backend', () => {
   }
 
   it('the kernels are leak-free in wasm memory and registered for wasm', () => {
-    for (const k of ['Conv2DBackpropFilter', 'Conv2DBackpropInput', 'DepthwiseConv2dNativeBackpropFilter', 'DepthwiseConv2dNativeBackpropInput']) {
+    for (const k of [
+      'Conv2DBackpropFilter',
+      'Conv2DBackpropInput',
+      'DepthwiseConv2dNativeBackpropFilter',
+      'DepthwiseConv2dNativeBackpropInput',
+    ]) {
       expect(tf.getKernel(k, 'wasm'), k).toBeDefined();
     }
     const x = tf.tensor(values([2, 9, 9, 3], 4), [2, 9, 9, 3]) as tf.Tensor4D;
     const w = tf.tensor(values([3, 3, 3, 4], 5), [3, 3, 3, 4]) as tf.Tensor4D;
     const step = (): void =>
       tf.tidy(() => {
-        tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same'))))([x, w]);
+        tf.grads((a: tf.Tensor, b: tf.Tensor) =>
+          tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same'))),
+        )([x, w]);
       });
     step();
     const backend = tf.backend() as unknown as { numDataIds(): number };
@@ -122,7 +149,8 @@ describe('wasm conv gradient kernels against the cpu backend', () => {
       for (const max of [true, false]) {
         const grads = (): tf.Tensor[] => {
           const xt = tf.tensor(x, xs) as tf.Tensor4D;
-          const pool = (a: tf.Tensor): tf.Tensor => (max ? tf.maxPool(a as tf.Tensor4D, 3, 2, pad) : tf.avgPool(a as tf.Tensor4D, 3, 2, pad));
+          const pool = (a: tf.Tensor): tf.Tensor =>
+            max ? tf.maxPool(a as tf.Tensor4D, 3, 2, pad) : tf.avgPool(a as tf.Tensor4D, 3, 2, pad);
           const u = tf.tensor(values(pool(xt).shape, 7), pool(xt).shape);
           return tf.grads((a: tf.Tensor) => tf.sum(tf.mul(tf.square(pool(a)), u)))([xt]);
         };
@@ -227,11 +255,15 @@ describe('conv net derivatives against independent references', () => {
     tf.tidy(() => {
       const { f, theta } = setup();
       // Check W1, W2 (the conv filters) with the other parameters held fixed.
-      const r = gradcheck((W1: tf.Tensor, W2: tf.Tensor) => f(W1, theta[1]!, W2, theta[3]!, theta[4]!, theta[5]!), [theta[0]!, theta[2]!], {
-        eps: 1e-2,
-        atol: 2e-3,
-        rtol: 2e-2,
-      });
+      const r = gradcheck(
+        (W1: tf.Tensor, W2: tf.Tensor) => f(W1, theta[1]!, W2, theta[3]!, theta[4]!, theta[5]!),
+        [theta[0]!, theta[2]!],
+        {
+          eps: 1e-2,
+          atol: 2e-3,
+          rtol: 2e-2,
+        },
+      );
       expect(r.ok, JSON.stringify(r)).toBe(true);
       expect(r.checked).toBeGreaterThan(100);
     });
@@ -290,12 +322,19 @@ function dataset(size: number): { xs: tf.Tensor4D; ys: tf.Tensor2D } {
 }
 
 function cnn(tiny: boolean): tf.LayersModel {
-  const init = (seed: number): ReturnType<typeof tf.initializers.glorotUniform> => tf.initializers.glorotUniform({ seed });
+  const init = (seed: number): ReturnType<typeof tf.initializers.glorotUniform> =>
+    tf.initializers.glorotUniform({ seed });
   if (tiny) {
     // 47 parameters, for Newton's explicit Hessian.
     return tf.sequential({
       layers: [
-        tf.layers.conv2d({ inputShape: [6, 6, 1], filters: 2, kernelSize: 3, activation: 'tanh', kernelInitializer: init(1) }),
+        tf.layers.conv2d({
+          inputShape: [6, 6, 1],
+          filters: 2,
+          kernelSize: 3,
+          activation: 'tanh',
+          kernelInitializer: init(1),
+        }),
         tf.layers.averagePooling2d({ poolSize: 2 }),
         tf.layers.flatten(),
         tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(2) }),
@@ -304,7 +343,14 @@ function cnn(tiny: boolean): tf.LayersModel {
   }
   return tf.sequential({
     layers: [
-      tf.layers.conv2d({ inputShape: [8, 8, 1], filters: 4, kernelSize: 3, padding: 'same', activation: 'tanh', kernelInitializer: init(1) }),
+      tf.layers.conv2d({
+        inputShape: [8, 8, 1],
+        filters: 4,
+        kernelSize: 3,
+        padding: 'same',
+        activation: 'tanh',
+        kernelInitializer: init(1),
+      }),
       tf.layers.maxPooling2d({ poolSize: 2 }),
       tf.layers.conv2d({ filters: 3, kernelSize: 3, strides: 2, activation: 'tanh', kernelInitializer: init(2) }),
       tf.layers.flatten(),
@@ -346,12 +392,35 @@ describe('a tfjs-layers CNN trains through model.fit on wasm', () => {
 
   it('separable, depthwise and transposed conv layers train with SGD', async () => {
     const { xs, ys } = dataset(8);
-    const init = (seed: number): ReturnType<typeof tf.initializers.glorotUniform> => tf.initializers.glorotUniform({ seed });
+    const init = (seed: number): ReturnType<typeof tf.initializers.glorotUniform> =>
+      tf.initializers.glorotUniform({ seed });
     const m = tf.sequential({
       layers: [
-        tf.layers.conv2dTranspose({ inputShape: [8, 8, 1], filters: 2, kernelSize: 3, strides: 1, padding: 'same', activation: 'tanh', kernelInitializer: init(1) }),
-        tf.layers.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, strides: 2, padding: 'same', activation: 'tanh', depthwiseInitializer: init(2) }),
-        tf.layers.separableConv2d({ filters: 3, kernelSize: 3, padding: 'valid', activation: 'tanh', depthwiseInitializer: init(3), pointwiseInitializer: init(4) }),
+        tf.layers.conv2dTranspose({
+          inputShape: [8, 8, 1],
+          filters: 2,
+          kernelSize: 3,
+          strides: 1,
+          padding: 'same',
+          activation: 'tanh',
+          kernelInitializer: init(1),
+        }),
+        tf.layers.depthwiseConv2d({
+          kernelSize: 3,
+          depthMultiplier: 2,
+          strides: 2,
+          padding: 'same',
+          activation: 'tanh',
+          depthwiseInitializer: init(2),
+        }),
+        tf.layers.separableConv2d({
+          filters: 3,
+          kernelSize: 3,
+          padding: 'valid',
+          activation: 'tanh',
+          depthwiseInitializer: init(3),
+          pointwiseInitializer: init(4),
+        }),
         tf.layers.flatten(),
         tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(5) }),
       ],

@@ -99,7 +99,8 @@ const toBatch = (X: number[][], Y: number[]): Batch => ({
 const logits = (batch: Batch): tf.Tensor => tf.add(tf.matMul(batch.x, w), b);
 const dataLoss = (z: tf.Tensor, batch: Batch): tf.Scalar => losses.sigmoidCrossEntropy(batch.y, z);
 const reg = (): tf.Scalar => tf.mul(LAMBDA / 2, tf.add(tf.sum(tf.square(w)), tf.sum(tf.square(b)))) as tf.Scalar;
-const trainLoss = (batch: Batch): tf.Scalar => tf.tidy(() => tf.add(dataLoss(logits(batch), batch), reg()) as tf.Scalar);
+const trainLoss = (batch: Batch): tf.Scalar =>
+  tf.tidy(() => tf.add(dataLoss(logits(batch), batch), reg()) as tf.Scalar);
 // For the GGN: the regulariser is quadratic, so it sits in the loss-of-outputs with weight 1
 // only through its own Hessian; we add it as an extra output-independent term.
 const ggnOptions = (): CurvatureSourceOptions<Batch> => ({
@@ -147,7 +148,8 @@ const trace = (): number => H.reduce((s, row, i) => s + row[i], 0);
 
 describe('diagonal and trace match the explicit Hessian (Hessian and GGN)', () => {
   for (const kind of ['hessian', 'ggn'] as const) {
-    const src = (): CurvatureSourceOptions<Batch> => (kind === 'ggn' ? { ...ggnOptions(), batches: [full] } : { batches: [full] });
+    const src = (): CurvatureSourceOptions<Batch> =>
+      kind === 'ggn' ? { ...ggnOptions(), batches: [full] } : { batches: [full] };
 
     it(`${kind}: exact diagonal to 1e-5 relative, shaped like the variables`, () => {
       const before = tf.memory().numTensors;
@@ -177,7 +179,13 @@ describe('diagonal and trace match the explicit Hessian (Hessian and GGN)', () =
     it(`${kind}: all eigenvalues by Lanczos and by power iteration match the explicit eigenvalues`, () => {
       const lz = hessianTopEigenvalues(trainLoss, [w, b], { ...src(), k: P, tol: 1e-6 });
       lz.eigenvalues.forEach((l, i) => expect(Math.abs(l - trueEig[i]) / trueEig[i]).toBeLessThan(1e-4));
-      const pw = hessianTopEigenvalues(trainLoss, [w, b], { ...src(), k: 2, method: 'power', maxIter: 500, tol: 1e-10 });
+      const pw = hessianTopEigenvalues(trainLoss, [w, b], {
+        ...src(),
+        k: 2,
+        method: 'power',
+        maxIter: 500,
+        tol: 1e-10,
+      });
       pw.eigenvalues.forEach((l, i) => expect(Math.abs(l - trueEig[i]) / trueEig[i]).toBeLessThan(1e-3));
     });
   }
@@ -243,7 +251,11 @@ describe('influence matches leave-one-out retraining', () => {
     points = train.X.map((x, i) => toBatch([x], [train.Y[i]]));
   });
 
-  const testPoint = (): Batch => ({ x: tf.slice(testBatch.x, [t, 0], [1, F]), y: tf.slice(testBatch.y, [t, 0], [1, 1]), size: 1 });
+  const testPoint = (): Batch => ({
+    x: tf.slice(testBatch.x, [t, 0], [1, F]),
+    y: tf.slice(testBatch.y, [t, 0], [1, 1]),
+    size: 1,
+  });
 
   function check(predicted: Float64Array): void {
     const byActual = actual.map((_, i) => i).sort((a, c) => Math.abs(actual[c]) - Math.abs(actual[a]));
@@ -281,16 +293,29 @@ describe('influence matches leave-one-out retraining', () => {
       pointLoss: (p: Batch) => dataLoss(logits(p), p),
       numTrain: N,
     };
-    const relTo = (x: Float64Array, y: Float64Array): number => Math.hypot(...x.map((v, i) => v - y[i])) / Math.hypot(...y);
+    const relTo = (x: Float64Array, y: Float64Array): number =>
+      Math.hypot(...x.map((v, i) => v - y[i])) / Math.hypot(...y);
     const cg = influence(trainLoss, [w, b], { ...common, batches: [full] });
     const li = influence(trainLoss, [w, b], { ...common, batches: [full], solver: 'lissa', lissa: { depth: 400 } });
     expect(relTo(li.influence, cg.influence)).toBeLessThan(1e-2);
     check(li.removalEffect);
     // Stochastic LiSSA (a random half of the data per step): an unbiased but noisy estimate.
-    const halves = [toBatch(train.X.slice(0, N / 2), train.Y.slice(0, N / 2)), toBatch(train.X.slice(N / 2), train.Y.slice(N / 2))];
-    const noisy = influence(trainLoss, [w, b], { ...common, batches: halves, solver: 'lissa', lissa: { depth: 200, repeats: 2 }, seed: 3 });
+    const halves = [
+      toBatch(train.X.slice(0, N / 2), train.Y.slice(0, N / 2)),
+      toBatch(train.X.slice(N / 2), train.Y.slice(N / 2)),
+    ];
+    const noisy = influence(trainLoss, [w, b], {
+      ...common,
+      batches: halves,
+      solver: 'lissa',
+      lissa: { depth: 200, repeats: 2 },
+      seed: 3,
+    });
     expect(relTo(noisy.influence, cg.influence)).toBeLessThan(0.5);
-    const top = actual.map((_, i) => i).sort((i, j) => Math.abs(actual[j]) - Math.abs(actual[i])).slice(0, 5);
+    const top = actual
+      .map((_, i) => i)
+      .sort((i, j) => Math.abs(actual[j]) - Math.abs(actual[i]))
+      .slice(0, 5);
     for (const i of top) expect(Math.sign(noisy.removalEffect[i])).toBe(Math.sign(actual[i]));
     tf.dispose([...cg.sTest, ...li.sTest, ...noisy.sTest, tp.x, tp.y]);
     halves.forEach((h) => tf.dispose([h.x, h.y]));

@@ -27,10 +27,11 @@ function diagonalProblem(a: number[]): Problem {
       numTrain: 12,
       numTest: 0,
       batchSize: 5,
-      batch: (idx: Int32Array): Batch => tf.tidy(() => {
-        const xb = tf.gather(D, tf.tensor1d(idx, 'int32'));
-        return { x: xb, y: xb.clone(), size: idx.length };
-      }),
+      batch: (idx: Int32Array): Batch =>
+        tf.tidy(() => {
+          const xb = tf.gather(D, tf.tensor1d(idx, 'int32'));
+          return { x: xb, y: xb.clone(), size: idx.length };
+        }),
     },
     loss: (b?: Batch) => lossOn(b ? b.x : D),
     evaluate: () => ({ trainLoss: tf.tidy(() => lossOn(D).dataSync()[0]) }),
@@ -66,7 +67,15 @@ describe('runSpectrumCommand', () => {
   it('--at trained runs the training hook first; ggn needs a network problem', async () => {
     const problem = diagonalProblem([3, 2, 1]);
     let trained = 0;
-    const r = await runSpectrumCommand({ problem, at: 'trained', train: () => void trained++, k: 1, runs: 1, steps: 3, traceSamples: 5 });
+    const r = await runSpectrumCommand({
+      problem,
+      at: 'trained',
+      train: () => void trained++,
+      k: 1,
+      runs: 1,
+      steps: 3,
+      traceSamples: 5,
+    });
     expect(trained).toBe(1);
     expect(r.at).toBe('trained');
     expect(r.topEigenvalues[0]).toBeCloseTo(3, 4);

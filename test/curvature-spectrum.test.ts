@@ -126,7 +126,8 @@ describe('hessianSpectrum on quadratic-deep', () => {
     expect(outlierPeak).toBeGreaterThan(100 * at(15));
     // Integrates to ~1 on the default grid; the SLQ trace is near the true trace.
     let integral = 0;
-    for (let i = 1; i < s.grid.length; i++) integral += 0.5 * (s.density[i] + s.density[i - 1]) * (s.grid[i] - s.grid[i - 1]);
+    for (let i = 1; i < s.grid.length; i++)
+      integral += 0.5 * (s.density[i] + s.density[i - 1]) * (s.grid[i] - s.grid[i - 1]);
     expect(integral).toBeCloseTo(1, 2);
     expect(Math.abs(s.trace - trueTrace) / trueTrace).toBeLessThan(0.5);
   });

@@ -10,7 +10,14 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { harnessRegistry } from '../experiments/index.js';
-import { performanceProfile, runExperiment, summarize, type HarnessRegistry, type Problem, type RunResult } from '../src/harness/index.js';
+import {
+  performanceProfile,
+  runExperiment,
+  summarize,
+  type HarnessRegistry,
+  type Problem,
+  type RunResult,
+} from '../src/harness/index.js';
 import { lossPoints } from '../src/report/index.js';
 import { losses } from '../src/autodiff/index.js';
 
@@ -86,8 +93,21 @@ function countedSoftmax(): Problem {
   })();
   const N = 24;
   const X = tf.tensor2d(Array.from({ length: N * 3 }, rng), [N, 3]);
-  const Y = tf.oneHot(tf.tensor1d(Array.from({ length: N }, (_, i) => i % 3), 'int32'), 3).toFloat();
-  const W = tf.variable(tf.tensor2d(Array.from({ length: 9 }, () => 0.1 * rng()), [3, 3]));
+  const Y = tf
+    .oneHot(
+      tf.tensor1d(
+        Array.from({ length: N }, (_, i) => i % 3),
+        'int32',
+      ),
+      3,
+    )
+    .toFloat();
+  const W = tf.variable(
+    tf.tensor2d(
+      Array.from({ length: 9 }, () => 0.1 * rng()),
+      [3, 3],
+    ),
+  );
   const b = tf.variable(tf.zeros([3]));
   const logits = (x: tf.Tensor) => tf.add(tf.matMul(x, W), b);
   const depth = () => (tf.engine().state as unknown as { gradientDepth: number }).gradientDepth;
@@ -136,7 +156,11 @@ function countedSoftmax(): Problem {
 const registry: HarnessRegistry = {
   createOptimizer: harnessRegistry.createOptimizer,
   createProblem: (name, options) =>
-    name === 'test-counted-quadratic' ? countedQuadratic() : name === 'test-counted-softmax' ? countedSoftmax() : harnessRegistry.createProblem(name, options),
+    name === 'test-counted-quadratic'
+      ? countedQuadratic()
+      : name === 'test-counted-softmax'
+        ? countedSoftmax()
+        : harnessRegistry.createProblem(name, options),
 };
 
 beforeAll(async () => {
@@ -144,12 +168,24 @@ beforeAll(async () => {
 });
 
 /** Run with the harness; snapshot the problem-counted calls after every step. */
-async function counted(optimizer: string, optimizerOptions: Record<string, unknown>, steps: number, problem = 'test-counted-quadratic') {
+async function counted(
+  optimizer: string,
+  optimizerOptions: Record<string, unknown>,
+  steps: number,
+  problem = 'test-counted-quadratic',
+) {
   calls.loss = calls.grad = calls.hvp = 0;
   unexpectedDepth = 0;
   const snapshots: Calls[] = [{ ...calls }];
   const run = await runExperiment(
-    { problem, optimizer, optimizerOptions, budget: { steps }, gradNormEvery: 0, ...(problem === 'test-counted-quadratic' ? {} : { target: null, evalEvery: 1000 }) },
+    {
+      problem,
+      optimizer,
+      optimizerOptions,
+      budget: { steps },
+      gradNormEvery: 0,
+      ...(problem === 'test-counted-quadratic' ? {} : { target: null, evalEvery: 1000 }),
+    },
     { registry, onStep: (s) => (snapshots[s] = { ...calls }) },
   );
   expect(unexpectedDepth).toBe(0);
@@ -167,12 +203,20 @@ function expectRecordsMatchCalls(run: RunResult, snapshots: Calls[]) {
     expect(r.gradEquivalents).toBeCloseTo(cost(k), 12);
   }
   const last = snapshots[run.final.steps];
-  expect({ f: run.final.lossEvals, g: run.final.gradEvals, h: run.final.hvpEvals }).toEqual({ f: last.loss, g: last.grad, h: last.hvp });
+  expect({ f: run.final.lossEvals, g: run.final.gradEvals, h: run.final.hvpEvals }).toEqual({
+    f: last.loss,
+    g: last.grad,
+    h: last.hvp,
+  });
   expect(run.final.gradEquivalents).toBeCloseTo(cost(last), 12);
   expect(run.final.gradEquivalentsPerStep).toBeCloseTo(cost(last) / run.final.steps, 12);
   // To target: the work done before the step whose pre-update loss first met the target.
   const t = run.final.stepsToTarget!;
-  expect(run.final.evalsToTarget).toEqual({ lossEvals: snapshots[t].loss, gradEvals: snapshots[t].grad, hvpEvals: snapshots[t].hvp });
+  expect(run.final.evalsToTarget).toEqual({
+    lossEvals: snapshots[t].loss,
+    gradEvals: snapshots[t].grad,
+    hvpEvals: snapshots[t].hvp,
+  });
   expect(run.final.gradEquivalentsToTarget).toBeCloseTo(cost(snapshots[t]), 12);
 }
 
@@ -255,7 +299,15 @@ describe('evaluation costs against counted calls', () => {
     unexpectedDepth = 0;
     const snapshots: Calls[] = [{ ...calls }];
     const run = await runExperiment(
-      { problem: 'test-counted-softmax', optimizer: 'hessian-free', optimizerOptions: { maxIterations: 5 }, budget: { steps: 4 }, gradNormEvery: 0, target: null, evalEvery: 1000 },
+      {
+        problem: 'test-counted-softmax',
+        optimizer: 'hessian-free',
+        optimizerOptions: { maxIterations: 5 },
+        budget: { steps: 4 },
+        gradNormEvery: 0,
+        target: null,
+        evalEvery: 1000,
+      },
       {
         registry,
         onStep: (s) => {

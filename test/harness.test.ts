@@ -68,7 +68,10 @@ describe('runExperiment', () => {
   });
 
   it('reads evaluation counts from optimizer.counters', async () => {
-    const r = await runExperiment({ problem: 'beale', optimizer: 'test-sgd', budget: { steps: 4 }, target: null }, withRegistry);
+    const r = await runExperiment(
+      { problem: 'beale', optimizer: 'test-sgd', budget: { steps: 4 }, target: null },
+      withRegistry,
+    );
     // Cost model: gradient 1, curvature product 2.5, loss alone 0.4 -> 1 + 7.5 + 0.8 = 9.3 per step.
     expect(r.records.at(-1)).toMatchObject({ step: 4, lossEvals: 8, gradEvals: 4, hvpEvals: 12 });
     expect(r.records.at(-1)!.gradEquivalents).toBeCloseTo(37.2, 12);
@@ -77,19 +80,25 @@ describe('runExperiment', () => {
   });
 
   it('counts one gradient per step for optimizers without counters', async () => {
-    const r = await runExperiment({ problem: 'beale', optimizer: 'sgd', optimizerOptions: { learningRate: 0.01 }, budget: { steps: 3 } }, withRegistry);
+    const r = await runExperiment(
+      { problem: 'beale', optimizer: 'sgd', optimizerOptions: { learningRate: 0.01 }, budget: { steps: 3 } },
+      withRegistry,
+    );
     expect(r.records.at(-1)).toMatchObject({ lossEvals: 0, gradEvals: 3, hvpEvals: 0, gradEquivalents: 3 });
   });
 
   it('stops at the target and reports steps and seconds to it', async () => {
-    const r = await runExperiment({
-      problem: 'quadratic',
-      problemOptions: { dim: 5, condition: 2 },
-      optimizer: 'test-sgd',
-      optimizerOptions: { learningRate: 1 },
-      budget: { steps: 500 },
-      target: 1e-4,
-    }, withRegistry);
+    const r = await runExperiment(
+      {
+        problem: 'quadratic',
+        problemOptions: { dim: 5, condition: 2 },
+        optimizer: 'test-sgd',
+        optimizerOptions: { learningRate: 1 },
+        budget: { steps: 500 },
+        target: 1e-4,
+      },
+      withRegistry,
+    );
     expect(r.final.stopReason).toBe('target');
     expect(r.final.reachedTarget).toBe(true);
     expect(r.final.stepsToTarget).toBeGreaterThan(0);
@@ -99,27 +108,33 @@ describe('runExperiment', () => {
   });
 
   it('stops on divergence (loss > 1e3 x initial or non-finite)', async () => {
-    const r = await runExperiment({
-      problem: 'quadratic',
-      problemOptions: { dim: 5, condition: 2 },
-      optimizer: 'test-sgd',
-      optimizerOptions: { learningRate: 10 },
-      budget: { steps: 500 },
-    }, withRegistry);
+    const r = await runExperiment(
+      {
+        problem: 'quadratic',
+        problemOptions: { dim: 5, condition: 2 },
+        optimizer: 'test-sgd',
+        optimizerOptions: { learningRate: 10 },
+        budget: { steps: 500 },
+      },
+      withRegistry,
+    );
     expect(r.final.diverged).toBe(true);
     expect(r.final.stopReason).toBe('diverged');
     expect(r.final.steps).toBeLessThan(20);
   });
 
   it('an epoch budget is epochs x floor(n / batch) steps, with evaluations', async () => {
-    const r = await runExperiment({
-      problem: 'logreg-iris',
-      problemOptions: { batchSize: 50 },
-      optimizer: 'test-sgd',
-      budget: { epochs: 3 },
-      evalEvery: 2,
-      target: null,
-    }, withRegistry);
+    const r = await runExperiment(
+      {
+        problem: 'logreg-iris',
+        problemOptions: { batchSize: 50 },
+        optimizer: 'test-sgd',
+        budget: { epochs: 3 },
+        evalEvery: 2,
+        target: null,
+      },
+      withRegistry,
+    );
     expect(r.final.steps).toBe(6);
     expect(r.final.stopReason).toBe('epochs');
     expect(r.evals.map((e) => e.step)).toEqual([0, 2, 4, 6]);
@@ -147,7 +162,14 @@ describe('BatchSampler', () => {
 
 const spec: ComparisonSpec = {
   problems: [
-    { id: 'q', problem: 'quadratic', options: { dim: 4, condition: 10 }, budget: { steps: 30 }, target: 1e-2, hyperparameters: { 'test-sgd': { learningRate: 1 } } },
+    {
+      id: 'q',
+      problem: 'quadratic',
+      options: { dim: 4, condition: 10 },
+      budget: { steps: 30 },
+      target: 1e-2,
+      hyperparameters: { 'test-sgd': { learningRate: 1 } },
+    },
     { id: 'iris', problem: 'logreg-iris', options: { batchSize: 40 }, budget: { steps: 12 }, target: 0.5 },
   ],
   optimizers: ['test-sgd', 'sgd'],
@@ -200,7 +222,10 @@ describe('compare', () => {
   });
 
   it('records a run that throws as failed instead of aborting the comparison', async () => {
-    const r = await compare({ ...spec, problems: [spec.problems[0]], optimizers: ['test-broken', 'test-sgd'], seeds: [0] }, withRegistry);
+    const r = await compare(
+      { ...spec, problems: [spec.problems[0]], optimizers: ['test-broken', 'test-sgd'], seeds: [0] },
+      withRegistry,
+    );
     expect(r.runs[0].final).toMatchObject({ stopReason: 'error', error: 'boom', diverged: true });
     expect(r.runs[1].final.reachedTarget).toBe(true);
   });
@@ -208,14 +233,17 @@ describe('compare', () => {
 
 describe('tune', () => {
   it('picks the grid value with the lowest final loss and reruns it with each seed', async () => {
-    const r = await tune({
-      problem: 'quadratic',
-      problemOptions: { dim: 4, condition: 10 },
-      optimizer: 'test-sgd',
-      budget: { steps: 15 },
-      grid: [0.01, 0.1, 1, 100],
-      seeds: [0, 1],
-    }, withRegistry);
+    const r = await tune(
+      {
+        problem: 'quadratic',
+        problemOptions: { dim: 4, condition: 10 },
+        optimizer: 'test-sgd',
+        budget: { steps: 15 },
+        grid: [0.01, 0.1, 1, 100],
+        seeds: [0, 1],
+      },
+      withRegistry,
+    );
     expect(r.best).toBe(1);
     expect(r.trials.find((t) => t.value === 100)?.diverged).toBe(true);
     expect(r.runs.map((x) => x.seed)).toEqual([0, 1]);
@@ -224,17 +252,38 @@ describe('tune', () => {
 
 describe('performance profile', () => {
   const row = (p: string, o: string, seconds: number | null): SummaryRow => ({
-    problemId: p, optimizer: o, seeds: 1, finalLossMean: 0, finalLossStd: 0, testAccuracyMean: null,
-    reached: seconds === null ? 0 : 1, diverged: 0, failed: 0, stepsToTarget: seconds, secondsToTarget: seconds,
-    gradEquivalentsToTarget: seconds, evalsToTarget: null, gradEquivalentsPerStep: 1,
-    evalsPerStep: { lossEvals: 0, gradEvals: 1, hvpEvals: 0 }, secondsPerStep: 1, target: 1,
+    problemId: p,
+    optimizer: o,
+    seeds: 1,
+    finalLossMean: 0,
+    finalLossStd: 0,
+    testAccuracyMean: null,
+    reached: seconds === null ? 0 : 1,
+    diverged: 0,
+    failed: 0,
+    stepsToTarget: seconds,
+    secondsToTarget: seconds,
+    gradEquivalentsToTarget: seconds,
+    evalsToTarget: null,
+    gradEquivalentsPerStep: 1,
+    evalsPerStep: { lossEvals: 0, gradEvals: 1, hvpEvals: 0 },
+    secondsPerStep: 1,
+    target: 1,
   });
   it('computes Dolan-More ratios and rho(tau)', () => {
-    const p = performanceProfile([row('a', 'x', 1), row('a', 'y', 2), row('b', 'x', 6), row('b', 'y', 3), row('c', 'x', null), row('c', 'y', null)]);
+    const p = performanceProfile([
+      row('a', 'x', 1),
+      row('a', 'y', 2),
+      row('b', 'x', 6),
+      row('b', 'y', 3),
+      row('c', 'x', null),
+      row('c', 'y', null),
+    ]);
     expect(p.problems).toEqual(['a', 'b']);
     expect(p.ratios.x).toEqual({ a: 1, b: 2 });
     expect(p.ratios.y).toEqual({ a: 2, b: 1 });
-    const rho = (o: string, tau: number) => p.curves.find((c) => c.optimizer === o)?.points.find((q) => q.tau === tau)?.rho;
+    const rho = (o: string, tau: number) =>
+      p.curves.find((c) => c.optimizer === o)?.points.find((q) => q.tau === tau)?.rho;
     expect(rho('x', 1)).toBe(0.5);
     expect(rho('x', 2)).toBe(1);
   });

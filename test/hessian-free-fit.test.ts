@@ -90,8 +90,17 @@ function issueData(seed: number) {
 function issueModel(seed: number): tf.Sequential {
   return tf.sequential({
     layers: [
-      tf.layers.dense({ units: 12, inputShape: [6], activation: 'tanh', kernelInitializer: tf.initializers.glorotUniform({ seed }) }),
-      tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 50 }) }),
+      tf.layers.dense({
+        units: 12,
+        inputShape: [6],
+        activation: 'tanh',
+        kernelInitializer: tf.initializers.glorotUniform({ seed }),
+      }),
+      tf.layers.dense({
+        units: 3,
+        activation: 'softmax',
+        kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 50 }),
+      }),
     ],
   });
 }
@@ -111,7 +120,12 @@ class CaptureProbe extends tf.Optimizer {
     if (cap.ggn !== undefined) {
       const vars = cap.ggn.vars;
       const flat = tf.tensor1d(this.v);
-      const vs = tf.split(flat, vars.map((w) => w.size)).map((t, i) => t.reshape(vars[i]!.shape));
+      const vs = tf
+        .split(
+          flat,
+          vars.map((w) => w.size),
+        )
+        .map((t, i) => t.reshape(vars[i]!.shape));
       const out = cap.ggn.product(vs);
       this.result = {
         loss: cap.ggn.loss,
@@ -202,7 +216,10 @@ describe('HessianFree in model.fit', () => {
       expect(step.dampingRatio, at).toBe(want.mode);
       expect(step.loss, at).toBeCloseTo(want.loss, 5);
       if (want.heldOutRho === null) expect(step.heldOutRho, at).toBeNaN();
-      else expect(Math.abs(step.heldOutRho - want.heldOutRho), at).toBeLessThan(1e-3 * Math.max(1, Math.abs(want.heldOutRho)));
+      else
+        expect(Math.abs(step.heldOutRho - want.heldOutRho), at).toBeLessThan(
+          1e-3 * Math.max(1, Math.abs(want.heldOutRho)),
+        );
       expect(step.dampingUsed / want.dampingUsed - 1, at).toBeLessThan(1e-6);
       expect(Math.abs(step.rho - want.rho), at).toBeLessThan(1e-3 * Math.abs(want.rho));
       expect(step.damping / want.damping - 1, at).toBeLessThan(1e-6);
@@ -232,7 +249,8 @@ describe('HessianFree in model.fit', () => {
         expect(opt.lastStep!.curvatureSource).toBe('tape');
         expect(opt.lastStep!.dampingRatio).toBe('next-batch');
       }
-      for (let k = 1; k < epochLoss.length; k++) expect(epochLoss[k]!, `seed ${seed} epoch ${k}`).toBeLessThan(epochLoss[k - 1]!);
+      for (let k = 1; k < epochLoss.length; k++)
+        expect(epochLoss[k]!, `seed ${seed} epoch ${k}`).toBeLessThan(epochLoss[k - 1]!);
       for (let k = 1; k < full.length; k++) expect(full[k]!, `seed ${seed} full loss ${k}`).toBeLessThan(full[k - 1]!);
       // It learns, not only stays put: well below the chance level log 3.
       expect(full[full.length - 1]!).toBeLessThan(0.5 * full[0]!);
@@ -292,7 +310,9 @@ describe('HessianFree in model.fit', () => {
     model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
     await model.fit(x, y, { epochs: 1, batchSize: 96, verbose: 0 });
     expect(opt.lastStep!.curvature).toBe('hessian');
-    expect(String(warn.mock.calls[0]![0])).toMatch(/categoricalCrossentropy after a 'sigmoid' output has no convex Gauss-Newton split/);
+    expect(String(warn.mock.calls[0]![0])).toMatch(
+      /categoricalCrossentropy after a 'sigmoid' output has no convex Gauss-Newton split/,
+    );
     tf.dispose([x, y]);
     model.dispose();
   });
@@ -315,9 +335,17 @@ describe('Gauss-Newton capture in a plain closure', () => {
     tf.dispose([cap.value, ...Object.values(cap.grads), ...got, ...want]);
     cap.ggn!.dispose();
     // Softmax cross-entropy with the labels one-hot encoded inside the closure: G at the logits.
-    const labels = tf.tensor1d(Array.from({ length: 32 }, (_, i) => i % 4), 'int32');
+    const labels = tf.tensor1d(
+      Array.from({ length: 32 }, (_, i) => i % 4),
+      'int32',
+    );
     const ce = () =>
-      tf.tidy(() => tf.mean(tf.metrics.categoricalCrossentropy(tf.oneHot(labels, 4).toFloat(), tf.softmax(outputs()))) as tf.Scalar);
+      tf.tidy(
+        () =>
+          tf.mean(
+            tf.metrics.categoricalCrossentropy(tf.oneHot(labels, 4).toFloat(), tf.softmax(outputs())),
+          ) as tf.Scalar,
+      );
     const capCE = captureGaussNewton(ce, m.vars);
     expect(capCE.failure?.message).toBeUndefined();
     expect(capCE.ggn?.loss).toBe('categoricalCrossentropy');
@@ -344,7 +372,7 @@ describe('Gauss-Newton capture in a plain closure', () => {
 });
 
 describe('HessianFree at negative curvature', () => {
-  it("raises lambda past the detected curvature and re-solves (float64 reference trajectory)", () => {
+  it('raises lambda past the detected curvature and re-solves (float64 reference trajectory)', () => {
     const r = ref.raise;
     const w = tf.variable(tf.tensor1d(r.w0));
     const f = () =>

@@ -35,7 +35,15 @@ function irisData() {
   const cls = getClasses() as string[];
   const names = [...new Set(cls)];
   const x = tf.tensor2d(raw.map((r) => r.map((v) => v / 8)));
-  const y = tf.oneHot(tf.tensor1d(cls.map((c) => names.indexOf(c)), 'int32'), 3).toFloat();
+  const y = tf
+    .oneHot(
+      tf.tensor1d(
+        cls.map((c) => names.indexOf(c)),
+        'int32',
+      ),
+      3,
+    )
+    .toFloat();
   return { x, y };
 }
 
@@ -94,7 +102,7 @@ describe('HessianFree', () => {
     q.dispose();
   });
 
-  it("stops CG at negative curvature in Hessian mode (Steihaug) and still descends", () => {
+  it('stops CG at negative curvature in Hessian mode (Steihaug) and still descends', () => {
     const v = tf.variable(tf.tensor1d([1, 0.1]));
     // f = x^2 - y^2 + y^4: indefinite near y = 0.
     const f = () =>
@@ -163,7 +171,12 @@ describe('HessianFree', () => {
     const { x, y } = irisData();
     const model = tf.sequential({
       layers: [
-        tf.layers.dense({ units: 8, inputShape: [4], activation: 'tanh', kernelInitializer: tf.initializers.randomNormal({ seed: 5 }) }),
+        tf.layers.dense({
+          units: 8,
+          inputShape: [4],
+          activation: 'tanh',
+          kernelInitializer: tf.initializers.randomNormal({ seed: 5 }),
+        }),
         tf.layers.dense({ units: 3, kernelInitializer: tf.initializers.randomNormal({ seed: 6 }) }),
       ],
     });
@@ -191,7 +204,13 @@ describe('HessianFree', () => {
     const fast = perExampleSquaredGradients(problem, batch, params)!;
     expect(fast.shape).toEqual(reference.shape);
     const err = tf.tidy(() => tf.max(tf.abs(tf.sub(fast, reference))).dataSync()[0]!);
-    expect(err).toBeLessThanOrEqual(1e-6 * Math.max(1, tf.tidy(() => tf.max(reference).dataSync()[0]!)));
+    expect(err).toBeLessThanOrEqual(
+      1e-6 *
+        Math.max(
+          1,
+          tf.tidy(() => tf.max(reference).dataSync()[0]!),
+        ),
+    );
     expect(perExampleSquaredGradients(problem, batch, params.slice(0, 2))).toBeUndefined();
     tf.dispose([fast, reference]);
 
@@ -240,7 +259,12 @@ describe('HessianFree', () => {
     const { x, y } = irisData();
     const model = tf.sequential({
       layers: [
-        tf.layers.dense({ units: 6, inputShape: [4], activation: 'tanh', kernelInitializer: tf.initializers.randomNormal({ seed: 3 }) }),
+        tf.layers.dense({
+          units: 6,
+          inputShape: [4],
+          activation: 'tanh',
+          kernelInitializer: tf.initializers.randomNormal({ seed: 3 }),
+        }),
         tf.layers.dense({ units: 3, kernelInitializer: tf.initializers.randomNormal({ seed: 4 }) }),
       ],
     });

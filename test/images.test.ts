@@ -102,7 +102,8 @@ describe('cnn problems', () => {
         expect(tf.tidy(() => tf.max(tf.abs(tf.sub(pred, out))).dataSync()[0])).toBeLessThan(1e-5);
         expect(value(p.loss(b))).toBeCloseTo(value(p.lossFromOutputs(out, b)), 6);
         const m = p.evaluate();
-        for (const k of ['trainLoss', 'testLoss', 'trainAccuracy', 'testAccuracy']) expect(Number.isFinite(m[k])).toBe(true);
+        for (const k of ['trainLoss', 'testLoss', 'trainAccuracy', 'testAccuracy'])
+          expect(Number.isFinite(m[k])).toBe(true);
         // At the initialisation the loss is near log(classes).
         expect(Math.abs(m.trainLoss - Math.log(name === 'cnn-mnist' ? 10 : 4))).toBeLessThan(0.5);
         tf.dispose([b.x, b.y, out, pred]);
@@ -122,15 +123,20 @@ describe('cnn problems', () => {
 
   it('the seed determines the initialisation', () => {
     const init = (seed: number) =>
-      withProblem('cnn-shapes', { trainSize: 16, testSize: 0, seed }, (p) => p.params.map((v) => Array.from(v.dataSync())));
+      withProblem('cnn-shapes', { trainSize: 16, testSize: 0, seed }, (p) =>
+        p.params.map((v) => Array.from(v.dataSync())),
+      );
     expect(init(3)).toEqual(init(3));
     expect(init(3)[0]).not.toEqual(init(4)[0]);
   });
 
   it('options: architecture variants and clear errors naming the problem', () => {
-    withProblem('cnn-mnist', { filters: [4], kernelSizes: [3], stride: 1, pooling: 'max', trainSize: 8, testSize: 0 }, (p) =>
-      // 28x28 -> conv3x3x4 -> pool 14x14x4 -> 10
-      expect(p.numParams).toBe(3 * 3 * 4 + 4 + 14 * 14 * 4 * 10 + 10),
+    withProblem(
+      'cnn-mnist',
+      { filters: [4], kernelSizes: [3], stride: 1, pooling: 'max', trainSize: 8, testSize: 0 },
+      (p) =>
+        // 28x28 -> conv3x3x4 -> pool 14x14x4 -> 10
+        expect(p.numParams).toBe(3 * 3 * 4 + 4 + 14 * 14 * 4 * 10 + 10),
     );
     expect(() => problems.get('cnn-mnist', { filters: [8, 16], kernelSizes: [5] })).toThrow(
       /Problem 'cnn-mnist': option 'kernelSizes' has 1 entries but 'filters' has 2/,
@@ -145,7 +151,10 @@ describe('cnn problems', () => {
   it('Adam lowers the training loss of both in 15 steps; K-FAC (diagonal on the conv layers) takes finite steps', async () => {
     // Measured ratios after 15 steps: cnn-mnist 0.15, cnn-shapes 0.90 (the shapes loss then
     // plateaus near 1.22 for ~150 steps before the filters find the shapes).
-    for (const [problem, ratio] of [['cnn-mnist', 0.5], ['cnn-shapes', 0.95]] as const) {
+    for (const [problem, ratio] of [
+      ['cnn-mnist', 0.5],
+      ['cnn-shapes', 0.95],
+    ] as const) {
       const r = await runExperiment(
         {
           problem,
@@ -162,7 +171,14 @@ describe('cnn problems', () => {
       expect(r.final.trainLoss!).toBeLessThan(ratio * r.final.initialLoss!);
     }
     const k = await runExperiment(
-      { problem: 'cnn-mnist', problemOptions: { trainSize: 256, testSize: 0 }, optimizer: 'kfac', optimizerOptions: {}, seed: 0, budget: { steps: 3 } },
+      {
+        problem: 'cnn-mnist',
+        problemOptions: { trainSize: 256, testSize: 0 },
+        optimizer: 'kfac',
+        optimizerOptions: {},
+        seed: 0,
+        budget: { steps: 3 },
+      },
       { registry: harnessRegistry },
     );
     expect(k.final.stopReason).toBe('steps');

@@ -38,15 +38,19 @@ function solveCase(c: Case, warn?: boolean) {
   const P = ref.points.map((p) => tf.tensor1d(p));
   try {
     const before = tf.memory().numTensors;
-    const r = influence(() => tf.tidy(() => tf.mul(0.5, tf.dot(theta, tf.matMul(H, theta.reshape([n, 1])).reshape([n])))) as tf.Scalar, [theta], {
-      testLoss: () => tf.tidy(() => tf.dot(b, theta)) as tf.Scalar,
-      points: [0, 1, 2],
-      pointLoss: (i: number) => tf.tidy(() => tf.dot(P[i], theta)) as tf.Scalar,
-      tol: ref.tol,
-      maxIter: c.maxIter,
-      numTrain: 3,
-      ...(warn === undefined ? {} : { warn }),
-    });
+    const r = influence(
+      () => tf.tidy(() => tf.mul(0.5, tf.dot(theta, tf.matMul(H, theta.reshape([n, 1])).reshape([n])))) as tf.Scalar,
+      [theta],
+      {
+        testLoss: () => tf.tidy(() => tf.dot(b, theta)) as tf.Scalar,
+        points: [0, 1, 2],
+        pointLoss: (i: number) => tf.tidy(() => tf.dot(P[i], theta)) as tf.Scalar,
+        tol: ref.tol,
+        maxIter: c.maxIter,
+        numTrain: 3,
+        ...(warn === undefined ? {} : { warn }),
+      },
+    );
     tf.dispose(r.sTest);
     expect(tf.memory().numTensors).toBe(before);
     return r;
@@ -92,7 +96,12 @@ describe('influence solve status', () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
     const c = ref.cases['negative-curvature'];
     const r = solveCase(c);
-    expect(r.solve).toMatchObject({ converged: false, negativeCurvature: true, status: 'negative-curvature', info: -1 });
+    expect(r.solve).toMatchObject({
+      converged: false,
+      negativeCurvature: true,
+      status: 'negative-curvature',
+      info: -1,
+    });
     expect(warn).toHaveBeenCalledTimes(1);
     expect(String(warn.mock.calls[0][0])).toMatch(/non-positive curvature.*damping/s);
     expect(maxRel(r.influence, c.influence)).toBeGreaterThan(0.5);

@@ -45,7 +45,14 @@ interface Fixture {
   xShape: [number, number, number, number];
   y: number[][];
   loss: number;
-  layers: { name: string; kernelSize: number; filters: number; strides: number; padding: 'same' | 'valid'; activation: 'tanh' | 'linear' }[];
+  layers: {
+    name: string;
+    kernelSize: number;
+    filters: number;
+    strides: number;
+    padding: 'same' | 'valid';
+    activation: 'tanh' | 'linear';
+  }[];
   params: Record<string, { kernel: number[]; kernelShape: number[]; bias: number[] }>;
   conv1Input: number[];
   conv2Input: number[];
@@ -71,8 +78,23 @@ function referenceModel(logits = false): tf.Sequential {
   const [c1, c2] = fx.layers;
   const model = tf.sequential({
     layers: [
-      tf.layers.conv2d({ name: 'conv1', inputShape: fx.xShape.slice(1), filters: c1!.filters, kernelSize: c1!.kernelSize, strides: c1!.strides, padding: c1!.padding, activation: c1!.activation }),
-      tf.layers.conv2d({ name: 'conv2', filters: c2!.filters, kernelSize: c2!.kernelSize, strides: c2!.strides, padding: c2!.padding, activation: c2!.activation }),
+      tf.layers.conv2d({
+        name: 'conv1',
+        inputShape: fx.xShape.slice(1),
+        filters: c1!.filters,
+        kernelSize: c1!.kernelSize,
+        strides: c1!.strides,
+        padding: c1!.padding,
+        activation: c1!.activation,
+      }),
+      tf.layers.conv2d({
+        name: 'conv2',
+        filters: c2!.filters,
+        kernelSize: c2!.kernelSize,
+        strides: c2!.strides,
+        padding: c2!.padding,
+        activation: c2!.activation,
+      }),
       tf.layers.flatten(),
       tf.layers.dense({ name: 'dense', units: 3, activation: logits ? 'linear' : 'softmax' }),
     ],
@@ -108,7 +130,9 @@ describe('KFC blocks against the float64 reference', () => {
     const y = tf.tensor2d(fx.y);
     const h = await model.fit(x, y, { batchSize: fx.xShape[0], epochs: 1, shuffle: false, verbose: 0 });
     expect(h.history.loss![0] as number).toBeCloseTo(fx.loss, 4);
-    expect(warn.mock.calls.map((c) => String(c[0])).filter((m) => m.includes('diagonal') || m.includes('not found'))).toEqual([]);
+    expect(
+      warn.mock.calls.map((c) => String(c[0])).filter((m) => m.includes('diagonal') || m.includes('not found')),
+    ).toEqual([]);
     const after = model.getWeights().map((w) => w.dataSync().slice());
     ['conv1', 'conv2', 'dense'].forEach((name, l) => {
       const ref = fx.blocks[name]!;
@@ -126,7 +150,14 @@ describe('KFC blocks against the float64 reference', () => {
 
   it("'exact' estimation: each conv layer's G from the softmax Hessian's root columns back-propagated through the tape", async () => {
     const model = referenceModel();
-    const opt = new KFAC({ model, estimation: 'exact', adaptive: false, learningRate: fx.learningRate, momentum: 0, adaptDamping: false });
+    const opt = new KFAC({
+      model,
+      estimation: 'exact',
+      adaptive: false,
+      learningRate: fx.learningRate,
+      momentum: 0,
+      adaptDamping: false,
+    });
     model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
     const x = tf.tensor4d(fx.x, fx.xShape);
     const y = tf.tensor2d(fx.y);
@@ -154,23 +185,46 @@ function checkBlocksAgainstReference(): void {
     ['conv2', fx.conv2Input],
   ];
   for (const [name, input] of cases) {
-    const layer = model.getLayer(name) as unknown as { kernel: { read(): tf.Variable }; bias: { read(): tf.Variable }; strides: number[]; padding: 'same' | 'valid' };
-    const block = new ConvBlock({ name, kernel: layer.kernel.read(), bias: layer.bias.read(), strides: [layer.strides[0]!, layer.strides[1]!], padding: layer.padding });
+    const layer = model.getLayer(name) as unknown as {
+      kernel: { read(): tf.Variable };
+      bias: { read(): tf.Variable };
+      strides: number[];
+      padding: 'same' | 'valid';
+    };
+    const block = new ConvBlock({
+      name,
+      kernel: layer.kernel.read(),
+      bias: layer.bias.read(),
+      strides: [layer.strides[0]!, layer.strides[1]!],
+      padding: layer.padding,
+    });
     const ref = fx.blocks[name]!;
     tf.tidy(() => {
       const n = fx.xShape[0];
-      const xIn = tf.tensor4d(input, [n, ...(name === 'conv1' ? fx.xShape.slice(1) : [6, 6, 3])] as [number, number, number, number]);
+      const xIn = tf.tensor4d(input, [n, ...(name === 'conv1' ? fx.xShape.slice(1) : [6, 6, 3])] as [
+        number,
+        number,
+        number,
+        number,
+      ]);
       const ds = tf.tensor2d(ref.ds!, [n, ref.ds!.length / n]);
       expect(relErr(block.factorA(xIn).dataSync(), ref.A.flat()), `${name} A`).toBeLessThan(1e-5);
       // Accumulated over chunks of one example's patches at a time: the same A.
       expect(relErr(block.factorA(xIn, 1).dataSync(), ref.A.flat()), `${name} A by chunks`).toBeLessThan(1e-5);
       expect(relErr(block.factorG([ds], n).dataSync(), ref.G.flat()), `${name} G`).toBeLessThan(1e-5);
       // Two identical sets averaged give the same G; unaveraged (exact roots), twice it.
-      expect(relErr(block.factorG([ds, ds], n, false).dataSync(), ref.G.flat().map((v) => 2 * v))).toBeLessThan(1e-5);
+      expect(
+        relErr(
+          block.factorG([ds, ds], n, false).dataSync(),
+          ref.G.flat().map((v) => 2 * v),
+        ),
+      ).toBeLessThan(1e-5);
       const k32 = tf.tensor(ref.kernelUpdate, block.kernel.shape);
       const b32 = tf.tensor1d(ref.biasUpdate);
       const v = block.toMatrix(k32, b32);
-      expect(relErr(block.projections(xIn, v, ds).dataSync(), ref.projections!), `${name} projections`).toBeLessThan(1e-4);
+      expect(relErr(block.projections(xIn, v, ds).dataSync(), ref.projections!), `${name} projections`).toBeLessThan(
+        1e-4,
+      );
       const stack = block.projectionStack(xIn, v, tf.stack([ds, tf.mul(ds, 2)]) as tf.Tensor3D);
       expect(relErr(stack.dataSync(), [...ref.projections!, ...ref.projections!.map((u) => 2 * u)])).toBeLessThan(1e-4);
       // The matrix layout round-trips.
@@ -207,7 +261,10 @@ describe('the quadratic model with conv blocks', () => {
       const { value: z, jvp: ju } = jvpVars(() => model.apply(x) as tf.Tensor, vars, u);
       const p = tf.softmax(z);
       // u^T J^T H_L J u with H_L = (diag(p) - p p^T) / n per example.
-      const quad = tf.div(tf.sum(tf.sub(tf.sum(tf.mul(p, tf.square(ju)), 1), tf.square(tf.sum(tf.mul(p, ju), 1)))), fx.xShape[0]);
+      const quad = tf.div(
+        tf.sum(tf.sub(tf.sum(tf.mul(p, tf.square(ju)), 1), tf.square(tf.sum(tf.mul(p, ju), 1)))),
+        fx.xShape[0],
+      );
       const g = tf.addN(vars.map((v, i) => tf.sum(tf.mul(grads[v.name]!, u[i]!))));
       const n2 = tf.addN(u.map((t) => tf.sum(tf.square(t))));
       return [g, quad, n2].map((t) => t.dataSync()[0]!);
@@ -222,7 +279,8 @@ describe('the quadratic model with conv blocks', () => {
 
 describe('plain-tf registration and errors', () => {
   it('registerConv2d: tf.conv2d + relu and a dense output minimised by K-FAC; factors of the registered geometry', () => {
-    const rand = (shape: number[], seed: number, scale: number) => tf.mul(tf.randomNormal(shape, 0, 1, 'float32', seed), scale);
+    const rand = (shape: number[], seed: number, scale: number) =>
+      tf.mul(tf.randomNormal(shape, 0, 1, 'float32', seed), scale);
     const W1 = tf.variable(rand([3, 3, 2, 4], 1, 0.3), true, 'plainW1');
     const b1 = tf.variable(tf.zeros([4]), true, 'plainB1');
     const W2 = tf.variable(rand([36, 3], 2, 0.2), true, 'plainW2');
@@ -248,7 +306,9 @@ describe('plain-tf registration and errors', () => {
     expect(opt.factors('c')!.G.shape).toEqual([4, 4]);
     // Registered with the wrong geometry, the conv node is not this block: diagonal fallback, named.
     const warn = vi.spyOn(console, 'warn');
-    const wrong = new KFAC({ lossKind: 'softmax-cross-entropy' }).registerConv2d({ kernel: W1, bias: b1, strides: 1, padding: 'same', name: 'wrongGeometry' }).registerDense({ kernel: W2, bias: b2 });
+    const wrong = new KFAC({ lossKind: 'softmax-cross-entropy' })
+      .registerConv2d({ kernel: W1, bias: b1, strides: 1, padding: 'same', name: 'wrongGeometry' })
+      .registerDense({ kernel: W2, bias: b2 });
     wrong.minimize(loss, false, vars);
     expect(warn.mock.calls.map((c) => String(c[0]))).toContain(
       "KFAC: layer 'wrongGeometry' was not found in the loss computation; using the diagonal fallback for it",
@@ -266,16 +326,33 @@ describe('plain-tf registration and errors', () => {
     expect(() => opt.registerConv2d({ kernel: k2 })).toThrow(/rank-4 kernel \[kh, kw, cin, cout\], got shape \[3,4\]/);
     expect(() => opt.registerConv2d({ kernel: k4, bias: b })).toThrow(/bias of .* must have shape \[4\], got \[5\]/);
     expect(() => opt.registerConv2d({ kernel: k4, strides: 0 })).toThrow(/positive integer strides/);
-    expect(() => opt.registerConv2d({ kernel: k4, padding: 'causal' as 'same' })).toThrow(/padding must be 'same' or 'valid'/);
+    expect(() => opt.registerConv2d({ kernel: k4, padding: 'causal' as 'same' })).toThrow(
+      /padding must be 'same' or 'valid'/,
+    );
     opt.registerConv2d({ kernel: k4 });
     expect(() => opt.registerConv2d({ kernel: k4 })).toThrow(/already registered/);
     // A convolution as the last registered layer cannot give the logits for sampled targets.
     const x = tf.tensor4d(fx.x, fx.xShape);
-    const y = tf.tensor2d([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]);
-    const convOut = new KFAC({ lossKind: 'softmax-cross-entropy' }).registerConv2d({ kernel: k4, padding: 'valid', name: 'last' });
-    const loss = () => tf.losses.softmaxCrossEntropy(y, tf.mean(tf.conv2d(x, k4 as tf.Tensor as tf.Tensor4D, 1, 'valid'), [1, 2])) as tf.Scalar;
+    const y = tf.tensor2d([
+      [1, 0, 0, 0],
+      [0, 1, 0, 0],
+      [0, 0, 1, 0],
+      [0, 0, 0, 1],
+    ]);
+    const convOut = new KFAC({ lossKind: 'softmax-cross-entropy' }).registerConv2d({
+      kernel: k4,
+      padding: 'valid',
+      name: 'last',
+    });
+    const loss = () =>
+      tf.losses.softmaxCrossEntropy(
+        y,
+        tf.mean(tf.conv2d(x, k4 as tf.Tensor as tf.Tensor4D, 1, 'valid'), [1, 2]),
+      ) as tf.Scalar;
     const start = tf.memory().numTensors;
-    expect(() => convOut.minimize(loss, false, [k4])).toThrow(/last registered layer before the loss is the convolution 'last'.*Dense output layer/);
+    expect(() => convOut.minimize(loss, false, [k4])).toThrow(
+      /last registered layer before the loss is the convolution 'last'.*Dense output layer/,
+    );
     expect(tf.memory().numTensors).toBe(start);
     tf.dispose([k2, k4, b, x, y]);
     opt.dispose();
@@ -313,7 +390,10 @@ describe('small CNNs through model.fit with KFC blocks (wasm)', () => {
         img[n * 64 + i] = 0.3 * (2 * rand() - 1) + (r >= r0! && r < r0! + 3 && c >= c0! && c < c0! + 3 ? 1 : 0);
       }
     }
-    return { xs: tf.tensor4d(img, [N, 8, 8, 1]), ys: tf.oneHot(tf.tensor1d(labels, 'int32'), 3).toFloat() as tf.Tensor2D };
+    return {
+      xs: tf.tensor4d(img, [N, 8, 8, 1]),
+      ys: tf.oneHot(tf.tensor1d(labels, 'int32'), 3).toFloat() as tf.Tensor2D,
+    };
   }
   const init = (seed: number) => tf.initializers.glorotUniform({ seed });
 
@@ -322,9 +402,23 @@ describe('small CNNs through model.fit with KFC blocks (wasm)', () => {
     const { xs, ys } = dataset();
     const model = tf.sequential({
       layers: [
-        tf.layers.conv2d({ inputShape: [8, 8, 1], filters: 4, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(1) }),
+        tf.layers.conv2d({
+          inputShape: [8, 8, 1],
+          filters: 4,
+          kernelSize: 3,
+          padding: 'same',
+          activation: 'relu',
+          kernelInitializer: init(1),
+        }),
         tf.layers.maxPooling2d({ poolSize: 2 }),
-        tf.layers.conv2d({ filters: 6, kernelSize: 3, strides: 2, padding: 'valid', activation: 'tanh', kernelInitializer: init(2) }),
+        tf.layers.conv2d({
+          filters: 6,
+          kernelSize: 3,
+          strides: 2,
+          padding: 'valid',
+          activation: 'tanh',
+          kernelInitializer: init(2),
+        }),
         tf.layers.flatten(),
         tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(3) }),
       ],
@@ -335,7 +429,9 @@ describe('small CNNs through model.fit with KFC blocks (wasm)', () => {
     const loss = h.history.loss as number[];
     expect(loss.every(Number.isFinite)).toBe(true);
     expect(loss.at(-1)!).toBeLessThan(0.3 * loss[0]!);
-    expect(warn.mock.calls.map((c) => String(c[0])).filter((m) => m.includes('diagonal') || m.includes('not found'))).toEqual([]);
+    expect(
+      warn.mock.calls.map((c) => String(c[0])).filter((m) => m.includes('diagonal') || m.includes('not found')),
+    ).toEqual([]);
     expect(opt.blocks.map((b) => b.constructor.name)).toEqual(['ConvBlock', 'ConvBlock', 'DenseBlock']);
     // Factor sizes: kh*kw*cin + 1 and cout.
     expect(opt.factors(model.layers[0]!.name)!.A.shape).toEqual([10, 10]);
@@ -361,9 +457,23 @@ describe('small CNNs through model.fit with KFC blocks (wasm)', () => {
     const cnn = (): tf.Sequential =>
       tf.sequential({
         layers: [
-          tf.layers.conv2d({ inputShape: [14, 14, 1], filters: 6, kernelSize: 3, padding: 'same', activation: 'relu', kernelInitializer: init(11) }),
+          tf.layers.conv2d({
+            inputShape: [14, 14, 1],
+            filters: 6,
+            kernelSize: 3,
+            padding: 'same',
+            activation: 'relu',
+            kernelInitializer: init(11),
+          }),
           tf.layers.maxPooling2d({ poolSize: 2 }),
-          tf.layers.conv2d({ filters: 8, kernelSize: 3, strides: 2, padding: 'valid', activation: 'tanh', kernelInitializer: init(12) }),
+          tf.layers.conv2d({
+            filters: 8,
+            kernelSize: 3,
+            strides: 2,
+            padding: 'valid',
+            activation: 'tanh',
+            kernelInitializer: init(12),
+          }),
           tf.layers.flatten(),
           tf.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: init(13) }),
         ],
@@ -371,11 +481,15 @@ describe('small CNNs through model.fit with KFC blocks (wasm)', () => {
     const curve = async (make: (m: tf.LayersModel) => tf.Optimizer): Promise<number[]> => {
       const m = cnn();
       m.compile({ optimizer: make(m), loss: 'categoricalCrossentropy' });
-      const full = (): number => tf.tidy(() => (m.evaluate(xs!, ys!, { batchSize: TRAIN }) as tf.Scalar).dataSync()[0]!);
+      const full = (): number =>
+        tf.tidy(() => (m.evaluate(xs!, ys!, { batchSize: TRAIN }) as tf.Scalar).dataSync()[0]!);
       const losses = [full()];
       for (let k = 0; k < STEPS; k++) {
         const b = k % (TRAIN / BATCH);
-        const [xb, yb] = tf.tidy(() => [tf.slice(xs!, [BATCH * b, 0, 0, 0], [BATCH, 14, 14, 1]), tf.slice(ys!, [BATCH * b, 0], [BATCH, 10])]);
+        const [xb, yb] = tf.tidy(() => [
+          tf.slice(xs!, [BATCH * b, 0, 0, 0], [BATCH, 14, 14, 1]),
+          tf.slice(ys!, [BATCH * b, 0], [BATCH, 10]),
+        ]);
         await m.trainOnBatch(xb!, yb!);
         tf.dispose([xb!, yb!]);
         losses.push(full());
@@ -400,7 +514,15 @@ describe('small CNNs through model.fit with KFC blocks (wasm)', () => {
     const { xs, ys } = dataset();
     const model = tf.sequential({
       layers: [
-        tf.layers.conv2d({ inputShape: [8, 8, 1], filters: 3, kernelSize: 3, strides: 2, padding: 'same', activation: 'relu', kernelInitializer: init(7) }),
+        tf.layers.conv2d({
+          inputShape: [8, 8, 1],
+          filters: 3,
+          kernelSize: 3,
+          strides: 2,
+          padding: 'same',
+          activation: 'relu',
+          kernelInitializer: init(7),
+        }),
         tf.layers.flatten(),
         tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: init(8) }),
       ],
@@ -417,7 +539,9 @@ describe('small CNNs through model.fit with KFC blocks (wasm)', () => {
     const h1 = await model.fit(xs, ys, { epochs: 2, batchSize: 12, shuffle: false, verbose: 0 });
     const h2 = await back.fit(xs, ys, { epochs: 2, batchSize: 12, shuffle: false, verbose: 0 });
     expect(h2.history.loss).toEqual(h1.history.loss);
-    expect(back.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(model.getWeights().map((w) => Array.from(w.dataSync())));
+    expect(back.getWeights().map((w) => Array.from(w.dataSync()))).toEqual(
+      model.getWeights().map((w) => Array.from(w.dataSync())),
+    );
     tf.dispose([xs, ys]);
     model.dispose();
     back.dispose();
@@ -428,8 +552,25 @@ describe('small CNNs through model.fit with KFC blocks (wasm)', () => {
     const { xs, ys } = dataset();
     const model = tf.sequential({
       layers: [
-        tf.layers.depthwiseConv2d({ name: 'dw', inputShape: [8, 8, 1], kernelSize: 3, depthMultiplier: 2, padding: 'same', activation: 'tanh', depthwiseInitializer: init(4) }),
-        tf.layers.conv2d({ name: 'kfc', filters: 4, kernelSize: 3, strides: 2, padding: 'same', activation: 'tanh', useBias: false, kernelInitializer: init(5) }),
+        tf.layers.depthwiseConv2d({
+          name: 'dw',
+          inputShape: [8, 8, 1],
+          kernelSize: 3,
+          depthMultiplier: 2,
+          padding: 'same',
+          activation: 'tanh',
+          depthwiseInitializer: init(4),
+        }),
+        tf.layers.conv2d({
+          name: 'kfc',
+          filters: 4,
+          kernelSize: 3,
+          strides: 2,
+          padding: 'same',
+          activation: 'tanh',
+          useBias: false,
+          kernelInitializer: init(5),
+        }),
         tf.layers.flatten(),
         tf.layers.dense({ name: 'out', units: 3, activation: 'softmax', kernelInitializer: init(6) }),
       ],
@@ -443,7 +584,9 @@ describe('small CNNs through model.fit with KFC blocks (wasm)', () => {
     // No bias: A is kh*kw*cin (cin = 2 from the depthwise multiplier), no homogeneous row.
     expect(opt.factors('kfc')!.A.shape).toEqual([18, 18]);
     const fallback = warn.mock.calls.map((c) => String(c[0])).filter((m) => m.includes('diagonal'));
-    expect(fallback).toEqual(['KFAC: no Kronecker-factored block for layers dw; using a diagonal preconditioner for them']);
+    expect(fallback).toEqual([
+      'KFAC: no Kronecker-factored block for layers dw; using a diagonal preconditioner for them',
+    ]);
     const n = tf.memory().numTensors;
     await model.fit(xs, ys, { epochs: 1, batchSize: 12, shuffle: false, verbose: 0 });
     expect(tf.memory().numTensors).toBe(n);

@@ -32,8 +32,9 @@ function kron(A: Matrix, G: Matrix): Matrix {
 /** vec([dW; db]) of one example's loss for label `label`, by tf.grads (no K-FAC code). */
 function perExampleGrad(x: tf.Tensor2D, W: tf.Variable, b: tf.Variable, label: number, classes: number): number[] {
   const y = tf.oneHot([label], classes).toFloat();
-  const [gW, gb] = tf.grads((w: tf.Tensor, bb: tf.Tensor) =>
-    tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(x, w as tf.Tensor2D), bb)) as tf.Scalar,
+  const [gW, gb] = tf.grads(
+    (w: tf.Tensor, bb: tf.Tensor) =>
+      tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(x, w as tf.Tensor2D), bb)) as tf.Scalar,
   )([W, b]);
   const m = tf.concat([gW!, tf.reshape(gb!, [1, -1])], 0);
   const out = Array.from(m.dataSync());
@@ -46,7 +47,13 @@ describe('K-FAC block of a linear softmax layer for one example', () => {
   const features = 3;
   const setup = () => {
     const x = tf.tensor2d([[0.7, -1.2, 0.4]]);
-    const W = tf.variable(tf.tensor2d([[0.3, -0.2, 0.5, 0.1], [-0.4, 0.6, 0.2, -0.3], [0.1, 0.2, -0.5, 0.4]]));
+    const W = tf.variable(
+      tf.tensor2d([
+        [0.3, -0.2, 0.5, 0.1],
+        [-0.4, 0.6, 0.2, -0.3],
+        [0.1, 0.2, -0.5, 0.4],
+      ]),
+    );
     const b = tf.variable(tf.tensor1d([0.05, -0.1, 0.2, 0]));
     const label = 2;
     const y = tf.oneHot([label], classes).toFloat();
@@ -63,7 +70,11 @@ describe('K-FAC block of a linear softmax layer for one example', () => {
       const g = Matrix.columnVector(perExampleGrad(s.x, s.W, s.b, c, classes));
       F.add(g.mmul(g.transpose()).mul(p[c]!));
     }
-    const opt = new KFAC({ lossKind: 'softmax-cross-entropy', estimation: 'exact' }).registerDense({ kernel: s.W, bias: s.b, name: 'linear' });
+    const opt = new KFAC({ lossKind: 'softmax-cross-entropy', estimation: 'exact' }).registerDense({
+      kernel: s.W,
+      bias: s.b,
+      name: 'linear',
+    });
     opt.minimize(s.loss, false, [s.W, s.b]);
     const { A, G } = opt.factors('linear')!;
     const err = maxRelDiff(kron(toMatrix(A), toMatrix(G)), F);
@@ -178,7 +189,10 @@ describe('targets back-propagated through the tape', () => {
     const p = tf.softmax(logits());
     let G1 = tf.zeros([5, 5]);
     for (let k = 0; k < 3; k++) {
-      const ck = tf.div(tf.mul(tf.sqrt(tf.slice(p, [0, k], [n, 1])), tf.sub(tf.oneHot(tf.fill([n], k, 'int32'), 3), p)), n);
+      const ck = tf.div(
+        tf.mul(tf.sqrt(tf.slice(p, [0, k], [n, 1])), tf.sub(tf.oneHot(tf.fill([n], k, 'int32'), 3), p)),
+        n,
+      );
       const [ds1] = tf.grads((d1: tf.Tensor) => tf.sum(tf.mul(logits(d1), ck)) as tf.Scalar)([tf.zeros([n, 5])]);
       G1 = tf.add(G1, tf.mul(tf.matMul(tf.transpose(ds1!), ds1!), n));
     }

@@ -23,7 +23,11 @@ beforeAll(async () => {
 /** A random orthogonal n x n matrix (QR of a Gaussian-like matrix, float64). */
 function orthogonal(n: number, seed: number): Matrix {
   const rand = seededRandom(seed);
-  const q = orthonormalColumns(Float64Array.from({ length: n * n }, () => rand() - 0.5), n, n);
+  const q = orthonormalColumns(
+    Float64Array.from({ length: n * n }, () => rand() - 0.5),
+    n,
+    n,
+  );
   return new Matrix(Array.from({ length: n }, (_, i) => Array.from(q.subarray(i * n, (i + 1) * n))));
 }
 
@@ -42,7 +46,9 @@ describe('orthonormalColumns', () => {
       y[i * k + 3] = 2 * y[i * k + 1]!; // column 3 depends on column 1
       y[i * k + 5] = 0; // column 5 vanishes
     }
-    const q = new Matrix(Array.from({ length: n }, (_, i) => Array.from(orthonormalColumns(y, n, k).subarray(i * k, (i + 1) * k))));
+    const q = new Matrix(
+      Array.from({ length: n }, (_, i) => Array.from(orthonormalColumns(y, n, k).subarray(i * k, (i + 1) * k))),
+    );
     const gram = q.transpose().mmul(q);
     expect(maxRelDiff(gram, Matrix.eye(k))).toBeLessThan(1e-12);
     // The first column is the normalised input column.
@@ -60,7 +66,9 @@ describe('lowRankDampedInverse', () => {
     const M = withSpectrum(Q, s);
     const d = 0.05;
     const inv = lowRankDampedInverse(tf.tensor2d(M.to2DArray()), d, 8);
-    expect(Array.from(inv.values.subarray(0, 5)).map((v, i) => v / s[i]!)).toEqual(s.slice(0, 5).map(() => expect.closeTo(1, 4)));
+    expect(Array.from(inv.values.subarray(0, 5)).map((v, i) => v / s[i]!)).toEqual(
+      s.slice(0, 5).map(() => expect.closeTo(1, 4)),
+    );
     const exact = inverse(M.clone().add(Matrix.eye(n).mul(d)));
     const rand = seededRandom(9);
     const V = new Matrix(Array.from({ length: n }, () => Array.from({ length: 7 }, () => rand() - 0.5)));
@@ -87,7 +95,9 @@ describe('lowRankDampedInverse', () => {
     const sr = order[r - 1]![0];
     const t = 1 / (sr + d);
     const coef = order.slice(0, r).map(([v]) => 1 / (v + d) - t);
-    const ref = Matrix.eye(n).mul(t).add(U.mmul(Matrix.diag(coef)).mmul(U.transpose()));
+    const ref = Matrix.eye(n)
+      .mul(t)
+      .add(U.mmul(Matrix.diag(coef)).mmul(U.transpose()));
     const P = toMatrix(applyLeft(inv, tf.eye(n) as tf.Tensor2D));
     expect(maxRelDiff(P, ref)).toBeLessThan(1e-4);
     for (let i = 0; i < r; i++) expect(inv.values[i]! / s[i]!).toBeCloseTo(1, 4);
@@ -109,7 +119,10 @@ describe('lowRankDampedInverse', () => {
     expect(() => lowRankDampedInverse(M, 0, 6)).toThrow(/damping must be > 0/);
     expect(() => lowRankDampedInverse(M, 0.1, 0)).toThrow(/rank must be an integer in \[1, 50\]/);
     expect(() => lowRankDampedInverse(tf.ones([3, 4]) as tf.Tensor2D, 0.1, 1)).toThrow(/must be square/);
-    const bad = tf.tensor2d([[1, Number.NaN], [Number.NaN, 1]]);
+    const bad = tf.tensor2d([
+      [1, Number.NaN],
+      [Number.NaN, 1],
+    ]);
     expect(() => lowRankDampedInverse(bad, 0.1, 1)).toThrow(/not finite/);
     expect(useLowRank(785, 64)).toBe(true);
     expect(useLowRank(10, 64)).toBe(false);
@@ -120,16 +133,38 @@ describe('lowRankDampedInverse', () => {
 describe('K-FAC with factorRank', () => {
   function net(batch: number, seed: number) {
     const x = tf.randomNormal([batch, 40], 0, 1, 'float32', seed) as tf.Tensor2D;
-    const y = tf.oneHot(tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 3), 'int32'), 3).toFloat();
+    const y = tf
+      .oneHot(
+        tf.tensor1d(
+          Array.from({ length: batch }, (_, i) => i % 3),
+          'int32',
+        ),
+        3,
+      )
+      .toFloat();
     const W1 = tf.variable(tf.randomNormal([40, 30], 0, 0.3, 'float32', seed + 1));
     const b1 = tf.variable(tf.zeros([30]));
     const W2 = tf.variable(tf.randomNormal([30, 3], 0, 0.3, 'float32', seed + 2));
     const b2 = tf.variable(tf.zeros([3]));
     const vars = [W1, b1, W2, b2];
     const loss = () =>
-      tf.tidy(() => tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(tf.tanh(tf.add(tf.matMul(x, W1), b1)), W2), b2)) as tf.Scalar);
+      tf.tidy(
+        () =>
+          tf.losses.softmaxCrossEntropy(
+            y,
+            tf.add(tf.matMul(tf.tanh(tf.add(tf.matMul(x, W1), b1)), W2), b2),
+          ) as tf.Scalar,
+      );
     const make = (factorRank: number) =>
-      new KFAC({ estimation: 'empirical', adaptive: false, adaptDamping: false, momentum: 0, learningRate: 0.3, damping: 0.03, factorRank })
+      new KFAC({
+        estimation: 'empirical',
+        adaptive: false,
+        adaptDamping: false,
+        momentum: 0,
+        learningRate: 0.3,
+        damping: 0.03,
+        factorRank,
+      })
         .registerDense({ kernel: W1, bias: b1, name: 'hidden' })
         .registerDense({ kernel: W2, bias: b2, name: 'out' });
     return { vars, loss, make, dispose: () => tf.dispose([x, y, ...vars]) };
@@ -180,7 +215,9 @@ describe('K-FAC with factorRank', () => {
     const first = p.loss().dataSync()[0]!;
     for (let i = 0; i < 8; i++) opt.minimize(p.loss, false, p.vars);
     const saved = await opt.getWeights();
-    expect(saved.map((s) => s.name)).toEqual(expect.arrayContaining(['@kfac/hidden/AU', '@kfac/hidden/Gbasis', '@kfac/out/AU', '@kfac/out/Ginv']));
+    expect(saved.map((s) => s.name)).toEqual(
+      expect.arrayContaining(['@kfac/hidden/AU', '@kfac/hidden/Gbasis', '@kfac/out/AU', '@kfac/out/Ginv']),
+    );
     const next = p.make(6);
     await next.setWeights(saved);
     tf.dispose(saved.map((s) => s.tensor));

@@ -37,7 +37,9 @@ function firstStepResidual(kind: KFACLossKind, options: KFACOptions = {}): { res
   const c = fixture.cases[kind];
   const sizes = fixture.shapes.map((s) => s.reduce((a, b) => a * b, 1));
   const offsets = sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0));
-  const vars = fixture.shapes.map((s, i) => tf.variable(tf.tensor(c.theta.slice(offsets[i], offsets[i]! + sizes[i]!), s)));
+  const vars = fixture.shapes.map((s, i) =>
+    tf.variable(tf.tensor(c.theta.slice(offsets[i], offsets[i]! + sizes[i]!), s)),
+  );
   const [W1, b1, W2, b2] = vars as [tf.Variable, tf.Variable, tf.Variable, tf.Variable];
   const x = tf.tensor2d(fixture.x);
   const y = tf.tensor2d(c.y);
@@ -60,7 +62,10 @@ function firstStepResidual(kind: KFACLossKind, options: KFACOptions = {}): { res
   expect(opt.lastStep.mu).toBe(0);
   const u = vars.flatMap((v) => Array.from(v.dataSync())).map((t, i) => t - theta0[i]!);
   const dot = (a: number[], b: number[]) => a.reduce((s, ai, i) => s + ai * b[i]!, 0);
-  const uFu = dot(u, c.ggn.map((row) => dot(row, u)));
+  const uFu = dot(
+    u,
+    c.ggn.map((row) => dot(row, u)),
+  );
   const gu = dot(c.grad, u);
   tf.dispose([...vars, x, y]);
   opt.dispose();
@@ -92,7 +97,10 @@ describe('KFAC defaults in model.fit on a small softmax MLP', () => {
       const scores = [row[0]! + row[1]!, row[2]! - row[0]!, row[3]! - row[1]!];
       labels.push(scores.indexOf(Math.max(...scores)));
     }
-    return tf.tidy(() => ({ xs: tf.tensor2d(x, [N, 4]), ys: tf.oneHot(tf.tensor1d(labels, 'int32'), 3).toFloat() as tf.Tensor2D }));
+    return tf.tidy(() => ({
+      xs: tf.tensor2d(x, [N, 4]),
+      ys: tf.oneHot(tf.tensor1d(labels, 'int32'), 3).toFloat() as tf.Tensor2D,
+    }));
   }
 
   // The lead's reproduction: with the sampled Fisher in the quadratic model, batch 16 reached
@@ -104,8 +112,17 @@ describe('KFAC defaults in model.fit on a small softmax MLP', () => {
       for (const seed of [1, 2, 3]) {
         const model = tf.sequential({
           layers: [
-            tf.layers.dense({ inputShape: [4], units: 8, activation: 'tanh', kernelInitializer: tf.initializers.glorotUniform({ seed }) }),
-            tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 10 }) }),
+            tf.layers.dense({
+              inputShape: [4],
+              units: 8,
+              activation: 'tanh',
+              kernelInitializer: tf.initializers.glorotUniform({ seed }),
+            }),
+            tf.layers.dense({
+              units: 3,
+              activation: 'softmax',
+              kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 10 }),
+            }),
           ],
         });
         const opt = new KFAC({ model });
@@ -115,7 +132,9 @@ describe('KFAC defaults in model.fit on a small softmax MLP', () => {
         const h = await model.fit(xs, ys, { epochs: 12, batchSize, shuffle: false, verbose: 0 });
         const losses = h.history.loss as number[];
         const first = losses[0]!;
-        expect(Math.max(...losses), `seed ${seed}: ${losses.map((l) => l.toFixed(3)).join(' ')}`).toBeLessThan(1.2 * first);
+        expect(Math.max(...losses), `seed ${seed}: ${losses.map((l) => l.toFixed(3)).join(' ')}`).toBeLessThan(
+          1.2 * first,
+        );
         expect(losses[losses.length - 1]!, `seed ${seed}`).toBeLessThan(0.25 * first);
         expect(opt.skippedSteps).toBe(0);
         tf.dispose([xs, ys]);
@@ -147,7 +166,11 @@ describe('KFAC step rejection (rejectSteps)', () => {
 
   it('undoes a step that raised the batch loss, keeps no momentum from it and multiplies the damping by 10', () => {
     const p = problem();
-    const opt = new KFAC({ lossKind: 'softmax-cross-entropy' }).registerDense({ kernel: p.W, bias: p.b, name: 'linear' });
+    const opt = new KFAC({ lossKind: 'softmax-cross-entropy' }).registerDense({
+      kernel: p.W,
+      bias: p.b,
+      name: 'linear',
+    });
     const W0 = p.W.dataSync().slice();
     const b0 = p.b.dataSync().slice();
     const lambda = opt.damping;
@@ -173,7 +196,11 @@ describe('KFAC step rejection (rejectSteps)', () => {
 
   it('a rejected step leaks nothing', () => {
     const p = problem(4); // the second step's check
-    const opt = new KFAC({ lossKind: 'softmax-cross-entropy' }).registerDense({ kernel: p.W, bias: p.b, name: 'linear' });
+    const opt = new KFAC({ lossKind: 'softmax-cross-entropy' }).registerDense({
+      kernel: p.W,
+      bias: p.b,
+      name: 'linear',
+    });
     opt.minimize(p.loss, false, [p.W, p.b]);
     const n = tf.memory().numTensors;
     const W1 = Array.from(p.W.dataSync());
@@ -189,7 +216,11 @@ describe('KFAC step rejection (rejectSteps)', () => {
 
   it('rejectSteps: false keeps the step', () => {
     const p = problem();
-    const opt = new KFAC({ lossKind: 'softmax-cross-entropy', rejectSteps: false }).registerDense({ kernel: p.W, bias: p.b, name: 'linear' });
+    const opt = new KFAC({ lossKind: 'softmax-cross-entropy', rejectSteps: false }).registerDense({
+      kernel: p.W,
+      bias: p.b,
+      name: 'linear',
+    });
     const W0 = Array.from(p.W.dataSync());
     opt.minimize(p.loss, false, [p.W, p.b]);
     expect(opt.rejectedSteps).toBe(0);

@@ -22,8 +22,21 @@ function classification(n = 128): { x: tf.Tensor2D; y: tf.Tensor2D } {
 
 function mlp(outActivation: 'softmax' | 'linear', out = 3): tf.Sequential {
   const model = tf.sequential();
-  model.add(tf.layers.dense({ units: 16, activation: 'tanh', inputShape: [8], kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }) }));
-  model.add(tf.layers.dense({ units: out, activation: outActivation, kernelInitializer: tf.initializers.glorotUniform({ seed: 4 }) }));
+  model.add(
+    tf.layers.dense({
+      units: 16,
+      activation: 'tanh',
+      inputShape: [8],
+      kernelInitializer: tf.initializers.glorotUniform({ seed: 3 }),
+    }),
+  );
+  model.add(
+    tf.layers.dense({
+      units: out,
+      activation: outActivation,
+      kernelInitializer: tf.initializers.glorotUniform({ seed: 4 }),
+    }),
+  );
   return model;
 }
 
@@ -98,7 +111,13 @@ describe('KFAC with registered plain-tf layers', () => {
     const b2 = tf.variable(tf.zeros([3]));
     const { x, y } = classification(96);
     const loss = () =>
-      tf.tidy(() => tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, W1), b1)), W2), b2)) as tf.Scalar);
+      tf.tidy(
+        () =>
+          tf.losses.softmaxCrossEntropy(
+            y,
+            tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, W1), b1)), W2), b2),
+          ) as tf.Scalar,
+      );
     return { vars: [W1, b1, W2, b2], loss, dispose: () => tf.dispose([W1, b1, W2, b2, x, y]) };
   }
 
@@ -129,7 +148,12 @@ describe('KFAC with registered plain-tf layers', () => {
     expect(opt.counters).toEqual({ lossEvals: 10, gradEvals: 10 * (1 + 3), hvpEvals: 0 });
     // A sampled quadratic model on the empirical Fisher adds no backward pass.
     // Without step rejection: only the damping check's loss every 5 steps.
-    const sampled = new KFAC({ lossKind: 'softmax-cross-entropy', estimation: 'empirical', quadraticModel: 'sampled', rejectSteps: false })
+    const sampled = new KFAC({
+      lossKind: 'softmax-cross-entropy',
+      estimation: 'empirical',
+      quadraticModel: 'sampled',
+      rejectSteps: false,
+    })
       .registerDense({ kernel: W1, bias: b1 })
       .registerDense({ kernel: W2, bias: b2 });
     for (let i = 0; i < 10; i++) sampled.minimize(p.loss, false, p.vars);
@@ -181,7 +205,9 @@ describe('KFAC with registered plain-tf layers', () => {
   it('skips a step with a NaN loss, leaves the variables untouched and raises the damping', () => {
     const p = plain();
     const [W1, b1, W2, b2] = p.vars as [tf.Variable, tf.Variable, tf.Variable, tf.Variable];
-    const opt = new KFAC({ lossKind: 'softmax-cross-entropy' }).registerDense({ kernel: W1, bias: b1 }).registerDense({ kernel: W2, bias: b2 });
+    const opt = new KFAC({ lossKind: 'softmax-cross-entropy' })
+      .registerDense({ kernel: W1, bias: b1 })
+      .registerDense({ kernel: W2, bias: b2 });
     opt.minimize(p.loss, false, p.vars);
     const before = p.vars.map((v) => Array.from(v.dataSync()));
     const damping = opt.damping;

@@ -22,7 +22,13 @@ import { initBackend } from '../src/backend.js';
 import { LBFGS, cubicInterpolate, getOptimizerEntry, strongWolfe, type LBFGSOptions } from '../optimizers/index.js';
 import { harnessRegistry, problems } from '../experiments/index.js';
 import { runExperiment } from '../src/harness/run.js';
-import { buildProblem, fixtureProblems, flatValues, readFixture, type FixtureProblem } from './helpers/lbfgs-problems.js';
+import {
+  buildProblem,
+  fixtureProblems,
+  flatValues,
+  readFixture,
+  type FixtureProblem,
+} from './helpers/lbfgs-problems.js';
 
 interface TorchStep {
   loss: number;
@@ -39,8 +45,26 @@ interface Trajectory {
 }
 interface Reference {
   trajectories: Trajectory[];
-  wolfe: { x0: number[]; d: number[]; t0: number; f: number; t: number; evals: number; trials: number[]; g: number[] }[];
-  cubic: { x1: number; f1: number; g1: number; x2: number; f2: number; g2: number; bounds: [number, number] | null; result: number }[];
+  wolfe: {
+    x0: number[];
+    d: number[];
+    t0: number;
+    f: number;
+    t: number;
+    evals: number;
+    trials: number[];
+    g: number[];
+  }[];
+  cubic: {
+    x1: number;
+    f1: number;
+    g1: number;
+    x2: number;
+    f2: number;
+    g2: number;
+    bounds: [number, number] | null;
+    result: number;
+  }[];
 }
 
 const ref = readFixture<Reference>('lbfgs-reference.json');
@@ -254,13 +278,22 @@ describe('state, guard, contract', () => {
   });
 
   it('validates options with clear errors; torch defaults; config round trip; registry', () => {
-    expect(() => new LBFGS({ lineSearchFn: 'armijo' as never })).toThrow(/Invalid lineSearchFn: "armijo" \(must be 'strong_wolfe' or null\)/);
+    expect(() => new LBFGS({ lineSearchFn: 'armijo' as never })).toThrow(
+      /Invalid lineSearchFn: "armijo" \(must be 'strong_wolfe' or null\)/,
+    );
     expect(() => new LBFGS({ maxEval: 0 })).toThrow(/Invalid maxEval: 0/);
     expect(() => new LBFGS({ historySize: 0 })).toThrow(/Invalid historySize/);
     expect(() => new LBFGS({ maxIter: 1.5 })).toThrow(/Invalid maxIter: 1.5 \(must be an integer\)/);
     expect(() => new LBFGS({ lr: 1 } as never)).toThrow(/Unknown option 'lr' for LBFGS/);
     const o = new LBFGS();
-    expect(o.options).toMatchObject({ learningRate: 1, maxIter: 20, toleranceGrad: 1e-7, toleranceChange: 1e-9, historySize: 100, lineSearchFn: null });
+    expect(o.options).toMatchObject({
+      learningRate: 1,
+      maxIter: 20,
+      toleranceGrad: 1e-7,
+      toleranceChange: 1e-9,
+      historySize: 100,
+      lineSearchFn: null,
+    });
     expect(o.maxEval).toBe(25);
     expect(new LBFGS({ maxIter: 7 }).maxEval).toBe(8);
     const cfg = new LBFGS({ lineSearchFn: 'strong_wolfe', maxIter: 7, maxEval: 9 }).getConfig();
@@ -281,7 +314,9 @@ describe('state, guard, contract', () => {
     const opt = new LBFGS({ maxIter: 2 });
     opt.minimize(() => tf.sum(tf.square(a)) as tf.Scalar);
     const n0 = tf.memory().numTensors;
-    expect(() => opt.minimize(() => tf.sum(tf.square(b)) as tf.Scalar)).toThrow(/2 parameters but the optimizer's state was built for 3/);
+    expect(() => opt.minimize(() => tf.sum(tf.square(b)) as tf.Scalar)).toThrow(
+      /2 parameters but the optimizer's state was built for 3/,
+    );
     expect(tf.memory().numTensors).toBe(n0);
     tf.dispose([a, b]);
     opt.dispose();
@@ -355,7 +390,13 @@ describe('tfjs-layers', () => {
 describe('harness', () => {
   it('runs on rosenbrock through the registry: target reached, every closure call counted', async () => {
     const r = await runExperiment(
-      { problem: 'rosenbrock', optimizer: 'lbfgs', optimizerOptions: { lineSearchFn: 'strong_wolfe' }, budget: { steps: 4 }, seed: 0 },
+      {
+        problem: 'rosenbrock',
+        optimizer: 'lbfgs',
+        optimizerOptions: { lineSearchFn: 'strong_wolfe' },
+        budget: { steps: 4 },
+        seed: 0,
+      },
       { registry: harnessRegistry },
     );
     expect(r.final.reachedTarget).toBe(true);

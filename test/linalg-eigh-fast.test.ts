@@ -43,7 +43,10 @@ function lowRank(n: number, k: number, shift: number, seed: number): Mat64 {
   const r = seededRandom(seed);
   const g = mat64(k, n);
   for (let t = 0; t < g.data.length; t++) g.data[t] = r() + r() + r() - 1.5;
-  const a = matmulABt({ rows: n, cols: k, data: transposeData(g.data, k, n) }, { rows: n, cols: k, data: transposeData(g.data, k, n) });
+  const a = matmulABt(
+    { rows: n, cols: k, data: transposeData(g.data, k, n) },
+    { rows: n, cols: k, data: transposeData(g.data, k, n) },
+  );
   for (let i = 0; i < n; i++) a.data[i * n + i] += shift;
   for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) a.data[i * n + j] = a.data[j * n + i]!;
   return a;
@@ -79,9 +82,12 @@ function quality(a: Mat64, values: Float64Array, vt: Float64Array) {
       orth = Math.max(orth, Math.abs(t - (k === l ? 1 : 0)));
     }
   }
-  const ref = new EigenvalueDecomposition(new Matrix(Array.from({ length: n }, (_, i) => Array.from(a.data.subarray(i * n, i * n + n), (x) => x * s))), {
-    assumeSymmetric: true,
-  }).realEigenvalues.sort((x, y) => x - y);
+  const ref = new EigenvalueDecomposition(
+    new Matrix(Array.from({ length: n }, (_, i) => Array.from(a.data.subarray(i * n, i * n + n), (x) => x * s))),
+    {
+      assumeSymmetric: true,
+    },
+  ).realEigenvalues.sort((x, y) => x - y);
   const sorted = Array.from(values, (x) => x * s).sort((x, y) => x - y);
   let ev = 0;
   for (let k = 0; k < n; k++) ev = Math.max(ev, Math.abs(ref[k]! - sorted[k]!));
@@ -90,18 +96,70 @@ function quality(a: Mat64, values: Float64Array, vt: Float64Array) {
 
 const w = wasm();
 const cases: [string, () => Mat64][] = [
-  ...[1, 2, 5, 64, 128, 200].map((n): [string, () => Mat64] => [`random symmetric n = ${n}`, () => randSym(n, 100 + n)]),
+  ...[1, 2, 5, 64, 128, 200].map((n): [string, () => Mat64] => [
+    `random symmetric n = ${n}`,
+    () => randSym(n, 100 + n),
+  ]),
   ['PSD rank 3 (sum of 3 outer products), n = 128', () => lowRank(128, 3, 0, 7)],
   ['PSD rank 30 + 1e-6 I, n = 128', () => lowRank(128, 30, 1e-6, 8)],
   ['PSD rank 10 (AdaGrad-like), n = 200', () => lowRank(200, 10, 0, 9)],
-  ['exactly repeated eigenvalues diag(1,1,1,2,2,5,...), n = 128', () => withSpectrum(Array.from({ length: 128 }, (_, k) => (k < 3 ? 1 : k < 5 ? 2 : k < 60 ? 5 : k)), 3)],
+  [
+    'exactly repeated eigenvalues diag(1,1,1,2,2,5,...), n = 128',
+    () =>
+      withSpectrum(
+        Array.from({ length: 128 }, (_, k) => (k < 3 ? 1 : k < 5 ? 2 : k < 60 ? 5 : k)),
+        3,
+      ),
+  ],
   ['identity n = 128', () => withSpectrum(new Array(128).fill(1), 4)],
-  ['exact identity n = 64', () => { const a = mat64(64, 64); for (let i = 0; i < 64; i++) a.data[i * 65] = 1; return a; }],
-  ['diagonal with repeats n = 128', () => { const a = mat64(128, 128); for (let i = 0; i < 128; i++) a.data[i * 129] = (i * 7) % 13; return a; }],
-  ['condition 1e10, n = 128', () => withSpectrum(Array.from({ length: 128 }, (_, k) => 10 ** ((-10 * k) / 127)), 5)],
-  ['clustered 1 + 1e-6 k, n = 128', () => withSpectrum(Array.from({ length: 128 }, (_, k) => 1 + 1e-6 * k), 6)],
-  ['tiny scale 1e-150, n = 64', () => { const a = randSym(64, 11); a.data.forEach((x, k) => (a.data[k] = x * 1e-150)); return a; }],
-  ['huge scale 1e150, n = 64', () => { const a = randSym(64, 12); a.data.forEach((x, k) => (a.data[k] = x * 1e150)); return a; }],
+  [
+    'exact identity n = 64',
+    () => {
+      const a = mat64(64, 64);
+      for (let i = 0; i < 64; i++) a.data[i * 65] = 1;
+      return a;
+    },
+  ],
+  [
+    'diagonal with repeats n = 128',
+    () => {
+      const a = mat64(128, 128);
+      for (let i = 0; i < 128; i++) a.data[i * 129] = (i * 7) % 13;
+      return a;
+    },
+  ],
+  [
+    'condition 1e10, n = 128',
+    () =>
+      withSpectrum(
+        Array.from({ length: 128 }, (_, k) => 10 ** ((-10 * k) / 127)),
+        5,
+      ),
+  ],
+  [
+    'clustered 1 + 1e-6 k, n = 128',
+    () =>
+      withSpectrum(
+        Array.from({ length: 128 }, (_, k) => 1 + 1e-6 * k),
+        6,
+      ),
+  ],
+  [
+    'tiny scale 1e-150, n = 64',
+    () => {
+      const a = randSym(64, 11);
+      a.data.forEach((x, k) => (a.data[k] = x * 1e-150));
+      return a;
+    },
+  ],
+  [
+    'huge scale 1e150, n = 64',
+    () => {
+      const a = randSym(64, 12);
+      a.data.forEach((x, k) => (a.data[k] = x * 1e150));
+      return a;
+    },
+  ],
   ['zero matrix n = 16', () => mat64(16, 16)],
 ];
 

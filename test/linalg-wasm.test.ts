@@ -96,7 +96,8 @@ describe('wasm kernels', () => {
       const { w, j } = eighBoth(a);
       const n = a.rows;
       const scale = Math.max(Math.abs(j.values[0]), Math.abs(j.values[n - 1]), 1e-300);
-      for (let i = 0; i < n; i++) expect(Math.abs(w.values[i] - j.values[i]) / scale, `${name} value ${i}`).toBeLessThan(1e-13);
+      for (let i = 0; i < n; i++)
+        expect(Math.abs(w.values[i] - j.values[i]) / scale, `${name} value ${i}`).toBeLessThan(1e-13);
       expect(eighResidual(a, w.values, w.vt), name).toBeLessThan(1e-13);
       // orthonormal rows
       const g = matmulABt(w.vt, w.vt);
@@ -108,15 +109,23 @@ describe('wasm kernels', () => {
   it('eigh at n = 200 matches ml-matrix eigenvalues and reconstructs A (wasm)', () => {
     const a = gram(200, 200, 1e-3, 5);
     const { values, vectors } = eigh(a);
-    const ref = new EigenvalueDecomposition(toMlMatrix(a), { assumeSymmetric: true }).realEigenvalues.sort((x, y) => x - y);
+    const ref = new EigenvalueDecomposition(toMlMatrix(a), { assumeSymmetric: true }).realEigenvalues.sort(
+      (x, y) => x - y,
+    );
     for (let i = 0; i < 200; i++) expect(Math.abs(values[i] - ref[i])).toBeLessThan(1e-12 * ref[199]);
     const vl = mat64(200, 200);
-    for (let i = 0; i < 200; i++) for (let k = 0; k < 200; k++) vl.data[i * 200 + k] = vectors.data[i * 200 + k] * values[k];
+    for (let i = 0; i < 200; i++)
+      for (let k = 0; k < 200; k++) vl.data[i * 200 + k] = vectors.data[i * 200 + k] * values[k];
     expect(relativeDifference(matmul(vl, transpose(vectors)), a)).toBeLessThan(1e-13);
   });
 
   it('matmul / matmulABt (upper and full): wasm equals JS to round-off on odd shapes', () => {
-    for (const [m, k, n] of [[1, 1, 1], [5, 7, 3], [33, 65, 17], [130, 300, 129]]) {
+    for (const [m, k, n] of [
+      [1, 1, 1],
+      [5, 7, 3],
+      [33, 65, 17],
+      [130, 300, 129],
+    ]) {
       const a = randn(m, k, m + k);
       const b = randn(n, k, n * 3 + 1);
       setLinalgKernel('js');
@@ -178,15 +187,53 @@ describe('wasm kernels', () => {
       expect(resW, name).toBeLessThan(10 * resJ + 1e-13);
     }
     setLinalgKernel('wasm');
-    expect(() => cholesky(mat64(20, 20, Array.from({ length: 400 }, (_, k) => (k % 21 === 0 ? -1 : 0))), { maxTries: 2 })).toThrow(/pivot/);
+    expect(() =>
+      cholesky(
+        mat64(
+          20,
+          20,
+          Array.from({ length: 400 }, (_, k) => (k % 21 === 0 ? -1 : 0)),
+        ),
+        { maxTries: 2 },
+      ),
+    ).toThrow(/pivot/);
   });
 
   it('bad input still throws with the wasm kernels', () => {
-    expect(() => eigh([[1, NaN], [NaN, 1]])).toThrow(/non-finite/);
-    expect(() => inverseRoot([[1, 2, 3], [4, 5, 6]], 4)).toThrow(/not square/);
-    expect(() => inverseRoot([[-1, 0], [0, 1]], 4)).toThrow(/positive semidefinite/);
-    expect(() => eigh([[1e308, 1e308], [1e308, 1e308]])).toThrow(/not finite/);
-    const tiny = eigh([[3e-320, 1e-320], [1e-320, 3e-320]]).values; // subnormal scale: no underflow to 0
+    expect(() =>
+      eigh([
+        [1, NaN],
+        [NaN, 1],
+      ]),
+    ).toThrow(/non-finite/);
+    expect(() =>
+      inverseRoot(
+        [
+          [1, 2, 3],
+          [4, 5, 6],
+        ],
+        4,
+      ),
+    ).toThrow(/not square/);
+    expect(() =>
+      inverseRoot(
+        [
+          [-1, 0],
+          [0, 1],
+        ],
+        4,
+      ),
+    ).toThrow(/positive semidefinite/);
+    expect(() =>
+      eigh([
+        [1e308, 1e308],
+        [1e308, 1e308],
+      ]),
+    ).toThrow(/not finite/);
+    const tiny = eigh([
+      [3e-320, 1e-320],
+      [1e-320, 3e-320],
+    ]).values; // subnormal scale: no underflow to 0
     expect(tiny[0]).toBeGreaterThan(0);
   });
 });

@@ -93,7 +93,10 @@ beforeAll(async () => {
 
 describe('conversions and validation', () => {
   it('round-trips number[][], ml-matrix and tf tensors', () => {
-    const a = [[1, 2], [3, 4]];
+    const a = [
+      [1, 2],
+      [3, 4],
+    ];
     const m = toMat64(a);
     expect(Array.from(m.data)).toEqual([1, 2, 3, 4]);
     expect(toArray2D(m)).toEqual(a);
@@ -105,11 +108,34 @@ describe('conversions and validation', () => {
   });
 
   it('rejects non-square, ragged, non-finite, asymmetric and 1-D tensor inputs by name', () => {
-    expect(() => cholesky([[1, 2, 3], [4, 5, 6]])).toThrow(/not square \(2x3\)/);
+    expect(() =>
+      cholesky([
+        [1, 2, 3],
+        [4, 5, 6],
+      ]),
+    ).toThrow(/not square \(2x3\)/);
     expect(() => eigh([[1, 2], [3]])).toThrow(/ragged/);
-    expect(() => eigh([[1, NaN], [NaN, 1]])).toThrow(/non-finite entry NaN at \(0, 1\)/);
-    expect(() => spdInverse([[1, Infinity], [Infinity, 1]])).toThrow(/non-finite/);
-    expect(() => inverseRoot([[2, 1], [0, 2]], 2)).toThrow(/not symmetric/);
+    expect(() =>
+      eigh([
+        [1, NaN],
+        [NaN, 1],
+      ]),
+    ).toThrow(/non-finite entry NaN at \(0, 1\)/);
+    expect(() =>
+      spdInverse([
+        [1, Infinity],
+        [Infinity, 1],
+      ]),
+    ).toThrow(/non-finite/);
+    expect(() =>
+      inverseRoot(
+        [
+          [2, 1],
+          [0, 2],
+        ],
+        2,
+      ),
+    ).toThrow(/not symmetric/);
     const v = tf.tensor1d([1, 2]);
     expect(() => eigh(v)).toThrow(/2-D tensor/);
     v.dispose();
@@ -156,7 +182,11 @@ describe('cholesky, spdSolve, spdInverse', () => {
     const r1 = spdSolve(spd40, b);
     expect(r1.x).toBeInstanceOf(Float64Array);
     expect(r1.residual).toBeLessThan(1e-13);
-    const B = mat64(40, 3, Array.from({ length: 120 }, () => gaussian(rand)));
+    const B = mat64(
+      40,
+      3,
+      Array.from({ length: 120 }, () => gaussian(rand)),
+    );
     const r3 = spdSolve(spd40, B);
     expect(r3.x.cols).toBe(3);
     expect(relativeDifference(matmul(spd40, r3.x), B)).toBeLessThan(1e-13);
@@ -189,7 +219,8 @@ describe('eigh', () => {
     for (let i = 0; i < 40; i++) expect(Math.abs(values[i] - ml[i])).toBeLessThan(1e-11 * values[39]);
     for (let i = 1; i < 40; i++) expect(values[i]).toBeGreaterThanOrEqual(values[i - 1]);
     const vd = mat64(40, 40);
-    for (let i = 0; i < 40; i++) for (let k = 0; k < 40; k++) vd.data[i * 40 + k] = vectors.data[i * 40 + k] * values[k];
+    for (let i = 0; i < 40; i++)
+      for (let k = 0; k < 40; k++) vd.data[i * 40 + k] = vectors.data[i * 40 + k] * values[k];
     expect(relativeDifference(matmul(vd, transpose(vectors)), spd40)).toBeLessThan(1e-13);
     expect(relativeDifference(matmul(transpose(vectors), vectors), identity(40))).toBeLessThan(1e-13);
   });
@@ -201,11 +232,22 @@ describe('eigh', () => {
   });
 
   it('handles diagonal, 1x1 and 2x2 matrices', () => {
-    expect(Array.from(eigh([[3, 0, 0], [0, 1, 0], [0, 0, 2]]).values)).toEqual([1, 2, 3]);
+    expect(
+      Array.from(
+        eigh([
+          [3, 0, 0],
+          [0, 1, 0],
+          [0, 0, 2],
+        ]).values,
+      ),
+    ).toEqual([1, 2, 3]);
     const one = eigh([[-7]]);
     expect(one.values[0]).toBe(-7);
     expect(Math.abs(one.vectors.data[0])).toBe(1);
-    const two = eigh([[2, 1], [1, 2]]);
+    const two = eigh([
+      [2, 1],
+      [1, 2],
+    ]);
     expect(two.values[0]).toBeCloseTo(1, 14);
     expect(two.values[1]).toBeCloseTo(3, 14);
   });
@@ -242,7 +284,10 @@ describe('inverseRoot and matrixPower', () => {
     const a = withSpectrum(logSpectrum, 9);
     const r = inverseRoot(a, 4);
     expect(r.error).toBeLessThan(1e-6);
-    const exact = withSpectrum(logSpectrum.map((l) => l ** -0.25), 9);
+    const exact = withSpectrum(
+      logSpectrum.map((l) => l ** -0.25),
+      9,
+    );
     expect(relativeDifference(r.root, exact)).toBeLessThan(1e-6);
   });
 
@@ -252,7 +297,15 @@ describe('inverseRoot and matrixPower', () => {
     expect(() => inverseRoot(a, 2)).toThrow(/singular.*pass epsilon > 0/);
     const abs = inverseRoot(a, 2, { epsilon: 1e-3 });
     expect(abs.epsilon).toBe(1e-3);
-    expect(relativeDifference(abs.root, withSpectrum(spec.map((l) => (l + 1e-3) ** -0.5), 6))).toBeLessThan(1e-8);
+    expect(
+      relativeDifference(
+        abs.root,
+        withSpectrum(
+          spec.map((l) => (l + 1e-3) ** -0.5),
+          6,
+        ),
+      ),
+    ).toBeLessThan(1e-8);
     const rel = inverseRoot(a, 2, { epsilon: 1e-3, epsilonMode: 'relative' });
     expect(rel.epsilon).toBeCloseTo(4e-3, 12);
     expect(rel.error).toBeLessThan(1e-8);
@@ -318,7 +371,10 @@ describe('solveModified (indefinite Newton systems)', () => {
   it("'eig-clamp' floors eigenvalues at delta", () => {
     const r = solveModified(H, g, { strategy: 'eig-clamp', delta: 0.1 });
     expect(r.modifiedCount).toBe(2);
-    const Hc = withSpectrum(spec.map((l) => Math.max(l, 0.1)), 21);
+    const Hc = withSpectrum(
+      spec.map((l) => Math.max(l, 0.1)),
+      21,
+    );
     const back = matmul(Hc, mat64(4, 1, r.x));
     g.forEach((v, i) => expect(back.data[i]).toBeCloseTo(v, 10));
   });
@@ -327,7 +383,10 @@ describe('solveModified (indefinite Newton systems)', () => {
     const r = solveModified(H, g, { strategy: 'shift' });
     expect(r.shift).toBeGreaterThan(2);
     expect(r.unmodified).toBe(false);
-    const Hs = withSpectrum(spec.map((l) => l + r.shift), 21);
+    const Hs = withSpectrum(
+      spec.map((l) => l + r.shift),
+      21,
+    );
     const back = matmul(Hs, mat64(4, 1, r.x));
     g.forEach((v, i) => expect(back.data[i]).toBeCloseTo(v, 9));
   });

@@ -19,13 +19,22 @@ interface Fixture {
   curvature: Record<string, number[]>;
   target: Record<string, number[]>;
   steps: number;
-  cases: { name: string; options: MuonOptions; afterStep1: Record<string, number[]>; afterStep20: Record<string, number[]> }[];
-  newtonSchulz: { shape: [number, number]; x: number[]; ns: number[]; singularValuesX: number[]; singularValuesNS: number[] }[];
+  cases: {
+    name: string;
+    options: MuonOptions;
+    afterStep1: Record<string, number[]>;
+    afterStep20: Record<string, number[]>;
+  }[];
+  newtonSchulz: {
+    shape: [number, number];
+    x: number[];
+    ns: number[];
+    singularValuesX: number[];
+    singularValuesNS: number[];
+  }[];
 }
 
-const fixture = JSON.parse(
-  readFileSync(new URL('./fixtures/muon-reference.json', import.meta.url), 'utf8'),
-) as Fixture;
+const fixture = JSON.parse(readFileSync(new URL('./fixtures/muon-reference.json', import.meta.url), 'utf8')) as Fixture;
 const NAMES = Object.keys(fixture.shapes);
 
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -265,8 +274,17 @@ describe('Muon', () => {
   it('is a drop-in model.fit optimizer; config round-trips with an adamLearningRate schedule', async () => {
     const model = tf.sequential({
       layers: [
-        tf.layers.dense({ inputShape: [6], units: 12, activation: 'tanh', kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }) }),
-        tf.layers.dense({ units: 3, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }) }),
+        tf.layers.dense({
+          inputShape: [6],
+          units: 12,
+          activation: 'tanh',
+          kernelInitializer: tf.initializers.glorotUniform({ seed: 1 }),
+        }),
+        tf.layers.dense({
+          units: 3,
+          activation: 'softmax',
+          kernelInitializer: tf.initializers.glorotUniform({ seed: 2 }),
+        }),
       ],
     });
     const opt = new Muon({

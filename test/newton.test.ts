@@ -19,7 +19,8 @@ describe('Newton', () => {
     const { A, x0 } = illConditionedQuadratic(n, 3);
     const At = tf.tensor2d(A);
     const x = tf.variable(tf.tensor1d(x0));
-    const loss = () => tf.tidy(() => tf.mul(0.5, tf.sum(tf.mul(x, tf.matMul(At, x.reshape([n, 1])).reshape([n])))) as tf.Scalar);
+    const loss = () =>
+      tf.tidy(() => tf.mul(0.5, tf.sum(tf.mul(x, tf.matMul(At, x.reshape([n, 1])).reshape([n])))) as tf.Scalar);
     const opt = new Newton();
     const g0 = gradNorm64(A, x.dataSync());
     for (let k = 0; k < 2; k++) opt.minimize(loss);
@@ -36,7 +37,9 @@ describe('Newton', () => {
       tf.tidy(() => {
         const a = x.slice(0, 1);
         const b = x.slice(1, 1);
-        return tf.add(tf.square(tf.sub(1, a)), tf.mul(100, tf.square(tf.sub(b, tf.square(a))))).reshape([]) as tf.Scalar;
+        return tf
+          .add(tf.square(tf.sub(1, a)), tf.mul(100, tf.square(tf.sub(b, tf.square(a)))))
+          .reshape([]) as tf.Scalar;
       });
     const opt = new Newton();
     const errors: number[] = [];
@@ -73,9 +76,7 @@ describe('Newton', () => {
     const m = raw.length;
     const d = raw[0]!.length;
     const mean = Array.from({ length: d }, (_, j) => raw.reduce((s, r) => s + r[j]!, 0) / m);
-    const sd = Array.from({ length: d }, (_, j) =>
-      Math.sqrt(raw.reduce((s, r) => s + (r[j]! - mean[j]!) ** 2, 0) / m),
-    );
+    const sd = Array.from({ length: d }, (_, j) => Math.sqrt(raw.reduce((s, r) => s + (r[j]! - mean[j]!) ** 2, 0) / m));
     const X = raw.map((r) => [...r.map((v, j) => (v - mean[j]!) / sd[j]!), 1]); // bias column
     const p = d + 1;
 
@@ -100,16 +101,24 @@ describe('Newton', () => {
       w = w.map((v, j) => v - delta[j]!);
       if (Math.max(...delta.map(Math.abs)) < 1e-13) break;
     }
-    const refLoss = X.reduce((s, row, i) => {
-      const z = row.reduce((a, v, j) => a + v * w[j]!, 0);
-      return s + (Math.log1p(Math.exp(-Math.abs(z))) + Math.max(z, 0) - labels[i]! * z) / m;
-    }, 0) + 0.5 * l2 * w.reduce((s, v) => s + v * v, 0);
+    const refLoss =
+      X.reduce((s, row, i) => {
+        const z = row.reduce((a, v, j) => a + v * w[j]!, 0);
+        return s + (Math.log1p(Math.exp(-Math.abs(z))) + Math.max(z, 0) - labels[i]! * z) / m;
+      }, 0) +
+      0.5 * l2 * w.reduce((s, v) => s + v * v, 0);
 
     const Xt = tf.tensor2d(X);
     const yt = tf.tensor2d(labels, [m, 1]);
     const wv = tf.variable(tf.zeros([p, 1]));
     const f = () =>
-      tf.tidy(() => tf.add(losses.sigmoidCrossEntropy(yt, tf.matMul(Xt, wv)), tf.mul(0.5 * l2, tf.sum(tf.square(wv)))) as tf.Scalar);
+      tf.tidy(
+        () =>
+          tf.add(
+            losses.sigmoidCrossEntropy(yt, tf.matMul(Xt, wv)),
+            tf.mul(0.5 * l2, tf.sum(tf.square(wv))),
+          ) as tf.Scalar,
+      );
     const opt = new Newton();
     let steps = 0;
     const gap = () => f().dataSync()[0]! - refLoss;
@@ -181,7 +190,15 @@ describe('Newton', () => {
     const cls = getClasses() as string[];
     const names = [...new Set(cls)];
     const xs = tf.tensor2d(raw.map((r) => r.map((v) => v / 8)));
-    const ys = tf.oneHot(tf.tensor1d(cls.map((c) => names.indexOf(c)), 'int32'), 3).toFloat();
+    const ys = tf
+      .oneHot(
+        tf.tensor1d(
+          cls.map((c) => names.indexOf(c)),
+          'int32',
+        ),
+        3,
+      )
+      .toFloat();
     const model = tf.sequential({
       layers: [tf.layers.dense({ units: 3, inputShape: [4], kernelInitializer: 'zeros' })],
     });
@@ -190,7 +207,13 @@ describe('Newton', () => {
     model.compile({ optimizer: opt, loss: lossFn, metrics: ['mse'] });
     const lossNow = () => tf.tidy(() => lossFn(ys, model.predict(xs) as tf.Tensor).dataSync()[0]!);
     const mseNow = () =>
-      tf.tidy(() => tf.metrics.meanSquaredError(ys, model.predict(xs) as tf.Tensor).mean().dataSync()[0]!);
+      tf.tidy(
+        () =>
+          tf.metrics
+            .meanSquaredError(ys, model.predict(xs) as tf.Tensor)
+            .mean()
+            .dataSync()[0]!,
+      );
     let counts: number[] = [];
     for (let epoch = 0; epoch < 4; epoch++) {
       const expectedLoss = lossNow();

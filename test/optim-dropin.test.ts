@@ -21,13 +21,21 @@ beforeAll(async () => {
 
 function model(seed = 0): tf.LayersModel {
   const m = tf.sequential({
-    layers: [
-      tf.layers.dense({ inputShape: [4], units: 8, activation: 'tanh' }),
-      tf.layers.dense({ units: 1 }),
-    ],
+    layers: [tf.layers.dense({ inputShape: [4], units: 8, activation: 'tanh' }), tf.layers.dense({ units: 1 })],
   });
   const shapes = m.getWeights().map((w) => w.shape);
-  m.setWeights(shapes.map((s, i) => tf.tensor(randomArray(s.reduce((a, b) => a * b, 1), seed + i, 0.5), s)));
+  m.setWeights(
+    shapes.map((s, i) =>
+      tf.tensor(
+        randomArray(
+          s.reduce((a, b) => a * b, 1),
+          seed + i,
+          0.5,
+        ),
+        s,
+      ),
+    ),
+  );
   return m;
 }
 
@@ -61,12 +69,20 @@ describe('tfjs-layers fit', () => {
   });
 });
 
-
 describe('model.save with includeOptimizer', () => {
   const makers: [string, () => tf.Optimizer][] = [
-    ['Adam (amsgrad, warmup-cosine schedule)', () =>
-      new Adam({ learningRate: schedules.warmupCosine({ peak: 0.02, warmupSteps: 5, decaySteps: 60 }), amsgrad: true })],
-    ['SGD (Nesterov, weight decay)', () => new SGD({ learningRate: 0.05, momentum: 0.9, nesterov: true, weightDecay: 1e-3 })],
+    [
+      'Adam (amsgrad, warmup-cosine schedule)',
+      () =>
+        new Adam({
+          learningRate: schedules.warmupCosine({ peak: 0.02, warmupSteps: 5, decaySteps: 60 }),
+          amsgrad: true,
+        }),
+    ],
+    [
+      'SGD (Nesterov, weight decay)',
+      () => new SGD({ learningRate: 0.05, momentum: 0.9, nesterov: true, weightDecay: 1e-3 }),
+    ],
     ['RMSProp (centered, momentum)', () => new RMSProp({ learningRate: 0.005, centered: true, momentum: 0.5 })],
   ];
   for (const [name, make] of makers) {
@@ -128,7 +144,8 @@ describe('getWeights / setWeights', () => {
     expect(names[0]).toBe('iter');
     expect(names).toContain('__optimizer__/skippedSteps');
     for (const v of a.vars) {
-      for (const slot of ['step', 'squareAvg', 'gradAvg', 'momentumBuffer']) expect(names).toContain(`${v.name}/${slot}`);
+      for (const slot of ['step', 'squareAvg', 'gradAvg', 'momentumBuffer'])
+        expect(names).toContain(`${v.name}/${slot}`);
     }
   });
 });
@@ -137,7 +154,16 @@ describe('memory', () => {
   const makers: [string, () => tf.Optimizer][] = [
     ['SGD', () => new SGD({ learningRate: 0.01, momentum: 0.9, nesterov: true, weightDecay: 1e-4 })],
     ['RMSProp', () => new RMSProp({ centered: true, momentum: 0.5, weightDecay: 1e-4 })],
-    ['Adam', () => new Adam({ amsgrad: true, weightDecay: 1e-2, decoupledWeightDecay: true, learningRate: schedules.cosineDecay({ initial: 1e-3, decaySteps: 300 }) })],
+    [
+      'Adam',
+      () =>
+        new Adam({
+          amsgrad: true,
+          weightDecay: 1e-2,
+          decoupledWeightDecay: true,
+          learningRate: schedules.cosineDecay({ initial: 1e-3, decaySteps: 300 }),
+        }),
+    ],
   ];
   for (const [name, make] of makers) {
     it(`${name}: tf.memory().numTensors is constant over 500 steps and dispose frees the state`, () => {
@@ -224,20 +250,45 @@ describe('options', () => {
   });
 
   it('PyTorch defaults', () => {
-    expect(new SGD().options).toMatchObject({ learningRate: 1e-3, momentum: 0, dampening: 0, weightDecay: 0, nesterov: false });
-    expect(new RMSProp().options).toMatchObject({ learningRate: 1e-2, alpha: 0.99, epsilon: 1e-8, momentum: 0, centered: false });
+    expect(new SGD().options).toMatchObject({
+      learningRate: 1e-3,
+      momentum: 0,
+      dampening: 0,
+      weightDecay: 0,
+      nesterov: false,
+    });
+    expect(new RMSProp().options).toMatchObject({
+      learningRate: 1e-2,
+      alpha: 0.99,
+      epsilon: 1e-8,
+      momentum: 0,
+      centered: false,
+    });
     expect(new Adam().options).toMatchObject({
-      learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 0, decoupledWeightDecay: false, amsgrad: false,
+      learningRate: 1e-3,
+      beta1: 0.9,
+      beta2: 0.999,
+      epsilon: 1e-8,
+      weightDecay: 0,
+      decoupledWeightDecay: false,
+      amsgrad: false,
     });
   });
 
   it('getConfig / fromConfig round trip, schedules included; class names do not clash with tfjs', () => {
-    const o = new Adam({ learningRate: schedules.stepDecay({ initial: 0.1, stepSize: 10, gamma: 0.5 }), amsgrad: true });
+    const o = new Adam({
+      learningRate: schedules.stepDecay({ initial: 0.1, stepSize: 10, gamma: 0.5 }),
+      amsgrad: true,
+    });
     const copy = Adam.fromConfig(Adam, o.getConfig()) as Adam;
     expect(copy).toBeInstanceOf(Adam);
     expect(copy.getConfig()).toEqual(o.getConfig());
     expect((copy.learningRate as (t: number) => number)(25)).toBeCloseTo(0.025);
-    expect([SGD.className, RMSProp.className, Adam.className]).toEqual(['CurvatureSGD', 'CurvatureRMSProp', 'CurvatureAdam']);
+    expect([SGD.className, RMSProp.className, Adam.className]).toEqual([
+      'CurvatureSGD',
+      'CurvatureRMSProp',
+      'CurvatureAdam',
+    ]);
     expect(() => new Adam({ learningRate: (t: number) => 1 / (t + 1) }).getConfig()).toThrow('Invalid learningRate');
   });
 
@@ -255,7 +306,11 @@ describe('options', () => {
 
 describe('registry', () => {
   it('creates each optimizer by CLI name, as a tf.Optimizer and a CurvatureOptimizer', () => {
-    for (const [name, cls] of [['sgd', SGD], ['rmsprop', RMSProp], ['adam', Adam]] as const) {
+    for (const [name, cls] of [
+      ['sgd', SGD],
+      ['rmsprop', RMSProp],
+      ['adam', Adam],
+    ] as const) {
       const entry = getOptimizerEntry(name);
       const o = entry.create({ learningRate: 0.1 });
       expect(o).toBeInstanceOf(cls);
@@ -266,4 +321,3 @@ describe('registry', () => {
     }
   });
 });
-

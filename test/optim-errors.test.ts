@@ -20,7 +20,9 @@ describe('minimize with a bad loss closure', () => {
       expect(() => opt.minimize(5 as unknown as () => tf.Scalar)).toThrow(
         new RegExp(`${name}.minimize: the loss must be a function.*got number`),
       );
-      expect(() => opt.minimize(() => 1 as unknown as tf.Scalar, false, [w])).toThrow(/must return a tf.Tensor, got number/);
+      expect(() => opt.minimize(() => 1 as unknown as tf.Scalar, false, [w])).toThrow(
+        /must return a tf.Tensor, got number/,
+      );
       expect(() => opt.minimize(() => tf.square(w) as tf.Scalar, false, [w])).toThrow(
         /must return a scalar \(rank 0\) but returned shape \[3\]/,
       );

@@ -31,10 +31,18 @@ export class Mlp {
     const x = tf.tensor2d(randomArray(32 * 8, seed), [32, 8]);
     const y = tf.tensor2d(randomArray(32 * 4, seed + 1), [32, 4]);
     const sizes = [8 * 16, 16, 16 * 4, 4];
-    return new Mlp(x, y, sizes.map((n, i) => randomArray(n, seed + 10 + i, 0.5)));
+    return new Mlp(
+      x,
+      y,
+      sizes.map((n, i) => randomArray(n, seed + 10 + i, 0.5)),
+    );
   }
   clone(): Mlp {
-    return new Mlp(this.x, this.y, this.vars.map((v) => Array.from(v.dataSync())));
+    return new Mlp(
+      this.x,
+      this.y,
+      this.vars.map((v) => Array.from(v.dataSync())),
+    );
   }
   loss = (): tf.Scalar =>
     tf.tidy(() => {

@@ -33,10 +33,18 @@ function runPair(make: () => tf.Optimizer, makeTfjs: () => tf.Optimizer, steps =
 
 describe('parity with tfjs optimizers over 100 MLP steps', () => {
   it('SGD equals tf.train.sgd', () => {
-    expect(runPair(() => new SGD({ learningRate: 0.1 }), () => tf.train.sgd(0.1))).toBeLessThan(1e-5);
+    expect(
+      runPair(
+        () => new SGD({ learningRate: 0.1 }),
+        () => tf.train.sgd(0.1),
+      ),
+    ).toBeLessThan(1e-5);
   });
   it('SGD with momentum equals tf.train.momentum (zero dampening)', () => {
-    const err = runPair(() => new SGD({ learningRate: 0.05, momentum: 0.9 }), () => tf.train.momentum(0.05, 0.9));
+    const err = runPair(
+      () => new SGD({ learningRate: 0.05, momentum: 0.9 }),
+      () => tf.train.momentum(0.05, 0.9),
+    );
     expect(err).toBeLessThan(1e-5);
   });
   it('SGD with Nesterov momentum equals tf.train.momentum(useNesterov)', () => {
@@ -47,7 +55,10 @@ describe('parity with tfjs optimizers over 100 MLP steps', () => {
     expect(err).toBeLessThan(1e-5);
   });
   it('Adam equals tf.train.adam with the same epsilon', () => {
-    const err = runPair(() => new Adam({ learningRate: 0.01 }), () => tf.train.adam(0.01, 0.9, 0.999, 1e-8));
+    const err = runPair(
+      () => new Adam({ learningRate: 0.01 }),
+      () => tf.train.adam(0.01, 0.9, 0.999, 1e-8),
+    );
     expect(err).toBeLessThan(1e-5);
   });
 });
@@ -187,7 +198,13 @@ interface Case {
 
 const cases: Case[] = [
   { name: 'SGD', make: () => new SGD({ learningRate: 0.1 }), ref: refSGD, opts: {}, lr: 0.1 },
-  { name: 'SGD momentum', make: () => new SGD({ learningRate: 0.05, momentum: 0.9 }), ref: refSGD, opts: { momentum: 0.9 }, lr: 0.05 },
+  {
+    name: 'SGD momentum',
+    make: () => new SGD({ learningRate: 0.05, momentum: 0.9 }),
+    ref: refSGD,
+    opts: { momentum: 0.9 },
+    lr: 0.05,
+  },
   {
     name: 'SGD momentum with dampening',
     make: () => new SGD({ learningRate: 0.05, momentum: 0.9, dampening: 0.5 }),
@@ -211,7 +228,13 @@ const cases: Case[] = [
   },
   // RMSProp's g / sqrt(v) is sign-like near an optimum, where float32 rounding decides the
   // sign; learning rates are chosen so that 100 steps stay in the well-conditioned phase.
-  { name: 'RMSProp defaults (lr 2e-3)', make: () => new RMSProp({ learningRate: 2e-3 }), ref: refRMSProp, opts: {}, lr: 2e-3 },
+  {
+    name: 'RMSProp defaults (lr 2e-3)',
+    make: () => new RMSProp({ learningRate: 2e-3 }),
+    ref: refRMSProp,
+    opts: {},
+    lr: 2e-3,
+  },
   {
     name: 'RMSProp centered with momentum and weight decay',
     make: () => new RMSProp({ learningRate: 1e-3, centered: true, momentum: 0.5, weightDecay: 0.01 }),

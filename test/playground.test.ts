@@ -17,7 +17,11 @@ import puppeteer, { type Browser, type Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { FUNCTIONS, getFunction } from '../playground/src/functions.js';
-import { TRAJECTORY_OPTIMIZERS, parseOptionValue, runTrajectories as runInNode } from '../playground/src/trajectories.js';
+import {
+  TRAJECTORY_OPTIMIZERS,
+  parseOptionValue,
+  runTrajectories as runInNode,
+} from '../playground/src/trajectories.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -65,13 +69,18 @@ let browser: Browser | undefined;
 let page: Page | undefined;
 const problems: string[] = [];
 
-const state = (): Promise<State> => page!.evaluate(() => JSON.parse(JSON.stringify((globalThis as any).playground)) as State);
+const state = (): Promise<State> =>
+  page!.evaluate(() => JSON.parse(JSON.stringify((globalThis as any).playground)) as State);
 const waitFor = (expr: string, timeout = 60_000) => page!.waitForFunction(expr, { timeout, polling: 50 });
 
 async function buildAndServe(): Promise<string> {
   outDir = mkdtempSync(join(tmpdir(), 'curvature-playground-'));
   const { build } = await import('vite');
-  await build({ configFile: join(root, 'playground/vite.config.ts'), logLevel: 'silent', build: { outDir, emptyOutDir: true } });
+  await build({
+    configFile: join(root, 'playground/vite.config.ts'),
+    logLevel: 'silent',
+    build: { outDir, emptyOutDir: true },
+  });
   server = createServer((req, res) => {
     const path = normalize(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname));
     let file = join(outDir, path);
@@ -112,11 +121,17 @@ describe("the playground's functions and trajectory runner", () => {
       for (const m of fn.minima) {
         // The published minima (Himmelblau's to 6 digits) are zeros of f and of its gradient.
         expect(fn.value(m[0], m[1]), `${fn.name} at ${m}`).toBeLessThan(1e-8);
-        const g = tf.tidy(() => tf.grad((p: tf.Tensor) => fn.objective(p as tf.Tensor1D))(tf.tensor1d(m)).dataSync());
+        const g = tf.tidy(() =>
+          tf
+            .grad((p: tf.Tensor) => fn.objective(p as tf.Tensor1D))(tf.tensor1d(m))
+            .dataSync(),
+        );
         expect(Math.hypot(g[0]!, g[1]!), `${fn.name} gradient at ${m}`).toBeLessThan(1e-3);
       }
     }
-    expect(() => getFunction('sphere')).toThrow(/Unknown function 'sphere': expected one of rosenbrock, beale, himmelblau, quadratic/);
+    expect(() => getFunction('sphere')).toThrow(
+      /Unknown function 'sphere': expected one of rosenbrock, beale, himmelblau, quadratic/,
+    );
   });
 
   it('parses option text as the editors give it', () => {
@@ -201,7 +216,9 @@ describe.skipIf(!available)('the playground in headless Chromium', () => {
     const before = (await state()).runs;
     await page!.click('#traj-run');
     // Mid-run, the drawn Adam path already has some but not all of its points: it moves.
-    await waitFor(`(() => { const n = Number(document.querySelector('path[data-optimizer="adam"]')?.dataset.points); return n > 1 && n < 61; })()`);
+    await waitFor(
+      `(() => { const n = Number(document.querySelector('path[data-optimizer="adam"]')?.dataset.points); return n > 1 && n < 61; })()`,
+    );
     await waitFor(`playground.runs > ${before} && document.body.dataset.trajectories === 'done'`);
     const s = await state();
     expect(s.start).toEqual([-1.2, 1]);
@@ -229,7 +246,10 @@ describe.skipIf(!available)('the playground in headless Chromium', () => {
     }
     // The SVG paths are the trajectories: one per optimizer, 61 vertices each.
     const paths = await page!.$$eval('#paths path[data-optimizer]', (els) =>
-      els.map((e) => ({ name: e.getAttribute('data-optimizer'), vertices: (e.getAttribute('d') ?? '').match(/[ML]/g)?.length ?? 0 })),
+      els.map((e) => ({
+        name: e.getAttribute('data-optimizer'),
+        vertices: (e.getAttribute('d') ?? '').match(/[ML]/g)?.length ?? 0,
+      })),
     );
     expect(paths.map((p) => p.name).sort()).toEqual(Object.keys(byName).sort());
     expect(paths.every((p) => p.vertices === 61)).toBe(true);
@@ -311,7 +331,8 @@ describe.skipIf(!available)('the playground in headless Chromium', () => {
     // values agree, and the density integrates to one.
     expect(Math.abs(sp.lambdaMax - sp.topEigenvalues[0]!)).toBeLessThan(0.05 * sp.topEigenvalues[0]!);
     let mass = 0;
-    for (let i = 1; i < sp.grid.length; i++) mass += 0.5 * (sp.density[i]! + sp.density[i - 1]!) * (sp.grid[i]! - sp.grid[i - 1]!);
+    for (let i = 1; i < sp.grid.length; i++)
+      mass += 0.5 * (sp.density[i]! + sp.density[i - 1]!) * (sp.grid[i]! - sp.grid[i - 1]!);
     expect(mass).toBeGreaterThan(0.95);
     expect(mass).toBeLessThan(1.05);
     const rows = await page!.$$eval('#spec-values tr.eig', (els) => els.length);
@@ -363,12 +384,19 @@ describe.skipIf(!available)('the playground in headless Chromium', () => {
       ]) {
         colors[name!] = near(hex!);
       }
-      return { width: c.width, height: c.height, std: Math.sqrt(sum2 / n - (sum / n) ** 2), distinct: colours.size, colors };
+      return {
+        width: c.width,
+        height: c.height,
+        std: Math.sqrt(sum2 / n - (sum / n) ** 2),
+        distinct: colours.size,
+        colors,
+      };
     }, png);
     expect(stats.width).toBe(1240);
     expect(stats.std).toBeGreaterThan(20);
     expect(stats.distinct).toBeGreaterThan(1000);
-    for (const [name, n] of Object.entries(stats.colors)) expect(n, `${name}'s colour in the screenshot`).toBeGreaterThan(20);
+    for (const [name, n] of Object.entries(stats.colors))
+      expect(n, `${name}'s colour in the screenshot`).toBeGreaterThan(20);
     expect(problems).toEqual([]);
   }, 60_000);
 });

@@ -112,7 +112,9 @@ describe('problem contract', () => {
 
   it('the seed determines the initialisation', () => {
     const init = (seed: number) =>
-      withProblem('mlp-mnist', { hidden: [4], trainSize: 32, testSize: 0, seed }, (p) => Array.from(p.params[0].dataSync()));
+      withProblem('mlp-mnist', { hidden: [4], trainSize: 32, testSize: 0, seed }, (p) =>
+        Array.from(p.params[0].dataSync()),
+      );
     expect(init(1)).toEqual(init(1));
     expect(init(1)).not.toEqual(init(2));
   });

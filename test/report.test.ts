@@ -5,20 +5,30 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { compare, type ComparisonResults } from '../src/harness/index.js';
 import { harnessRegistry } from '../experiments/index.js';
-import { htmlReport, parseResults, readResults, writeReport, markdownReport, optimizerColors } from '../src/report/index.js';
+import {
+  htmlReport,
+  parseResults,
+  readResults,
+  writeReport,
+  markdownReport,
+  optimizerColors,
+} from '../src/report/index.js';
 
 let results: ComparisonResults;
 beforeAll(async () => {
   await initBackend('wasm');
-  results = await compare({
-    problems: [
-      { id: 'q', problem: 'quadratic', options: { dim: 4, condition: 10 }, budget: { steps: 40 }, target: 1e-2 },
-      { id: 'iris', problem: 'logreg-iris', budget: { steps: 10 }, evalEvery: 5, target: 0.9 },
-    ],
-    optimizers: ['sgd', 'adam'],
-    optimizerOptions: { sgd: { learningRate: 0.5 }, adam: { learningRate: 0.1 } },
-    seeds: [0, 1],
-  }, { registry: harnessRegistry });
+  results = await compare(
+    {
+      problems: [
+        { id: 'q', problem: 'quadratic', options: { dim: 4, condition: 10 }, budget: { steps: 40 }, target: 1e-2 },
+        { id: 'iris', problem: 'logreg-iris', budget: { steps: 10 }, evalEvery: 5, target: 0.9 },
+      ],
+      optimizers: ['sgd', 'adam'],
+      optimizerOptions: { sgd: { learningRate: 0.5 }, adam: { learningRate: 0.1 } },
+      seeds: [0, 1],
+    },
+    { registry: harnessRegistry },
+  );
 });
 
 describe('reports', () => {
@@ -72,13 +82,24 @@ describe('reports', () => {
   it('one colour per optimizer in every chart, also where an optimizer is missing', async () => {
     // sgd (the first optimizer) is not run on 'iris': a per-chart colour scale would give adam
     // sgd's colour there.
-    const spec = { ...results.spec, problems: results.spec.problems.map((p) => (p.id === 'iris' ? { ...p, exclude: { sgd: 'test' } } : p)) };
-    const partial: ComparisonResults = { ...results, spec, runs: results.runs.filter((r) => !(r.problemId === 'iris' && r.optimizer === 'sgd')) };
+    const spec = {
+      ...results.spec,
+      problems: results.spec.problems.map((p) => (p.id === 'iris' ? { ...p, exclude: { sgd: 'test' } } : p)),
+    };
+    const partial: ComparisonResults = {
+      ...results,
+      spec,
+      runs: results.runs.filter((r) => !(r.problemId === 'iris' && r.optimizer === 'sgd')),
+    };
     const colors = optimizerColors(partial);
     expect(colors.domain).toEqual(['sgd', 'adam']);
     expect(new Set(colors.range).size).toBe(2);
     const html = await htmlReport(partial);
-    const lines = [...html.matchAll(/<path aria-label="[^"]*optimizer: ([\w-]+)[^"]*" role="graphics-symbol" aria-roledescription="line mark"[^>]*?stroke="(#[0-9a-f]{6})"/g)];
+    const lines = [
+      ...html.matchAll(
+        /<path aria-label="[^"]*optimizer: ([\w-]+)[^"]*" role="graphics-symbol" aria-roledescription="line mark"[^>]*?stroke="(#[0-9a-f]{6})"/g,
+      ),
+    ];
     expect(lines.length).toBeGreaterThan(8);
     const seen = new Map<string, Set<string>>();
     for (const [, opt, stroke] of lines) {
@@ -89,7 +110,11 @@ describe('reports', () => {
     for (const [opt, strokes] of seen) expect([...strokes]).toEqual([colors.range[colors.domain.indexOf(opt)]]);
     // The iris charts have adam only, in adam's colour.
     const iris = html.slice(html.indexOf('<h3>iris</h3>'));
-    const irisLines = [...iris.matchAll(/optimizer: ([\w-]+)[^"]*" role="graphics-symbol" aria-roledescription="line mark"[^>]*?stroke="(#[0-9a-f]{6})"/g)];
+    const irisLines = [
+      ...iris.matchAll(
+        /optimizer: ([\w-]+)[^"]*" role="graphics-symbol" aria-roledescription="line mark"[^>]*?stroke="(#[0-9a-f]{6})"/g,
+      ),
+    ];
     expect(irisLines.length).toBeGreaterThan(0);
     for (const [, opt, stroke] of irisLines) {
       expect(opt).toBe('adam');

@@ -65,7 +65,6 @@ function model(): tf.Sequential {
   return m;
 }
 
-
 const flatWeights = (m: tf.LayersModel): number[] => m.getWeights().flatMap((w) => Array.from(w.dataSync()));
 
 async function fit(m: tf.LayersModel, epochs: number, losses: number[], dampings: number[]): Promise<void> {
@@ -110,11 +109,23 @@ const maxAbs = (a: number[], b: number[]): number => {
 // 3e-6); Newton 3.9e-5 (bound 4e-4: its solve amplifies float32 rounding in the Hessian); K-FAC
 // 6.6e-7 (bound 7e-6); Shampoo 2.0e-6 and 3.4e-6 (bound 3e-5: float32 statistics and roots).
 const CASES: { name: string; make: () => tf.Optimizer; tol: number }[] = [
-  { name: 'sgd-nesterov-wd', make: () => new SGD({ learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-3 }), tol: 3e-6 },
-  { name: 'rmsprop-centered-momentum', make: () => new RMSProp({ learningRate: 0.01, alpha: 0.99, epsilon: 1e-8, centered: true, momentum: 0.5 }), tol: 3e-6 },
+  {
+    name: 'sgd-nesterov-wd',
+    make: () => new SGD({ learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-3 }),
+    tol: 3e-6,
+  },
+  {
+    name: 'rmsprop-centered-momentum',
+    make: () => new RMSProp({ learningRate: 0.01, alpha: 0.99, epsilon: 1e-8, centered: true, momentum: 0.5 }),
+    tol: 3e-6,
+  },
   { name: 'adam', make: () => new Adam({ learningRate: 0.02 }), tol: 3e-6 },
   { name: 'adam-amsgrad', make: () => new Adam({ learningRate: 0.02, amsgrad: true }), tol: 3e-6 },
-  { name: 'adamw', make: () => new Adam({ learningRate: 0.02, weightDecay: 0.1, decoupledWeightDecay: true }), tol: 3e-6 },
+  {
+    name: 'adamw',
+    make: () => new Adam({ learningRate: 0.02, weightDecay: 0.1, decoupledWeightDecay: true }),
+    tol: 3e-6,
+  },
   // Newton's defaults except damping 0.1, minDamping 0.02 (see the generator: at the default
   // 1e-3 float32 rounding alone separates the runs after 5 steps on this rank-deficient Hessian).
   { name: 'newton', make: () => new Newton({ damping: 0.1, minDamping: 0.02 }), tol: 4e-4 },
@@ -140,13 +151,29 @@ const CASES: { name: string; make: () => tf.Optimizer; tol: number }[] = [
   {
     name: 'shampoo-adagrad-graft',
     make: () =>
-      new Shampoo({ learningRate: 0.05, epsilon: 1e-6, epsilonMode: 'absolute', grafting: 'adagrad', preconditionFrequency: 4, mergeDims: false }),
+      new Shampoo({
+        learningRate: 0.05,
+        epsilon: 1e-6,
+        epsilonMode: 'absolute',
+        grafting: 'adagrad',
+        preconditionFrequency: 4,
+        mergeDims: false,
+      }),
     tol: 3e-5,
   },
   {
     name: 'shampoo-no-graft-ema-momentum',
     make: () =>
-      new Shampoo({ learningRate: 0.02, beta2: 0.99, epsilon: 1e-6, epsilonMode: 'absolute', preconditionFrequency: 4, mergeDims: false, grafting: 'none', momentum: 0.5 }),
+      new Shampoo({
+        learningRate: 0.02,
+        beta2: 0.99,
+        epsilon: 1e-6,
+        epsilonMode: 'absolute',
+        preconditionFrequency: 4,
+        mergeDims: false,
+        grafting: 'none',
+        momentum: 0.5,
+      }),
     tol: 3e-5,
   },
 ];

@@ -73,7 +73,6 @@ function wideClassifier(): tf.Sequential {
   return m;
 }
 
-
 /** Per-batch losses and the weights after each epoch of `epochs` more epochs of fit. */
 async function continueFit(m: tf.LayersModel, epochs: number): Promise<{ losses: number[]; weights: number[][] }> {
   const losses: number[] = [];
@@ -108,11 +107,20 @@ const numeric = (opt: tf.Optimizer, key: string): number =>
 
 const CASES: Case[] = [
   { name: 'SGD', make: () => new SGD({ learningRate: 0.2 }) },
-  { name: 'SGD Nesterov, weight decay', make: () => new SGD({ learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-3 }) },
-  { name: 'RMSProp centered, momentum', make: () => new RMSProp({ learningRate: 0.01, centered: true, momentum: 0.5 }) },
+  {
+    name: 'SGD Nesterov, weight decay',
+    make: () => new SGD({ learningRate: 0.1, momentum: 0.9, nesterov: true, weightDecay: 1e-3 }),
+  },
+  {
+    name: 'RMSProp centered, momentum',
+    make: () => new RMSProp({ learningRate: 0.01, centered: true, momentum: 0.5 }),
+  },
   { name: 'Adam', make: () => new Adam({ learningRate: 0.02 }) },
   { name: 'Adam amsgrad', make: () => new Adam({ learningRate: 0.02, amsgrad: true }) },
-  { name: 'AdamW (decoupled weight decay)', make: () => new Adam({ learningRate: 0.02, weightDecay: 0.1, decoupledWeightDecay: true }) },
+  {
+    name: 'AdamW (decoupled weight decay)',
+    make: () => new Adam({ learningRate: 0.02, weightDecay: 0.1, decoupledWeightDecay: true }),
+  },
   {
     name: 'Newton (Levenberg-Marquardt damping)',
     make: () => new Newton({ damping: 1e-3 }),
@@ -150,7 +158,8 @@ const CASES: Case[] = [
   {
     name: 'KFAC.FAST_SETTINGS, factorRank 4 (low-rank inverses, inverse refresh after the reload)',
     model: wideClassifier,
-    make: (model) => new KFAC({ model, ...KFAC.FAST_SETTINGS, statsUpdatePeriod: 2, inverseUpdatePeriod: 4, factorRank: 4 }),
+    make: (model) =>
+      new KFAC({ model, ...KFAC.FAST_SETTINGS, statsUpdatePeriod: 2, inverseUpdatePeriod: 4, factorRank: 4 }),
   },
   {
     name: 'Shampoo, AdaGrad grafting, preconditioning started',
@@ -159,12 +168,21 @@ const CASES: Case[] = [
   },
   {
     name: 'Shampoo, no grafting, beta2 < 1, momentum',
-    make: () => new Shampoo({ learningRate: 0.02, grafting: 'none', beta2: 0.99, momentum: 0.5, preconditionFrequency: 4, epsilon: 1e-6 }),
+    make: () =>
+      new Shampoo({
+        learningRate: 0.02,
+        grafting: 'none',
+        beta2: 0.99,
+        momentum: 0.5,
+        preconditionFrequency: 4,
+        epsilon: 1e-6,
+      }),
     before: (opt) => expect((opt as Shampoo).inverseRootCount).toBeGreaterThan(0),
   },
   {
     name: 'Shampoo, Adam grafting, preconditioning starts after the reload',
-    make: () => new Shampoo({ learningRate: 0.02, grafting: 'adam', startPreconditioningStep: 11, preconditionFrequency: 4 }),
+    make: () =>
+      new Shampoo({ learningRate: 0.02, grafting: 'adam', startPreconditioningStep: 11, preconditionFrequency: 4 }),
     before: (opt) => expect((opt as Shampoo).inverseRootCount).toBe(0),
   },
   {
@@ -199,7 +217,9 @@ describe('model.save({ includeOptimizer: true }) -> tf.loadLayersModel -> fit co
       expect(straight.losses).toHaveLength((MORE_EPOCHS * N) / BATCH);
       // The runs are really training (not diverged, not frozen), so equality means something.
       expect(straight.losses.every(Number.isFinite)).toBe(true);
-      expect(straight.losses.reduce((x, y) => x + y) / straight.losses.length).toBeLessThan(h0.history.loss[0] as number);
+      expect(straight.losses.reduce((x, y) => x + y) / straight.losses.length).toBeLessThan(
+        h0.history.loss[0] as number,
+      );
       expect(straight.weights[1]).not.toEqual(straight.weights[0]);
       expect(resumed.losses).toEqual(straight.losses);
       expect(resumed.weights).toEqual(straight.weights);
@@ -265,7 +285,9 @@ describe('K-FAC after a reload', () => {
     const vars = a.trainableWeights.map((w) => w.read() as tf.Variable);
     const before = vars.map((v) => Array.from(v.dataSync()));
     const loss = () => tf.metrics.categoricalCrossentropy(ys, a.apply(xs) as tf.Tensor).mean() as tf.Scalar;
-    expect(() => orphan.minimize(loss, false, vars)).toThrow(/restored factors for layers .* but has no model.*attachModel/s);
+    expect(() => orphan.minimize(loss, false, vars)).toThrow(
+      /restored factors for layers .* but has no model.*attachModel/s,
+    );
     expect(vars.map((v) => Array.from(v.dataSync()))).toEqual(before);
     // attachModel is the fix the message names: it then trains with the Kronecker blocks.
     orphan.attachModel(a);
@@ -285,7 +307,9 @@ describe('K-FAC after a reload', () => {
     await k.setWeights(saved);
     tf.dispose(saved.map((w) => w.tensor));
     other.compile({ optimizer: k, loss: 'categoricalCrossentropy' });
-    await expect(other.fit(xs, ys, { epochs: 1, batchSize: BATCH, verbose: 0 })).rejects.toThrow(/which its model does not have/);
+    await expect(other.fit(xs, ys, { epochs: 1, batchSize: BATCH, verbose: 0 })).rejects.toThrow(
+      /which its model does not have/,
+    );
     a.dispose();
     other.dispose();
   });
@@ -320,7 +344,9 @@ describe('scalar state is saved exactly', () => {
 
   it('names a malformed scalar state', async () => {
     const w = [{ name: '__optimizer__/damping', tensor: tf.zeros([3]) }];
-    await expect(new Newton().setWeights(w)).rejects.toThrow(/'__optimizer__\/damping' must be a float32 scalar or an int32 pair/);
+    await expect(new Newton().setWeights(w)).rejects.toThrow(
+      /'__optimizer__\/damping' must be a float32 scalar or an int32 pair/,
+    );
     tf.dispose(w[0]!.tensor);
   });
 
@@ -374,7 +400,9 @@ describe('Node without tfjs-node: JSON files on disk (the code of docs/optimizer
   });
 
   // K-FAC's rho is an arbitrary float64 (exact through the files), Shampoo has host-resident slots.
-  const fileCases = ['Adam amsgrad', 'KFAC defaults', 'Shampoo, AdaGrad'].map((p) => CASES.find((x) => x.name.startsWith(p))!);
+  const fileCases = ['Adam amsgrad', 'KFAC defaults', 'Shampoo, AdaGrad'].map((p) =>
+    CASES.find((x) => x.name.startsWith(p))!,
+  );
   for (const c of fileCases) {
     it(`${c.name}: save to files, load, continue identically`, async () => {
       const dir = await fs.mkdtemp(path.join(tmpdir(), 'curvature-save-'));

@@ -14,7 +14,10 @@ beforeAll(async () => {
 function illConditioned(n: number, cond: number, seed: number): tf.Tensor2D {
   return tf.tidy(() => {
     const r = rng(seed);
-    const m = tf.tensor2d(Array.from({ length: n * n }, () => r()), [n, n]);
+    const m = tf.tensor2d(
+      Array.from({ length: n * n }, () => r()),
+      [n, n],
+    );
     const q = tf.linalg.qr(m)[0];
     const s = tf.tensor1d(Array.from({ length: n }, (_, i) => cond ** (-i / (n - 1))));
     return tf.matMul(tf.mul(q, s), tf.transpose(q)) as tf.Tensor2D;
@@ -52,10 +55,19 @@ describe('Shampoo on f(W) = 1/2 ||A W B - T||^2 with ill-conditioned A and B', (
     const initial = tf.tidy(() => 0.5 * tf.sum(tf.square(T)).dataSync()[0]!);
     const shampoo = run(
       (lr) =>
-        new Shampoo({ learningRate: lr, grafting: 'none', rootExponent: 2, preconditionFrequency: 1, epsilon: 1e-10, epsilonMode: 'relative' }),
+        new Shampoo({
+          learningRate: lr,
+          grafting: 'none',
+          rootExponent: 2,
+          preconditionFrequency: 1,
+          epsilon: 1e-10,
+          epsilonMode: 'relative',
+        }),
     );
     const adam = run((lr) => new Adam({ learningRate: lr }));
-    console.log(`ill-conditioned: initial ${initial.toExponential(3)}, Shampoo ${shampoo.toExponential(3)}, Adam ${adam.toExponential(3)} after ${steps} steps`);
+    console.log(
+      `ill-conditioned: initial ${initial.toExponential(3)}, Shampoo ${shampoo.toExponential(3)}, Adam ${adam.toExponential(3)} after ${steps} steps`,
+    );
     expect(shampoo).toBeLessThan(adam / 20);
     tf.dispose([A, B, T, wStar]);
   });
@@ -66,7 +78,10 @@ describe('Shampoo as a drop-in tf.Optimizer', () => {
     const model = tf.sequential({
       layers: [tf.layers.dense({ inputShape: [6], units: 16, activation: 'tanh' }), tf.layers.dense({ units: 3 })],
     });
-    model.compile({ optimizer: new Shampoo({ learningRate: 0.01, grafting: 'adam', preconditionFrequency: 5 }), loss: 'meanSquaredError' });
+    model.compile({
+      optimizer: new Shampoo({ learningRate: 0.01, grafting: 'adam', preconditionFrequency: 5 }),
+      loss: 'meanSquaredError',
+    });
     const r = rng(5);
     const x = tf.tensor2d(Array.from({ length: 64 * 6 }, r), [64, 6]);
     const y = tf.tidy(() => tf.matMul(x, tf.tensor2d(Array.from({ length: 18 }, r), [6, 3])));
@@ -88,7 +103,13 @@ describe('Shampoo as a drop-in tf.Optimizer', () => {
     ];
     const loss = (v: tf.Variable[]) => () =>
       tf.mean(tf.square(tf.sub(tf.add(tf.matMul(x, v[0]!), v[1]!), y))) as tf.Scalar;
-    const options = { learningRate: 0.05, grafting: 'adam' as const, preconditionFrequency: 3, momentum: 0.5, beta2: 0.99 };
+    const options = {
+      learningRate: 0.05,
+      grafting: 'adam' as const,
+      preconditionFrequency: 3,
+      momentum: 0.5,
+      beta2: 0.99,
+    };
     const va = make();
     const a = new Shampoo(options);
     for (let s = 0; s < 7; s++) a.minimize(loss(va), false, va);
@@ -114,7 +135,14 @@ describe('Shampoo as a drop-in tf.Optimizer', () => {
     const w = tf.variable(tf.tensor2d(Array.from({ length: 40 * 9 }, r), [40, 9]), true, `shampoo_leak_${counter++}`);
     const b = tf.variable(tf.zeros([9]), true, `shampoo_leak_${counter++}`);
     const x = tf.tensor2d(Array.from({ length: 8 * 40 }, r), [8, 40]);
-    const opt = new Shampoo({ maxPreconditionerDim: 16, preconditionFrequency: 2, grafting: 'rmsprop', momentum: 0.9, nesterov: true, weightDecay: 1e-3 });
+    const opt = new Shampoo({
+      maxPreconditionerDim: 16,
+      preconditionFrequency: 2,
+      grafting: 'rmsprop',
+      momentum: 0.9,
+      nesterov: true,
+      weightDecay: 1e-3,
+    });
     const f = () => tf.mean(tf.square(tf.add(tf.matMul(x, w), b))) as tf.Scalar;
     opt.minimize(f, false, [w, b]);
     opt.minimize(f, false, [w, b]);
@@ -131,7 +159,11 @@ describe('Shampoo as a drop-in tf.Optimizer', () => {
     const good = tf.fill([3, 4], 0.1);
     opt.applyGradients({ [w.name]: good });
     const before = Array.from(w.dataSync());
-    const bad = tf.tensor2d([[NaN, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]);
+    const bad = tf.tensor2d([
+      [NaN, 0, 0, 0],
+      [0, 0, 0, 0],
+      [0, 0, 0, 0],
+    ]);
     opt.applyGradients({ [w.name]: bad });
     expect(Array.from(w.dataSync())).toEqual(before);
     expect(opt.skippedSteps).toBe(1);
@@ -145,7 +177,11 @@ describe('Shampoo as a drop-in tf.Optimizer', () => {
     // epsilon 0 on a rank-one statistic: the root does not exist.
     const w = tf.variable(tf.ones([3, 4]), true, `shampoo_fail_${counter++}`);
     const opt = new Shampoo({ preconditionFrequency: 1, epsilon: 0, grafting: 'sgd', mergeDims: false });
-    const g = tf.tensor2d([[1, 2, 3, 4], [2, 4, 6, 8], [3, 6, 9, 12]]);
+    const g = tf.tensor2d([
+      [1, 2, 3, 4],
+      [2, 4, 6, 8],
+      [3, 6, 9, 12],
+    ]);
     opt.applyGradients({ [w.name]: g });
     expect(opt.failedInverseRoots).toBe(2);
     expect(w.dataSync().every(Number.isFinite)).toBe(true);

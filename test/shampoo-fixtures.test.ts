@@ -26,7 +26,8 @@ interface Fixture {
   cases: FixtureCase[];
 }
 
-const fixture = (file: string): Fixture => JSON.parse(readFileSync(new URL(`./fixtures/${file}`, import.meta.url), 'utf8')) as Fixture;
+const fixture = (file: string): Fixture =>
+  JSON.parse(readFileSync(new URL(`./fixtures/${file}`, import.meta.url), 'utf8')) as Fixture;
 const FIXTURES: [string, Fixture][] = [
   ['defaults, preconditionFrequency 4', fixture('shampoo-reference-f4.json')],
   ['all defaults', fixture('shampoo-reference-defaults.json')],
@@ -132,13 +133,21 @@ describe.each(['cpu', 'wasm'])('Shampoo vs the float64 numpy reference on %s', (
         worst.push(`${c.name}: ${max.toExponential(1)}`);
         expect(max, `${c.name}, step ${errs.indexOf(max) + 1}`).toBeLessThan(1e-3);
       }
-      console.log(`${backend} ${path}, ${JSON.stringify(fx.options)}: max relative update error per case\n  ${worst.join('\n  ')}`);
+      console.log(
+        `${backend} ${path}, ${JSON.stringify(fx.options)}: max relative update error per case\n  ${worst.join('\n  ')}`,
+      );
     });
   });
 
   /** Issue 13's reproduction: a single preconditioned step on a 20x10 matrix (merged to [200], root 2). */
   describe("issue 13's reproduction on 20x10", () => {
-    const options: ShampooOptions = { learningRate: 1e-3, preconditionFrequency: 1, startPreconditioningStep: 1, grafting: 'none', beta1: 0 };
+    const options: ShampooOptions = {
+      learningRate: 1e-3,
+      preconditionFrequency: 1,
+      startPreconditioningStep: 1,
+      grafting: 'none',
+      beta1: 0,
+    };
 
     const step = (norm: number, extra: ShampooOptions = {}): { g: Float64Array; d: Float64Array } => {
       const g0 = tf.tidy(() => tf.randomNormal([20, 10], 0, 1, 'float32', 1).dataSync() as Float32Array);
@@ -154,17 +163,20 @@ describe.each(['cpu', 'wasm'])('Shampoo vs the float64 numpy reference on %s', (
       return { g: Float64Array.from(g), d };
     };
 
-    it.each([0.15, 15, 149])('||g|| = %s: the update is -lr g / sqrt(||g||^2 (1 + 1e-5)) to 1e-4, and downhill', (norm) => {
-      for (const device of [false, true]) {
-        shampooTesting.deviceBlocking = device;
-        const { g, d } = step(norm);
-        // Closed form of the documented update with the default epsilon 1e-5 * lambda_max, lambda_max = ||g||^2.
-        const g2 = g.reduce((s, x) => s + x * x, 0);
-        const want = g.map((x) => (-1e-3 * x) / Math.sqrt(g2 * (1 + 1e-5)));
-        expect(relErr(d, want)).toBeLessThan(1e-4);
-        expect(d.reduce((s, x, i) => s + x * g[i]!, 0)).toBeLessThan(0);
-      }
-    });
+    it.each([0.15, 15, 149])(
+      '||g|| = %s: the update is -lr g / sqrt(||g||^2 (1 + 1e-5)) to 1e-4, and downhill',
+      (norm) => {
+        for (const device of [false, true]) {
+          shampooTesting.deviceBlocking = device;
+          const { g, d } = step(norm);
+          // Closed form of the documented update with the default epsilon 1e-5 * lambda_max, lambda_max = ||g||^2.
+          const g2 = g.reduce((s, x) => s + x * x, 0);
+          const want = g.map((x) => (-1e-3 * x) / Math.sqrt(g2 * (1 + 1e-5)));
+          expect(relErr(d, want)).toBeLessThan(1e-4);
+          expect(d.reduce((s, x, i) => s + x * g[i]!, 0)).toBeLessThan(0);
+        }
+      },
+    );
 
     it('with the old epsilon (1e-12 absolute) the step is still downhill: the root is applied in factored form', () => {
       for (const device of [false, true]) {
@@ -188,7 +200,15 @@ describe.each(['cpu', 'wasm'])('Shampoo vs the float64 numpy reference on %s', (
           const v = tf.variable(tf.zeros([30, 20]), true, `shampoo_issue13_2d_${counter++}`);
           const opt = new Shampoo({ ...options, rootExponent: 2 });
           for (let t = 1; t <= 12; t++) {
-            const g = tf.tidy(() => tf.mul(tf.matMul(tf.randomNormal([30, 2], 0, 1, 'float32', t), tf.randomNormal([2, 20], 0, 1, 'float32', 100 + t)), scale));
+            const g = tf.tidy(() =>
+              tf.mul(
+                tf.matMul(
+                  tf.randomNormal([30, 2], 0, 1, 'float32', t),
+                  tf.randomNormal([2, 20], 0, 1, 'float32', 100 + t),
+                ),
+                scale,
+              ),
+            );
             const before = Float64Array.from(v.dataSync());
             opt.applyGradients({ [v.name]: g });
             const gv = g.dataSync();

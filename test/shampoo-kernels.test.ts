@@ -11,7 +11,14 @@ import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { Shampoo, shampooTesting, type ShampooOptions } from '../optimizers/shampoo.js';
-import { allocBuffer, bufferView, releaseBuffer, shampooKernels, type BlockGrid2d, type HostBuffer } from '../src/optim/shampoo-kernels.js';
+import {
+  allocBuffer,
+  bufferView,
+  releaseBuffer,
+  shampooKernels,
+  type BlockGrid2d,
+  type HostBuffer,
+} from '../src/optim/shampoo-kernels.js';
 import { SHAMPOO_WASM_BASE64 } from '../src/optim/wasm/shampoo-module.js';
 import { rng } from './optim-helpers.js';
 
@@ -24,7 +31,14 @@ afterEach(() => {
 
 function grid(rows: number[], cols: number[]): BlockGrid2d {
   const off = (s: number[]) => s.map((_, i) => s.slice(0, i).reduce((a, b) => a + b, 0));
-  return { m: rows.reduce((a, b) => a + b, 0), n: cols.reduce((a, b) => a + b, 0), rows, rowOffsets: off(rows), cols, colOffsets: off(cols) };
+  return {
+    m: rows.reduce((a, b) => a + b, 0),
+    n: cols.reduce((a, b) => a + b, 0),
+    rows,
+    rowOffsets: off(rows),
+    cols,
+    colOffsets: off(cols),
+  };
 }
 
 /** Block (r0, c0, h, w) of a row-major [m, n] array as number[][]. */
@@ -79,11 +93,34 @@ describe('Shampoo WebAssembly kernels', () => {
         const L = mm(gb, T(gb));
         const R = mm(T(gb), gb);
         // first: 0.1 Gram (beta ignored without a previous value); second: 0.9 * first + 0.1 Gram = 0.19 Gram.
-        expect(relErr(first[b]![0], L.map((row) => row.map((v) => 0.1 * v)))).toBeLessThan(1e-6);
-        expect(relErr(first[b]![1], R.map((row) => row.map((v) => 0.1 * v)))).toBeLessThan(1e-6);
-        expect(relErr(second[b]![0], L.map((row) => row.map((v) => 0.19 * v)))).toBeLessThan(1e-6);
-        expect(relErr(second[b]![1], R.map((row) => row.map((v) => 0.19 * v)))).toBeLessThan(1e-6);
-        for (const [S, s] of [[second[b]![0], h], [second[b]![1], w]] as const) {
+        expect(
+          relErr(
+            first[b]![0],
+            L.map((row) => row.map((v) => 0.1 * v)),
+          ),
+        ).toBeLessThan(1e-6);
+        expect(
+          relErr(
+            first[b]![1],
+            R.map((row) => row.map((v) => 0.1 * v)),
+          ),
+        ).toBeLessThan(1e-6);
+        expect(
+          relErr(
+            second[b]![0],
+            L.map((row) => row.map((v) => 0.19 * v)),
+          ),
+        ).toBeLessThan(1e-6);
+        expect(
+          relErr(
+            second[b]![1],
+            R.map((row) => row.map((v) => 0.19 * v)),
+          ),
+        ).toBeLessThan(1e-6);
+        for (const [S, s] of [
+          [second[b]![0], h],
+          [second[b]![1], w],
+        ] as const) {
           for (let i = 0; i < s; i++) for (let j = 0; j < i; j++) expect(S[i * s + j]).toBe(S[j * s + i]);
         }
         b++;
@@ -142,7 +179,9 @@ describe('Shampoo: WebAssembly kernel path vs tfjs-ops path', () => {
     const opt = new Shampoo(options);
     const left = tf.tensor2d(Float32Array.from({ length: shape[0] * shape[0] }, r), [shape[0], shape[0]]);
     for (let t = 0; t < steps; t++) {
-      const gr = tf.tidy(() => tf.matMul(left, tf.tensor2d(Float32Array.from({ length: shape[0] * shape[1] }, r), shape)));
+      const gr = tf.tidy(() =>
+        tf.matMul(left, tf.tensor2d(Float32Array.from({ length: shape[0] * shape[1] }, r), shape)),
+      );
       opt.applyGradients({ [w.name]: gr });
       gr.dispose();
     }
@@ -154,13 +193,87 @@ describe('Shampoo: WebAssembly kernel path vs tfjs-ops path', () => {
   }
 
   it.each([
-    ['blocks 16/16/5 x 16/4, Adam grafting, EMA, relative epsilon', [37, 20], { maxPreconditionerDim: 16, grafting: 'adam', beta2: 0.99, epsilon: 1e-3, epsilonMode: 'relative', preconditionFrequency: 3 }],
-    ['one block 12x7, AdaGrad sum, no grafting, r = 2', [12, 7], { grafting: 'none', epsilon: 1e-4, rootExponent: 2, preconditionFrequency: 2, learningRate: 1e-3, mergeDims: false }],
-    ['blocks 8/8/8 x 8/2, RMSProp grafting, statisticsComputeSteps 2, momentum', [24, 10], { maxPreconditionerDim: 8, grafting: 'rmsprop', beta2: 0.9, statisticsComputeSteps: 2, momentum: 0.9, epsilon: 1e-6 }],
-    ['AdaGrad grafting, beta1 0, start 5, frequency 4', [18, 9], { maxPreconditionerDim: 8, mergeDims: false, grafting: 'adagrad', beta1: 0, epsilon: 1e-5, startPreconditioningStep: 5, preconditionFrequency: 4 }],
-    ['a vector [1, 37] (diagonal statistic), Adam grafting, relative epsilon, r = 4', [1, 37], { grafting: 'adam', beta2: 0.99, epsilon: 1e-3, epsilonMode: 'relative', rootExponent: 4, preconditionFrequency: 3 }],
-    ['a vector [23, 1], AdaGrad sum, no grafting, beta1 0', [23, 1], { grafting: 'none', beta1: 0, epsilon: 1e-6, learningRate: 1e-3 }],
-    ['SGD grafting, no bias correction, L2 weight decay, Nesterov', [10, 12], { maxPreconditionerDim: 6, grafting: 'sgd', biasCorrection: false, beta2: 0.99, epsilon: 1e-5, weightDecay: 0.1, decoupledWeightDecay: false, momentum: 0.5, nesterov: true }],
+    [
+      'blocks 16/16/5 x 16/4, Adam grafting, EMA, relative epsilon',
+      [37, 20],
+      {
+        maxPreconditionerDim: 16,
+        grafting: 'adam',
+        beta2: 0.99,
+        epsilon: 1e-3,
+        epsilonMode: 'relative',
+        preconditionFrequency: 3,
+      },
+    ],
+    [
+      'one block 12x7, AdaGrad sum, no grafting, r = 2',
+      [12, 7],
+      {
+        grafting: 'none',
+        epsilon: 1e-4,
+        rootExponent: 2,
+        preconditionFrequency: 2,
+        learningRate: 1e-3,
+        mergeDims: false,
+      },
+    ],
+    [
+      'blocks 8/8/8 x 8/2, RMSProp grafting, statisticsComputeSteps 2, momentum',
+      [24, 10],
+      {
+        maxPreconditionerDim: 8,
+        grafting: 'rmsprop',
+        beta2: 0.9,
+        statisticsComputeSteps: 2,
+        momentum: 0.9,
+        epsilon: 1e-6,
+      },
+    ],
+    [
+      'AdaGrad grafting, beta1 0, start 5, frequency 4',
+      [18, 9],
+      {
+        maxPreconditionerDim: 8,
+        mergeDims: false,
+        grafting: 'adagrad',
+        beta1: 0,
+        epsilon: 1e-5,
+        startPreconditioningStep: 5,
+        preconditionFrequency: 4,
+      },
+    ],
+    [
+      'a vector [1, 37] (diagonal statistic), Adam grafting, relative epsilon, r = 4',
+      [1, 37],
+      {
+        grafting: 'adam',
+        beta2: 0.99,
+        epsilon: 1e-3,
+        epsilonMode: 'relative',
+        rootExponent: 4,
+        preconditionFrequency: 3,
+      },
+    ],
+    [
+      'a vector [23, 1], AdaGrad sum, no grafting, beta1 0',
+      [23, 1],
+      { grafting: 'none', beta1: 0, epsilon: 1e-6, learningRate: 1e-3 },
+    ],
+    [
+      'SGD grafting, no bias correction, L2 weight decay, Nesterov',
+      [10, 12],
+      {
+        maxPreconditionerDim: 6,
+        grafting: 'sgd',
+        biasCorrection: false,
+        beta2: 0.99,
+        epsilon: 1e-5,
+        weightDecay: 0.1,
+        decoupledWeightDecay: false,
+        momentum: 0.5,
+        nesterov: true,
+      },
+    ],
   ] as [string, [number, number], ShampooOptions][])('%s', (_, shape, options) => {
     const steps = 25;
     const kernel = run(shape, options, steps, false);
@@ -183,7 +296,14 @@ describe('Shampoo kernel path: host-resident statistics', () => {
     const shape: [number, number] = [20, 9];
     const w0 = Float32Array.from({ length: 180 }, r);
     const grads = Array.from({ length: 14 }, () => Float32Array.from({ length: 180 }, r));
-    const options: ShampooOptions = { maxPreconditionerDim: 8, mergeDims: false, grafting: 'adam', beta2: 0.95, preconditionFrequency: 3, epsilon: 1e-4 };
+    const options: ShampooOptions = {
+      maxPreconditionerDim: 8,
+      mergeDims: false,
+      grafting: 'adam',
+      beta2: 0.95,
+      preconditionFrequency: 3,
+      epsilon: 1e-4,
+    };
     const step = (opt: Shampoo, v: tf.Variable, t: number) => {
       const g = tf.tensor2d(grads[t]!, shape);
       opt.applyGradients({ [v.name]: g });
@@ -220,7 +340,14 @@ describe('Shampoo kernel path: persistent buffers', () => {
     const shape: [number, number] = [20, 9];
     const w0 = Float32Array.from({ length: 180 }, r);
     const grads = Array.from({ length: 10 }, () => Float32Array.from({ length: 180 }, r));
-    const options: ShampooOptions = { maxPreconditionerDim: 8, mergeDims: false, grafting: 'adam', beta2: 0.95, preconditionFrequency: 2, epsilon: 1e-4 };
+    const options: ShampooOptions = {
+      maxPreconditionerDim: 8,
+      mergeDims: false,
+      grafting: 'adam',
+      beta2: 0.95,
+      preconditionFrequency: 2,
+      epsilon: 1e-4,
+    };
     const step = (opt: Shampoo, v: tf.Variable, t: number) => {
       const g = tf.tensor2d(grads[t]!, shape);
       opt.applyGradients({ [v.name]: g });

@@ -270,7 +270,13 @@ describe('blocking and merging', () => {
   it('statisticsComputeSteps 3: the statistics see the gradients of steps 1, 4, 7 only', async () => {
     const { W0, grads } = problem(6, 5, 7, 6);
     const v = tf.variable(tf.tensor2d(W0.to2DArray()), true, `shampoo_stats_${nameCounter++}`);
-    const opt = new Shampoo({ beta2: 0.9, statisticsComputeSteps: 3, preconditionFrequency: 2, mergeDims: false, grafting: 'adam' });
+    const opt = new Shampoo({
+      beta2: 0.9,
+      statisticsComputeSteps: 3,
+      preconditionFrequency: 2,
+      mergeDims: false,
+      grafting: 'adam',
+    });
     for (const g of grads) {
       const gt = tf.tensor2d(g.to2DArray());
       opt.applyGradients({ [v.name]: gt });
@@ -284,7 +290,8 @@ describe('blocking and merging', () => {
       R = R.mul(0.9).add(g.transpose().mmul(g).mul(0.1));
     }
     const ws = await opt.getWeights();
-    const get = (slot: string) => new Matrix(ws.find((w) => w.name === `${v.name}/${slot}`)!.tensor.arraySync() as number[][]);
+    const get = (slot: string) =>
+      new Matrix(ws.find((w) => w.name === `${v.name}/${slot}`)!.tensor.arraySync() as number[][]);
     expect(get('L0_0').sub(L).norm() / L.norm()).toBeLessThan(1e-5);
     expect(get('L0_1').sub(R).norm() / R.norm()).toBeLessThan(1e-5);
     tf.dispose(ws.map((w) => w.tensor));
@@ -296,7 +303,12 @@ describe('blocking and merging', () => {
     const { W0, grads } = problem(8, 3, 12, 5);
     const v = tf.variable(tf.tensor3d(W0.to1DArray(), [4, 2, 3]), true, `shampoo_merge_${nameCounter++}`);
     const opt = new Shampoo({ learningRate: 0.05, epsilon: 1e-4, preconditionFrequency: 1, maxPreconditionerDim: 8 });
-    const flat = runOptimizer(W0, grads, { learningRate: 0.05, epsilon: 1e-4, preconditionFrequency: 1, maxPreconditionerDim: 8 });
+    const flat = runOptimizer(W0, grads, {
+      learningRate: 0.05,
+      epsilon: 1e-4,
+      preconditionFrequency: 1,
+      maxPreconditionerDim: 8,
+    });
     for (const g of grads) {
       const gt = tf.tensor3d(g.to1DArray(), [4, 2, 3]);
       opt.applyGradients({ [v.name]: gt });
@@ -313,9 +325,20 @@ describe('blocking and merging', () => {
   it('an order-3 parameter [3, 4, 5] is preconditioned by three factors (r = 6)', () => {
     const r = rng(9);
     const v = tf.variable(tf.randomNormal([3, 4, 5], 0, 1, 'float32', 1), true, `shampoo_o3_${nameCounter++}`);
-    const opt = new Shampoo({ maxPreconditionerDim: 5, preconditionFrequency: 1, startPreconditioningStep: 1, grafting: 'none', beta1: 0, epsilon: 1e-3, epsilonMode: 'absolute' });
+    const opt = new Shampoo({
+      maxPreconditionerDim: 5,
+      preconditionFrequency: 1,
+      startPreconditioningStep: 1,
+      grafting: 'none',
+      beta1: 0,
+      epsilon: 1e-3,
+      epsilonMode: 'absolute',
+    });
     const before = Float64Array.from(v.dataSync());
-    const g = tf.tensor3d(Array.from({ length: 60 }, () => r()), [3, 4, 5]);
+    const g = tf.tensor3d(
+      Array.from({ length: 60 }, () => r()),
+      [3, 4, 5],
+    );
     opt.applyGradients({ [v.name]: g });
     const after = Float64Array.from(v.dataSync());
     // Reference: (G1 G1^T + eps)^{-1/6} x_1 (G2 G2^T + eps)^{-1/6} x_2 (G3 G3^T + eps)^{-1/6} x_3 G.
@@ -326,10 +349,12 @@ describe('blocking and merging', () => {
       const rows = dims[mode]!;
       const M = Matrix.zeros(rows, 60 / rows);
       const cnt = new Array<number>(rows).fill(0);
-      for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) for (let k = 0; k < 5; k++) {
-        const row = [i, j, k][mode]!;
-        M.set(row, cnt[row]!++, G[idx(i, j, k)]!);
-      }
+      for (let i = 0; i < 3; i++)
+        for (let j = 0; j < 4; j++)
+          for (let k = 0; k < 5; k++) {
+            const row = [i, j, k][mode]!;
+            M.set(row, cnt[row]!++, G[idx(i, j, k)]!);
+          }
       return M;
     };
     const P = [0, 1, 2].map((mode) => {
@@ -337,13 +362,17 @@ describe('blocking and merging', () => {
       return invRoot(U.mmul(U.transpose()), 6, 1e-3, false);
     });
     const D = new Array<number>(60).fill(0);
-    for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) for (let k = 0; k < 5; k++) {
-      let s = 0;
-      for (let a = 0; a < 3; a++) for (let b = 0; b < 4; b++) for (let c = 0; c < 5; c++) {
-        s += P[0]!.get(i, a) * P[1]!.get(j, b) * P[2]!.get(k, c) * G[idx(a, b, c)]!;
-      }
-      D[idx(i, j, k)] = s;
-    }
+    for (let i = 0; i < 3; i++)
+      for (let j = 0; j < 4; j++)
+        for (let k = 0; k < 5; k++) {
+          let s = 0;
+          for (let a = 0; a < 3; a++)
+            for (let b = 0; b < 4; b++)
+              for (let c = 0; c < 5; c++) {
+                s += P[0]!.get(i, a) * P[1]!.get(j, b) * P[2]!.get(k, c) * G[idx(a, b, c)]!;
+              }
+          D[idx(i, j, k)] = s;
+        }
     const lr = 1e-2;
     let num = 0;
     let den = 0;

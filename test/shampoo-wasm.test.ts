@@ -16,7 +16,14 @@ afterEach(() => {
 });
 
 describe('Shampoo on the wasm backend', () => {
-  const options: ShampooOptions = { learningRate: 0.01, grafting: 'adam', beta2: 0.99, maxPreconditionerDim: 8, preconditionFrequency: 4, epsilon: 1e-4 };
+  const options: ShampooOptions = {
+    learningRate: 0.01,
+    grafting: 'adam',
+    beta2: 0.99,
+    maxPreconditionerDim: 8,
+    preconditionFrequency: 4,
+    epsilon: 1e-4,
+  };
 
   it('kernel path matches the tfjs-ops path over 30 MLP steps', () => {
     const a = Mlp.create(5);

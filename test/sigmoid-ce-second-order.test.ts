@@ -45,7 +45,8 @@ for (const backend of ['cpu', 'wasm'] as const) {
         await initBackend(backend);
         const c = ref.cases[kind];
         const [x, W, b, vW, vB, y] = [ref.x, ref.W, ref.b, ref.vW, ref.vB, c.y].map((a) => tf.tensor(a));
-        const stock = (w: tf.Tensor, bb: tf.Tensor) => tf.losses.sigmoidCrossEntropy(y, tf.add(tf.matMul(x, w), bb)) as tf.Scalar;
+        const stock = (w: tf.Tensor, bb: tf.Tensor) =>
+          tf.losses.sigmoidCrossEntropy(y, tf.add(tf.matMul(x, w), bb)) as tf.Scalar;
         const ours = (w: tf.Tensor, bb: tf.Tensor) => losses.sigmoidCrossEntropy(y, tf.add(tf.matMul(x, w), bb));
         const before = tf.memory().numTensors;
         for (const f of [stock, ours]) {

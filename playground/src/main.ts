@@ -20,9 +20,14 @@ const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   if (!el) throw new Error(`#${id} is missing from the page`);
   return el as T;
 };
-const esc = (s: string): string => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+const esc = (s: string): string =>
+  s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 const fmt = (v: number, digits = 3): string =>
-  !Number.isFinite(v) ? String(v) : v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e5) ? v.toExponential(2) : v.toFixed(digits);
+  !Number.isFinite(v)
+    ? String(v)
+    : v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e5)
+      ? v.toExponential(2)
+      : v.toFixed(digits);
 
 interface PlaygroundState {
   ready: boolean;
@@ -148,7 +153,9 @@ function drawPaths(trajs: Trajectory[]): void {
   for (const t of trajs) {
     const o = TRAJECTORY_OPTIMIZERS.find((q) => q.name === t.name)!;
     if (!enabled.get(t.name)) continue;
-    const pts = t.points.map(([x, y]) => toPx(frame, x, y).map((v) => Math.max(-1e4, Math.min(1e4, v))) as [number, number]);
+    const pts = t.points.map(
+      ([x, y]) => toPx(frame, x, y).map((v) => Math.max(-1e4, Math.min(1e4, v))) as [number, number],
+    );
     const d = pts.map(([x, y], i) => `${i ? 'L' : 'M'}${x.toFixed(1)},${y.toFixed(1)}`).join('');
     parts.push(
       `<path data-optimizer="${t.name}" data-points="${t.points.length}" d="${d}" fill="none" stroke="${o.color}" stroke-width="2" stroke-linejoin="round" opacity="0.9"/>`,
@@ -158,7 +165,9 @@ function drawPaths(trajs: Trajectory[]): void {
   }
   for (const [mx, my] of fn.minima) {
     const [px, py] = toPx(frame, mx, my);
-    parts.push(`<path d="M${px - 5},${py - 5}L${px + 5},${py + 5}M${px - 5},${py + 5}L${px + 5},${py - 5}" stroke="#111" stroke-width="2.2"/>`);
+    parts.push(
+      `<path d="M${px - 5},${py - 5}L${px + 5},${py + 5}M${px - 5},${py + 5}L${px + 5},${py - 5}" stroke="#111" stroke-width="2.2"/>`,
+    );
   }
   const [sx, sy] = toPx(frame, state.start[0], state.start[1]);
   parts.push(`<circle cx="${sx}" cy="${sy}" r="6" fill="#fff" stroke="#111" stroke-width="2"/>`);
@@ -270,12 +279,21 @@ function smooth(v: number[], beta = 0.8): number[] {
 function drawMnist(): void {
   if (!lab) return;
   const series = lab.runs.flatMap((r) => [
-    { label: `${r.label} (batch)`, color: r.color + '55', points: r.losses.map((l, i) => [i + 1, l] as [number, number]) },
+    {
+      label: `${r.label} (batch)`,
+      color: r.color + '55',
+      points: r.losses.map((l, i) => [i + 1, l] as [number, number]),
+    },
     { label: r.label, color: r.color, points: smooth(r.losses).map((l, i) => [i + 1, l] as [number, number]) },
   ]);
   $('mnist-chart').innerHTML =
-    lineChart(series, { width: 620, height: 300, xLabel: 'step', yLabel: 'training loss (cross-entropy)', logY: true }) +
-    chartLegend(lab.runs.map((r) => ({ label: r.label, color: r.color })));
+    lineChart(series, {
+      width: 620,
+      height: 300,
+      xLabel: 'step',
+      yLabel: 'training loss (cross-entropy)',
+      logY: true,
+    }) + chartLegend(lab.runs.map((r) => ({ label: r.label, color: r.color })));
   const rows = lab.runs
     .map((r) => {
       const h = r.heldOut.at(-1)!;
@@ -342,7 +360,9 @@ async function setupMnist(): Promise<void> {
     $('spec-values').innerHTML = '';
     drawMnist();
   });
-  $<HTMLSelectElement>('spec-model').innerHTML = MODEL_OPTIMIZERS.map((o) => `<option value="${o.name}">${o.label}</option>`).join('');
+  $<HTMLSelectElement>('spec-model').innerHTML = MODEL_OPTIMIZERS.map(
+    (o) => `<option value="${o.name}">${o.label}</option>`,
+  ).join('');
   drawMnist();
 }
 
@@ -370,7 +390,13 @@ async function spectrum(): Promise<void> {
     const floor = Math.max(...out.density) * 1e-5;
     const color = run.color;
     $('spec-chart').innerHTML = lineChart(
-      [{ label: 'density', color, points: out.grid.map((g, i) => [g, Math.max(out.density[i]!, floor)] as [number, number]) }],
+      [
+        {
+          label: 'density',
+          color,
+          points: out.grid.map((g, i) => [g, Math.max(out.density[i]!, floor)] as [number, number]),
+        },
+      ],
       {
         width: 620,
         height: 280,
@@ -379,13 +405,21 @@ async function spectrum(): Promise<void> {
         logY: true,
         fill: true,
         marks: (X) =>
-          out.topEigenvalues.map((e) => `<line x1="${X(e)}" x2="${X(e)}" y1="0" y2="1000" stroke="#222" stroke-dasharray="3 3" opacity="0.6"/>`).join(''),
+          out.topEigenvalues
+            .map(
+              (e) =>
+                `<line x1="${X(e)}" x2="${X(e)}" y1="0" y2="1000" stroke="#222" stroke-dasharray="3 3" opacity="0.6"/>`,
+            )
+            .join(''),
       },
     );
     $('spec-values').innerHTML =
       `<table><tr><th>#</th><th>eigenvalue</th><th>residual</th></tr>` +
       out.topEigenvalues
-        .map((e, i) => `<tr class="eig"><td>λ${i + 1}</td><td>${fmt(e, 4)}</td><td>${out.residuals[i]!.toExponential(1)}</td></tr>`)
+        .map(
+          (e, i) =>
+            `<tr class="eig"><td>λ${i + 1}</td><td>${fmt(e, 4)}</td><td>${out.residuals[i]!.toExponential(1)}</td></tr>`,
+        )
         .join('') +
       `</table><p class="muted small">${esc(out.model)} model at step ${out.step}: Hessian of the mean cross-entropy on ` +
       `${out.batch} training digits, ${out.numParams.toLocaleString('en')} parameters. SLQ: λmin ≈ ${fmt(out.lambdaMin)}, ` +

@@ -23,7 +23,9 @@ export async function loadDigits(url: string): Promise<Digits> {
   const count = view.getUint32(4, true);
   const size = view.getUint32(8, true) * view.getUint32(12, true);
   if (magic !== 'CVDG' || size !== 784 || buf.length !== 16 + count * (1 + size)) {
-    throw new Error(`${url} is not a digits file of scripts/playground-digits.ts (magic ${magic}, ${buf.length} bytes)`);
+    throw new Error(
+      `${url} is not a digits file of scripts/playground-digits.ts (magic ${magic}, ${buf.length} bytes)`,
+    );
   }
   const labels = buf.slice(16, 16 + count);
   const pixels = new Float32Array(count * size);
@@ -51,7 +53,8 @@ export const MODEL_OPTIMIZERS = [
     name: 'kfac',
     label: 'K-FAC',
     color: '#e15759',
-    describe: 'KFAC defaults (adaptive learning rate and momentum from the exact quadratic model, exact inverses every 5 steps)',
+    describe:
+      'KFAC defaults (adaptive learning rate and momentum from the exact quadratic model, exact inverses every 5 steps)',
   },
   { name: 'shampoo', label: 'Shampoo', color: '#9467bd', describe: 'lr 1e-2, AdaGrad grafting' },
 ] as const;
@@ -67,7 +70,11 @@ function makeModel(seed: number): tf.Sequential {
         activation: 'relu',
         kernelInitializer: tf.initializers.glorotUniform({ seed }),
       }),
-      tf.layers.dense({ units: 10, activation: 'softmax', kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }) }),
+      tf.layers.dense({
+        units: 10,
+        activation: 'softmax',
+        kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 1 }),
+      }),
     ],
   });
 }

@@ -100,7 +100,7 @@ export function drawContours(canvas: HTMLCanvasElement, frame: Frame, fn: Functi
         const d = z[(j + 1) * (nx + 1) + i]!;
         const pts: [number, number][] = [];
         const edge = (p: number, q: number, x0: number, y0: number, x1: number, y1: number) => {
-          if ((p < level) !== (q < level)) {
+          if (p < level !== q < level) {
             const t = (level - p) / (q - p);
             pts.push([(x0 + t * (x1 - x0)) * sx, (y0 + t * (y1 - y0)) * sy]);
           }
@@ -173,10 +173,14 @@ export function lineChart(series: Series[], o: ChartOptions): string {
   y1 += pad;
   const X = (v: number) => m.l + ((v - x0) / (x1 - x0)) * W;
   const Y = (v: number) => m.t + H - ((tr(v) - y0) / (y1 - y0)) * H;
-  const parts: string[] = [`<svg viewBox="0 0 ${o.width} ${o.height}" width="${o.width}" height="${o.height}" class="chart">`];
+  const parts: string[] = [
+    `<svg viewBox="0 0 ${o.width} ${o.height}" width="${o.width}" height="${o.height}" class="chart">`,
+  ];
   parts.push(`<rect x="${m.l}" y="${m.t}" width="${W}" height="${H}" class="plot-bg"/>`);
   const yTicks = o.logY
-    ? niceTicks(y0, y1, 5).filter((t) => Number.isInteger(t)).map((t) => 10 ** t)
+    ? niceTicks(y0, y1, 5)
+        .filter((t) => Number.isInteger(t))
+        .map((t) => 10 ** t)
     : niceTicks(y0, y1, 5);
   for (const t of yTicks) {
     const py = Y(t);
@@ -193,7 +197,9 @@ export function lineChart(series: Series[], o: ChartOptions): string {
   parts.push(
     `<text transform="translate(12 ${m.t + H / 2}) rotate(-90)" text-anchor="middle" class="label">${o.yLabel}</text>`,
   );
-  parts.push(`<clipPath id="clip-${o.width}-${o.height}"><rect x="${m.l}" y="${m.t}" width="${W}" height="${H}"/></clipPath>`);
+  parts.push(
+    `<clipPath id="clip-${o.width}-${o.height}"><rect x="${m.l}" y="${m.t}" width="${W}" height="${H}"/></clipPath>`,
+  );
   parts.push(`<g clip-path="url(#clip-${o.width}-${o.height})">`);
   if (o.marks) parts.push(o.marks(X, Y));
   for (const s of series) {
@@ -202,7 +208,9 @@ export function lineChart(series: Series[], o: ChartOptions): string {
     const d = pts.map((p, i) => `${i ? 'L' : 'M'}${X(p[0]).toFixed(1)},${Y(p[1]).toFixed(1)}`).join('');
     if (o.fill) {
       const base = Y(o.logY ? 10 ** y0 : Math.max(y0, 0));
-      parts.push(`<path d="${d}L${X(pts.at(-1)![0]).toFixed(1)},${base}L${X(pts[0]![0]).toFixed(1)},${base}Z" fill="${s.color}" opacity="0.18"/>`);
+      parts.push(
+        `<path d="${d}L${X(pts.at(-1)![0]).toFixed(1)},${base}L${X(pts[0]![0]).toFixed(1)},${base}Z" fill="${s.color}" opacity="0.18"/>`,
+      );
     }
     parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.8" data-series="${s.label}"/>`);
   }

@@ -29,7 +29,13 @@ export function computeSpectrum(
   const t0 = performance.now();
   const { loss, vars, dispose } = lab.lossClosure(run, o.batch);
   try {
-    const top = hessianTopEigenvalues(loss, vars, { k: o.k, which: 'algebraic', maxIter: Math.max(60, 3 * o.k), tol: 1e-3, seed: 1 });
+    const top = hessianTopEigenvalues(loss, vars, {
+      k: o.k,
+      which: 'algebraic',
+      maxIter: Math.max(60, 3 * o.k),
+      tol: 1e-3,
+      seed: 1,
+    });
     const slq = hessianSpectrum(loss, vars, { runs: 1, steps: o.steps, seed: 2, grid: 400 });
     return {
       model: run.label,

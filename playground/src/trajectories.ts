@@ -111,7 +111,11 @@ export async function runTrajectories(
         r.traj.error = e instanceof Error ? e.message : String(e);
       }
     }
-    if (s % chunk === 0 || s === steps) await onProgress(runs.map((r) => r.traj), s);
+    if (s % chunk === 0 || s === steps)
+      await onProgress(
+        runs.map((r) => r.traj),
+        s,
+      );
   }
   for (const r of runs) {
     r.opt?.dispose();

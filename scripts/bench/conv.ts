@@ -96,17 +96,25 @@ function cnnTimers(): { fwd: () => number; grad: () => number; hvp: () => number
 
 export async function run(): Promise<string> {
   const backend = tf.getBackend();
-  if (backend !== 'wasm') return `## Convolutions\n\n(skipped: the section measures the wasm backend; this run uses ${backend})\n`;
+  if (backend !== 'wasm')
+    return `## Convolutions\n\n(skipped: the section measures the wasm backend; this run uses ${backend})\n`;
   const rows: string[] = [];
   const r = (a: number, b: number): string => (a / b).toFixed(2);
   for (const stride of [1, 2]) {
     const wasm = kernelTimers(stride);
     const cpu = onBackend('cpu', () => kernelTimers(stride));
     const t = {
-      ...timeInterleaved({ fwd: wasm.fwd, dW: wasm.dW, dX: wasm.dX, stockDX: () => withStockWasmConvInput(wasm.dX) }, 9),
+      ...timeInterleaved(
+        { fwd: wasm.fwd, dW: wasm.dW, dX: wasm.dX, stockDX: () => withStockWasmConvInput(wasm.dX) },
+        9,
+      ),
       // The cpu backend's dW takes seconds: fewer runs.
       ...timeInterleaved(
-        { cpuFwd: () => onBackend('cpu', cpu.fwd), cpuDW: () => onBackend('cpu', cpu.dW), cpuDX: () => onBackend('cpu', cpu.dX) },
+        {
+          cpuFwd: () => onBackend('cpu', cpu.fwd),
+          cpuDW: () => onBackend('cpu', cpu.dW),
+          cpuDX: () => onBackend('cpu', cpu.dX),
+        },
         3,
       ),
     };

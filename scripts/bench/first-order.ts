@@ -32,7 +32,14 @@ export function makeNet(x: tf.Tensor2D, labels: tf.Tensor2D, seed: number): Net 
   for (let i = 0; i + 1 < SIZES.length; i++) {
     const [m, n] = [SIZES[i]!, SIZES[i + 1]!];
     const scale = 2 / Math.sqrt(m);
-    vars.push(tf.variable(tf.tensor2d(Float32Array.from({ length: m * n }, () => r() * scale), [m, n])));
+    vars.push(
+      tf.variable(
+        tf.tensor2d(
+          Float32Array.from({ length: m * n }, () => r() * scale),
+          [m, n],
+        ),
+      ),
+    );
     vars.push(tf.variable(tf.zeros([n])));
   }
   const loss = (): tf.Scalar =>
@@ -63,7 +70,13 @@ export function best(a: number[]): number {
  * Fastest block time of two optimizers timed in alternating blocks (after one warm-up block each),
  * so that machine load falls on both alike.
  */
-export function interleavedBest(a: tf.Optimizer, netA: Net, b: tf.Optimizer, netB: Net, rounds: number): [number, number] {
+export function interleavedBest(
+  a: tf.Optimizer,
+  netA: Net,
+  b: tf.Optimizer,
+  netB: Net,
+  rounds: number,
+): [number, number] {
   timeBlock(a, netA); // warm-up: kernels, state allocation
   timeBlock(b, netB);
   const ta: number[] = [];
@@ -82,18 +95,41 @@ export function interleavedBest(a: tf.Optimizer, netA: Net, b: tf.Optimizer, net
 
 export async function run(): Promise<string> {
   const r = seeded(1);
-  const x = tf.tensor2d(Float32Array.from({ length: BATCH * 784 }, () => r() + 0.5), [BATCH, 784]);
-  const labels = tf.oneHot(
-    tf.tensor1d(Int32Array.from({ length: BATCH }, (_, i) => i % 10), 'int32'),
-    10,
-  ).toFloat() as tf.Tensor2D;
+  const x = tf.tensor2d(
+    Float32Array.from({ length: BATCH * 784 }, () => r() + 0.5),
+    [BATCH, 784],
+  );
+  const labels = tf
+    .oneHot(
+      tf.tensor1d(
+        Int32Array.from({ length: BATCH }, (_, i) => i % 10),
+        'int32',
+      ),
+      10,
+    )
+    .toFloat() as tf.Tensor2D;
 
   const pairs: [string, () => tf.Optimizer, string, () => tf.Optimizer][] = [
     ['SGD', () => new SGD({ learningRate: 0.01 }), 'tf.train.sgd', () => tf.train.sgd(0.01)],
-    ['SGD momentum 0.9', () => new SGD({ learningRate: 0.01, momentum: 0.9 }), 'tf.train.momentum', () => tf.train.momentum(0.01, 0.9)],
-    ['SGD Nesterov 0.9', () => new SGD({ learningRate: 0.01, momentum: 0.9, nesterov: true }), 'tf.train.momentum (Nesterov)', () => tf.train.momentum(0.01, 0.9, true)],
+    [
+      'SGD momentum 0.9',
+      () => new SGD({ learningRate: 0.01, momentum: 0.9 }),
+      'tf.train.momentum',
+      () => tf.train.momentum(0.01, 0.9),
+    ],
+    [
+      'SGD Nesterov 0.9',
+      () => new SGD({ learningRate: 0.01, momentum: 0.9, nesterov: true }),
+      'tf.train.momentum (Nesterov)',
+      () => tf.train.momentum(0.01, 0.9, true),
+    ],
     ['RMSProp', () => new RMSProp({ learningRate: 1e-3 }), 'tf.train.rmsprop', () => tf.train.rmsprop(1e-3, 0.99)],
-    ['RMSProp centered, momentum', () => new RMSProp({ learningRate: 1e-3, centered: true, momentum: 0.9 }), 'tf.train.rmsprop (centered, momentum)', () => tf.train.rmsprop(1e-3, 0.99, 0.9, 1e-8, true)],
+    [
+      'RMSProp centered, momentum',
+      () => new RMSProp({ learningRate: 1e-3, centered: true, momentum: 0.9 }),
+      'tf.train.rmsprop (centered, momentum)',
+      () => tf.train.rmsprop(1e-3, 0.99, 0.9, 1e-8, true),
+    ],
     ['Adam', () => new Adam({ learningRate: 1e-3 }), 'tf.train.adam', () => tf.train.adam(1e-3, 0.9, 0.999, 1e-8)],
   ];
 

@@ -55,7 +55,10 @@ export async function run(): Promise<string> {
       name: 'K-FAC as tensorflow/kfac PeriodicInvCovUpdateKfacOpt (fixed lr, momentum 0.9, stats every step, inverses every 10)',
       options: { adaptive: false, adaptDamping: false, inverseUpdatePeriod: 10 },
     },
-    { name: 'K-FAC fixed lr/momentum, no damping adaptation (inverses every 5)', options: { adaptive: false, adaptDamping: false } },
+    {
+      name: 'K-FAC fixed lr/momentum, no damping adaptation (inverses every 5)',
+      options: { adaptive: false, adaptDamping: false },
+    },
     {
       name: 'K-FAC fixed lr, stats every 5 steps, inverses every 10',
       options: { adaptive: false, adaptDamping: false, statsUpdatePeriod: 5, inverseUpdatePeriod: 10 },
@@ -68,7 +71,13 @@ export async function run(): Promise<string> {
     },
     {
       name: 'K-FAC fixed lr, stats every 10 steps, inverses every 20, factorRank 128',
-      options: { adaptive: false, adaptDamping: false, statsUpdatePeriod: 10, inverseUpdatePeriod: 20, factorRank: 128 },
+      options: {
+        adaptive: false,
+        adaptDamping: false,
+        statsUpdatePeriod: 10,
+        inverseUpdatePeriod: 20,
+        factorRank: 128,
+      },
     },
     {
       name: 'K-FAC fixed lr, stats every 10 steps, inverses every 20 (exact inverses)',
@@ -80,7 +89,14 @@ export async function run(): Promise<string> {
 
   const state = variants.map((v, i) => {
     const model = tf.sequential();
-    model.add(tf.layers.dense({ units: 256, activation: 'relu', inputShape: [784], kernelInitializer: tf.initializers.glorotUniform({ seed: 10 + i }) }));
+    model.add(
+      tf.layers.dense({
+        units: 256,
+        activation: 'relu',
+        inputShape: [784],
+        kernelInitializer: tf.initializers.glorotUniform({ seed: 10 + i }),
+      }),
+    );
     model.add(tf.layers.dense({ units: 10, kernelInitializer: tf.initializers.glorotUniform({ seed: 20 + i }) }));
     const vars = model.trainableWeights.map((w) => w.read() as tf.Variable);
     const opt: tf.Optimizer =
@@ -117,7 +133,9 @@ export async function run(): Promise<string> {
   const best = Math.min(...state[0]!.times);
   for (const s of state) {
     const t = median(s.times);
-    lines.push(`| ${s.v.name} | ${t.toFixed(1)} | ${(t / sgd).toFixed(2)} (${(Math.min(...s.times) / best).toFixed(2)}) |`);
+    lines.push(
+      `| ${s.v.name} | ${t.toFixed(1)} | ${(t / sgd).toFixed(2)} (${(Math.min(...s.times) / best).toFixed(2)}) |`,
+    );
   }
 
   // Breakdowns of the default step and of the fast settings: timers around the block methods
@@ -154,7 +172,10 @@ export async function run(): Promise<string> {
     const total = per('total');
     const stepOnly = per('step');
     const parts: [string, number][] = [
-      ['gradient + capture (one forward/backward, sampled-target backward from the logits when needed, finiteness check)', total - stepOnly],
+      [
+        'gradient + capture (one forward/backward, sampled-target backward from the logits when needed, finiteness check)',
+        total - stepOnly,
+      ],
       ...[...acc.keys()].filter((k) => k !== 'total' && k !== 'step').map((k): [string, number] => [k, per(k)]),
     ];
     const named = parts.slice(1).reduce((sum, [, t]) => sum + t, 0);

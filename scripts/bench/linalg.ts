@@ -137,7 +137,9 @@ export async function run(): Promise<string> {
       err512 = eigErr;
     }
     const cell = (key: string, root: Mat64 | null, extra = '') =>
-      t[key].length > 0 && root !== null ? `${fmtMs(median(t[key]))} (${fmtE(relativeDifference(root, R))}${extra})` : 'not run';
+      t[key].length > 0 && root !== null
+        ? `${fmtMs(median(t[key]))} (${fmtE(relativeDifference(root, R))}${extra})`
+        : 'not run';
     rows.push(
       `| ${n} | ${fmtMs(ml)} | ${fmtMs(eig)} (${fmtE(eigErr)}) | **${(ml / eig).toFixed(1)}x** | ${fmtMs(median(t.vecs))} | ` +
         `${cell('eigJs', eigJsRoot)} | ${cell('f32', f32Root, `, ${f32It} it`)} | ${cell('f64', f64Root, `, ${f64It} it`)} | ` +
@@ -178,7 +180,7 @@ export async function run(): Promise<string> {
       `load average (1 min) during the run: ${loads.join(', ')} on ${'2'} cores.`,
     "In parentheses: relative Frobenius difference to ml-matrix's float64 eig result; for spdInverse ‖A X - I‖_F / ‖I‖_F.",
     '"eigh only" is eighRows (values + vectors) without the reconstruction; "eigh, JS kernels" is the same algorithm with the',
-    'WebAssembly kernels switched off (setLinalgKernel(\'js\')).',
+    "WebAssembly kernels switched off (setLinalgKernel('js')).",
     '',
     '| n | ml-matrix eig + V D V^T | inverseRoot eigh (rel. err) | speed-up | eigh only | inverseRoot eigh, JS kernels | newton-f32 (tfjs) | newton (f64) | spdInverse (‖AX - I‖/‖I‖) |',
     '|---|---|---|---|---|---|---|---|---|',

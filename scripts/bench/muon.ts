@@ -17,11 +17,19 @@ export async function run(): Promise<string> {
   const rows: string[] = [];
   for (const batch of [256, 1024]) {
     const r = seeded(1);
-    const x = tf.tensor2d(Float32Array.from({ length: batch * 784 }, () => r() + 0.5), [batch, 784]);
-    const labels = tf.oneHot(
-      tf.tensor1d(Int32Array.from({ length: batch }, (_, i) => i % 10), 'int32'),
-      10,
-    ).toFloat() as tf.Tensor2D;
+    const x = tf.tensor2d(
+      Float32Array.from({ length: batch * 784 }, () => r() + 0.5),
+      [batch, 784],
+    );
+    const labels = tf
+      .oneHot(
+        tf.tensor1d(
+          Int32Array.from({ length: batch }, (_, i) => i % 10),
+          'int32',
+        ),
+        10,
+      )
+      .toFloat() as tf.Tensor2D;
     const netA = makeNet(x, labels, 2);
     const netB = makeNet(x, labels, 2);
     const a = new Muon({ learningRate: 0.02, adamLearningRate: 1e-3 });

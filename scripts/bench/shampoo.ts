@@ -36,9 +36,21 @@ export async function run(): Promise<string> {
   const shampoo = (o: ShampooOptions) => () => new Shampoo({ learningRate: 1e-3, grafting: 'adam', ...o });
   const variants: Variant[] = [
     { name: 'Adam', make: () => new Adam({ learningRate: 1e-3 }), steps: 20 },
-    { name: 'Shampoo f=10, block 128', make: shampoo({ preconditionFrequency: 10, maxPreconditionerDim: 128 }), steps: 20 },
-    { name: 'Shampoo f=20, block 128', make: shampoo({ preconditionFrequency: 20, maxPreconditionerDim: 128 }), steps: 20 },
-    { name: 'Shampoo f=20, block 256', make: shampoo({ preconditionFrequency: 20, maxPreconditionerDim: 256 }), steps: 20 },
+    {
+      name: 'Shampoo f=10, block 128',
+      make: shampoo({ preconditionFrequency: 10, maxPreconditionerDim: 128 }),
+      steps: 20,
+    },
+    {
+      name: 'Shampoo f=20, block 128',
+      make: shampoo({ preconditionFrequency: 20, maxPreconditionerDim: 128 }),
+      steps: 20,
+    },
+    {
+      name: 'Shampoo f=20, block 256',
+      make: shampoo({ preconditionFrequency: 20, maxPreconditionerDim: 256 }),
+      steps: 20,
+    },
     // Opt-in: statistics every 10 steps (scalable_shampoo's statistics_compute_steps).
     {
       name: 'Shampoo f=20, block 128, statisticsComputeSteps 10',

@@ -76,7 +76,16 @@ async function runOne(spec: RunSpec): Promise<RunResult | { error: string }> {
 
 function summarizeRuns(problem: string, label: string, runs: (RunResult | { error: string })[]): Row {
   const ok = runs.filter((r): r is RunResult => !('error' in r));
-  if (ok.length === 0) return { problem, label, reached: 0, steps: null, seconds: null, msPerStep: NaN, note: (runs[0] as { error: string }).error };
+  if (ok.length === 0)
+    return {
+      problem,
+      label,
+      reached: 0,
+      steps: null,
+      seconds: null,
+      msPerStep: NaN,
+      note: (runs[0] as { error: string }).error,
+    };
   const hit = ok.filter((r) => r.final.reachedTarget);
   const msPerStep = median(ok.map((r) => (1000 * r.final.seconds) / Math.max(1, r.final.steps)));
   return {
@@ -95,7 +104,14 @@ export async function run(): Promise<string> {
   const rows: Row[] = [];
   const targets: string[] = [];
   for (const problem of PROBLEMS) {
-    const base = (optimizer: string, options: Record<string, unknown>, seed: number, budget: RunSpec['budget'], target: number | null, stopAtTarget: boolean): RunSpec => ({
+    const base = (
+      optimizer: string,
+      options: Record<string, unknown>,
+      seed: number,
+      budget: RunSpec['budget'],
+      target: number | null,
+      stopAtTarget: boolean,
+    ): RunSpec => ({
       problem,
       problemOptions: {},
       optimizer,
@@ -110,7 +126,10 @@ export async function run(): Promise<string> {
     let best = { lr: NaN, loss: Infinity };
     for (const lr of ADAM_GRID) {
       // Only the final training loss matters here: evaluate once, at the end.
-      const r = await runOne({ ...base('adam', { learningRate: lr }, 0, { steps: ADAM_STEPS }, null, false), evalEvery: ADAM_STEPS });
+      const r = await runOne({
+        ...base('adam', { learningRate: lr }, 0, { steps: ADAM_STEPS }, null, false),
+        evalEvery: ADAM_STEPS,
+      });
       const loss = 'error' in r ? null : r.final.trainLoss;
       process.stderr.write(`time-to-target: ${problem} adam lr ${lr}: final train loss ${loss}\n`);
       if (loss !== null && Number.isFinite(loss) && loss < best.loss) best = { lr, loss };
@@ -118,17 +137,26 @@ export async function run(): Promise<string> {
     const target = best.loss;
     // 2. Tuned Adam to the target (a little more budget: other seeds may end just above it).
     const adamRuns = [];
-    for (const seed of SEEDS) adamRuns.push(await runOne(base('adam', { learningRate: best.lr }, seed, { steps: Math.ceil(1.5 * ADAM_STEPS) }, target, true)));
+    for (const seed of SEEDS)
+      adamRuns.push(
+        await runOne(
+          base('adam', { learningRate: best.lr }, seed, { steps: Math.ceil(1.5 * ADAM_STEPS) }, target, true),
+        ),
+      );
     const adam = summarizeRuns(problem, `Adam tuned (lr ${best.lr})`, adamRuns);
     rows.push(adam);
-    targets.push(`${problem}: target ${target.toPrecision(4)} (tuned Adam, lr ${best.lr}, ${ADAM_STEPS} steps); tuned Adam reaches it in ${fmt(adam.steps, 0)} steps, ${fmt(adam.seconds)} s`);
+    targets.push(
+      `${problem}: target ${target.toPrecision(4)} (tuned Adam, lr ${best.lr}, ${ADAM_STEPS} steps); tuned Adam reaches it in ${fmt(adam.steps, 0)} steps, ${fmt(adam.seconds)} s`,
+    );
     const budget = { steps: Math.ceil(CAP * (adam.steps ?? ADAM_STEPS)), seconds: CAP * (adam.seconds ?? Infinity) };
     // 3. Every optimizer at its defaults (and presets), same seeds, capped budget.
     for (const c of CONFIGS) {
       const runs = [];
       for (const seed of SEEDS) runs.push(await runOne(base(c.optimizer, c.options, seed, budget, target, true)));
       const row = summarizeRuns(problem, c.label, runs);
-      process.stderr.write(`time-to-target: ${problem} ${c.label}: ${row.reached}/${SEEDS.length} reached, steps ${fmt(row.steps, 0)}, seconds ${fmt(row.seconds)}\n`);
+      process.stderr.write(
+        `time-to-target: ${problem} ${c.label}: ${row.reached}/${SEEDS.length} reached, steps ${fmt(row.steps, 0)}, seconds ${fmt(row.seconds)}\n`,
+      );
       rows.push(row);
     }
   }
@@ -155,7 +183,8 @@ export async function run(): Promise<string> {
     lines.push(
       `| ${r.problem} | ${r.label} | ${r.reached}/${SEEDS.length} | ${miss ?? fmt(stepsRatio)} | ${miss ?? fmt(secondsRatio)} | ${fmt(r.msPerStep, 1)} |`,
     );
-    if (!r.label.startsWith('Adam tuned')) plot.push({ problem: r.problem, optimizer: r.label, ratio: secondsRatio ?? CAP, missed: secondsRatio === null });
+    if (!r.label.startsWith('Adam tuned'))
+      plot.push({ problem: r.problem, optimizer: r.label, ratio: secondsRatio ?? CAP, missed: secondsRatio === null });
   }
   const svg = await renderSvg({
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
@@ -170,9 +199,19 @@ export async function run(): Promise<string> {
           mark: { type: 'bar' },
           encoding: {
             y: { field: 'optimizer', type: 'nominal', sort: CONFIGS.map((c) => c.label), title: null },
-            x: { field: 'ratio', type: 'quantitative', scale: { type: 'log', domain: [0.1, CAP], nice: false }, title: 'seconds / tuned Adam seconds' },
+            x: {
+              field: 'ratio',
+              type: 'quantitative',
+              scale: { type: 'log', domain: [0.1, CAP], nice: false },
+              title: 'seconds / tuned Adam seconds',
+            },
             x2: { datum: 1 },
-            color: { field: 'missed', type: 'nominal', scale: { domain: [false, true], range: ['#4c78a8', '#bbbbbb'] }, legend: { title: 'missed' } },
+            color: {
+              field: 'missed',
+              type: 'nominal',
+              scale: { domain: [false, true], range: ['#4c78a8', '#bbbbbb'] },
+              legend: { title: 'missed' },
+            },
           },
         },
         { mark: { type: 'rule', color: 'black', strokeDash: [4, 3] }, encoding: { x: { datum: 1 } } },

@@ -210,7 +210,11 @@ export function ggnvpVars(
 }
 
 /** Jacobian-vector product of outputs() in vars. */
-export function jvpVars(outputs: () => tf.Tensor, vars: tf.Variable[], vs: tf.Tensor[]): { value: tf.Tensor; jvp: tf.Tensor } {
+export function jvpVars(
+  outputs: () => tf.Tensor,
+  vars: tf.Variable[],
+  vs: tf.Tensor[],
+): { value: tf.Tensor; jvp: tf.Tensor } {
   assertFunction(outputs, 'jvpVars');
   assertVariables(vars, 'jvpVars');
   return jvp(() => outputs(), vars, vs);
@@ -320,11 +324,13 @@ export function gradcheck(f: ScalarFn, xs: tf.Tensor[], options: GradcheckOption
   const rtol = options.rtol ?? 1e-2;
   const maxCoordinates = options.maxCoordinates ?? 64;
   const fs = scalarChecked(f, 'gradcheck');
-  const analytic = tf.tidy(() => tf.grads(fs)(xs)).map((g) => {
-    const d = g.dataSync().slice();
-    g.dispose();
-    return d;
-  });
+  const analytic = tf
+    .tidy(() => tf.grads(fs)(xs))
+    .map((g) => {
+      const d = g.dataSync().slice();
+      g.dispose();
+      return d;
+    });
   const evalAt = (xsNow: tf.Tensor[]): number => tf.tidy(() => fs(...xsNow).dataSync()[0]);
   let maxAbsError = 0;
   let maxRelError = 0;

@@ -27,14 +27,25 @@ type Saved = tf.Tensor[];
 type Attrs = Record<string, unknown>;
 type PoolPad = 'same' | 'valid' | number;
 
-const run = (name: string, inputs: Record<string, tf.Tensor>, attrs: Attrs): tf.Tensor => runKernel(name, inputs, attrs);
+const run = (name: string, inputs: Record<string, tf.Tensor>, attrs: Attrs): tf.Tensor =>
+  runKernel(name, inputs, attrs);
 
 function convAttrs(attrs: Attrs): Attrs {
-  return { strides: attrs.strides, pad: attrs.pad, dataFormat: attrs.dataFormat ?? 'NHWC', dimRoundingMode: attrs.dimRoundingMode };
+  return {
+    strides: attrs.strides,
+    pad: attrs.pad,
+    dataFormat: attrs.dataFormat ?? 'NHWC',
+    dimRoundingMode: attrs.dimRoundingMode,
+  };
 }
 
 function depthwiseAttrs(attrs: Attrs): Attrs {
-  return { strides: attrs.strides, pad: attrs.pad, dilations: attrs.dilations ?? [1, 1], dimRoundingMode: attrs.dimRoundingMode };
+  return {
+    strides: attrs.strides,
+    pad: attrs.pad,
+    dilations: attrs.dilations ?? [1, 1],
+    dimRoundingMode: attrs.dimRoundingMode,
+  };
 }
 
 const registrations: tf.GradConfig[] = [

@@ -97,8 +97,7 @@ const registrations: tf.GradConfig[] = [
     kernelName: 'Elu',
     inputsToSave: ['x'],
     gradFunc: (dy, [x]: Saved) => ({
-      x: () =>
-        tf.mul(dy as tf.Tensor, tf.where(tf.greater(x, 0), tf.onesLike(x), tf.exp(tf.minimum(x, 0)))),
+      x: () => tf.mul(dy as tf.Tensor, tf.where(tf.greater(x, 0), tf.onesLike(x), tf.exp(tf.minimum(x, 0)))),
     }),
   },
   {
@@ -125,21 +124,19 @@ const registrations: tf.GradConfig[] = [
       },
     }),
   },
-  ...(['Max', 'Min'] as const).map(
-    (kernelName): tf.GradConfig => ({
-      kernelName,
-      inputsToSave: ['x'],
-      gradFunc: (dy, [x]: Saved, attrs: Attrs) => ({
-        x: () => {
-          const axes = parseAxes(kernelName === 'Max' ? attrs.reductionIndices : attrs.axis, x.rank);
-          const shape = keepDimsShape(x.shape, axes);
-          const y = kernelName === 'Max' ? tf.max(x, axes, true) : tf.min(x, axes, true);
-          const mask = tf.cast(tf.equal(x, y), 'float32');
-          return tf.mul(tf.reshape(dy as tf.Tensor, shape), mask);
-        },
-      }),
+  ...(['Max', 'Min'] as const).map((kernelName): tf.GradConfig => ({
+    kernelName,
+    inputsToSave: ['x'],
+    gradFunc: (dy, [x]: Saved, attrs: Attrs) => ({
+      x: () => {
+        const axes = parseAxes(kernelName === 'Max' ? attrs.reductionIndices : attrs.axis, x.rank);
+        const shape = keepDimsShape(x.shape, axes);
+        const y = kernelName === 'Max' ? tf.max(x, axes, true) : tf.min(x, axes, true);
+        const mask = tf.cast(tf.equal(x, y), 'float32');
+        return tf.mul(tf.reshape(dy as tf.Tensor, shape), mask);
+      },
     }),
-  ),
+  })),
   {
     // d(a^b)/da = b a^(b-1); d(a^b)/db = a^b log a (taken as 0 where a <= 0, as tfjs does).
     kernelName: 'Pow',
@@ -183,14 +180,12 @@ const registrations: tf.GradConfig[] = [
       };
     },
   },
-  ...Object.entries(ZERO_GRAD_KERNELS).map(
-    ([kernelName, inputs]): tf.GradConfig => ({
-      kernelName,
-      inputsToSave: inputs,
-      gradFunc: (_dy, saved: Saved) =>
-        Object.fromEntries(inputs.map((name, i) => [name, () => tf.zeros(saved[i].shape, 'float32')])) as GradMap,
-    }),
-  ),
+  ...Object.entries(ZERO_GRAD_KERNELS).map(([kernelName, inputs]): tf.GradConfig => ({
+    kernelName,
+    inputsToSave: inputs,
+    gradFunc: (_dy, saved: Saved) =>
+      Object.fromEntries(inputs.map((name, i) => [name, () => tf.zeros(saved[i].shape, 'float32')])) as GradMap,
+  })),
 ];
 
 /** Batch dims of a matMul broadcast: sum the gradient back over broadcast batch axes. */

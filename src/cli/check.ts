@@ -17,7 +17,9 @@ export interface CheckOpts extends GlobalOpts {
 export async function checkCommand(io: CliIO, opts: CheckOpts): Promise<number> {
   checkProblemName(opts.problem);
   await useBackend(opts);
-  const problem = toUsage(() => problems.get(opts.problem, { ...parseAssignments(opts.problemOption), seed: opts.seed }));
+  const problem = toUsage(() =>
+    problems.get(opts.problem, { ...parseAssignments(opts.problemOption), seed: opts.seed }),
+  );
   try {
     const r = checkProblem(problem, { seed: opts.seed });
     if (opts.json) io.out(`${JSON.stringify(r)}\n`);
@@ -44,7 +46,11 @@ export function registerCheck(program: Command, io: CliIO, action: (f: () => Pro
     .description("check a problem's gradient and Hessian-vector products against central differences")
     .requiredOption('--problem <name>', 'problem')
     .option('--problem-option <key=value>', 'problem option (repeatable)', collect)
-    .addOption(new Option('--seed <n>', 'seed of the parameters and the direction').argParser(parseNonNegativeInt).default(0))
+    .addOption(
+      new Option('--seed <n>', 'seed of the parameters and the direction').argParser(parseNonNegativeInt).default(0),
+    )
     .option('--json', 'print JSON')
-    .action((opts: CheckOpts, cmd: Command) => action(() => checkCommand(io, { ...cmd.optsWithGlobals<GlobalOpts>(), ...opts })));
+    .action((opts: CheckOpts, cmd: Command) =>
+      action(() => checkCommand(io, { ...cmd.optsWithGlobals<GlobalOpts>(), ...opts })),
+    );
 }

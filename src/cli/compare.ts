@@ -56,7 +56,9 @@ export async function resolveComparison(opts: CompareOpts): Promise<ComparisonSp
   const sources = [opts.problem, opts.suite, opts.config].filter((s) => s !== undefined);
   if (sources.length !== 1) throw new UsageError('Give exactly one of --problem, --suite or --config.');
   if (opts.problemOption !== undefined && opts.problem === undefined) {
-    throw new UsageError('--problem-option applies to --problem only (a suite or config file sets its own problem options).');
+    throw new UsageError(
+      '--problem-option applies to --problem only (a suite or config file sets its own problem options).',
+    );
   }
   let spec: ComparisonSpec;
   const budget = budgetFrom(opts);
@@ -91,7 +93,9 @@ export async function resolveComparison(opts: CompareOpts): Promise<ComparisonSp
 
 export async function compareCommand(io: CliIO, opts: CompareOpts): Promise<number> {
   if (opts.shard !== undefined && opts.workers > 1) {
-    throw new UsageError('--shard runs one shard in this process; --workers splits the whole comparison into shards: give one of them.');
+    throw new UsageError(
+      '--shard runs one shard in this process; --workers splits the whole comparison into shards: give one of them.',
+    );
   }
   const spec = await resolveComparison(opts);
   const shard: Shard | null = opts.shard !== undefined ? toUsage(() => parseShard(opts.shard!)) : null;
@@ -109,7 +113,9 @@ export async function compareCommand(io: CliIO, opts: CompareOpts): Promise<numb
   if (plan.differentComparison) {
     // Run ids hash everything that determines a run, so matching runs are safe to reuse even
     // when the comparison changed (e.g. an optimizer or a seed was added).
-    io.err(`curvature: note: ${resultsPath} is from a different comparison; reusing its ${plan.matching} matching run(s), replacing the rest\n`);
+    io.err(
+      `curvature: note: ${resultsPath} is from a different comparison; reusing its ${plan.matching} matching run(s), replacing the rest\n`,
+    );
   }
   const bar = progress(io, opts.progress, 'runs');
   let started = 0;
@@ -141,7 +147,13 @@ function cliEntry(): string {
 }
 
 /** --workers K: K child processes, one shard each, then merge. */
-async function compareWithWorkers(io: CliIO, opts: CompareOpts, spec: ComparisonSpec, out: string, title: string): Promise<number> {
+async function compareWithWorkers(
+  io: CliIO,
+  opts: CompareOpts,
+  spec: ComparisonSpec,
+  out: string,
+  title: string,
+): Promise<number> {
   const specPath = join(out, 'spec.json');
   writeFileAtomic(specPath, `${JSON.stringify(spec, null, 1)}\n`);
   const k = opts.workers;
@@ -173,11 +185,17 @@ async function compareWithWorkers(io: CliIO, opts: CompareOpts, spec: Comparison
   const parts = Array.from({ length: k }, (_, i) => readResults(join(out, 'shards', String(i + 1), 'results.json')));
   const merged = mergeResults(parts);
   await writeReport(merged, out, title);
-  io.out(`${summaryText(merged)}\n\n${merged.runs.length} runs; wrote ${join(out, 'results.json')}, report.md, report.html\n`);
+  io.out(
+    `${summaryText(merged)}\n\n${merged.runs.length} runs; wrote ${join(out, 'results.json')}, report.md, report.html\n`,
+  );
   return 0;
 }
 
-export function registerCompare(program: Command, io: CliIO, action: (f: () => Promise<number>) => Promise<void>): void {
+export function registerCompare(
+  program: Command,
+  io: CliIO,
+  action: (f: () => Promise<number>) => Promise<void>,
+): void {
   addBudgetOptions(
     program
       .command('compare')
@@ -185,7 +203,9 @@ export function registerCompare(program: Command, io: CliIO, action: (f: () => P
       .option('--problem <name>', 'one problem')
       .option('--suite <name>', 'a suite: quick or full')
       .option('--config <file>', 'a JSON comparison spec (docs/cli.md)')
-      .addOption(new Option('--optimizers <list>', 'comma-separated optimizers (default: all registered)').argParser(parseList)),
+      .addOption(
+        new Option('--optimizers <list>', 'comma-separated optimizers (default: all registered)').argParser(parseList),
+      ),
   )
     .addOption(new Option('--seeds <n>', 'seeds 0..n-1').argParser(parsePositiveInt))
     .addOption(targetOption('target training loss for every problem (> 0)'))
@@ -197,5 +217,7 @@ export function registerCompare(program: Command, io: CliIO, action: (f: () => P
     .option('--fresh', 'ignore results already in --out instead of resuming')
     .option('--title <text>', 'report title')
     .option('--no-progress', 'no progress bar')
-    .action((opts: CompareOpts, cmd: Command) => action(() => compareCommand(io, { ...cmd.optsWithGlobals<GlobalOpts>(), ...opts })));
+    .action((opts: CompareOpts, cmd: Command) =>
+      action(() => compareCommand(io, { ...cmd.optsWithGlobals<GlobalOpts>(), ...opts })),
+    );
 }

@@ -53,7 +53,9 @@ export async function loadConfig(path: string): Promise<ComparisonSpec> {
     json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(`Config '${path}': ${code ? `cannot read (${code})` : `not valid JSON (${firstLine((e as Error).message)})`}.`);
+    throw new UsageError(
+      `Config '${path}': ${code ? `cannot read (${code})` : `not valid JSON (${firstLine((e as Error).message)})`}.`,
+    );
   }
   const r = configSchema.safeParse(json);
   if (!r.success) throw new UsageError(`Config '${path}': ${firstLine(formatZodIssues(r.error, 'field'))}.`);

@@ -4,7 +4,14 @@ import { problems } from '../../experiments/index.js';
 import { runInfluenceCommand, solveLine } from '../report/influence.js';
 import { fmt } from '../report/tables.js';
 import { toUsage, UsageError, type CliIO } from './io.js';
-import { collect, parseAssignments, parseNonNegativeInt, parseNonNegativeNumber, parsePositiveInt, parsePositiveNumber } from './parse.js';
+import {
+  collect,
+  parseAssignments,
+  parseNonNegativeInt,
+  parseNonNegativeNumber,
+  parsePositiveInt,
+  parsePositiveNumber,
+} from './parse.js';
 import { checkProblemName, ensureWritableDir, useBackend, type GlobalOpts } from './validate.js';
 
 export interface InfluenceOpts extends GlobalOpts {
@@ -29,7 +36,9 @@ export async function influenceCommand(io: CliIO, opts: InfluenceOpts): Promise<
   checkProblemName(opts.problem);
   const outDir = opts.out !== undefined ? ensureWritableDir(opts.out) : undefined;
   await useBackend(opts);
-  const problem = toUsage(() => problems.get(opts.problem, { ...parseAssignments(opts.problemOption), seed: opts.seed }));
+  const problem = toUsage(() =>
+    problems.get(opts.problem, { ...parseAssignments(opts.problemOption), seed: opts.seed }),
+  );
   try {
     const r = await runInfluenceCommand({
       problem,
@@ -68,24 +77,50 @@ export async function influenceCommand(io: CliIO, opts: InfluenceOpts): Promise<
   }
 }
 
-export function registerInfluence(program: Command, io: CliIO, action: (f: () => Promise<number>) => Promise<void>): void {
+export function registerInfluence(
+  program: Command,
+  io: CliIO,
+  action: (f: () => Promise<number>) => Promise<void>,
+): void {
   program
     .command('influence')
     .description('influence of training examples on the loss of one example (Koh & Liang), with the solve status')
     .requiredOption('--problem <name>', 'a data problem')
     .option('--problem-option <key=value>', 'problem option (repeatable)', collect)
-    .addOption(new Option('--at <when>', 'at the initial parameters or after training (Adam)').choices(['init', 'trained']).default('init'))
+    .addOption(
+      new Option('--at <when>', 'at the initial parameters or after training (Adam)')
+        .choices(['init', 'trained'])
+        .default('init'),
+    )
     .addOption(new Option('--curvature <kind>', 'curvature matrix').choices(['hessian', 'ggn']).default('hessian'))
-    .addOption(new Option('--damping <x>', 'damping added to the curvature').argParser(parseNonNegativeNumber).default(0.01))
+    .addOption(
+      new Option('--damping <x>', 'damping added to the curvature').argParser(parseNonNegativeNumber).default(0.01),
+    )
     .addOption(new Option('--solver <name>', 'linear solver').choices(['cg', 'lissa']).default('cg'))
-    .addOption(new Option('--max-iter <n>', 'CG iterations (default 2 x params, at most 500)').argParser(parsePositiveInt))
-    .addOption(new Option('--tol <x>', 'relative residual tolerance (CG 1e-6, LiSSA 1e-2)').argParser(parsePositiveNumber))
+    .addOption(
+      new Option('--max-iter <n>', 'CG iterations (default 2 x params, at most 500)').argParser(parsePositiveInt),
+    )
+    .addOption(
+      new Option('--tol <x>', 'relative residual tolerance (CG 1e-6, LiSSA 1e-2)').argParser(parsePositiveNumber),
+    )
     .addOption(new Option('--points <n>', 'score training examples 0 .. n-1').argParser(parsePositiveInt).default(20))
-    .addOption(new Option('--test-index <i>', 'the training example whose loss is attributed').argParser(parseNonNegativeInt).default(0))
-    .addOption(new Option('--max-batches <n>', 'average the curvature over at most this many training batches').argParser(parsePositiveInt))
+    .addOption(
+      new Option('--test-index <i>', 'the training example whose loss is attributed')
+        .argParser(parseNonNegativeInt)
+        .default(0),
+    )
+    .addOption(
+      new Option('--max-batches <n>', 'average the curvature over at most this many training batches').argParser(
+        parsePositiveInt,
+      ),
+    )
     .addOption(new Option('--train-steps <n>', 'Adam steps for --at trained').argParser(parsePositiveInt).default(200))
-    .addOption(new Option('--seed <n>', 'seed of parameters and training batches').argParser(parseNonNegativeInt).default(0))
+    .addOption(
+      new Option('--seed <n>', 'seed of parameters and training batches').argParser(parseNonNegativeInt).default(0),
+    )
     .option('--out <dir>', 'write influence.json and influence.md here')
     .option('--json', 'print JSON')
-    .action((opts: InfluenceOpts, cmd: Command) => action(() => influenceCommand(io, { ...cmd.optsWithGlobals<GlobalOpts>(), ...opts })));
+    .action((opts: InfluenceOpts, cmd: Command) =>
+      action(() => influenceCommand(io, { ...cmd.optsWithGlobals<GlobalOpts>(), ...opts })),
+    );
 }

@@ -70,7 +70,14 @@ export function parseAssignments(pairs: string[] | undefined): Record<string, un
 export function parseGrid(s: string): number[] {
   const m = s.split(':').map(Number);
   const [lo, hi, num] = m as [number, number, number];
-  if (m.length !== 3 || m.some((x) => !Number.isFinite(x)) || !(lo > 0) || !(hi >= lo) || !Number.isInteger(num) || num < 1) {
+  if (
+    m.length !== 3 ||
+    m.some((x) => !Number.isFinite(x)) ||
+    !(lo > 0) ||
+    !(hi >= lo) ||
+    !Number.isInteger(num) ||
+    num < 1
+  ) {
     throw new UsageError(`Invalid --grid '${s}': expected min:max:num with 0 < min <= max, e.g. 1e-4:1:9.`);
   }
   return logGrid(lo, hi, num);
@@ -95,7 +102,12 @@ export function addBudgetOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--steps <n>', 'budget: optimizer steps').argParser(parsePositiveInt).conflicts('epochs'))
     .addOption(new Option('--epochs <n>', 'budget: passes over the training data').argParser(parsePositiveNumber))
-    .addOption(new Option('--time-budget <seconds>', 'budget: optimizer seconds (with --steps or --epochs: whichever ends first)').argParser(parsePositiveNumber));
+    .addOption(
+      new Option(
+        '--time-budget <seconds>',
+        'budget: optimizer seconds (with --steps or --epochs: whichever ends first)',
+      ).argParser(parsePositiveNumber),
+    );
 }
 
 /** A target training loss: a positive number (losses here are >= 0 and reach 0 only in the limit). */
@@ -107,7 +119,10 @@ export function targetOption(description: string): Option {
  * `--set [optimizer.]key=value` assignments split per optimizer; an optimizer prefix that is not
  * in the run is an error (it would silently do nothing).
  */
-export function optimizerAssignments(pairs: string[] | undefined, optimizers: string[]): Record<string, Record<string, unknown>> {
+export function optimizerAssignments(
+  pairs: string[] | undefined,
+  optimizers: string[],
+): Record<string, Record<string, unknown>> {
   const out: Record<string, Record<string, unknown>> = {};
   for (const [k, v] of Object.entries(parseAssignments(pairs))) {
     const dot = k.indexOf('.');

@@ -18,7 +18,14 @@ import {
   targetOption,
   type BudgetFlags,
 } from './parse.js';
-import { checkOptimizerName, checkProblemName, ensureWritableDir, useBackend, validateComparison, type GlobalOpts } from './validate.js';
+import {
+  checkOptimizerName,
+  checkProblemName,
+  ensureWritableDir,
+  useBackend,
+  validateComparison,
+  type GlobalOpts,
+} from './validate.js';
 
 export interface RunOpts extends GlobalOpts, BudgetFlags {
   problem: string;
@@ -37,7 +44,8 @@ export interface RunOpts extends GlobalOpts, BudgetFlags {
 export function runSpec(opts: RunOpts): ComparisonSpec {
   const optimizerOptions = parseAssignments(opts.set);
   if (opts.lr !== undefined) {
-    if ('learningRate' in optimizerOptions) throw new UsageError('Give the learning rate once: --lr or --set learningRate=..., not both.');
+    if ('learningRate' in optimizerOptions)
+      throw new UsageError('Give the learning rate once: --lr or --set learningRate=..., not both.');
     optimizerOptions.learningRate = opts.lr;
   }
   const problemConfig: ProblemConfig = {
@@ -107,5 +115,7 @@ export function registerRun(program: Command, io: CliIO, action: (f: () => Promi
     .option('--json', 'print the run as one JSON object (final.trainLoss, records, ...)')
     .option('--out <dir>', 'also write results.json, report.md, report.html here')
     .option('--no-progress', 'no progress bar')
-    .action((opts: RunOpts, cmd: Command) => action(() => runCommand(io, { ...cmd.optsWithGlobals<GlobalOpts>(), ...opts })));
+    .action((opts: RunOpts, cmd: Command) =>
+      action(() => runCommand(io, { ...cmd.optsWithGlobals<GlobalOpts>(), ...opts })),
+    );
 }

@@ -27,7 +27,9 @@ export async function spectrumCommand(io: CliIO, opts: SpectrumOpts): Promise<nu
   checkProblemName(opts.problem);
   const outDir = opts.out !== undefined ? ensureWritableDir(opts.out) : undefined;
   await useBackend(opts);
-  const problem = toUsage(() => problems.get(opts.problem, { ...parseAssignments(opts.problemOption), seed: opts.seed }));
+  const problem = toUsage(() =>
+    problems.get(opts.problem, { ...parseAssignments(opts.problemOption), seed: opts.seed }),
+  );
   const started = Date.now();
   const showPhases = opts.progress && !opts.json;
   try {
@@ -43,7 +45,9 @@ export async function spectrumCommand(io: CliIO, opts: SpectrumOpts): Promise<nu
       seed: opts.seed,
       outDir,
       // Each phase is one synchronous computation: a line as it starts is the progress there is.
-      onPhase: showPhases ? (phase) => io.err(`spectrum: ${phase} (${((Date.now() - started) / 1000).toFixed(0)} s)\n`) : undefined,
+      onPhase: showPhases
+        ? (phase) => io.err(`spectrum: ${phase} (${((Date.now() - started) / 1000).toFixed(0)} s)\n`)
+        : undefined,
     }).catch((e: Error) => {
       // Input the diagnostics reject (e.g. --curvature ggn on a problem without outputs).
       if (/^spectrum:/.test(e.message)) throw new UsageError(e.message);
@@ -56,7 +60,9 @@ export async function spectrumCommand(io: CliIO, opts: SpectrumOpts): Promise<nu
           `  top eigenvalues: ${r.topEigenvalues.map((v) => fmt(v, 4)).join(', ')}${r.eigenvaluesConverged ? '' : ' (not all converged)'}\n` +
           `  trace: ${fmt(r.trace.estimate, 4)} +/- ${fmt(r.trace.standardError, 2)} (standard error)\n` +
           `  density support: [${fmt(r.density.lambdaMin, 3)}, ${fmt(r.density.lambdaMax, 3)}], ${r.matvecs} products, ${r.seconds.toFixed(1)} s\n` +
-          (r.files.markdown ? `  wrote ${[r.files.json, r.files.svg, r.files.markdown].filter(Boolean).join(', ')}\n` : ''),
+          (r.files.markdown
+            ? `  wrote ${[r.files.json, r.files.svg, r.files.markdown].filter(Boolean).join(', ')}\n`
+            : ''),
       );
     }
     return 0;
@@ -65,22 +71,38 @@ export async function spectrumCommand(io: CliIO, opts: SpectrumOpts): Promise<nu
   }
 }
 
-export function registerSpectrum(program: Command, io: CliIO, action: (f: () => Promise<number>) => Promise<void>): void {
+export function registerSpectrum(
+  program: Command,
+  io: CliIO,
+  action: (f: () => Promise<number>) => Promise<void>,
+): void {
   program
     .command('spectrum')
     .description('Hessian (or Gauss-Newton) spectrum of a problem: top eigenvalues, trace, density plot')
     .requiredOption('--problem <name>', 'problem')
     .option('--problem-option <key=value>', 'problem option (repeatable)', collect)
-    .addOption(new Option('--at <when>', 'at the initial parameters or after training (Adam)').choices(['init', 'trained']).default('init'))
+    .addOption(
+      new Option('--at <when>', 'at the initial parameters or after training (Adam)')
+        .choices(['init', 'trained'])
+        .default('init'),
+    )
     .addOption(new Option('--curvature <kind>', 'curvature matrix').choices(['hessian', 'ggn']).default('hessian'))
     .addOption(new Option('--k <n>', 'number of top eigenvalues').argParser(parsePositiveInt).default(10))
     .addOption(new Option('--runs <n>', 'stochastic Lanczos quadrature runs').argParser(parsePositiveInt).default(3))
     .addOption(new Option('--lanczos-steps <n>', 'Lanczos steps per run').argParser(parsePositiveInt).default(80))
-    .addOption(new Option('--max-batches <n>', 'average the curvature over at most this many training batches').argParser(parsePositiveInt))
+    .addOption(
+      new Option('--max-batches <n>', 'average the curvature over at most this many training batches').argParser(
+        parsePositiveInt,
+      ),
+    )
     .addOption(new Option('--train-steps <n>', 'Adam steps for --at trained').argParser(parsePositiveInt).default(200))
-    .addOption(new Option('--seed <n>', 'seed of parameters, probes and batches').argParser(parseNonNegativeInt).default(0))
+    .addOption(
+      new Option('--seed <n>', 'seed of parameters, probes and batches').argParser(parseNonNegativeInt).default(0),
+    )
     .option('--out <dir>', 'write spectrum.json, spectrum.svg and spectrum.md here')
     .option('--json', 'print JSON')
     .option('--no-progress', 'no progress lines')
-    .action((opts: SpectrumOpts, cmd: Command) => action(() => spectrumCommand(io, { ...cmd.optsWithGlobals<GlobalOpts>(), ...opts })));
+    .action((opts: SpectrumOpts, cmd: Command) =>
+      action(() => spectrumCommand(io, { ...cmd.optsWithGlobals<GlobalOpts>(), ...opts })),
+    );
 }

@@ -7,8 +7,25 @@ import { writeFileAtomic } from '../report/results.js';
 import { fmt, textTable } from '../report/tables.js';
 import { writeReport } from '../report/index.js';
 import { progress, UsageError, type CliIO } from './io.js';
-import { addBudgetOptions, budgetFrom, collect, parseAssignments, parseGrid, parseList, parsePositiveInt, targetOption, type BudgetFlags } from './parse.js';
-import { checkOptimizerName, checkProblemName, ensureWritableDir, useBackend, validateComparison, type GlobalOpts } from './validate.js';
+import {
+  addBudgetOptions,
+  budgetFrom,
+  collect,
+  parseAssignments,
+  parseGrid,
+  parseList,
+  parsePositiveInt,
+  targetOption,
+  type BudgetFlags,
+} from './parse.js';
+import {
+  checkOptimizerName,
+  checkProblemName,
+  ensureWritableDir,
+  useBackend,
+  validateComparison,
+  type GlobalOpts,
+} from './validate.js';
 
 export interface TuneOpts extends GlobalOpts, BudgetFlags {
   problem: string;
@@ -39,12 +56,21 @@ export async function tuneCommand(io: CliIO, opts: TuneOpts): Promise<number> {
   checkOptimizerName(opts.optimizer);
   const grid = tuneGrid(opts);
   const optimizerOptions = parseAssignments(opts.set);
-  if (opts.param in optimizerOptions) throw new UsageError(`--set ${opts.param}=... fixes the option that --param ${opts.param} tunes: give one of them.`);
+  if (opts.param in optimizerOptions)
+    throw new UsageError(
+      `--set ${opts.param}=... fixes the option that --param ${opts.param} tunes: give one of them.`,
+    );
   const out = opts.out !== undefined ? ensureWritableDir(opts.out) : undefined;
   const problemOptions = parseAssignments(opts.problemOption);
   const budget = budgetFrom(opts) ?? { steps: 200 };
   // Every run here uses the whole budget: the measure is the final training loss.
-  const problem = { problem: opts.problem, options: problemOptions, budget, stopAtTarget: false, ...(opts.target !== undefined ? { target: opts.target } : {}) };
+  const problem = {
+    problem: opts.problem,
+    options: problemOptions,
+    budget,
+    stopAtTarget: false,
+    ...(opts.target !== undefined ? { target: opts.target } : {}),
+  };
   const spec: ComparisonSpec = {
     problems: [problem],
     optimizers: [opts.optimizer],
@@ -58,24 +84,47 @@ export async function tuneCommand(io: CliIO, opts: TuneOpts): Promise<number> {
   let done = 0;
   const seeds = Array.from({ length: opts.seeds }, (_, i) => i);
   const result = await tune(
-    { problem: opts.problem, problemOptions, optimizer: opts.optimizer, optimizerOptions, budget, target: opts.target, param: opts.param, grid, seeds },
+    {
+      problem: opts.problem,
+      problemOptions,
+      optimizer: opts.optimizer,
+      optimizerOptions,
+      budget,
+      target: opts.target,
+      param: opts.param,
+      grid,
+      seeds,
+    },
     { registry: harnessRegistry, onTrial: () => bar.update(++done) },
   );
   bar.stop();
   if (out) {
-    writeFileAtomic(join(out, 'tune.json'), `${JSON.stringify({ param: result.param, trials: result.trials, best: result.best }, null, 1)}\n`);
+    writeFileAtomic(
+      join(out, 'tune.json'),
+      `${JSON.stringify({ param: result.param, trials: result.trials, best: result.best }, null, 1)}\n`,
+    );
     if (result.best !== null) {
-      const bestSpec: ComparisonSpec = { ...spec, optimizerOptions: { [opts.optimizer]: { ...optimizerOptions, [opts.param]: result.best } }, seeds };
+      const bestSpec: ComparisonSpec = {
+        ...spec,
+        optimizerOptions: { [opts.optimizer]: { ...optimizerOptions, [opts.param]: result.best } },
+        seeds,
+      };
       const results = assembleResults(bestSpec, result.runs, null);
       if (results.pending > 0) throw new Error(`internal: ${results.pending} rerun(s) missing from the tuning report`);
       await writeReport(results, out, `tuned ${opts.optimizer} on ${opts.problem}`);
     }
   }
   if (opts.json) {
-    io.out(`${JSON.stringify({ param: result.param, trials: result.trials, best: result.best, final: result.runs.map((r) => r.final) })}\n`);
+    io.out(
+      `${JSON.stringify({ param: result.param, trials: result.trials, best: result.best, final: result.runs.map((r) => r.final) })}\n`,
+    );
     return 0;
   }
-  const rows = result.trials.map((t) => [fmt(t.value, 3), t.diverged ? 'diverged' : fmt(t.finalTrainLoss, 4), t.value === result.best ? '<- best' : '']);
+  const rows = result.trials.map((t) => [
+    fmt(t.value, 3),
+    t.diverged ? 'diverged' : fmt(t.finalTrainLoss, 4),
+    t.value === result.best ? '<- best' : '',
+  ]);
   io.out(`${textTable([opts.param, `final train loss (${describeBudget(budget)})`, ''], rows)}\n`);
   if (result.best === null) {
     io.out('every value diverged\n');
@@ -89,7 +138,11 @@ export async function tuneCommand(io: CliIO, opts: TuneOpts): Promise<number> {
 }
 
 function describeBudget(b: { steps?: number; epochs?: number; seconds?: number }): string {
-  const parts = [b.steps !== undefined ? `${b.steps} steps` : '', b.epochs !== undefined ? `${b.epochs} epochs` : '', b.seconds !== undefined ? `${b.seconds} s` : ''];
+  const parts = [
+    b.steps !== undefined ? `${b.steps} steps` : '',
+    b.epochs !== undefined ? `${b.epochs} epochs` : '',
+    b.seconds !== undefined ? `${b.seconds} s` : '',
+  ];
   return parts.filter((p) => p !== '').join(', ');
 }
 
@@ -104,12 +157,16 @@ export function registerTune(program: Command, io: CliIO, action: (f: () => Prom
     .option('--param <name>', 'tuned option', 'learningRate')
     .addOption(new Option('--grid <min:max:num>', 'log-spaced grid (default 1e-4:1:9)').conflicts('values'))
     .addOption(new Option('--values <list>', 'explicit comma-separated values').argParser(parseList))
-    .addOption(new Option('--seeds <n>', 'reruns of the best value with seeds 0..n-1').argParser(parsePositiveInt).default(3))
+    .addOption(
+      new Option('--seeds <n>', 'reruns of the best value with seeds 0..n-1').argParser(parsePositiveInt).default(3),
+    )
     .option('--set <key=value>', 'fixed optimizer option (repeatable)', collect)
     .option('--problem-option <key=value>', 'problem option (repeatable)', collect)
     .addOption(targetOption('target training loss (> 0), for steps-to-target in the report'))
     .option('--json', 'print JSON')
     .option('--out <dir>', 'write tune.json and a report of the reruns')
     .option('--no-progress', 'no progress bar')
-    .action((opts: TuneOpts, cmd: Command) => action(() => tuneCommand(io, { ...cmd.optsWithGlobals<GlobalOpts>(), ...opts })));
+    .action((opts: TuneOpts, cmd: Command) =>
+      action(() => tuneCommand(io, { ...cmd.optsWithGlobals<GlobalOpts>(), ...opts })),
+    );
 }

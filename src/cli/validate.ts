@@ -51,7 +51,9 @@ export function validateComparison(spec: ComparisonSpec, io?: CliIO): void {
     }
     tried.set(run.optimizer, (tried.get(run.optimizer) ?? 0) + 1);
     try {
-      getOptimizerEntry(run.optimizer).create(run.optimizerOptions ?? {}, { problem }).dispose();
+      getOptimizerEntry(run.optimizer)
+        .create(run.optimizerOptions ?? {}, { problem })
+        .dispose();
     } catch (e) {
       const msg = `Optimizer '${run.optimizer}' on ${run.problemId}: ${(e as Error).message}`;
       failures.set(run.optimizer, [...(failures.get(run.optimizer) ?? []), msg]);

@@ -110,8 +110,7 @@ export function conjugateGradient(
     x = tf.zerosLike(b);
     r = tf.clone(b);
   }
-  const phiOf = (xv: tf.Tensor1D, rv: tf.Tensor1D): number =>
-    -0.5 * (dotNumber(xv, b) + dotNumber(xv, rv));
+  const phiOf = (xv: tf.Tensor1D, rv: tf.Tensor1D): number => -0.5 * (dotNumber(xv, b) + dotNumber(xv, rv));
   let y = precondition(r);
   let p = tf.clone(y);
   let ry = dotNumber(r, y);

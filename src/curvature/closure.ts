@@ -51,7 +51,10 @@ export function scalarClosure(owner: string, f: () => tf.Scalar): () => tf.Scala
 export function valueAndGradients(
   f: () => tf.Scalar,
   varList: tf.Variable[] | undefined,
-  variableGrads: (f: () => tf.Scalar, varList?: tf.Variable[]) => { value: tf.Scalar; grads: tf.NamedTensorMap } = tf.variableGrads,
+  variableGrads: (
+    f: () => tf.Scalar,
+    varList?: tf.Variable[],
+  ) => { value: tf.Scalar; grads: tf.NamedTensorMap } = tf.variableGrads,
 ): { value: tf.Scalar; vars: tf.Variable[]; grads: tf.Tensor[] } {
   const { value, grads } = variableGrads(f, varList);
   const candidates = varList ?? trainableVariables();

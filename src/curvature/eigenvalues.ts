@@ -64,7 +64,10 @@ function wanted(values: readonly number[], k: number, which: 'magnitude' | 'alge
     .slice(0, k);
 }
 
-function powerIteration(op: CurvatureOperator, o: Required<Pick<TopEigenvaluesOptions, 'k' | 'maxIter' | 'tol' | 'seed'>>) {
+function powerIteration(
+  op: CurvatureOperator,
+  o: Required<Pick<TopEigenvaluesOptions, 'k' | 'maxIter' | 'tol' | 'seed'>>,
+) {
   const rng = new ProbeRng(o.seed);
   const values: number[] = [];
   const vectors: Float64Array[] = [];
@@ -116,7 +119,10 @@ function lanczosTop(
 ) {
   const rng = new ProbeRng(o.seed);
   let converged = false;
-  const check = (alpha: number[], beta: number[]): { idx: number[]; res: number[]; ok: boolean; eig: ReturnType<typeof tridiagonalEig> } => {
+  const check = (
+    alpha: number[],
+    beta: number[],
+  ): { idx: number[]; res: number[]; ok: boolean; eig: ReturnType<typeof tridiagonalEig> } => {
     const eig = tridiagonalEig(alpha, beta);
     const idx = wanted(eig.values, o.k, o.which);
     const m = alpha.length;
@@ -134,7 +140,10 @@ function lanczosTop(
   if (run.exhausted) converged = final.idx.length === o.k;
   else converged = final.ok;
   const vectors = final.idx.map((j) => {
-    const v = ritzVector(run.basis, final.eig.vectors.map((row) => row[j]));
+    const v = ritzVector(
+      run.basis,
+      final.eig.vectors.map((row) => row[j]),
+    );
     scale(1 / norm(v), v);
     return v;
   });
@@ -167,8 +176,10 @@ export function hessianTopEigenvalues<B = never>(
   checkPositiveInt('maxIter', maxIter);
   if (k > op.dim) throw new Error(`k must be at most the number of parameters (${op.dim}), got ${k}.`);
   if (!(tol > 0)) throw new Error(`tol must be positive, got ${tol}.`);
-  if (method !== 'power' && method !== 'lanczos') throw new Error(`method must be 'power' or 'lanczos', got '${String(method)}'.`);
-  if (which !== 'magnitude' && which !== 'algebraic') throw new Error(`which must be 'magnitude' or 'algebraic', got '${String(which)}'.`);
+  if (method !== 'power' && method !== 'lanczos')
+    throw new Error(`method must be 'power' or 'lanczos', got '${String(method)}'.`);
+  if (which !== 'magnitude' && which !== 'algebraic')
+    throw new Error(`which must be 'magnitude' or 'algebraic', got '${String(which)}'.`);
   const seed = options.seed ?? 0;
   const start = op.matvecs;
   const r =

@@ -32,12 +32,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { valueAndGradVars } from '../autodiff/index.js';
-import {
-  CurvatureOperator,
-  CurvatureSourceOptions,
-  LossFn,
-  curvatureOperator,
-} from './operator.js';
+import { CurvatureOperator, CurvatureSourceOptions, LossFn, curvatureOperator } from './operator.js';
 import { axpy, dot, norm } from '../linalg/vector64.js';
 import { hessianTopEigenvalues } from './eigenvalues.js';
 import { ProbeRng } from './random.js';
@@ -162,7 +157,11 @@ function solveReport(
   tol: number,
   damping: number,
 ): InfluenceSolve {
-  const status: InfluenceSolveStatus = converged ? 'converged' : negativeCurvature ? 'negative-curvature' : 'max-iterations';
+  const status: InfluenceSolveStatus = converged
+    ? 'converged'
+    : negativeCurvature
+      ? 'negative-curvature'
+      : 'max-iterations';
   const info = converged ? 0 : negativeCurvature ? -1 : Math.max(1, iterations);
   const solve: InfluenceSolve = { solver, iterations, relativeResidual, converged, negativeCurvature, status, info };
   if (!converged) {
@@ -175,7 +174,9 @@ function solveReport(
           "Gauss-Newton curvature (curvature: 'ggn'), or train closer to a minimum."
         : `influence: ${solver === 'cg' ? 'CG' : 'LiSSA'} did not converge: relative residual ${r} > tol ${tol.toExponential(0)} after ` +
           `${iterations} iteration(s) (damping ${damping}), so the influence values are unreliable. ` +
-          (solver === 'cg' ? 'Raise `maxIter` or `damping`.' : 'Raise `lissa.depth`, check `lissa.scale`, or use the CG solver.');
+          (solver === 'cg'
+            ? 'Raise `maxIter` or `damping`.'
+            : 'Raise `lissa.depth`, check `lissa.scale`, or use the CG solver.');
   }
   return solve;
 }
@@ -191,7 +192,8 @@ function lissa<B>(
   const depth = options.lissa?.depth ?? 1000;
   const repeats = options.lissa?.repeats ?? 1;
   if (!Number.isInteger(depth) || depth < 1) throw new Error(`lissa.depth must be a positive integer, got ${depth}.`);
-  if (!Number.isInteger(repeats) || repeats < 1) throw new Error(`lissa.repeats must be a positive integer, got ${repeats}.`);
+  if (!Number.isInteger(repeats) || repeats < 1)
+    throw new Error(`lissa.repeats must be a positive integer, got ${repeats}.`);
   let scaleFactor = options.lissa?.scale;
   if (scaleFactor === undefined) {
     const top = hessianTopEigenvalues(full, vars, { k: 1, maxIter: 20, tol: 1e-3, seed: options.seed ?? 0 });
@@ -199,7 +201,9 @@ function lissa<B>(
   }
   if (!(scaleFactor > 0)) throw new Error(`lissa.scale must be positive, got ${scaleFactor}.`);
   const operators =
-    options.batches === undefined ? [full] : options.batches.map((b) => curvatureOperator(f, vars, { ...options, batches: [b], batchWeights: undefined }));
+    options.batches === undefined
+      ? [full]
+      : options.batches.map((b) => curvatureOperator(f, vars, { ...options, batches: [b], batchWeights: undefined }));
   const rng = new ProbeRng((options.seed ?? 0) + 1);
   const estimate = new Float64Array(v.length);
   for (let rep = 0; rep < repeats; rep++) {
@@ -214,7 +218,12 @@ function lissa<B>(
   // Residual on the full (averaged) operator: one extra product, reported for honesty.
   const res = dampedApply(full, estimate, damping);
   axpy(-1, v, res);
-  return { x: estimate, iterations: depth * repeats, relativeResidual: norm(res) / Math.max(norm(v), 1e-300), operators };
+  return {
+    x: estimate,
+    iterations: depth * repeats,
+    relativeResidual: norm(res) / Math.max(norm(v), 1e-300),
+    operators,
+  };
 }
 
 /**
@@ -232,13 +241,19 @@ export function influence<B = never, P = B>(
   const damping = options.damping ?? 0;
   if (!(damping >= 0)) throw new Error(`damping must be >= 0, got ${damping}.`);
   const solver = options.solver ?? 'cg';
-  if (solver !== 'cg' && solver !== 'lissa') throw new Error(`solver must be 'cg' or 'lissa', got '${String(solver)}'.`);
+  if (solver !== 'cg' && solver !== 'lissa')
+    throw new Error(`solver must be 'cg' or 'lissa', got '${String(solver)}'.`);
   const vlist = vars as tf.Variable[];
   const op = curvatureOperator(f, vars, options);
   let n = options.numTrain;
   if (n === undefined) {
-    const sizes = (options.batches ?? []).map((b) => (b !== null && typeof b === 'object' ? (b as { size?: unknown }).size : undefined));
-    n = sizes.length > 0 && sizes.every((s) => typeof s === 'number') ? (sizes as number[]).reduce((a, b) => a + b, 0) : Number.NaN;
+    const sizes = (options.batches ?? []).map((b) =>
+      b !== null && typeof b === 'object' ? (b as { size?: unknown }).size : undefined,
+    );
+    n =
+      sizes.length > 0 && sizes.every((s) => typeof s === 'number')
+        ? (sizes as number[]).reduce((a, b) => a + b, 0)
+        : Number.NaN;
   }
   const gTest = flatGrad(options.testLoss, vlist);
   let x: Float64Array;

@@ -123,7 +123,9 @@ function batchWeightsOf<B>(batches: readonly B[], given: readonly number[] | und
     }
     w = given.slice();
   } else {
-    const sizes = batches.map((b) => (b !== null && typeof b === 'object' ? (b as { size?: unknown }).size : undefined));
+    const sizes = batches.map((b) =>
+      b !== null && typeof b === 'object' ? (b as { size?: unknown }).size : undefined,
+    );
     w = sizes.every((s) => typeof s === 'number' && s > 0) ? (sizes as number[]) : batches.map(() => 1);
   }
   const total = w.reduce((a, b) => a + b, 0);
@@ -159,7 +161,12 @@ export function curvatureOperator<B = never>(
     if (kind === 'hessian') return hvpVars(() => loss(batch), vlist, vs);
     const outputs = options.outputs as (b?: B) => tf.Tensor;
     const lossOf = options.lossFromOutputs as (z: tf.Tensor, b?: B) => tf.Scalar;
-    return ggnvpVars(() => outputs(batch), (z) => lossOf(z, batch), vlist, vs);
+    return ggnvpVars(
+      () => outputs(batch),
+      (z) => lossOf(z, batch),
+      vlist,
+      vs,
+    );
   };
   const batches = options.batches;
   if (batches === undefined) {

@@ -62,8 +62,10 @@ export function hessianSpectrum<B = never>(
   const runs = options.runs ?? 1;
   const steps = Math.min(options.steps ?? 80, op.dim);
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`runs must be a positive integer, got ${runs}.`);
-  if (!Number.isInteger(options.steps ?? 80) || steps < 1) throw new Error(`steps must be a positive integer, got ${options.steps}.`);
-  if (options.sigma !== undefined && !(options.sigma > 0)) throw new Error(`sigma must be positive, got ${options.sigma}.`);
+  if (!Number.isInteger(options.steps ?? 80) || steps < 1)
+    throw new Error(`steps must be a positive integer, got ${options.steps}.`);
+  if (options.sigma !== undefined && !(options.sigma > 0))
+    throw new Error(`sigma must be positive, got ${options.sigma}.`);
   const rng = new ProbeRng(options.seed ?? 0);
   const start = op.matvecs;
   const nodes: number[][] = [];
@@ -84,7 +86,8 @@ export function hessianSpectrum<B = never>(
     grid = Float64Array.from(options.grid);
   } else {
     const points = options.grid ?? 512;
-    if (!Number.isInteger(points) || points < 2) throw new Error(`grid must be an integer >= 2 or an array, got ${points}.`);
+    if (!Number.isInteger(points) || points < 2)
+      throw new Error(`grid must be an integer >= 2 or an array, got ${points}.`);
     const [lo, hi] = options.range ?? [lambdaMin - 5 * sigma, lambdaMax + 5 * sigma];
     if (!(hi > lo)) throw new Error(`range must have hi > lo, got [${lo}, ${hi}].`);
     grid = new Float64Array(points);

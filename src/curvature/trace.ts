@@ -167,7 +167,8 @@ export function hessianDiagonal<B = never>(
     }
     scale(1 / samples, values);
     for (let i = 0; i < n; i++) {
-      const variance = samples > 1 ? Math.max(0, sumSq[i] - samples * values[i] ** 2) / (samples - 1) : Number.POSITIVE_INFINITY;
+      const variance =
+        samples > 1 ? Math.max(0, sumSq[i] - samples * values[i] ** 2) / (samples - 1) : Number.POSITIVE_INFINITY;
       se[i] = Math.sqrt(variance / samples);
     }
   } else {

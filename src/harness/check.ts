@@ -23,7 +23,10 @@ export interface CheckResult {
   ok: boolean;
 }
 
-export function checkProblem(problem: Problem, options: { eps?: number; hvpEps?: number; rtol?: number; seed?: number } = {}): CheckResult {
+export function checkProblem(
+  problem: Problem,
+  options: { eps?: number; hvpEps?: number; rtol?: number; seed?: number } = {},
+): CheckResult {
   const eps = options.eps ?? 5e-2;
   // Smaller step for gradient differences: piecewise-linear activations (relu) have kinks that
   // a large step crosses, which the exact HVP (zero second derivative there) rightly ignores.
@@ -44,12 +47,18 @@ export function checkProblem(problem: Problem, options: { eps?: number; hvpEps?:
       return params.map((p) => grads[p.name].dataSync() as Float32Array);
     });
     const raw = params.map((p) => rng.normalArray(p.size));
-    const norm2 = (xs: ArrayLike<number>[]) => Math.sqrt(xs.reduce((s, a) => s + Array.from(a).reduce((t, x) => t + x * x, 0), 0));
+    const norm2 = (xs: ArrayLike<number>[]) =>
+      Math.sqrt(xs.reduce((s, a) => s + Array.from(a).reduce((t, x) => t + x * x, 0), 0));
     const gn = Math.max(norm2(g), 1e-30);
     const rn = norm2(raw);
     const mixed = raw.map((a, i) => a.map((x, j) => x / rn + g[i][j] / gn));
     const mn = norm2(mixed);
-    const v = mixed.map((a, i) => tf.tensor(a.map((x) => x / mn), params[i].shape));
+    const v = mixed.map((a, i) =>
+      tf.tensor(
+        a.map((x) => x / mn),
+        params[i].shape,
+      ),
+    );
     const lossAt = (t: number): number =>
       tf.tidy(() => {
         params.forEach((p, i) => p.assign(tf.add(saved[i], tf.mul(v[i], t))));

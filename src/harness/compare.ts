@@ -148,7 +148,11 @@ export function mergeResults(parts: ComparisonResults[]): ComparisonResults {
       throw new Error(`Cannot merge results of different comparisons (spec ${p.specHash} vs ${hash}).`);
     }
   }
-  return assembleResults(parts[0].spec, parts.flatMap((p) => p.runs), null);
+  return assembleResults(
+    parts[0].spec,
+    parts.flatMap((p) => p.runs),
+    null,
+  );
 }
 
 export interface CompareOptions extends RunOptions {
@@ -267,7 +271,10 @@ export interface TuneResult {
  * target), pick the one with the lowest mean final training loss (diverged = worst), and rerun
  * it with each seed.
  */
-export async function tune(spec: TuneSpec, callbacks: RunOptions & { onTrial?: (value: number, loss: number | null) => void }): Promise<TuneResult> {
+export async function tune(
+  spec: TuneSpec,
+  callbacks: RunOptions & { onTrial?: (value: number, loss: number | null) => void },
+): Promise<TuneResult> {
   const param = spec.param ?? 'learningRate';
   const grid = spec.grid ?? logGrid(1e-4, 1, 9);
   const tuneSeeds = spec.tuneSeeds ?? [0];

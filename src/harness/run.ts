@@ -100,8 +100,7 @@ export function runId(spec: RunSpec): string {
   return `${problemId}/${spec.optimizer}/seed${seed}/${h}`;
 }
 
-const finiteOrNull = (v: number | undefined): number | null =>
-  v === undefined || !Number.isFinite(v) ? null : v;
+const finiteOrNull = (v: number | undefined): number | null => (v === undefined || !Number.isFinite(v) ? null : v);
 
 function readCounters(opt: tf.Optimizer): OptimizerCounters | undefined {
   const c = (opt as unknown as { counters?: Partial<OptimizerCounters> }).counters;
@@ -168,8 +167,7 @@ async function loop(
   const maxSteps = limits.length > 0 ? limits[0].steps : null;
   const maxSeconds = spec.budget.seconds ?? Infinity;
 
-  const evalEvery =
-    spec.evalEvery ?? (data ? Math.max(1, Math.round((maxSteps ?? stepsPerEpoch * 10) / 20)) : 1);
+  const evalEvery = spec.evalEvery ?? (data ? Math.max(1, Math.round((maxSteps ?? stepsPerEpoch * 10) / 20)) : 1);
   const gradNormEvery = spec.gradNormEvery ?? (data ? evalEvery : 1);
   const recordEvery = Math.max(1, spec.recordEvery ?? 1);
   const divergenceFactor = spec.divergenceFactor ?? 1e3;

@@ -72,8 +72,7 @@ export function summarize(runs: RunResult[]): SummaryRow[] {
     const losses = ok.map((r) => r.final.trainLoss as number);
     const acc = ok.map((r) => r.final.testAccuracy).filter((a): a is number => typeof a === 'number');
     const all = g.every((r) => r.final.reachedTarget);
-    const pick = (f: (r: RunResult) => number | null) =>
-      all ? nullIfNaN(median(g.map((r) => f(r) as number))) : null;
+    const pick = (f: (r: RunResult) => number | null) => (all ? nullIfNaN(median(g.map((r) => f(r) as number))) : null);
     rows.push({
       problemId: g[0].problemId,
       optimizer: g[0].optimizer,
@@ -151,7 +150,9 @@ export function performanceProfile(rows: SummaryRow[], measure: ProfileMeasure =
       ratios[s][p] = Number.isFinite(ratio) ? ratio : null;
     }
   }
-  const finite = Object.values(ratios).flatMap((m) => Object.values(m)).filter((v): v is number => v !== null);
+  const finite = Object.values(ratios)
+    .flatMap((m) => Object.values(m))
+    .filter((v): v is number => v !== null);
   const taus = [...new Set([1, ...finite])].sort((a, b) => a - b);
   const maxTau = Math.max(2, ...finite) * 1.1;
   taus.push(maxTau);

@@ -62,7 +62,6 @@ export interface Use {
   outputHasBias: boolean;
 }
 
-
 /**
  * Cotangents of the per-example loss at the output pre-activations (logits [n, k]) whose outer
  * products average to the curvature wanted (one set per sample). Already scaled by 1/n like the
@@ -94,7 +93,6 @@ export interface CaptureResult {
   /** Index of the target whose pre-activation was taken as the network output. */
   outputTarget: number | undefined;
 }
-
 
 const ALIAS_KERNELS = new Set(['Reshape', 'Identity', 'Cast']);
 
@@ -155,7 +153,13 @@ export function findUses(tape: TapeNode[], start: number, targets: DenseTarget[]
 }
 
 /** A use of a conv target's kernel as the filter of an NHWC conv node, if it is one. */
-function convUse(node: TapeNode, aName: string, bName: string, aliasOf: Map<number, number>, targets: DenseTarget[]): Use | undefined {
+function convUse(
+  node: TapeNode,
+  aName: string,
+  bName: string,
+  aliasOf: Map<number, number>,
+  targets: DenseTarget[],
+): Use | undefined {
   const x = node.inputs[aName];
   const w = node.inputs[bName];
   if (x === undefined || w === undefined || node.outputs.length !== 1 || node.gradient === undefined) return undefined;
@@ -169,13 +173,24 @@ function convUse(node: TapeNode, aName: string, bName: string, aliasOf: Map<numb
   // The geometry must be the registered one (NHWC, strides, padding); otherwise not this block.
   const ho = convAxis(h, kh, t.conv.strides[0], t.conv.padding).out;
   const wo = convAxis(wd, kw, t.conv.strides[1], t.conv.padding).out;
-  if (c !== cin || out.rank !== 4 || out.shape[0] !== n || out.shape[1] !== ho || out.shape[2] !== wo || out.shape[3] !== cout) {
+  if (
+    c !== cin ||
+    out.rank !== 4 ||
+    out.shape[0] !== n ||
+    out.shape[1] !== ho ||
+    out.shape[2] !== wo ||
+    out.shape[3] !== cout
+  ) {
     return undefined;
   }
   // Inputs may already be disposed (inner tidies); the node saved x for its gradient.
   // Conv2D saves [x, filter]; the fused conv's customGrad saves [filter, x4D, y, bias?].
   const saved = node.saved?.[node.kernelName === 'Conv2D' ? 0 : 1];
-  const xLive = !x.isDisposed ? x : saved !== undefined && !saved.isDisposed && saved.size === x.size ? saved : undefined;
+  const xLive = !x.isDisposed
+    ? x
+    : saved !== undefined && !saved.isDisposed && saved.size === x.size
+      ? saved
+      : undefined;
   if (xLive === undefined) return undefined;
   return {
     target,
@@ -351,12 +366,19 @@ export function captureGradients(
       sampledDs[i]!.forEach((t) => t.dispose());
       return;
     }
-    const a = own.length === 1 ? own[0]!.a : (tf.keep(tf.concat(own.map((u) => u.a), 0)) as tf.Tensor2D);
+    const a =
+      own.length === 1
+        ? own[0]!.a
+        : (tf.keep(
+            tf.concat(
+              own.map((u) => u.a),
+              0,
+            ),
+          ) as tf.Tensor2D);
     if (own.length > 1) own.forEach((u) => u.a.dispose());
     // The engine back-propagates later uses first: reverse to match the activation order.
     const td = trueDs[i]!.reverse();
-    const dsTrue =
-      td.length === 0 ? undefined : td.length === 1 ? td[0]! : (tf.keep(tf.concat(td, 0)) as tf.Tensor2D);
+    const dsTrue = td.length === 0 ? undefined : td.length === 1 ? td[0]! : (tf.keep(tf.concat(td, 0)) as tf.Tensor2D);
     if (td.length > 1) td.forEach((t) => t.dispose());
     layers[i] = { a, dsTrue, dsSampled: sampledDs[i]! };
   });

@@ -49,7 +49,12 @@ export interface ConvBlockSpec {
 }
 
 /** Output size and padding of a 'same'/'valid' convolution along one axis (TensorFlow's rule). */
-export function convAxis(size: number, k: number, stride: number, padding: ConvPadding): { out: number; before: number; after: number } {
+export function convAxis(
+  size: number,
+  k: number,
+  stride: number,
+  padding: ConvPadding,
+): { out: number; before: number; after: number } {
   if (padding === 'valid') return { out: Math.max(Math.floor((size - k) / stride) + 1, 0), before: 0, after: 0 };
   const out = Math.ceil(size / stride);
   const total = Math.max((out - 1) * stride + k - size, 0);
@@ -74,7 +79,9 @@ export class ConvBlock {
 
   constructor(spec: ConvBlockSpec) {
     if (spec.kernel.rank !== 4) {
-      throw new Error(`KFAC: conv layer '${spec.name}' needs a rank-4 kernel [kh, kw, cin, cout], got shape [${spec.kernel.shape}]`);
+      throw new Error(
+        `KFAC: conv layer '${spec.name}' needs a rank-4 kernel [kh, kw, cin, cout], got shape [${spec.kernel.shape}]`,
+      );
     }
     const [kh, kw, cin, cout] = spec.kernel.shape as [number, number, number, number];
     if (spec.bias !== undefined && (spec.bias.rank !== 1 || spec.bias.shape[0] !== cout)) {
@@ -85,7 +92,9 @@ export class ConvBlock {
       throw new Error(`KFAC: conv layer '${spec.name}' needs positive integer strides, got [${spec.strides}]`);
     }
     if (spec.padding !== 'same' && spec.padding !== 'valid') {
-      throw new Error(`KFAC: conv layer '${spec.name}': padding must be 'same' or 'valid', got '${String(spec.padding)}'`);
+      throw new Error(
+        `KFAC: conv layer '${spec.name}': padding must be 'same' or 'valid', got '${String(spec.padding)}'`,
+      );
     }
     this.name = spec.name;
     this.kernel = spec.kernel;
@@ -108,7 +117,10 @@ export class ConvBlock {
 
   /** Output spatial size [Ho, Wo] for an input [n, H, W, cin]. */
   outputSize(h: number, w: number): [number, number] {
-    return [convAxis(h, this.kh, this.strides[0], this.padding).out, convAxis(w, this.kw, this.strides[1], this.padding).out];
+    return [
+      convAxis(h, this.kh, this.strides[0], this.padding).out,
+      convAxis(w, this.kw, this.strides[1], this.padding).out,
+    ];
   }
 
   /**
@@ -130,7 +142,12 @@ export class ConvBlock {
       if (taps === 1 && this.strides[0] === 1 && this.strides[1] === 1) {
         p = x;
       } else {
-        const oneHot = tf.reshape(tf.tile(tf.reshape(tf.eye(taps), [this.kh, this.kw, 1, taps]), [1, 1, c, 1]), [this.kh, this.kw, c, taps]);
+        const oneHot = tf.reshape(tf.tile(tf.reshape(tf.eye(taps), [this.kh, this.kw, 1, taps]), [1, 1, c, 1]), [
+          this.kh,
+          this.kw,
+          c,
+          taps,
+        ]);
         const dw = tf.depthwiseConv2d(x, oneHot as tf.Tensor4D, this.strides, this.padding); // [n, Ho, Wo, c * taps]
         p = taps === 1 ? dw : tf.transpose(tf.reshape(dw, [n * ho * wo, c, taps]), [0, 2, 1]);
       }
@@ -169,7 +186,10 @@ export class ConvBlock {
             // The homogeneous column without concatenating it to the patches (a narrow concat is
             // slow on wasm): [P^T P, P^T 1; 1^T P, rows].
             const s = tf.reshape(tf.sum(p, 0), [-1, 1]);
-            pp = tf.concat([tf.concat([pp, s], 1), tf.concat([tf.transpose(s), tf.fill([1, 1], p.shape[0])], 1)], 0) as tf.Tensor2D;
+            pp = tf.concat(
+              [tf.concat([pp, s], 1), tf.concat([tf.transpose(s), tf.fill([1, 1], p.shape[0])], 1)],
+              0,
+            ) as tf.Tensor2D;
           }
           return acc === undefined ? pp : (tf.add(acc, pp) as tf.Tensor2D);
         });
@@ -227,7 +247,9 @@ export class ConvBlock {
    * [sets, n, Ho*Wo*cout]: [sets, n]. With ds scaled by 1/batch, V^T F V = batch * sum_i u_i^2.
    */
   projectionStack(a: tf.Tensor, v: tf.Tensor2D, ds: tf.Tensor3D): tf.Tensor2D {
-    return tf.tidy(() => tf.sum(tf.mul(ds, tf.expandDims(this.directionalOutput(a as tf.Tensor4D, v), 0)), 2) as tf.Tensor2D);
+    return tf.tidy(
+      () => tf.sum(tf.mul(ds, tf.expandDims(this.directionalOutput(a as tf.Tensor4D, v), 0)), 2) as tf.Tensor2D,
+    );
   }
 
   /** `projectionStack` for a single set: [n]. */

@@ -15,7 +15,14 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { addToDiagonal, spdInverse } from './inverse.js';
-import { applyLeft, applyRight, lowRankDampedInverse, useLowRank, type LowRankFactors, type LowRankInverse } from './lowrank.js';
+import {
+  applyLeft,
+  applyRight,
+  lowRankDampedInverse,
+  useLowRank,
+  type LowRankFactors,
+  type LowRankInverse,
+} from './lowrank.js';
 
 /**
  * The damped inverse of one factor: an explicit matrix, or the low-rank-plus-tail form
@@ -137,7 +144,12 @@ export class DenseBlock {
    * Inverses of the damped factors (caller owns them): explicit, or low-rank plus tail for a
    * factor larger than 2 `rank` (then `basisA`/`basisG` warm-start the subspace iteration).
    */
-  static dampedInverses(A: tf.Tensor2D, G: tf.Tensor2D, lambda: number, o: InverseOptions = {}): { Ainv: FactorInverse; Ginv: FactorInverse } {
+  static dampedInverses(
+    A: tf.Tensor2D,
+    G: tf.Tensor2D,
+    lambda: number,
+    o: InverseOptions = {},
+  ): { Ainv: FactorInverse; Ginv: FactorInverse } {
     const { dampA, dampG } = DenseBlock.factoredDamping(A, G, lambda);
     const rank = o.rank ?? 0;
     const one = (M: tf.Tensor2D, damp: number, basis: tf.Tensor2D | undefined, seed: number): FactorInverse => {

@@ -49,10 +49,7 @@ import { engineState, trainableVariables, untaped, type TapeNode } from '../tfjs
 
 /** Keras loss names recognised by value. */
 export type CapturedLoss =
-  | 'categoricalCrossentropy'
-  | 'sparseCategoricalCrossentropy'
-  | 'binaryCrossentropy'
-  | 'meanSquaredError';
+  'categoricalCrossentropy' | 'sparseCategoricalCrossentropy' | 'binaryCrossentropy' | 'meanSquaredError';
 
 export interface TapeGaussNewton {
   loss: CapturedLoss;
@@ -90,8 +87,6 @@ const ELEMENTWISE = new Set(['Tanh', 'Relu', 'Relu6', 'Elu', 'Selu', 'Softplus',
 const ADD = new Set(['Add', 'AddV2', 'BiasAdd']);
 
 class Unsupported extends Error {}
-
-
 
 /** The Keras loss on (targets, predictions), as a number; undefined when the shapes do not fit. */
 function kerasLoss(kind: CapturedLoss, t: tf.Tensor, p: tf.Tensor): number | undefined {
@@ -198,7 +193,8 @@ function linearize(tape: TapeNode[], start: number, y: tf.Scalar, vars: tf.Varia
       pIndex = act.index;
     }
   }
-  if (z.rank !== 2 || z.shape[1] !== units) throw new Unsupported(`the output layer's output has shape [${z.shape}], not [batch, ${units}]`);
+  if (z.rank !== 2 || z.shape[1] !== units)
+    throw new Unsupported(`the output layer's output has shape [${z.shape}], not [batch, ${units}]`);
 
   /** The tensor, or the engine's saved clone of it when the closure already released it. */
   const live = (t: tf.Tensor): tf.Tensor | undefined => {
@@ -243,7 +239,12 @@ function linearize(tape: TapeNode[], start: number, y: tf.Scalar, vars: tf.Varia
         if (alive !== undefined) leaves.set(t.id, alive);
       }
     }
-    const kinds: CapturedLoss[] = ['categoricalCrossentropy', 'sparseCategoricalCrossentropy', 'binaryCrossentropy', 'meanSquaredError'];
+    const kinds: CapturedLoss[] = [
+      'categoricalCrossentropy',
+      'sparseCategoricalCrossentropy',
+      'binaryCrossentropy',
+      'meanSquaredError',
+    ];
     const matches: { kind: CapturedLoss; t: tf.Tensor }[] = [];
     for (const t of leaves.values()) {
       for (const kind of kinds) {
@@ -285,13 +286,17 @@ function linearize(tape: TapeNode[], start: number, y: tf.Scalar, vars: tf.Varia
       lossOf = losses.softmaxCrossEntropy;
     } else if (kind === 'binaryCrossentropy') {
       if (activation !== 'sigmoid') {
-        throw new Unsupported(`binaryCrossentropy after a '${activation}' output has no convex Gauss-Newton split (use sigmoid)`);
+        throw new Unsupported(
+          `binaryCrossentropy after a '${activation}' output has no convex Gauss-Newton split (use sigmoid)`,
+        );
       }
       at = 'logits';
-      zEff = tf.keep(tf.tidy(() => {
-        const q = tf.clipByValue(pv, 1e-7, 1 - 1e-7);
-        return tf.sub(tf.log(q), tf.log1p(tf.neg(q)));
-      }));
+      zEff = tf.keep(
+        tf.tidy(() => {
+          const q = tf.clipByValue(pv, 1e-7, 1 - 1e-7);
+          return tf.sub(tf.log(q), tf.log1p(tf.neg(q)));
+        }),
+      );
       labels = tf.keep(tf.cast(t, 'float32'));
       lossOf = losses.sigmoidCrossEntropy;
     } else {
@@ -325,9 +330,12 @@ function linearize(tape: TapeNode[], start: number, y: tf.Scalar, vars: tf.Varia
       return vars.map((v) => acc.get(v.id) ?? tf.zerosLike(v));
     };
     const jvp = (vs: tf.Tensor[]): tf.Tensor =>
-      tf.grad((w: tf.Tensor) => tf.addN(vjp(w).map((g, i) => tf.sum(tf.mul(g, vs[i]!)))) as tf.Scalar)(tf.zeros(outShape));
+      tf.grad((w: tf.Tensor) => tf.addN(vjp(w).map((g, i) => tf.sum(tf.mul(g, vs[i]!)))) as tf.Scalar)(
+        tf.zeros(outShape),
+      );
     const lossGrad = tf.grad((x: tf.Tensor) => lossOf(labels, x));
-    const lossHvp = (u: tf.Tensor): tf.Tensor => tf.grad((x: tf.Tensor) => tf.sum(tf.mul(lossGrad(x), u)) as tf.Scalar)(zEff);
+    const lossHvp = (u: tf.Tensor): tf.Tensor =>
+      tf.grad((x: tf.Tensor) => tf.sum(tf.mul(lossGrad(x), u)) as tf.Scalar)(zEff);
 
     return {
       loss: kind,

@@ -180,7 +180,12 @@ function nystrom(M: tf.Tensor2D, omega: tf.Tensor2D): { basis: tf.Tensor2D; valu
  * The low-rank-plus-tail inverse of M + damp I (see the file comment). The caller owns the
  * returned tensors. Throws if M or the result is not finite.
  */
-export function lowRankDampedInverse(M: tf.Tensor2D, damp: number, rank: number, o: LowRankOptions = {}): LowRankInverse {
+export function lowRankDampedInverse(
+  M: tf.Tensor2D,
+  damp: number,
+  rank: number,
+  o: LowRankOptions = {},
+): LowRankInverse {
   const n = M.shape[0];
   if (M.rank !== 2 || M.shape[1] !== n) throw new Error(`lowRankDampedInverse: M must be square, got [${M.shape}]`);
   if (!Number.isInteger(rank) || rank < 1 || rank > n) {

@@ -12,12 +12,14 @@
  */
 
 function checkMaxDim(maxDim: number, where: string): void {
-  if (!(Number.isInteger(maxDim) && maxDim >= 1)) throw new Error(`${where}: maxDim must be a positive integer, got ${maxDim}`);
+  if (!(Number.isInteger(maxDim) && maxDim >= 1))
+    throw new Error(`${where}: maxDim must be a positive integer, got ${maxDim}`);
 }
 
 function checkShape(shape: readonly number[], where: string): void {
   for (const d of shape) {
-    if (!(Number.isInteger(d) && d >= 0)) throw new Error(`${where}: shape entries must be integers >= 0, got [${shape.join(', ')}]`);
+    if (!(Number.isInteger(d) && d >= 0))
+      throw new Error(`${where}: shape entries must be integers >= 0, got [${shape.join(', ')}]`);
   }
 }
 

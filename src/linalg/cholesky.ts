@@ -62,7 +62,11 @@ function factorInto(A: Float64Array, n: number, jitter: number, L: Float64Array,
       let s = A[ri + j];
       let t = 0;
       for (; t + 3 < j; t += 4) {
-        s -= L[ri + t] * L[rj + t] + L[ri + t + 1] * L[rj + t + 1] + L[ri + t + 2] * L[rj + t + 2] + L[ri + t + 3] * L[rj + t + 3];
+        s -=
+          L[ri + t] * L[rj + t] +
+          L[ri + t + 1] * L[rj + t + 1] +
+          L[ri + t + 2] * L[rj + t + 2] +
+          L[ri + t + 3] * L[rj + t + 3];
       }
       for (; t < j; t++) s -= L[ri + t] * L[rj + t];
       if (i === j) {
@@ -87,7 +91,9 @@ export function cholesky(a: MatrixInput, options: CholeskyOptions = {}): Cholesk
   const growth = options.growth ?? 10;
   const maxTries = options.maxTries ?? 12;
   if (!(initialJitter > 0) || !(growth > 1) || !(Number.isInteger(maxTries) && maxTries >= 1)) {
-    throw new Error(`cholesky: invalid options (initialJitter ${initialJitter} must be > 0, growth ${growth} > 1, maxTries ${maxTries} a positive integer)`);
+    throw new Error(
+      `cholesky: invalid options (initialJitter ${initialJitter} must be > 0, growth ${growth} > 1, maxTries ${maxTries} a positive integer)`,
+    );
   }
   const n = A.rows;
   let meanDiag = 0;
@@ -151,11 +157,15 @@ export interface SpdSolveResult<X> {
   residual: number;
 }
 
-function rhsInput(b: Float64Array | number[] | MatrixInput, n: number): { data: Float64Array; m: number; vector: boolean } {
+function rhsInput(
+  b: Float64Array | number[] | MatrixInput,
+  n: number,
+): { data: Float64Array; m: number; vector: boolean } {
   if (b instanceof Float64Array || (Array.isArray(b) && (b.length === 0 || typeof b[0] === 'number'))) {
     const data = Float64Array.from(b as ArrayLike<number>);
     if (data.length !== n) throw new Error(`spdSolve(b): right-hand side has ${data.length} entries, A is ${n}x${n}`);
-    for (let i = 0; i < n; i++) if (!Number.isFinite(data[i])) throw new Error(`spdSolve(b): non-finite entry ${data[i]} at ${i}`);
+    for (let i = 0; i < n; i++)
+      if (!Number.isFinite(data[i])) throw new Error(`spdSolve(b): non-finite entry ${data[i]} at ${i}`);
     return { data, m: 1, vector: true };
   }
   const B = toMat64(b as MatrixInput, 'spdSolve(B)');
@@ -168,7 +178,11 @@ function rhsInput(b: Float64Array | number[] | MatrixInput, n: number): { data: 
  * Solve A x = b for symmetric positive definite A (one right-hand side as a vector, or many as
  * the columns of an n x m matrix), by Cholesky with damping retry.
  */
-export function spdSolve(a: MatrixInput, b: Float64Array | number[], options?: CholeskyOptions): SpdSolveResult<Float64Array>;
+export function spdSolve(
+  a: MatrixInput,
+  b: Float64Array | number[],
+  options?: CholeskyOptions,
+): SpdSolveResult<Float64Array>;
 export function spdSolve(a: MatrixInput, b: MatrixInput, options?: CholeskyOptions): SpdSolveResult<Mat64>;
 export function spdSolve(
   a: MatrixInput,

@@ -149,7 +149,15 @@ function tridiagonalize(a: Float64Array, n: number): { d: Float64Array; e: Float
  * rows i and i+1 <- (c*r_i - s*r_{i+1}, s*r_i + c*r_{i+1}). Columns are processed in blocks
  * with the running row (i+1) carried in a small buffer that stays in L1.
  */
-function applySweep(vt: Float64Array, n: number, l: number, m: number, cs: Float64Array, sn: Float64Array, carry: Float64Array): void {
+function applySweep(
+  vt: Float64Array,
+  n: number,
+  l: number,
+  m: number,
+  cs: Float64Array,
+  sn: Float64Array,
+  carry: Float64Array,
+): void {
   const BLK = carry.length;
   for (let c0 = 0; c0 < n; c0 += BLK) {
     const len = Math.min(BLK, n - c0);

@@ -18,13 +18,22 @@ import { instantiateEmbedded, type WasmMemory } from './wasm/embedded.js';
 
 export type LinalgKernel = 'wasm' | 'js';
 
-
 interface Exports {
   memory: WasmMemory;
   __heap_base: { value: number };
   tred(a: number, n: number, d: number, e: number, beta: number, w1: number, w2: number): void;
   accumq(a: number, n: number, beta: number, qt: number): void;
-  tql2(d: number, e: number, vt: number, ld: number, n: number, rc: number, rs: number, sw: number, cap: number): number;
+  tql2(
+    d: number,
+    e: number,
+    vt: number,
+    ld: number,
+    n: number,
+    rc: number,
+    rs: number,
+    sw: number,
+    cap: number,
+  ): number;
   gemm_abt(a: number, b: number, c: number, m: number, n: number, k: number, upper: number): void;
   chol(a: number, n: number, jitter: number, l: number, pivotTol: number): number;
   trinv(l: number, x: number, n: number): void;
@@ -54,8 +63,10 @@ function envKernel(): LinalgKernel | null {
 
 /** Force the 'js' or 'wasm' kernels (null: wasm when it loads). 'wasm' throws if it cannot load. */
 export function setLinalgKernel(kernel: LinalgKernel | null): void {
-  if (kernel !== null && kernel !== 'js' && kernel !== 'wasm') throw new Error(`setLinalgKernel: expected 'js', 'wasm' or null, got '${String(kernel)}'`);
-  if (kernel === 'wasm' && load() === null) throw new Error(`setLinalgKernel('wasm'): the WebAssembly kernels did not load (${loadError})`);
+  if (kernel !== null && kernel !== 'js' && kernel !== 'wasm')
+    throw new Error(`setLinalgKernel: expected 'js', 'wasm' or null, got '${String(kernel)}'`);
+  if (kernel === 'wasm' && load() === null)
+    throw new Error(`setLinalgKernel('wasm'): the WebAssembly kernels did not load (${loadError})`);
   forced = kernel;
 }
 
@@ -97,7 +108,15 @@ export function view(w: Exports, offset: number, length: number): Float64Array {
 }
 
 /** C = A B^T for A (m x k), B (n x k) row-major; `upper`: only j >= i is guaranteed (caller mirrors). */
-export function gemmAbtWasm(w: Exports, A: Float64Array, B: Float64Array, m: number, n: number, k: number, upper: boolean): Float64Array {
+export function gemmAbtWasm(
+  w: Exports,
+  A: Float64Array,
+  B: Float64Array,
+  m: number,
+  n: number,
+  k: number,
+  upper: boolean,
+): Float64Array {
   const [pa, pb, pc] = arena(w, [m * k, n * k, m * n]);
   view(w, pa, m * k).set(A);
   view(w, pb, n * k).set(B);
@@ -109,7 +128,18 @@ export function gemmAbtWasm(w: Exports, A: Float64Array, B: Float64Array, m: num
 /** Tridiagonalise and diagonalise a (n x n symmetric): returns d (unsorted eigenvalues) and V^T rows; throws on QL failure. */
 export function eighWasm(w: Exports, a: Float64Array, n: number): { d: Float64Array; vt: Float64Array } {
   const cap = Math.max(32768, n);
-  const [pa, pq, pd, pe, pbeta, pw1, pw2, prc, prs, psw] = arena(w, [n * n, n * n, n, n, n, n, n, cap, cap, Math.ceil((3 * cap) / 2)]);
+  const [pa, pq, pd, pe, pbeta, pw1, pw2, prc, prs, psw] = arena(w, [
+    n * n,
+    n * n,
+    n,
+    n,
+    n,
+    n,
+    n,
+    cap,
+    cap,
+    Math.ceil((3 * cap) / 2),
+  ]);
   view(w, pa, n * n).set(a);
   w.tred(pa, n, pd, pe, pbeta, pw1, pw2);
   const q = view(w, pq, n * n);
@@ -138,7 +168,14 @@ export function eighWasmFast(w: Exports, a: Float64Array, n: number): { d: Float
 }
 
 /** Cholesky of (A + jitter I) into L (row-major, upper zero); returns the failing pivot or -1. */
-export function cholWasm(w: Exports, A: Float64Array, n: number, jitter: number, L: Float64Array, pivotTol: number): number {
+export function cholWasm(
+  w: Exports,
+  A: Float64Array,
+  n: number,
+  jitter: number,
+  L: Float64Array,
+  pivotTol: number,
+): number {
   const [pa, pl] = arena(w, [n * n, n * n]);
   view(w, pa, n * n).set(A);
   view(w, pl, n * n).fill(0);

@@ -75,7 +75,9 @@ export function toMat64(x: MatrixInput, where = 'matrix'): Mat64 {
     for (let i = 0; i < rows; i++) {
       const r = x[i];
       if (!Array.isArray(r) || r.length !== cols) {
-        throw new Error(`${where}: ragged number[][] (row 0 has ${cols} entries, row ${i} has ${Array.isArray(r) ? r.length : 'no array'})`);
+        throw new Error(
+          `${where}: ragged number[][] (row 0 has ${cols} entries, row ${i} has ${Array.isArray(r) ? r.length : 'no array'})`,
+        );
       }
       for (let j = 0; j < cols; j++) data[i * cols + j] = r[j];
     }
@@ -88,7 +90,11 @@ export function toMat64(x: MatrixInput, where = 'matrix'): Mat64 {
     m = { rows, cols, data };
   } else if (x instanceof tf.Tensor) {
     if (x.rank !== 2) throw new Error(`${where}: expected a 2-D tensor, got shape [${x.shape.join(', ')}]`);
-    m = { rows: x.shape[0] as number, cols: x.shape[1] as number, data: Float64Array.from(x.dataSync() as ArrayLike<number>) };
+    m = {
+      rows: x.shape[0] as number,
+      cols: x.shape[1] as number,
+      data: Float64Array.from(x.dataSync() as ArrayLike<number>),
+    };
   } else {
     throw new Error(`${where}: expected Mat64, number[][], ml-matrix Matrix or 2-D tf.Tensor`);
   }
@@ -173,7 +179,8 @@ export function symmetrizeFromUpperInPlace(m: Mat64): Mat64 {
  * j >= i only (then mirrors), for symmetric results such as V D V^T.
  */
 export function matmulABt(a: Mat64, b: Mat64, upperOnly = false): Mat64 {
-  if (a.cols !== b.cols) throw new Error(`matmulABt: inner sizes differ (${a.rows}x${a.cols} times (${b.rows}x${b.cols})^T)`);
+  if (a.cols !== b.cols)
+    throw new Error(`matmulABt: inner sizes differ (${a.rows}x${a.cols} times (${b.rows}x${b.cols})^T)`);
   const m = a.rows;
   const n = b.rows;
   const k = a.cols;
@@ -198,7 +205,10 @@ export function matmulABt(a: Mat64, b: Mat64, upperOnly = false): Mat64 {
       for (; j + 1 < j1; j += 2) {
         const b0 = j * k;
         const b1 = b0 + k;
-        let s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+        let s00 = 0,
+          s01 = 0,
+          s10 = 0,
+          s11 = 0;
         for (let t = 0; t < k; t++) {
           const x0 = A[a0 + t];
           const x1 = A[a1 + t];
@@ -216,7 +226,8 @@ export function matmulABt(a: Mat64, b: Mat64, upperOnly = false): Mat64 {
       }
       for (; j < j1; j++) {
         const b0 = j * k;
-        let s0 = 0, s1 = 0;
+        let s0 = 0,
+          s1 = 0;
         for (let t = 0; t < k; t++) {
           const y = Bd[b0 + t];
           s0 += A[a0 + t] * y;

@@ -39,7 +39,11 @@ export interface ModifiedSolveResult {
 }
 
 /** Solve a positive definite modification of symmetric H: x = H_mod^{-1} b. */
-export function solveModified(h: MatrixInput, b: Float64Array | number[], options: ModifiedSolveOptions = {}): ModifiedSolveResult {
+export function solveModified(
+  h: MatrixInput,
+  b: Float64Array | number[],
+  options: ModifiedSolveOptions = {},
+): ModifiedSolveResult {
   const strategy = options.strategy ?? 'eig-abs';
   const where = `solveModified(H, b, ${strategy})`;
   if (strategy !== 'eig-abs' && strategy !== 'eig-clamp' && strategy !== 'shift') {

@@ -96,8 +96,10 @@ export interface MatrixPowerResult {
 function checkEpsilon(opts: SpectralOptions, where: string): { epsilon: number; mode: EpsilonMode } {
   const epsilon = opts.epsilon ?? 0;
   const mode = opts.epsilonMode ?? 'absolute';
-  if (!(Number.isFinite(epsilon) && epsilon >= 0)) throw new Error(`${where}: epsilon must be finite and >= 0, got ${epsilon}`);
-  if (mode !== 'absolute' && mode !== 'relative') throw new Error(`${where}: epsilonMode must be 'absolute' or 'relative', got '${String(mode)}'`);
+  if (!(Number.isFinite(epsilon) && epsilon >= 0))
+    throw new Error(`${where}: epsilon must be finite and >= 0, got ${epsilon}`);
+  if (mode !== 'absolute' && mode !== 'relative')
+    throw new Error(`${where}: epsilonMode must be 'absolute' or 'relative', got '${String(mode)}'`);
   return { epsilon, mode };
 }
 
@@ -156,7 +158,13 @@ export function matrixPower(a: MatrixInput, power: number, options: SpectralOpti
   const where = 'matrixPower(A)';
   if (!Number.isFinite(power)) throw new Error(`${where}: power must be finite, got ${power}`);
   const A = symmetricInput(a, where);
-  const { result, values, vt, epsilon, clamped } = spectral(A, options, where, (l) => (l === 0 && power > 0 ? 0 : l ** power), power < 0);
+  const { result, values, vt, epsilon, clamped } = spectral(
+    A,
+    options,
+    where,
+    (l) => (l === 0 && power > 0 ? 0 : l ** power),
+    power < 0,
+  );
   return { result, eigenvalues: values, epsilon, clamped, error: eighResidual(A, values, vt) };
 }
 
@@ -263,7 +271,8 @@ function newton64(A: Mat64, p: number, tol: number, maxIter: number) {
     M = matmul(matPow(Mp, p), M);
     const prev = err;
     err = maxAbsMinusIdentity(M.data, n);
-    if (!Number.isFinite(err)) throw new Error(`inverseRoot(newton): iteration diverged (non-finite M at iteration ${it})`);
+    if (!Number.isFinite(err))
+      throw new Error(`inverseRoot(newton): iteration diverged (non-finite M at iteration ${it})`);
     if (err > prev && err < 1e-6) break; // round-off floor reached
   }
   return { X, err, it };
@@ -275,7 +284,10 @@ function newton32(A: Mat64, p: number, tol: number, maxIter: number) {
   const z = newtonScale(A, p);
   const eye = tf.eye(n);
   let X = tf.mul(eye, z ** (1 / p)) as tf.Tensor2D;
-  let M = tf.tensor2d(Float32Array.from(A.data, (v) => v * z), [n, n]);
+  let M = tf.tensor2d(
+    Float32Array.from(A.data, (v) => v * z),
+    [n, n],
+  );
   let best = tf.keep(X.clone());
   let err = maxAbsMinusIdentity(M.dataSync() as Float32Array, n);
   let bestErr = err;
@@ -340,7 +352,13 @@ export function inverseRoot(a: MatrixInput, p: number, options: InverseRootOptio
   const n = A.rows;
   if (method === 'eigh') {
     const r = spectral(A, options, where, (l) => l ** (-1 / p), true);
-    return { root: r.result, method, epsilon: r.epsilon, clamped: r.clamped, error: inverseRootError(A, r.result, p, r.epsilon) };
+    return {
+      root: r.result,
+      method,
+      epsilon: r.epsilon,
+      clamped: r.clamped,
+      error: inverseRootError(A, r.result, p, r.epsilon),
+    };
   }
   const { epsilon: eps0, mode } = checkEpsilon(options, where);
   const epsilon = mode === 'relative' ? eps0 * Math.max(0, largestEigenvalue(A)) : eps0;

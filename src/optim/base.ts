@@ -74,12 +74,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { registeredVariable } from '../tfjs-internals/engine.js';
 import { option, resolveOptions, type OptionSpecs, type ResolvedOptions } from './options.js';
-import {
-  learningRateAt,
-  learningRateFromConfig,
-  learningRateToConfig,
-  type LearningRate,
-} from './schedules.js';
+import { learningRateAt, learningRateFromConfig, learningRateToConfig, type LearningRate } from './schedules.js';
 
 /** Passed to `onSkip` and skip listeners when the guard skips a step. */
 export interface SkipEvent {
@@ -217,9 +212,7 @@ export interface EvaluationCounters {
   hvpEvals: number;
 }
 
-export abstract class CurvatureOptimizer<
-  S extends CurvatureOptionSpecs = CurvatureOptionSpecs,
-> extends tf.Optimizer {
+export abstract class CurvatureOptimizer<S extends CurvatureOptionSpecs = CurvatureOptionSpecs> extends tf.Optimizer {
   /** Validated options with defaults filled in. */
   readonly options: ResolvedOptions<S>;
   /** Steps skipped by the non-finite guard since construction (saved with the state). */
@@ -252,10 +245,7 @@ export abstract class CurvatureOptimizer<
 
   /** Replace the learning rate (validated like the constructor option). */
   setLearningRate(lr: LearningRate): void {
-    (this.options as Record<string, unknown>).learningRate = this.specs.learningRate.parse(
-      lr,
-      'learningRate',
-    );
+    (this.options as Record<string, unknown>).learningRate = this.specs.learningRate.parse(lr, 'learningRate');
   }
 
   /** The learning rate the next update will use. */
@@ -280,14 +270,21 @@ export abstract class CurvatureOptimizer<
    * tfjs's computeGradients, with the loss closure checked first so that a bad closure is named
    * here rather than deep inside tfjs (`variableGrads`).
    */
-  override computeGradients(f: () => tf.Scalar, varList?: tf.Variable[]): { value: tf.Scalar; grads: tf.NamedTensorMap } {
+  override computeGradients(
+    f: () => tf.Scalar,
+    varList?: tf.Variable[],
+  ): { value: tf.Scalar; grads: tf.NamedTensorMap } {
     if (typeof f !== 'function') {
-      throw new TypeError(`${this.displayName}.minimize: the loss must be a function returning a scalar tf.Tensor, got ${typeof f}.`);
+      throw new TypeError(
+        `${this.displayName}.minimize: the loss must be a function returning a scalar tf.Tensor, got ${typeof f}.`,
+      );
     }
     const checked = (): tf.Scalar => {
       const y = f();
       if (!(y instanceof tf.Tensor)) {
-        throw new TypeError(`${this.displayName}.minimize: the loss closure must return a tf.Tensor, got ${y === null ? 'null' : typeof y}.`);
+        throw new TypeError(
+          `${this.displayName}.minimize: the loss closure must return a tf.Tensor, got ${y === null ? 'null' : typeof y}.`,
+        );
       }
       if (y.rank !== 0) {
         throw new Error(
@@ -340,12 +337,7 @@ export abstract class CurvatureOptimizer<
    * read and written through `state`. Subclasses that override applyUpdate or minimize need
    * not implement it.
    */
-  protected updateVariable(
-    _param: tf.Variable,
-    _grad: tf.Tensor,
-    _state: SlotState,
-    _ctx: StepContext,
-  ): tf.Tensor {
+  protected updateVariable(_param: tf.Variable, _grad: tf.Tensor, _state: SlotState, _ctx: StepContext): tf.Tensor {
     throw new Error(`${this.displayName} must implement updateVariable or override applyUpdate`);
   }
 
@@ -496,7 +488,11 @@ export abstract class CurvatureOptimizer<
         if (key === GLOBAL_PREFIX) numeric[slot] = await decodeNumber(tensor, name, this.displayName);
         else if (slot === STEP_SLOT) entry(key).step = (await tensor.data())[0]!;
         // The variable shares the (ref-counted) buffer; the caller may dispose `tensor`.
-        else entry(key).adopt(slot, tf.tidy(() => tf.variable(tensor.toFloat(), false)));
+        else
+          entry(key).adopt(
+            slot,
+            tf.tidy(() => tf.variable(tensor.toFloat(), false)),
+          );
       }
     } catch (err) {
       for (const e of next.values()) e.dispose();

@@ -2,10 +2,7 @@
  * The shared optimizer machinery: the drop-in base class, option validation, learning-rate
  * schedules and the reusable update pieces (momentum, weight decay).
  */
-export {
-  CurvatureOptimizer,
-  BASE_OPTION_SPECS,
-} from './base.js';
+export { CurvatureOptimizer, BASE_OPTION_SPECS } from './base.js';
 export type {
   CurvatureOptionSpecs,
   EvaluationCounters,

@@ -71,10 +71,8 @@ function checkNumber(value: unknown, name: string, b: NumberBounds): number {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     throw invalidOption(name, value, `${boundsText(b)}; expected a finite number`);
   }
-  const tooLow =
-    b.min !== undefined && (b.minExclusive ? value <= b.min : value < b.min);
-  const tooHigh =
-    b.max !== undefined && (b.maxExclusive ? value >= b.max : value > b.max);
+  const tooLow = b.min !== undefined && (b.minExclusive ? value <= b.min : value < b.min);
+  const tooHigh = b.max !== undefined && (b.maxExclusive ? value >= b.max : value > b.max);
   if (tooLow || tooHigh) throw invalidOption(name, value, boundsText(b));
   if (b.integer && !Number.isInteger(value)) {
     throw invalidOption(name, value, 'must be an integer');
@@ -165,9 +163,7 @@ export function resolveOptions<S extends OptionSpecs>(
   const input = (given ?? {}) as Record<string, unknown>;
   for (const key of Object.keys(input)) {
     if (!Object.prototype.hasOwnProperty.call(specs, key)) {
-      throw new Error(
-        `Unknown option '${key}' for ${owner}: expected one of ${Object.keys(specs).join(', ')}`,
-      );
+      throw new Error(`Unknown option '${key}' for ${owner}: expected one of ${Object.keys(specs).join(', ')}`);
     }
   }
   const out: Record<string, unknown> = {};
@@ -179,9 +175,7 @@ export function resolveOptions<S extends OptionSpecs>(
 }
 
 /** The registry's documentation of an option record (`curvature list`). */
-export function optionDocs(
-  specs: OptionSpecs,
-): { name: string; default: unknown; description: string }[] {
+export function optionDocs(specs: OptionSpecs): { name: string; default: unknown; description: string }[] {
   return Object.entries(specs).map(([name, s]) => ({
     name,
     default: s.default,

@@ -28,13 +28,23 @@ import * as tf from '@tensorflow/tfjs';
 import { SHAMPOO_WASM_BASE64 } from './wasm/shampoo-module.js';
 import { instantiateEmbedded, type WasmMemory } from '../linalg/wasm/embedded.js';
 
-
 interface Exports {
   memory: WasmMemory;
   __heap_base: { value: number };
   sgemm(
-    m: number, n: number, k: number, alpha: number, a: number, sar: number, sac: number,
-    b: number, ldb: number, beta: number, c: number, ldc: number, upper: number,
+    m: number,
+    n: number,
+    k: number,
+    alpha: number,
+    a: number,
+    sar: number,
+    sac: number,
+    b: number,
+    ldb: number,
+    beta: number,
+    c: number,
+    ldc: number,
+    upper: number,
   ): void;
   mirror_upper(c: number, n: number, ldc: number): void;
   transpose(src: number, lds: number, rows: number, cols: number, dst: number): void;
@@ -42,8 +52,19 @@ interface Exports {
   sumsq(x: number, ldx: number, rows: number, cols: number): number;
   scale2d(x: number, ldx: number, rows: number, cols: number, s: number): void;
   moments(
-    n: number, g: number, a: number, ka: number, kg: number, adiv: number, eps: number,
-    m: number, b1: number, c1: number, fdiv: number, f: number, gr: number,
+    n: number,
+    g: number,
+    a: number,
+    ka: number,
+    kg: number,
+    adiv: number,
+    eps: number,
+    m: number,
+    b1: number,
+    c1: number,
+    fdiv: number,
+    f: number,
+    gr: number,
   ): void;
 }
 
@@ -169,7 +190,13 @@ export interface ShampooKernels {
    * Every block's statistics updated IN PLACE to beta * S + alpha * Gram: stats[b] = [S_L, S_R]
    * (undefined: new zero buffers, beta not applied). Returns every block's buffers.
    */
-  statistics(g: Float32Array, grid: BlockGrid2d, stats: ([HostBuffer, HostBuffer] | undefined)[], alpha: number, beta: number): [HostBuffer, HostBuffer][];
+  statistics(
+    g: Float32Array,
+    grid: BlockGrid2d,
+    stats: ([HostBuffer, HostBuffer] | undefined)[],
+    alpha: number,
+    beta: number,
+  ): [HostBuffer, HostBuffer][];
   /** The preconditioned (and grafted) direction [m, n]; roots[b] = [W_L, W_R] (factors), undefined = identity. */
   precondition(f: Float32Array, grid: BlockGrid2d, roots: RootPair[], graft: Float32Array | undefined): Float32Array;
   /**
@@ -195,7 +222,9 @@ export interface ShampooKernels {
 
 function blocks(grid: BlockGrid2d): { r0: number; c0: number; h: number; w: number }[] {
   const out: { r0: number; c0: number; h: number; w: number }[] = [];
-  grid.rows.forEach((h, bi) => grid.cols.forEach((w, bj) => out.push({ r0: grid.rowOffsets[bi]!, c0: grid.colOffsets[bj]!, h, w })));
+  grid.rows.forEach((h, bi) =>
+    grid.cols.forEach((w, bj) => out.push({ r0: grid.rowOffsets[bi]!, c0: grid.colOffsets[bj]!, h, w })),
+  );
   return out;
 }
 
@@ -205,7 +234,16 @@ function makeKernels(w: Exports): ShampooKernels {
    * to the blocks of `pgr` (0: none). The factored form makes <d_b, f_b> = ||W_L f_b W_R^T||^2 >= 0
    * for the stored float32 factors: a descent direction by construction.
    */
-  const preconditionAt = (grid: BlockGrid2d, roots: RootPair[], pf: number, pgr: number, pd: number, py: number, px: number, pt: number): void => {
+  const preconditionAt = (
+    grid: BlockGrid2d,
+    roots: RootPair[],
+    pf: number,
+    pgr: number,
+    pd: number,
+    py: number,
+    px: number,
+    pt: number,
+  ): void => {
     const n = grid.n;
     blocks(grid).forEach(({ r0, c0, h, w: bw }, b) => {
       const at = 4 * (r0 * n + c0);
@@ -249,7 +287,9 @@ function makeKernels(w: Exports): ShampooKernels {
       const { m, n } = grid;
       const bs = blocks(grid);
       // New buffers first: the scratch arena starts after the persistent ones.
-      const bufs = bs.map(({ h, w: bw }, b) => stats[b] ?? ([allocBuffer(h * h), allocBuffer(bw * bw)] as [HostBuffer, HostBuffer]));
+      const bufs = bs.map(
+        ({ h, w: bw }, b) => stats[b] ?? ([allocBuffer(h * h), allocBuffer(bw * bw)] as [HostBuffer, HostBuffer]),
+      );
       const A = new Arena(w);
       const pg = A.take(m * n);
       const pt = A.take(maxBlock(grid));
@@ -300,7 +340,21 @@ function makeKernels(w: Exports): ShampooKernels {
       const pt = roots === undefined ? 0 : A.take(maxCols(grid));
       A.ready();
       A.view(pg, n).set(g);
-      w.moments(n, pg, a?.off ?? 0, acc?.ka ?? 0, acc?.kg ?? 0, acc?.adiv ?? 1, acc?.eps ?? 0, m?.off ?? 0, moment?.b1 ?? 0, moment?.c1 ?? 0, moment?.fdiv ?? 1, pf, pgr);
+      w.moments(
+        n,
+        pg,
+        a?.off ?? 0,
+        acc?.ka ?? 0,
+        acc?.kg ?? 0,
+        acc?.adiv ?? 1,
+        acc?.eps ?? 0,
+        m?.off ?? 0,
+        moment?.b1 ?? 0,
+        moment?.c1 ?? 0,
+        moment?.fdiv ?? 1,
+        pf,
+        pgr,
+      );
       if (roots !== undefined) preconditionAt(grid, roots, pf, graft ? pgr : 0, pd, py, px, pt);
       return { a, m, d: copy ? A.view(pd, n).slice() : A.view(pd, n) };
     },

@@ -8,7 +8,16 @@ import * as vl from 'vega-lite';
 import type { ComparisonResults } from '../harness/compare.js';
 import type { PerformanceProfile } from '../harness/stats.js';
 import type { RunResult } from '../harness/types.js';
-import { COST_NOTE, MEASURE_TITLE, SUMMARY_HEADER, TARGET_NOTE, exclusionLines, fmt, profileCells, summaryCells } from './tables.js';
+import {
+  COST_NOTE,
+  MEASURE_TITLE,
+  SUMMARY_HEADER,
+  TARGET_NOTE,
+  exclusionLines,
+  fmt,
+  profileCells,
+  summaryCells,
+} from './tables.js';
 
 type Spec = vl.TopLevelSpec;
 
@@ -62,8 +71,26 @@ export function lossPoints(run: RunResult): Point[] {
 
 /** Vega's tableau10 then tableau20's light shades: enough distinct colours for 20 optimizers. */
 const PALETTE = [
-  '#4c78a8', '#f58518', '#e45756', '#72b7b2', '#54a24b', '#eeca3b', '#b279a2', '#ff9da6', '#9d755d', '#bab0ac',
-  '#9ecae9', '#ffbf79', '#ff9d98', '#88d27a', '#83bcb6', '#f2cf5b', '#d6a5c9', '#fcbfd2', '#d8b5a5', '#79706e',
+  '#4c78a8',
+  '#f58518',
+  '#e45756',
+  '#72b7b2',
+  '#54a24b',
+  '#eeca3b',
+  '#b279a2',
+  '#ff9da6',
+  '#9d755d',
+  '#bab0ac',
+  '#9ecae9',
+  '#ffbf79',
+  '#ff9d98',
+  '#88d27a',
+  '#83bcb6',
+  '#f2cf5b',
+  '#d6a5c9',
+  '#fcbfd2',
+  '#d8b5a5',
+  '#79706e',
 ];
 
 /**
@@ -78,7 +105,12 @@ export function optimizerColors(results: ComparisonResults): { domain: string[];
 type Colors = ReturnType<typeof optimizerColors>;
 
 const colorEncoding = (colors: Colors) =>
-  ({ field: 'optimizer', type: 'nominal', title: 'optimizer', scale: { domain: colors.domain, range: colors.range } }) as const;
+  ({
+    field: 'optimizer',
+    type: 'nominal',
+    title: 'optimizer',
+    scale: { domain: colors.domain, range: colors.range },
+  }) as const;
 
 function lossChart(points: Point[], x: 'step' | 'seconds', title: string, target: number | null, colors: Colors): Spec {
   const layers: unknown[] = [
@@ -159,7 +191,7 @@ export async function htmlReport(results: ComparisonResults, title = 'curvature 
   parts.push(
     '<p class="note">Final training loss: mean ± sample std over seeds (diverged runs excluded). "to target": median over seeds, ' +
       'only when every seed reached it. Seconds are optimizer time, evaluations excluded. ' +
-        `${esc(COST_NOTE)}</p><p class="note"><b>${esc(TARGET_NOTE)}</b></p>`,
+      `${esc(COST_NOTE)}</p><p class="note"><b>${esc(TARGET_NOTE)}</b></p>`,
   );
   parts.push(htmlTable(SUMMARY_HEADER, results.summary.map(summaryCells)));
   const excluded = exclusionLines(results);
@@ -175,7 +207,10 @@ export async function htmlReport(results: ComparisonResults, title = 'curvature 
     parts.push(`<div class="plots">${svgs.join('')}</div>`);
     for (const p of solved) {
       const t = profileCells(p, results);
-      parts.push(`<p><b>${esc(MEASURE_TITLE[p.measure] ?? p.measure)} to target</b>: cost ratio to the best</p>`, htmlTable(t.header, t.rows));
+      parts.push(
+        `<p><b>${esc(MEASURE_TITLE[p.measure] ?? p.measure)} to target</b>: cost ratio to the best</p>`,
+        htmlTable(t.header, t.rows),
+      );
     }
   }
 

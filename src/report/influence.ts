@@ -72,7 +72,8 @@ export function solveLine(s: InfluenceSolve): string {
 
 function markdown(r: InfluenceReport): string {
   const lines = [`# Influence: ${r.problem} (${r.at})`, ''];
-  if (r.solve.warning !== undefined) lines.push(`> **Warning: the influence values below are unreliable.** ${r.solve.warning}`, '');
+  if (r.solve.warning !== undefined)
+    lines.push(`> **Warning: the influence values below are unreliable.** ${r.solve.warning}`, '');
   lines.push(
     `${r.description}; ${r.numParams} parameters; ${r.curvature === 'ggn' ? 'Gauss-Newton matrix' : 'Hessian'} ` +
       `averaged over ${r.batches} batch(es), damping ${r.damping}.`,
@@ -92,7 +93,8 @@ function markdown(r: InfluenceReport): string {
 export async function runInfluenceCommand(options: InfluenceCommandOptions): Promise<InfluenceReport> {
   const t0 = performance.now();
   const at = options.at ?? 'init';
-  if (at !== 'init' && at !== 'trained') throw new Error(`influence: --at must be 'init' or 'trained', got '${String(at)}'.`);
+  if (at !== 'init' && at !== 'trained')
+    throw new Error(`influence: --at must be 'init' or 'trained', got '${String(at)}'.`);
   const curvature = options.curvature ?? 'hessian';
   const seed = options.seed ?? 0;
   const damping = options.damping ?? 0.01;
@@ -101,10 +103,14 @@ export async function runInfluenceCommand(options: InfluenceCommandOptions): Pro
   try {
     const data = problem.data;
     if (data === undefined) {
-      throw new Error(`influence: '${problem.name}' has no training examples (a deterministic problem); use a data problem.`);
+      throw new Error(
+        `influence: '${problem.name}' has no training examples (a deterministic problem); use a data problem.`,
+      );
     }
     if (curvature === 'ggn' && (problem.outputs === undefined || problem.lossFromOutputs === undefined)) {
-      throw new Error(`influence: --curvature ggn needs a network problem (outputs + lossFromOutputs); '${problem.name}' has none.`);
+      throw new Error(
+        `influence: --curvature ggn needs a network problem (outputs + lossFromOutputs); '${problem.name}' has none.`,
+      );
     }
     const numPoints = Math.min(options.points ?? 20, data.numTrain);
     const testIndex = options.testIndex ?? 0;

@@ -46,7 +46,11 @@ const resultsSchema = z.looseObject({
   schema: z.literal(RESULTS_SCHEMA),
   version: z.literal(RESULTS_VERSION),
   specHash: z.string(),
-  spec: z.looseObject({ problems: z.array(z.looseObject({ problem: z.string() })), optimizers: z.array(z.string()), seeds: z.array(z.number()) }),
+  spec: z.looseObject({
+    problems: z.array(z.looseObject({ problem: z.string() })),
+    optimizers: z.array(z.string()),
+    seeds: z.array(z.number()),
+  }),
   shard: z.object({ index: z.number(), count: z.number() }).nullable(),
   runs: z.array(runSchema),
 });
@@ -62,7 +66,9 @@ export function parseResults(text: string, source = 'results.json'): ComparisonR
   const r = resultsSchema.safeParse(json);
   if (!r.success) {
     const i = r.error.issues[0];
-    throw new Error(`${source}: not a curvature results file v${RESULTS_VERSION} (${i.path.join('.') || 'root'}: ${i.message})`);
+    throw new Error(
+      `${source}: not a curvature results file v${RESULTS_VERSION} (${i.path.join('.') || 'root'}: ${i.message})`,
+    );
   }
   return json as ComparisonResults;
 }

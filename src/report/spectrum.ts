@@ -100,7 +100,12 @@ export async function densitySvg(grid: ArrayLike<number>, density: ArrayLike<num
     mark: { type: 'line' as const, strokeWidth: 1.5 },
     encoding: {
       x: { field: 'eigenvalue', type: 'quantitative' as const, title: 'eigenvalue' },
-      y: { field: 'density', type: 'quantitative' as const, scale: { type: 'log' as const }, title: 'density (log scale)' },
+      y: {
+        field: 'density',
+        type: 'quantitative' as const,
+        scale: { type: 'log' as const },
+        title: 'density (log scale)',
+      },
     },
   };
   const compiled = vl.compile(spec as Parameters<typeof vl.compile>[0]).spec;
@@ -142,14 +147,17 @@ function markdown(r: SpectrumReport): string {
 export async function runSpectrumCommand(options: SpectrumCommandOptions): Promise<SpectrumReport> {
   const t0 = performance.now();
   const at = options.at ?? 'init';
-  if (at !== 'init' && at !== 'trained') throw new Error(`spectrum: --at must be 'init' or 'trained', got '${String(at)}'.`);
+  if (at !== 'init' && at !== 'trained')
+    throw new Error(`spectrum: --at must be 'init' or 'trained', got '${String(at)}'.`);
   const curvature = options.curvature ?? 'hessian';
   const seed = options.seed ?? 0;
   const problem = options.problem;
   const batches: Batch[] = [];
   try {
     if (curvature === 'ggn' && (problem.outputs === undefined || problem.lossFromOutputs === undefined)) {
-      throw new Error(`spectrum: --curvature ggn needs a network problem (outputs + lossFromOutputs); '${problem.name}' has none.`);
+      throw new Error(
+        `spectrum: --curvature ggn needs a network problem (outputs + lossFromOutputs); '${problem.name}' has none.`,
+      );
     }
     if (at === 'trained') {
       options.onPhase?.('training');
@@ -188,11 +196,21 @@ export async function runSpectrumCommand(options: SpectrumCommandOptions): Promi
     });
     const k = Math.min(options.k ?? 10, op.dim);
     options.onPhase?.('top eigenvalues');
-    const top = hessianTopEigenvalues(op, problem.params, { k, maxIter: Math.min(op.dim, Math.max(100, 3 * k)), tol: 1e-4, seed, which: 'algebraic' });
+    const top = hessianTopEigenvalues(op, problem.params, {
+      k,
+      maxIter: Math.min(op.dim, Math.max(100, 3 * k)),
+      tol: 1e-4,
+      seed,
+      which: 'algebraic',
+    });
     options.onPhase?.('trace');
     const trace = hessianTrace(op, problem.params, { samples: options.traceSamples ?? 50, seed: seed + 1 });
     options.onPhase?.('density');
-    const spectrum = hessianSpectrum(op, problem.params, { runs: options.runs ?? 3, steps: options.steps ?? 80, seed: seed + 2 });
+    const spectrum = hessianSpectrum(op, problem.params, {
+      runs: options.runs ?? 3,
+      steps: options.steps ?? 80,
+      seed: seed + 2,
+    });
     const report: SpectrumReport = {
       problem: problem.name,
       description: problem.description,
@@ -222,7 +240,10 @@ export async function runSpectrumCommand(options: SpectrumCommandOptions): Promi
         svg: join(options.outDir, 'spectrum.svg'),
         markdown: join(options.outDir, 'spectrum.md'),
       };
-      writeFileAtomic(report.files.svg!, await densitySvg(spectrum.grid, spectrum.density, `${problem.name} (${at}): ${curvature} spectral density`));
+      writeFileAtomic(
+        report.files.svg!,
+        await densitySvg(spectrum.grid, spectrum.density, `${problem.name} (${at}): ${curvature} spectral density`),
+      );
       writeFileAtomic(report.files.markdown!, markdown(report));
       writeFileAtomic(report.files.json!, JSON.stringify(report, null, 2));
     }

@@ -86,7 +86,10 @@ export function markdownTable(header: string[], rows: string[][]): string {
 export function textTable(header: string[], rows: string[][]): string {
   const w = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) =>
-    cells.map((c, i) => (i < 2 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ').trimEnd();
+    cells
+      .map((c, i) => (i < 2 ? c.padEnd(w[i]) : c.padStart(w[i])))
+      .join('  ')
+      .trimEnd();
   return [line(header), w.map((n) => '-'.repeat(n)).join('  '), ...rows.map(line)].join('\n');
 }
 
@@ -129,9 +132,13 @@ export function summaryText(results: ComparisonResults): string {
  * Ratio table of a performance profile (cost / best cost per problem). Optimizers a problem
  * excludes show 'n/a'; the profile curve counts them as unsolved, as Dolan-More profiles do.
  */
-export function profileCells(p: PerformanceProfile, results?: ComparisonResults): { header: string[]; rows: string[][] } {
+export function profileCells(
+  p: PerformanceProfile,
+  results?: ComparisonResults,
+): { header: string[]; rows: string[][] } {
   const excluded = new Set<string>();
-  for (const c of results?.spec.problems ?? []) for (const o of Object.keys(c.exclude ?? {})) excluded.add(`${o}\u0000${c.id ?? c.problem}`);
+  for (const c of results?.spec.problems ?? [])
+    for (const o of Object.keys(c.exclude ?? {})) excluded.add(`${o}\u0000${c.id ?? c.problem}`);
   const cell = (o: string, q: string): string => {
     if (excluded.has(`${o}\u0000${q}`)) return 'n/a';
     return p.ratios[o][q] === null ? 'unsolved' : fmt(p.ratios[o][q], 3);
@@ -200,7 +207,9 @@ export function markdownReport(results: ComparisonResults, title = 'curvature co
   );
   for (const p of results.profiles) {
     if (p.problems.length === 0) {
-      lines.push(`- **${MEASURE_TITLE[p.measure] ?? p.measure}**: no problem was solved by every seed of any optimizer.`);
+      lines.push(
+        `- **${MEASURE_TITLE[p.measure] ?? p.measure}**: no problem was solved by every seed of any optimizer.`,
+      );
       continue;
     }
     const t = profileCells(p, results);

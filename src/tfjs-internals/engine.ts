@@ -106,7 +106,9 @@ export function releaseKept<T>(fn: () => T): T {
 
 /** Run a kernel by name through the engine (differentiable: its registered gradient applies). */
 export function runKernel(name: string, inputs: Record<string, tf.Tensor>, attrs: Record<string, unknown>): tf.Tensor {
-  return tf.engine().runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
+  return tf
+    .engine()
+    .runKernel(name, inputs as unknown as tf.NamedTensorMap, attrs as unknown as tf.NamedAttrMap) as tf.Tensor;
 }
 
 /** The cpu backend greets Node users with advice to install tfjs-node on its first use; silence it. */

@@ -93,7 +93,12 @@ class Ops {
   }
   /** Stride-1 convolution with explicit padding [top, bottom, left, right] and dilation d. */
   conv(x: Info, filter: Info, pads: number[], dilations: [number, number], depthwise = false): Info {
-    const pad: Pad = [[0, 0], [pads[0], pads[1]], [pads[2], pads[3]], [0, 0]];
+    const pad: Pad = [
+      [0, 0],
+      [pads[0], pads[1]],
+      [pads[2], pads[3]],
+      [0, 0],
+    ];
     const name = depthwise ? 'DepthwiseConv2dNative' : 'Conv2D';
     return this.run(name, { x, filter }, { strides: [1, 1], pad, dilations, dataFormat: 'NHWC' });
   }
@@ -102,7 +107,14 @@ class Ops {
     if (sh === 1 && sw === 1) return dy;
     const [b, oh, ow, c] = dy.shape;
     const r = this.reshape(dy, [b, oh, 1, ow, 1, c]);
-    const p = this.pad(r, [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]]);
+    const p = this.pad(r, [
+      [0, 0],
+      [0, 0],
+      [0, sh - 1],
+      [0, 0],
+      [0, sw - 1],
+      [0, 0],
+    ]);
     const flat = this.reshape(p, [b, oh * sh, ow * sw, c]);
     return this.slice(flat, [0, 0, 0, 0], [b, (oh - 1) * sh + 1, (ow - 1) * sw + 1, c]);
   }
@@ -147,7 +159,14 @@ function channelsLast(dataFormat: unknown, kernel: string): void {
 }
 
 /** dW = conv2DBackpropFilter(x, dy); `depthwise`: filter [KH,KW,Ci,M], dy channels Ci*M. */
-function backpropFilter(ops: Ops, x: Info, dy: Info, filterShape: Shape4, attrs: Record<string, unknown>, depthwise: boolean): Info {
+function backpropFilter(
+  ops: Ops,
+  x: Info,
+  dy: Info,
+  filterShape: Shape4,
+  attrs: Record<string, unknown>,
+  depthwise: boolean,
+): Info {
   const info = tf.backend_util.computeConv2DInfo(
     x.shape as Shape4,
     filterShape,
@@ -184,7 +203,14 @@ function backpropFilter(ops: Ops, x: Info, dy: Info, filterShape: Shape4, attrs:
 }
 
 /** dX = conv2DBackpropInput(dy, filter); `depthwise`: filter [KH,KW,Ci,M]. */
-function backpropInput(ops: Ops, dy: Info, filter: Info, inputShape: Shape4, attrs: Record<string, unknown>, depthwise: boolean): Info {
+function backpropInput(
+  ops: Ops,
+  dy: Info,
+  filter: Info,
+  inputShape: Shape4,
+  attrs: Record<string, unknown>,
+  depthwise: boolean,
+): Info {
   const filterShape = filter.shape as Shape4;
   const info = tf.backend_util.computeConv2DInfo(
     inputShape,
@@ -304,7 +330,15 @@ function maxPoolGrad(ops: Ops, dy: Info, input: Info, attrs: Record<string, unkn
  * block into dx (a JS loop over the wasm heap, B*OH*OW*KH*KW*Ci additions).
  */
 function backpropInputCol2im(ops: Ops, dy: Info, filter: Info, info: tf.backend_util.Conv2DInfo): Info {
-  const { batchSize: b, inHeight: h, inWidth: w, outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw } = info;
+  const {
+    batchSize: b,
+    inHeight: h,
+    inWidth: w,
+    outHeight: oh,
+    outWidth: ow,
+    strideHeight: sh,
+    strideWidth: sw,
+  } = info;
   const [kh, kw, ci, co] = filter.shape as Shape4;
   const { top, left } = info.padInfo;
   const wT = ops.transpose(ops.reshape(filter, [kh * kw * ci, co]), [1, 0]);
@@ -378,7 +412,10 @@ export function installWasmConvKernels(): void {
       }
       return ops.finish(out);
     };
-  const bodies: Record<Exclude<(typeof WASM_CONV_KERNELS)[number], 'MaxPoolWithArgmax'>, (ops: Ops, args: KernelArgs) => Info> = {
+  const bodies: Record<
+    Exclude<(typeof WASM_CONV_KERNELS)[number], 'MaxPoolWithArgmax'>,
+    (ops: Ops, args: KernelArgs) => Info
+  > = {
     Conv2DBackpropFilter: (ops, { inputs, attrs = {} }) => {
       channelsLast(attrs.dataFormat, 'Conv2DBackpropFilter');
       return backpropFilter(ops, inputs.x, inputs.dy, attrs.filterShape as Shape4, attrs, false);
@@ -415,7 +452,8 @@ export function installWasmConvKernels(): void {
 }
 
 function noDilation(dilations: unknown, kernel: string): void {
-  const d = dilations == null ? [1, 1] : typeof dilations === 'number' ? [dilations, dilations] : (dilations as number[]);
+  const d =
+    dilations == null ? [1, 1] : typeof dilations === 'number' ? [dilations, dilations] : (dilations as number[]);
   if (d.some((v) => v !== 1)) {
     throw new Error(`curvature: ${kernel} on the wasm backend supports dilations 1 only (got ${String(d)})`);
   }

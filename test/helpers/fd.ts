@@ -7,7 +7,10 @@ export const seededRandom = mulberry32;
 
 export function randomTensor(shape: number[], rand: () => number, scale = 1, offset = 0): tf.Tensor {
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Float32Array.from({ length: n }, () => offset + scale * (2 * rand() - 1)), shape);
+  return tf.tensor(
+    Float32Array.from({ length: n }, () => offset + scale * (2 * rand() - 1)),
+    shape,
+  );
 }
 
 /** d/dt g(x + t w) at t = 0 by central differences, for g returning a number. */
@@ -35,6 +38,8 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
 export function expectClose(actual: number, expected: number, rtol: number, atol: number, what: string): void {
   const err = Math.abs(actual - expected);
   if (!(err <= atol + rtol * Math.abs(expected))) {
-    throw new Error(`${what}: got ${actual}, expected ${expected} (|err| ${err.toExponential(2)} > ${atol} + ${rtol}|expected|)`);
+    throw new Error(
+      `${what}: got ${actual}, expected ${expected} (|err| ${err.toExponential(2)} > ${atol} + ${rtol}|expected|)`,
+    );
   }
 }

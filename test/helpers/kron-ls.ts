@@ -30,10 +30,17 @@ export function kroneckerLeastSquares(seed: number, cond = 100, scale = 1, lossS
   const r = rng(seed);
   const A = conditioned(40, 20, cond, r);
   const B = conditioned(10, 16, cond, r);
-  const wStar = tf.tensor2d(Array.from({ length: 200 }, () => scale * r()), [20, 10]);
+  const wStar = tf.tensor2d(
+    Array.from({ length: 200 }, () => scale * r()),
+    [20, 10],
+  );
   const T = tf.tidy(() => tf.matMul(tf.matMul(A, wStar), B));
   const N = 40 * 16;
-  const loss = (W: tf.Tensor) => tf.mul(tf.sum(tf.square(tf.sub(tf.matMul(tf.matMul(A, W as tf.Tensor2D), B), T))), (0.5 * lossScale) / N) as tf.Scalar;
+  const loss = (W: tf.Tensor) =>
+    tf.mul(
+      tf.sum(tf.square(tf.sub(tf.matMul(tf.matMul(A, W as tf.Tensor2D), B), T))),
+      (0.5 * lossScale) / N,
+    ) as tf.Scalar;
   const initial = tf.tidy(() => loss(tf.zeros([20, 10])).dataSync()[0]!);
   return {
     initial,

@@ -40,14 +40,15 @@ export function buildProblem(p: FixtureProblem): { vars: tf.Variable[]; loss: ()
         return tf.mul(0.5, tf.sum(tf.mul(r, tf.matMul(A, r)))) as tf.Scalar;
       });
   } else if (p.kind === 'rosenbrock' || p.kind === 'beale' || p.kind === 'himmelblau') {
-    const objective = { rosenbrock: rosenbrockObjective, beale: bealeObjective, himmelblau: himmelblauObjective }[p.kind];
+    const objective = { rosenbrock: rosenbrockObjective, beale: bealeObjective, himmelblau: himmelblauObjective }[
+      p.kind
+    ];
     loss = () => tf.tidy(() => objective(vars[0] as tf.Tensor1D));
   } else {
     const X = tf.tensor2d(p.X!, [p.n!, 4]);
     const Y = tf.tensor2d(p.Y!, [p.n!, 3]);
     owned.push(X, Y);
-    loss = () =>
-      tf.tidy(() => losses.softmaxCrossEntropy(Y, tf.add(tf.matMul(X, vars[0] as tf.Tensor2D), vars[1]!)));
+    loss = () => tf.tidy(() => losses.softmaxCrossEntropy(Y, tf.add(tf.matMul(X, vars[0] as tf.Tensor2D), vars[1]!)));
   }
   return { vars, loss, dispose: () => tf.dispose([...vars, ...owned]) };
 }

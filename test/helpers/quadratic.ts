@@ -37,4 +37,3 @@ export function gradNorm64(A: number[][], x: ArrayLike<number>): number {
   }
   return Math.sqrt(s);
 }
-
