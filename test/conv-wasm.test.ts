@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { gradcheck, hvp } from '../src/autodiff/index.js';
-import { Adam, HessianFree, KFAC, Newton, RMSProp, SGD, Shampoo } from '../optimizers/index.js';
+import { Adam, HessianFree, KFAC, LBFGS, Muon, Newton, RMSProp, SGD, Shampoo } from '../optimizers/index.js';
 import { randomTensor, seededRandom } from './helpers/fd.js';
 
 beforeAll(async () => {
@@ -370,6 +370,10 @@ describe('a tfjs-layers CNN trains through model.fit on wasm', () => {
     ['HessianFree', () => new HessianFree({}), false],
     ['Newton (tiny model)', () => new Newton({}), true],
     ['KFAC (KFC blocks on the conv layers)', (m) => new KFAC({ model: m, ...KFAC.FAST_SETTINGS }), false],
+    ['KFAC defaults', (m) => new KFAC({ model: m }), false],
+    ['Muon (AdamW for the conv kernels)', () => new Muon({}), false],
+    // One minimize = up to maxIter L-BFGS iterations; on 2 mini-batches per epoch its pairs mix batches.
+    ['LBFGS (strong Wolfe)', () => new LBFGS({ lineSearchFn: 'strong_wolfe', maxIter: 5 }), false],
   ];
   for (const [name, make, tiny] of cases) {
     it(`${name}: the loss falls, steps are leak-free`, async () => {
