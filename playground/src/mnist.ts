@@ -56,7 +56,7 @@ export const MODEL_OPTIMIZERS = [
     describe:
       'KFAC defaults (adaptive learning rate and momentum from the exact quadratic model, exact inverses every 5 steps)',
   },
-  { name: 'shampoo', label: 'Shampoo', color: '#9467bd', describe: 'lr 1e-2, AdaGrad grafting' },
+  { name: 'shampoo', label: 'Shampoo', color: '#9467bd', describe: 'lr 1e-2, Adam grafting (the defaults)' },
 ] as const;
 
 export const TRAIN_SIZE = 1000;

@@ -1,6 +1,6 @@
 /**
  * Runs every optimizer that works on a plain closure (all but K-FAC, which needs the layers of a
- * network) on a 2-D function from one start point, recording the iterates.
+ * network, and Muon, which on a 2-vector is AdamW) on a 2-D function from one start point, recording the iterates.
  */
 import * as tf from '@tensorflow/tfjs';
 import { getOptimizerEntry } from '../../src/index.js';
@@ -39,7 +39,7 @@ export const TRAJECTORY_OPTIMIZERS: TrajectoryOptimizer[] = [
     label: 'Shampoo',
     color: '#9467bd',
     overrides: { learningRate: 0.3, preconditionFrequency: 1 },
-    note: 'a 2-vector gets diagonal statistics; the step is grafted onto AdaGrad',
+    note: 'a 2-vector gets diagonal statistics; the step is grafted onto Adam',
   },
 ];
 
