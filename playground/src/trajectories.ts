@@ -1,6 +1,6 @@
 /**
- * Runs every optimizer that works on a plain closure (all but K-FAC, which needs the layers of a
- * network, and Muon, which on a 2-vector is AdamW) on a 2-D function from one start point, recording the iterates.
+ * Runs the closure optimizers below on a 2-D function from one start point, recording the iterates
+ * (K-FAC needs the layers of a network; Muon on a 2-vector is AdamW; L-BFGS is not drawn yet).
  */
 import * as tf from '@tensorflow/tfjs';
 import { getOptimizerEntry } from '../../src/index.js';
