@@ -13,7 +13,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import type { Browser, Page } from 'puppeteer-core';
+import { chromiumAvailable, launchChromium } from './helpers/chromium.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { FUNCTIONS, getFunction } from '../playground/src/functions.js';
@@ -24,10 +25,7 @@ import {
 } from '../playground/src/trajectories.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const available = existsSync(CHROMIUM);
-if (!available && process.env.CI) throw new Error(`${CHROMIUM} is missing: .ci/run installs Debian's chromium`);
-if (!available) console.warn(`test/playground.test.ts skipped: no Chromium at ${CHROMIUM} (set CHROMIUM_PATH)`);
+const available = chromiumAvailable('test/playground.test.ts');
 
 interface Trajectory {
   name: string;
@@ -176,19 +174,7 @@ describe.skipIf(!available)('the playground in headless Chromium', () => {
     const url = await buildAndServe();
     // Only the site's files exist: a request for anything else (a CDN, a dataset) would 404.
     expect(readFileSync(join(outDir, 'index.html'), 'utf8')).toMatch(/src="\.\/assets\/index-[\w-]+\.js"/);
-    browser = await puppeteer.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--use-angle=swiftshader',
-        '--enable-unsafe-swiftshader',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    browser = await launchChromium();
     page = await browser.newPage();
     await page.setViewport({ width: 1240, height: 1400 });
     page.on('pageerror', (e) => problems.push(`pageerror: ${String(e)}`));
