@@ -5,7 +5,7 @@ import { runInfluenceCommand, solveLine } from '../report/influence.js';
 import { fmt } from '../report/tables.js';
 import { toUsage, UsageError, type CliIO } from './io.js';
 import {
-  collect,
+  addCurvatureProblemOptions,
   parseAssignments,
   parseNonNegativeInt,
   parseNonNegativeNumber,
@@ -82,17 +82,11 @@ export function registerInfluence(
   io: CliIO,
   action: (f: () => Promise<number>) => Promise<void>,
 ): void {
-  program
-    .command('influence')
-    .description('influence of training examples on the loss of one example (Koh & Liang), with the solve status')
-    .requiredOption('--problem <name>', 'a data problem')
-    .option('--problem-option <key=value>', 'problem option (repeatable)', collect)
-    .addOption(
-      new Option('--at <when>', 'at the initial parameters or after training (Adam)')
-        .choices(['init', 'trained'])
-        .default('init'),
-    )
-    .addOption(new Option('--curvature <kind>', 'curvature matrix').choices(['hessian', 'ggn']).default('hessian'))
+  addCurvatureProblemOptions(
+    program
+      .command('influence')
+      .description('influence of training examples on the loss of one example (Koh & Liang), with the solve status'),
+  )
     .addOption(
       new Option('--damping <x>', 'damping added to the curvature').argParser(parseNonNegativeNumber).default(0.01),
     )
@@ -109,12 +103,6 @@ export function registerInfluence(
         .argParser(parseNonNegativeInt)
         .default(0),
     )
-    .addOption(
-      new Option('--max-batches <n>', 'average the curvature over at most this many training batches').argParser(
-        parsePositiveInt,
-      ),
-    )
-    .addOption(new Option('--train-steps <n>', 'Adam steps for --at trained').argParser(parsePositiveInt).default(200))
     .addOption(
       new Option('--seed <n>', 'seed of parameters and training batches').argParser(parseNonNegativeInt).default(0),
     )

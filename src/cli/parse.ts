@@ -110,6 +110,28 @@ export function addBudgetOptions(cmd: Command): Command {
     );
 }
 
+/**
+ * The options of the commands that study a problem's curvature (spectrum, influence): the problem,
+ * where (at initialisation or after Adam training), which matrix, over how many batches.
+ */
+export function addCurvatureProblemOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('--problem <name>', 'problem (see list)')
+    .option('--problem-option <key=value>', 'problem option (repeatable)', collect)
+    .addOption(
+      new Option('--at <when>', 'at the initial parameters or after training (Adam)')
+        .choices(['init', 'trained'])
+        .default('init'),
+    )
+    .addOption(new Option('--curvature <kind>', 'curvature matrix').choices(['hessian', 'ggn']).default('hessian'))
+    .addOption(
+      new Option('--max-batches <n>', 'average the curvature over at most this many training batches').argParser(
+        parsePositiveInt,
+      ),
+    )
+    .addOption(new Option('--train-steps <n>', 'Adam steps for --at trained').argParser(parsePositiveInt).default(200));
+}
+
 /** A target training loss: a positive number (losses here are >= 0 and reach 0 only in the limit). */
 export function targetOption(description: string): Option {
   return new Option('--target <loss>', description).argParser(parsePositiveNumber);

@@ -4,7 +4,7 @@ import { problems } from '../../experiments/index.js';
 import { runSpectrumCommand } from '../report/spectrum.js';
 import { fmt } from '../report/tables.js';
 import { toUsage, UsageError, type CliIO } from './io.js';
-import { collect, parseAssignments, parseNonNegativeInt, parsePositiveInt } from './parse.js';
+import { addCurvatureProblemOptions, parseAssignments, parseNonNegativeInt, parsePositiveInt } from './parse.js';
 import { checkProblemName, ensureWritableDir, useBackend, type GlobalOpts } from './validate.js';
 
 export interface SpectrumOpts extends GlobalOpts {
@@ -76,26 +76,14 @@ export function registerSpectrum(
   io: CliIO,
   action: (f: () => Promise<number>) => Promise<void>,
 ): void {
-  program
-    .command('spectrum')
-    .description('Hessian (or Gauss-Newton) spectrum of a problem: top eigenvalues, trace, density plot')
-    .requiredOption('--problem <name>', 'problem')
-    .option('--problem-option <key=value>', 'problem option (repeatable)', collect)
-    .addOption(
-      new Option('--at <when>', 'at the initial parameters or after training (Adam)')
-        .choices(['init', 'trained'])
-        .default('init'),
-    )
-    .addOption(new Option('--curvature <kind>', 'curvature matrix').choices(['hessian', 'ggn']).default('hessian'))
+  addCurvatureProblemOptions(
+    program
+      .command('spectrum')
+      .description('Hessian (or Gauss-Newton) spectrum of a problem: top eigenvalues, trace, density plot'),
+  )
     .addOption(new Option('--k <n>', 'number of top eigenvalues').argParser(parsePositiveInt).default(10))
     .addOption(new Option('--runs <n>', 'stochastic Lanczos quadrature runs').argParser(parsePositiveInt).default(3))
     .addOption(new Option('--lanczos-steps <n>', 'Lanczos steps per run').argParser(parsePositiveInt).default(80))
-    .addOption(
-      new Option('--max-batches <n>', 'average the curvature over at most this many training batches').argParser(
-        parsePositiveInt,
-      ),
-    )
-    .addOption(new Option('--train-steps <n>', 'Adam steps for --at trained').argParser(parsePositiveInt).default(200))
     .addOption(
       new Option('--seed <n>', 'seed of parameters, probes and batches').argParser(parseNonNegativeInt).default(0),
     )
