@@ -419,14 +419,14 @@ describe('HessianFree state', () => {
       optA.minimize(a.loss, false, a.vars);
       optB.minimize(b.loss, false, b.vars);
       optC.minimize(c.loss, false, c.vars);
-      // Identical up to the float32 round trip of the saved damping (base.ts saves numbers as float32).
-      expect(optB.lastStep!.loss).toBeCloseTo(optA.lastStep!.loss, 6);
-      expect(optB.damping / optA.damping - 1).toBeLessThan(1e-6);
+      // Identical: slots and the scalar state (saved exactly, base.ts) carry everything.
+      expect(optB.lastStep!.loss).toBe(optA.lastStep!.loss);
+      expect(optB.damping).toBe(optA.damping);
     }
     const drift = relErr(b.flat(), a.flat());
     const without = relErr(c.flat(), a.flat());
-    expect(drift).toBeLessThan(1e-6);
-    expect(without).toBeGreaterThan(100 * Math.max(drift, 1e-7));
+    expect(drift).toBe(0);
+    expect(without).toBeGreaterThan(1e-5);
     [a, b, c].forEach((m) => m.dispose());
     [optA, optB, optC].forEach((o) => o.dispose());
   });

@@ -140,9 +140,8 @@ function markdown(r: SpectrumReport): string {
 
 /**
  * Compute the top eigenvalues, trace and SLQ density of a problem's curvature and (with
- * `outDir`) write spectrum.json, spectrum.svg and spectrum.md. Disposes a problem it created
- * from a name; a Problem passed in is left to the caller (its parameters are trained in place
- * with --at trained).
+ * `outDir`) write spectrum.json, spectrum.svg and spectrum.md. The problem stays the caller's
+ * (its parameters are trained in place with --at trained).
  */
 export async function runSpectrumCommand(options: SpectrumCommandOptions): Promise<SpectrumReport> {
   const t0 = performance.now();
