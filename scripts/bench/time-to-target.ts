@@ -15,7 +15,10 @@
  * seconds ratios.
  *
  * Env: TTT_STEPS (default 200), TTT_SEEDS (default 3), TTT_CAP (default 3), TTT_PROBLEMS
- * (comma-separated, default both) to make a quick check cheaper.
+ * (comma-separated, default both) to make a quick check cheaper; TTT_ONLY (comma-separated
+ * optimizer names, e.g. `kfac,shampoo`) keeps only those rows (Adam is always tuned and run: it
+ * sets the target); TTT_EXTRA (a JSON array of `{ label, optimizer, options }`) adds rows, e.g.
+ * `TTT_EXTRA='[{"label":"K-FAC T=10","optimizer":"kfac","options":{"inverseUpdateEvery":10}}]'`.
  *
  * The conv nets (cnn-mnist, cnn-shapes) run with TTT_PROBLEMS but are not in the default list:
  * evaluating the full training set of a conv net every EVAL_EVERY steps dominates the cost.
@@ -55,6 +58,13 @@ const CONFIGS: Config[] = [
   { label: 'Shampoo defaults', optimizer: 'shampoo', options: {} },
   { label: 'Muon defaults', optimizer: 'muon', options: {} },
 ];
+
+function selectedConfigs(): Config[] {
+  const only = process.env.TTT_ONLY?.split(',').map((s) => s.trim());
+  const base = only ? CONFIGS.filter((c) => only.includes(c.optimizer)) : CONFIGS;
+  const extra = process.env.TTT_EXTRA ? (JSON.parse(process.env.TTT_EXTRA) as Config[]) : [];
+  return [...base, ...extra];
+}
 
 interface Row {
   problem: string;
@@ -150,7 +160,7 @@ export async function run(): Promise<string> {
     );
     const budget = { steps: Math.ceil(CAP * (adam.steps ?? ADAM_STEPS)), seconds: CAP * (adam.seconds ?? Infinity) };
     // 3. Every optimizer at its defaults (and presets), same seeds, capped budget.
-    for (const c of CONFIGS) {
+    for (const c of selectedConfigs()) {
       const runs = [];
       for (const seed of SEEDS) runs.push(await runOne(base(c.optimizer, c.options, seed, budget, target, true)));
       const row = summarizeRuns(problem, c.label, runs);
@@ -198,7 +208,7 @@ export async function run(): Promise<string> {
         {
           mark: { type: 'bar' },
           encoding: {
-            y: { field: 'optimizer', type: 'nominal', sort: CONFIGS.map((c) => c.label), title: null },
+            y: { field: 'optimizer', type: 'nominal', sort: selectedConfigs().map((c) => c.label), title: null },
             x: {
               field: 'ratio',
               type: 'quantitative',
