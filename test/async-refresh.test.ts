@@ -1,9 +1,12 @@
 // AsyncRefresh (src/async/refresh.ts): the staleness bound, deterministic swaps, skipped requests
 // and failures, first with hand-driven jobs (exact semantics), then with the real worker.
 import { afterAll, describe, expect, it } from 'vitest';
+import { inverseRoot } from '../src/linalg/index.js';
 import {
   AsyncRefresh,
   createInlineMatrixService,
+  createEighRefresh,
+  createInverseRootRefresh,
   createMatrixWorker,
   type EighOutput,
   type MatrixJob,
@@ -231,5 +234,28 @@ describe('AsyncRefresh with the matrix worker', () => {
     expect(errors[0]).toMatch(/the worker failed/);
     expect(service.mode).toBe('inline');
     expect(refresh.step(1, false, () => [stats(5, 1)])![0]!.values.length).toBe(5);
+  });
+
+  it('createEighRefresh computes the first result inline (no wait for the worker), later ones in the worker', () => {
+    const worker = createMatrixWorker();
+    services.push(worker);
+    const refresh = createEighRefresh(worker, { maxStaleness: 1 });
+    const first = refresh.step(0, true, () => [stats(12, 0)])!;
+    expect(refresh.stats).toMatchObject({ inline: 1, submitted: 0 });
+    expect(first[0]!.values.length).toBe(12);
+    for (let t = 1; t < 6; t++) refresh.step(t, true, () => [stats(12, t)]);
+    expect(refresh.stats.inline).toBe(1);
+    expect(refresh.stats.submitted).toBeGreaterThanOrEqual(2);
+    expect(refresh.currentStep).toBeGreaterThanOrEqual(4); // the bound: the job of step 4 is due at 5
+  });
+
+  it('createInverseRootRefresh with maxStaleness 0 is the synchronous computation', () => {
+    const refresh = createInverseRootRefresh(createInlineMatrixService(), { p: 4, epsilon: 1e-4 }, { maxStaleness: 0 });
+    for (let t = 0; t < 3; t++) {
+      const r = refresh.step(t, true, () => [stats(9, t)])!;
+      const m = stats(9, t);
+      const expected = inverseRoot({ rows: 9, cols: 9, data: m.data }, 4, { epsilon: 1e-4 }).root.data;
+      expect(Array.from(r[0]!.root)).toEqual(Array.from(expected));
+    }
   });
 });

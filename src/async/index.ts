@@ -14,5 +14,5 @@ export type {
 export type { MatrixWorkerOptions } from './service.js';
 export { createMatrixWorker } from './service.js';
 export { createInlineMatrixService } from './inline.js';
-export type { AsyncRefreshOptions, AsyncRefreshStats } from './refresh.js';
-export { AsyncRefresh } from './refresh.js';
+export type { AsyncRefreshOptions, AsyncRefreshStats, RefreshOptions } from './refresh.js';
+export { AsyncRefresh, createEighRefresh, createInverseRootRefresh } from './refresh.js';

@@ -15,12 +15,13 @@
  * timing and equals the inline service's (exact reproducibility with the work still overlapped).
  * Between accepted submissions the result ages with the optimizer's schedule as in sync mode.
  * With no result yet (first step, after `reset()`, or after the first job failed) a snapshot is
- * submitted whatever `request` says, and waited for.
+ * submitted whatever `request` says, and waited for. Whenever a result is needed at the step of its
+ * snapshot (no result yet, or maxStaleness 0), `inline(snapshot)`, when given, computes it on this
+ * thread instead of submitting (same cost, no round trip, no wait for the worker to start).
  *
  * Threads that cannot block (a browser's main thread): the bound is not enforced; the stale
  * result stays in use until the job is done (deterministic mode degrades to this, warning once).
- * With no result yet, `inline(snapshot)` computes it synchronously when given, else step returns
- * null until the job is done.
+ * With no result yet and no `inline`, step returns null until the job is done.
  *
  * Failures (worker error, NaN input, worker crash, wait timeout) never throw from `step`: the
  * previous result stays in use, the error is passed to `onError` (default console.warn) and kept
@@ -33,7 +34,15 @@
  * (maxStaleness 0 or the inline service), and in deterministic mode when restored on a step with no
  * job in flight.
  */
-import type { MatrixJob } from './types.js';
+import { createInlineMatrixService } from './inline.js';
+import type {
+  EighOutput,
+  InverseRootOutput,
+  InverseRootsOptions,
+  MatrixJob,
+  MatrixService,
+  SymmetricMatrix64,
+} from './types.js';
 
 export interface AsyncRefreshOptions<S, T> {
   /** Start the computation on a snapshot (e.g. `(b) => service.submitInverseRoots(b, { p: 4 })`). */
@@ -42,7 +51,10 @@ export interface AsyncRefreshOptions<S, T> {
   maxStaleness: number;
   /** Swap results in exactly at submission step + maxStaleness (default false: as soon as ready). */
   deterministic?: boolean;
-  /** Synchronous computation for when a result is needed now and the thread cannot block. */
+  /**
+   * Synchronous computation of a result needed at its own step (no result yet, maxStaleness 0):
+   * used instead of submitting. createEighRefresh / createInverseRootRefresh set it.
+   */
   inline?: (snapshot: S) => T;
   /** Called with every failure (default: console.warn once per distinct message). */
   onError?: (error: Error, step: number) => void;
@@ -148,7 +160,9 @@ export class AsyncRefresh<S, T> {
       throw new Error(`AsyncRefresh.step: steps must increase, got ${t} after ${this.lastStep}`);
     }
     this.lastStep = t;
-    this.harvest(t, false);
+    // Swap in a finished result (blocking first if it is due), then submit, so that a job that
+    // had to be waited for is followed by the next one at the same step.
+    this.harvest(t, this.job !== null && this.mustHave(t));
     if (this.job === null && (request || this.value === null)) this.submit(t, snapshot);
     else if (request) this.stats.skipped++;
     if (this.job !== null) this.harvest(t, this.mustHave(t));
@@ -180,8 +194,10 @@ export class AsyncRefresh<S, T> {
   private submit(t: number, snapshot: () => S): void {
     try {
       const s = snapshot();
-      if (this.value === null && !this.blocking && this.inlineFn !== undefined) {
-        // A result is needed now and this thread cannot wait for a worker: compute it here.
+      if ((this.value === null || this.maxStaleness === 0) && this.inlineFn !== undefined) {
+        // The result is needed at this very step: computing it here costs the same as waiting for
+        // the worker, without the round trip (or the worker's start-up on the first step), and is
+        // the only way on a thread that cannot block.
         this.value = this.inlineFn(s);
         this.valueStep = t;
         this.stats.inline++;
@@ -240,4 +256,34 @@ export class AsyncRefresh<S, T> {
     this.stats.failed++;
     this.onError(error, t);
   }
+}
+
+/** AsyncRefresh options without `submit` and `inline` (set by the factories below). */
+export type RefreshOptions = Omit<AsyncRefreshOptions<unknown, unknown>, 'submit' | 'inline'>;
+
+const inlineService = createInlineMatrixService();
+
+/** An AsyncRefresh of eigendecompositions on `service`, computing inline when a result is due at once. */
+export function createEighRefresh(
+  service: MatrixService,
+  options: RefreshOptions,
+): AsyncRefresh<SymmetricMatrix64[], EighOutput[]> {
+  return new AsyncRefresh<SymmetricMatrix64[], EighOutput[]>({
+    ...options,
+    submit: (batch) => service.submitEigh(batch),
+    inline: (batch) => inlineService.submitEigh(batch).wait(),
+  });
+}
+
+/** An AsyncRefresh of inverse p-th roots on `service`, computing inline when a result is due at once. */
+export function createInverseRootRefresh(
+  service: MatrixService,
+  roots: InverseRootsOptions,
+  options: RefreshOptions,
+): AsyncRefresh<SymmetricMatrix64[], InverseRootOutput[]> {
+  return new AsyncRefresh<SymmetricMatrix64[], InverseRootOutput[]>({
+    ...options,
+    submit: (batch) => service.submitInverseRoots(batch, roots),
+    inline: (batch) => inlineService.submitInverseRoots(batch, roots).wait(),
+  });
 }
