@@ -73,6 +73,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { registeredVariable } from '../tfjs-internals/engine.js';
+import { installWasmKernels } from '../tfjs-internals/wasm-kernels.js';
 import { option, resolveOptions, type OptionSpecs, type ResolvedOptions } from './options.js';
 import { learningRateAt, learningRateFromConfig, learningRateToConfig, type LearningRate } from './schedules.js';
 
@@ -231,6 +232,8 @@ export abstract class CurvatureOptimizer<S extends CurvatureOptionSpecs = Curvat
 
   protected constructor(displayName: string, specs: S, given: object | undefined) {
     super();
+    // The wasm kernel swaps, for users who chose wasm with tf.setBackend (wasm-kernels.ts).
+    installWasmKernels();
     this.displayName = displayName;
     this.specs = specs;
     this.options = resolveOptions(displayName, specs, given);
