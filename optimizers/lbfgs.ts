@@ -59,7 +59,14 @@ import {
   type EvaluationCounters,
   type NamedTensorLike,
 } from '../src/optim/base.js';
-import { invalidOption, option, optionDocs, type OptionSpec, type OptionsInput } from '../src/optim/options.js';
+import {
+  invalidOption,
+  numberFromText,
+  option,
+  optionDocs,
+  type OptionSpec,
+  type OptionsInput,
+} from '../src/optim/options.js';
 import { releaseKept, scalarClosure, valueAndGradients } from '../src/curvature/closure.js';
 import { flatten, ParameterPoint, unflatten } from '../src/curvature/vector.js';
 import { strongWolfe } from '../src/optim/strong-wolfe.js';
@@ -79,6 +86,8 @@ const lineSearchOption: OptionSpec<LBFGSLineSearch> = {
     if (v === 'strongWolfe') return 'strong_wolfe';
     throw invalidOption(name, v, "must be 'strong_wolfe' or null");
   },
+  type: "'strong_wolfe' | null",
+  fromText: (raw) => (raw === 'null' ? null : raw),
 };
 
 const maxEvalOption: OptionSpec<number | undefined> = {
@@ -91,6 +100,8 @@ const maxEvalOption: OptionSpec<number | undefined> = {
     }
     return v;
   },
+  type: 'integer',
+  fromText: (raw, name) => numberFromText(raw, name, { min: 1, integer: true }),
 };
 
 export const LBFGS_OPTIONS = {
