@@ -6,6 +6,7 @@
  * available everywhere (run, compare, tune, list) by adding one entry here.
  */
 import type * as tf from '@tensorflow/tfjs';
+import type { OptionDoc } from '../src/optim/options.js';
 
 /** What the harness knows about the problem an optimizer is created for. */
 export interface OptimizerContext {
@@ -17,11 +18,8 @@ export interface OptimizerContext {
   problem?: unknown;
 }
 
-export interface OptionDoc {
-  name: string;
-  default: unknown;
-  description: string;
-}
+/** One option: name, default, description, type, and its checks (src/optim/options.ts). */
+export type { OptionDoc };
 
 export interface OptimizerEntry {
   /** CLI name, e.g. 'adam'. */
@@ -29,7 +27,10 @@ export interface OptimizerEntry {
   /** Class name registered with tf.serialization, e.g. 'CurvatureAdam'. */
   className: string;
   description: string;
-  /** Every option with its default, for `curvature list` and validation messages. */
+  /**
+   * Every option with its default and type (`optionDocs(SPECS)`): `curvature list`, `--set`
+   * parsing and the config files' check all read options through it.
+   */
   options: OptionDoc[];
   /** Build a fresh optimizer; options are validated by the optimizer's constructor. */
   create(options: Record<string, unknown>, context?: OptimizerContext): tf.Optimizer;
