@@ -101,42 +101,23 @@
  * owns the blocks and the target sampling (src/kfac/estimator.ts), loss objects sample targets
  * and give their Fisher roots (src/kfac/losses.ts), the quadratic model picks the step sizes
  * (src/kfac/quadratic-model.ts), the damping follows the shared Levenberg-Marquardt rule
- * (src/curvature/damping.ts) and L2 decay and momentum the shared transforms (src/optim).
+ * (src/curvature/damping.ts) and L2 decay and momentum the shared transforms (src/optim);
+ * layer registration, the output distribution and state checks are src/kfac/base.ts. This
+ * file is the algorithm: minimize (capture) and step (its named stages).
  */
 import * as tf from '@tensorflow/tfjs';
 import { adaptDamping } from '../src/curvature/damping.js';
-import {
-  CurvatureOptimizer,
-  type EvaluationCounters,
-  type NamedTensorLike,
-  type SkipEvent,
-} from '../src/optim/base.js';
-import { invalidOption, optionDocs } from '../src/optim/options.js';
+import type { EvaluationCounters } from '../src/optim/base.js';
+import { optionDocs } from '../src/optim/options.js';
 import { addL2WeightDecay, momentumDirection } from '../src/optim/transforms.js';
 import { captureGradients, type CaptureResult } from '../src/layers/capture.js';
-import { denseBlocksOf, installCompileHook } from '../src/layers/registration.js';
+import { installCompileHook } from '../src/layers/registration.js';
 import { registeredVariable, releaseKept } from '../src/tfjs-internals/engine.js';
-import { blockStateKey, KroneckerFactoredBlock, type KroneckerBlock } from '../src/kfac/blocks.js';
-import {
-  CurvatureEstimator,
-  cotangentSampler,
-  diagonalFallback,
-  warnOnce,
-  type CotangentPlan,
-  type StepEntry,
-} from '../src/kfac/estimator.js';
-import { lossKindOfCompiledModel } from '../src/kfac/losses.js';
-import {
-  KFAC_OPTIONS,
-  modelOption,
-  type Conv2dRegistration,
-  type DenseRegistration,
-  type KFACEstimation,
-  type KFACLossKind,
-  type KFACOptions,
-} from '../src/kfac/options.js';
+import { KFACBase } from '../src/kfac/base.js';
+import { cotangentSampler, diagonalFallback, type CotangentPlan, type StepEntry } from '../src/kfac/estimator.js';
+import { KFAC_OPTIONS, type KFACEstimation, type KFACLossKind, type KFACOptions } from '../src/kfac/options.js';
 import { dot, QuadraticModel, solveQuadraticModel, type VectorMap } from '../src/kfac/quadratic-model.js';
-import { LayerRegistry, orphanedStateError } from '../src/kfac/registry.js';
+import { orphanedStateError } from '../src/kfac/registry.js';
 
 export { KFAC_OPTIONS } from '../src/kfac/options.js';
 export type {
@@ -173,7 +154,7 @@ interface ChosenStep {
   modelChange: number | undefined;
 }
 
-export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
+export class KFAC extends KFACBase {
   static get className(): string {
     return 'CurvatureKFAC';
   }
@@ -201,145 +182,10 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
    */
   readonly counters: EvaluationCounters = { lossEvals: 0, gradEvals: 0, hvpEvals: 0 };
 
-  private readonly registry = new LayerRegistry();
-  private estimatorCache: CurvatureEstimator | undefined;
-  private unsupportedLayers: string[] = [];
-  private resolvedLossKind: KFACLossKind | undefined;
-  private resolvedEstimation: KFACEstimation | undefined;
-  /** Whether the model came from the constructor (attachModel never replaces it). */
-  private readonly modelGiven: boolean;
   /** Steps undone because they raised the batch loss (rejectSteps; not saved with the weights). */
   rejectedSteps = 0;
   /** Step sizes chosen at the last update (learning rate alpha, momentum mu). */
   lastStep: { alpha: number; mu: number } = { alpha: Number.NaN, mu: Number.NaN };
-
-  constructor(options: KFACOptions = {}) {
-    super('KFAC', KFAC_OPTIONS, options);
-    const o = this.options;
-    this.modelGiven = o.model !== undefined;
-    if (o.minDamping > o.maxDamping) throw invalidOption('minDamping', o.minDamping, 'must be <= maxDamping');
-    if (o.damping < o.minDamping || o.damping > o.maxDamping) {
-      throw invalidOption(
-        'damping',
-        o.damping,
-        `must be in [minDamping, maxDamping] = [${o.minDamping}, ${o.maxDamping}]`,
-      );
-    }
-    if (o.factorRank > 0 && o.adaptive) {
-      warnOnce(
-        'KFAC: factorRank with adaptive: true is experimental (the quadratic model stretches the step along the ' +
-          'truncated directions; a measured mlp-mnist run diverged): prefer adaptive: false with a learning rate (docs/kfac.md)',
-      );
-    }
-    // float32-representable, as when scalar state was saved as float32 (it is now saved as
-    // float64), so that trajectories are unchanged.
-    this.numericState.damping = Math.fround(o.damping);
-    this.numericState.rho = Number.NaN;
-  }
-
-  /** The curvature estimation in use ('empirical' when the output distribution is unknown). */
-  get estimationInUse(): KFACEstimation {
-    return this.blocks.length > 0 ? this.estimation() : 'empirical';
-  }
-
-  /** The output distribution used for sampled targets, if known. */
-  get lossKindInUse(): KFACLossKind | undefined {
-    return this.lossKind();
-  }
-
-  /** Current damping lambda. */
-  get damping(): number {
-    return this.numericState.damping!;
-  }
-
-  /** Register a dense layer of a plain-tf model (the matMul whose right operand is `kernel`). */
-  registerDense(layer: DenseRegistration): this {
-    this.registry.addDense(layer);
-    this.estimatorCache = undefined;
-    return this;
-  }
-
-  /**
-   * Register a 2-D convolution of a plain-tf model (KFC block: the conv2d node whose filter is
-   * `kernel`, with the registered strides and padding).
-   */
-  registerConv2d(layer: Conv2dRegistration): this {
-    this.registry.addConv2d(layer);
-    this.estimatorCache = undefined;
-    return this;
-  }
-
-  /**
-   * Use the Dense and Conv2D layers of `model` (a tfjs-layers model this optimizer is compiled with).
-   * Called by `model.compile({ optimizer })` (src/layers/registration.ts installCompileHook),
-   * which is how a K-FAC rebuilt by `tf.loadLayersModel` (fromConfig, no model) finds the
-   * layers of the model it was reloaded with; call it yourself when you compile some other way.
-   * A `model` given to the constructor is kept (this is then a no-op).
-   */
-  attachModel(model: tf.LayersModel): void {
-    if (this.modelGiven || this.options.model === model) return;
-    (this.options as { model: tf.LayersModel | undefined }).model = modelOption.parse(model, 'model');
-    this.estimatorCache = undefined;
-    this.resolvedLossKind = undefined;
-    this.resolvedEstimation = undefined;
-  }
-
-  /** The estimator and its curvature blocks (resolved from the model on first use). */
-  private get estimator(): CurvatureEstimator {
-    if (this.estimatorCache === undefined) {
-      const { layers, unsupported } = this.registry.layers(this.options.model);
-      if (this.options.model !== undefined) this.unsupportedLayers = unsupported;
-      const blocks = layers.map((l) => new KroneckerFactoredBlock(l, () => this.stateFor(blockStateKey(l.name))));
-      this.estimatorCache = new CurvatureEstimator(blocks);
-    }
-    return this.estimatorCache;
-  }
-
-  /** The layers with curvature blocks (resolved from the model on first use). */
-  get blocks(): readonly KroneckerBlock[] {
-    return this.estimator.layers;
-  }
-
-  /** Factors of a block (the EMA statistics), or undefined before its first update. */
-  factors(blockName: string): { A: tf.Tensor2D; G: tf.Tensor2D } | undefined {
-    const s = this.stateFor(blockStateKey(blockName));
-    const A = s.get('A');
-    const G = s.get('G');
-    return A && G ? { A: A as tf.Tensor2D, G: G as tf.Tensor2D } : undefined;
-  }
-
-  override applyGradients(_variableGradients: tf.NamedTensorMap | NamedTensorLike[]): void {
-    throw new Error(
-      'KFAC needs the loss closure to capture layer activations: call minimize(f) or model.fit, not applyGradients',
-    );
-  }
-
-  protected override onNonFinite(event: SkipEvent): void {
-    this.numericState.damping = Math.fround(Math.min(this.damping * 10, this.options.maxDamping));
-    super.onNonFinite(event);
-  }
-
-  private lossKind(): KFACLossKind | undefined {
-    if (this.resolvedLossKind !== undefined) return this.resolvedLossKind;
-    const o = this.options;
-    if (o.lossKind !== 'auto') return (this.resolvedLossKind = o.lossKind);
-    const model = o.model as (tf.LayersModel & { loss?: unknown }) | undefined;
-    if (model === undefined) return undefined;
-    return (this.resolvedLossKind = lossKindOfCompiledModel(model.loss, denseBlocksOf(model).outputActivation));
-  }
-
-  private estimation(): KFACEstimation {
-    if (this.resolvedEstimation !== undefined) return this.resolvedEstimation;
-    const want = this.options.estimation;
-    if (want !== 'empirical' && this.lossKind() === undefined) {
-      warnOnce(
-        `KFAC: estimation '${want}' needs the output distribution; set lossKind (or compile the model with ` +
-          "categoricalCrossentropy+softmax, binaryCrossentropy+sigmoid or meanSquaredError+linear). Using 'empirical'.",
-      );
-      return (this.resolvedEstimation = 'empirical');
-    }
-    return (this.resolvedEstimation = want);
-  }
 
   // ------------------------------------------------------------------ the step
 
@@ -552,23 +398,6 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
    */
   private evaluateClosure(f: () => tf.Scalar): tf.Scalar {
     return releaseKept(() => tf.tidy(f));
-  }
-
-  private disposeCapture(cap: CaptureResult): void {
-    tf.dispose(cap.grads);
-    for (const l of cap.layers) {
-      if (!l) continue;
-      l.a.dispose();
-      l.dsTrue?.dispose();
-      tf.dispose(l.dsSampled);
-    }
-  }
-
-  private finish(cap: CaptureResult, returnCost: boolean): tf.Scalar | null {
-    this.disposeCapture(cap);
-    if (returnCost) return cap.value;
-    cap.value.dispose();
-    return null;
   }
 }
 
