@@ -41,7 +41,12 @@ class SoftmaxCrossEntropyLoss implements NegativeLogProbLoss {
   sampleCotangent(logits: tf.Tensor2D, seed: number): tf.Tensor2D {
     const [n, d] = logits.shape;
     const p = tf.softmax(logits);
-    const y = tf.oneHot(tf.reshape(tf.multinomial(logits, 1, seed), [n]) as tf.Tensor1D, d);
+    // Inverse-CDF sampling, y = #{k : cdf_k < u}: tf.multinomial with a seed reseeds its
+    // generator for every row on the cpu backend (tfjs-backend-cpu Multinomial), so every
+    // example of a batch drew the class at the same quantile.
+    const u = tf.randomUniform([n, 1], 0, 1, 'float32', seed);
+    const below = tf.sum(tf.cast(tf.less(tf.cumsum(p, 1), u), 'int32'), 1);
+    const y = tf.oneHot(tf.cast(tf.minimum(below, d - 1), 'int32') as tf.Tensor1D, d);
     return tf.div(tf.sub(p, y), n) as tf.Tensor2D;
   }
 
