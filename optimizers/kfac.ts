@@ -263,7 +263,10 @@ export class KFAC extends KFACBase {
     const lambda = this.damping;
     const names = s.entries.map((e) => e.name);
     return tf.tidy(() => {
-      if (s.statsStep) this.estimator.updateCurvatureEstimate(active, s.plan, o.statsDecay, s.est !== 'exact');
+      const rows = (fraction: number) => Math.max(1, Math.round(fraction * batch));
+      if (s.statsStep) {
+        this.estimator.updateCurvatureEstimate(active, s.plan, o.statsDecay, s.est !== 'exact', rows(o.statsSubsample));
+      }
       if (s.burnIn) return true;
       const refresh = s.k % o.inverseUpdatePeriod === 0;
       const inverses = this.estimator.updateCache(active, lambda, refresh, o.factorRank, 1 + o.seed * 7919 + s.k);
@@ -277,7 +280,7 @@ export class KFAC extends KFACBase {
         statsStep: s.statsStep,
         slots,
       });
-      const model = new QuadraticModel(active, s.plan, batch, diagonal);
+      const model = new QuadraticModel(active, s.plan, batch, diagonal, rows(o.quadraticSubsample));
       const chosen = this.chooseStep(model, names, grad, dir, lambda);
       // A finite gradient can still give a non-finite step (an overflowing preconditioner or
       // step size): skip it rather than write it into the weights.

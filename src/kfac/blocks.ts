@@ -65,15 +65,23 @@ export class KroneckerFactoredBlock {
    * Fold this batch's statistics into the factors: A <- EMA(ã^T ã / n), G <- EMA(n ds^T ds)
    * (conv: over examples and locations), EMA weight min(1 - 1/t, decay) on the old value
    * (t = update count). `average`: the ds sets are independent samples (not the columns of the
-   * output curvature's root).
+   * output curvature's root). `rows`: use only the batch's first rows examples.
    */
-  updateCurvatureEstimate(a: tf.Tensor, ds: tf.Tensor2D[], decay: number, average: boolean): void {
+  updateCurvatureEstimate(a: tf.Tensor, ds: tf.Tensor2D[], decay: number, average: boolean, rows?: number): void {
     const st = this.slots();
     const t = st.step + 1;
     const w = Math.min(1 - 1 / t, decay);
+    // On the first `rows` examples only (statsSubsample): A over them; ds (scaled 1/n) times n^2/m.
+    const n = a.shape[0]!;
+    const m = rows === undefined ? n : Math.min(n, Math.max(1, rows));
+    const sub = (x: tf.Tensor) => (m === n ? x : tf.slice(x, 0, m));
     // Dense: inputs [n, in]; conv: images [n, H, W, cin] (the cast only satisfies the union).
-    const A = this.layer.factorA(a as tf.Tensor2D);
-    const G = this.layer.factorG(ds, a.shape[0]!, average);
+    const A = this.layer.factorA(sub(a) as tf.Tensor2D);
+    const G = this.layer.factorG(
+      m === n ? ds : ds.map((d) => sub(d) as tf.Tensor2D),
+      m === n ? n : (n * n) / m,
+      average,
+    );
     st.set('A', st.has('A') ? ema(st.get('A')!, A, w) : A);
     st.set('G', st.has('G') ? ema(st.get('G')!, G, w) : G);
     st.step = t;

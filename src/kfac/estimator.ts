@@ -155,11 +155,17 @@ export class CurvatureEstimator {
   }
 
   /** Fold the step's statistics into each active block's factors. */
-  updateCurvatureEstimate(active: readonly ActiveBlock[], plan: CotangentPlan, decay: number, average: boolean): void {
+  updateCurvatureEstimate(
+    active: readonly ActiveBlock[],
+    plan: CotangentPlan,
+    decay: number,
+    average: boolean,
+    rows?: number,
+  ): void {
     for (const { block, capture } of active) {
       const ds = splitCotangents(capture, plan).stats;
       if (ds.length === 0) continue;
-      block.updateCurvatureEstimate(capture.a, ds, decay, average);
+      block.updateCurvatureEstimate(capture.a, ds, decay, average, rows);
     }
   }
 

@@ -30,6 +30,7 @@ export const modelOption: OptionSpec<tf.LayersModel | undefined> = {
 
 const positive = { min: 0, minExclusive: true };
 const period = { min: 1, integer: true };
+const fraction = { min: 0, max: 1, minExclusive: true };
 
 export const KFAC_OPTIONS = {
   ...BASE_OPTION_SPECS,
@@ -51,6 +52,16 @@ export const KFAC_OPTIONS = {
   statsDecay: option.decay(0.95, 'EMA decay of the Kronecker factors'),
   statsUpdatePeriod: option.number(1, 'Steps between factor statistics updates', period),
   inverseUpdatePeriod: option.number(5, 'Steps between inverse refreshes', period),
+  statsSubsample: option.number(
+    1,
+    'Fraction of the mini-batch (its first examples) whose activations and output gradients feed the factor statistics',
+    fraction,
+  ),
+  quadraticSubsample: option.number(
+    1,
+    "Fraction of the mini-batch (its first examples) over which the quadratic model's curvature is taken",
+    fraction,
+  ),
   factorRank: option.number(
     0,
     'Low-rank-plus-tail factor inverses of this rank for factors larger than 2 factorRank (randomized K-FAC); 0: exact inverses',

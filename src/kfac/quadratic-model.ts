@@ -35,7 +35,14 @@ export class QuadraticModel {
     private readonly batch: number,
     /** Diagonal curvature of the fallback variables. */
     private readonly diagonal: Map<string, tf.Tensor>,
+    /** Examples of the batch the Kronecker blocks' curvature is taken over (the first rows). */
+    private readonly rows: number = batch,
   ) {}
+
+  /** Whether the Kronecker blocks' curvature is over a sub-batch. */
+  private get sub(): boolean {
+    return this.rows < this.batch;
+  }
 
   /** Whether every active block has cotangents for the model (else the step sizes are fixed). */
   get available(): boolean {
@@ -49,7 +56,8 @@ export class QuadraticModel {
     if (!this.stacks.has(block)) {
       const ds = splitCotangents(capture, this.plan).quad;
       if (ds.length === 0) return undefined;
-      this.stacks.set(block, (ds.length === 1 ? tf.expandDims(ds[0]!, 0) : tf.stack(ds)) as tf.Tensor3D);
+      const stack = (ds.length === 1 ? tf.expandDims(ds[0]!, 0) : tf.stack(ds)) as tf.Tensor3D;
+      this.stacks.set(block, this.sub ? tf.slice(stack, [0, 0, 0], [-1, this.rows, -1]) : stack);
     }
     return this.stacks.get(block);
   }
@@ -63,7 +71,8 @@ export class QuadraticModel {
       const ds = this.stack(ab);
       if (ds === undefined) continue;
       sets = Math.max(sets, ds.shape[0]);
-      const aHom = ab.block.layer.homogeneous(ab.capture.a as tf.Tensor2D);
+      const a = this.sub ? tf.slice(ab.capture.a, 0, this.rows) : ab.capture.a;
+      const aHom = ab.block.layer.homogeneous(a as tf.Tensor2D);
       vecs.forEach((vec, j) => {
         const pr = ab.block.projections(aHom, vec, ds);
         const cur = proj[j];
@@ -71,7 +80,9 @@ export class QuadraticModel {
           cur === undefined || cur.shape[0] !== pr.shape[0] || cur.shape[1] !== pr.shape[1] ? pr : tf.add(cur, pr);
       });
     }
-    const scale = this.plan.quadExact ? this.batch : this.batch / Math.max(sets, 1);
+    // n sum_{i, k} proj^2 over the batch; over its first m rows: (n^2 / m) sum.
+    let scale = this.plan.quadExact ? this.batch : this.batch / Math.max(sets, 1);
+    if (this.sub) scale *= this.batch / this.rows;
     const rows: tf.Tensor[] = [];
     for (let j = 0; j < m; j++) {
       for (let q = 0; q < m; q++) {
