@@ -31,6 +31,48 @@ export function blockStateKey(layerName: string): string {
   return `@kfac/${layerName}`;
 }
 
+/**
+ * A factor's eigendecomposition M = V diag(values) V^T, float64 (src/async's `EighOutput`:
+ * vectors as columns, row-major n x n), e.g. computed off the main thread on a snapshot.
+ */
+export interface FactorEigen {
+  n: number;
+  values: Float64Array;
+  vectors: Float64Array;
+}
+
+/** A symmetric factor as float64 row-major data (src/async's `SymmetricMatrix64`). */
+export interface FactorSnapshot {
+  n: number;
+  data: Float64Array;
+}
+
+/**
+ * The pi-adjusted damping split of DenseBlock.factoredDamping from eigenvalues (the traces of
+ * the decomposed factors): amounts added to A's and G's eigenvalues.
+ */
+export function eigenDamping(A: FactorEigen, G: FactorEigen, lambda: number): { dampA: number; dampG: number } {
+  const trace = (e: FactorEigen) => e.values.reduce((s, v) => s + v, 0) / e.n;
+  const [ta, tg] = [trace(A), trace(G)];
+  let pi = ta > 0 && tg > 0 ? Math.sqrt(ta / tg) : 1;
+  if (!Number.isFinite(pi) || pi <= 0) pi = 1;
+  const s = Math.sqrt(lambda);
+  return { dampA: pi * s, dampG: s / pi };
+}
+
+/**
+ * (M + d I)^-1 = V diag(1 / (max(s, 0) + d)) V^T from an eigendecomposition (round-off negative
+ * eigenvalues of the PSD factor clamped to 0): a new damping costs one product, no
+ * refactorisation (kfac-jax's eigendecomposition cache).
+ */
+export function inverseFromEigen(e: FactorEigen, damp: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const V = tf.tensor2d(Float32Array.from(e.vectors), [e.n, e.n]);
+    const w = tf.tensor1d(Float32Array.from(e.values, (v) => 1 / (Math.max(v, 0) + damp)));
+    return tf.matMul(tf.mul(V, w), V, false, true) as tf.Tensor2D;
+  });
+}
+
 /** The damped factor inverses of a block, as the preconditioner applies them. */
 export interface BlockInverses {
   Ainv: AppliedInverse;
@@ -90,9 +132,17 @@ export class KroneckerFactoredBlock {
   /**
    * The damped inverses: the cached ones, refreshed first when `refresh` is set or the cache
    * lacks the wanted form (explicit, or low-rank plus tail for a factor larger than 2 `rank`,
-   * warm-started at the previous refresh's Ritz vectors). Undefined before the first statistics.
+   * warm-started at the previous refresh's Ritz vectors). With `eigen` (eigendecompositions of
+   * the factors computed elsewhere, e.g. by src/async's matrix service on `factorSnapshot()`),
+   * explicit inverses are built from them instead. Undefined before the first statistics.
    */
-  updateCache(lambda: number, refresh: boolean, rank: number, seed: number): BlockInverses | undefined {
+  updateCache(
+    lambda: number,
+    refresh: boolean,
+    rank: number,
+    seed: number,
+    eigen?: { A: FactorEigen; G: FactorEigen },
+  ): BlockInverses | undefined {
     const st = this.slots();
     if (!st.has('A')) return undefined;
     const lowA = useLowRank(this.layer.inDim, rank);
@@ -100,6 +150,14 @@ export class KroneckerFactoredBlock {
     const Ainv = loadInverse(st, 'A', lowA);
     const Ginv = loadInverse(st, 'G', lowG);
     if (!refresh && Ainv && Ginv) return { Ainv, Ginv };
+    if (eigen !== undefined && !lowA && !lowG) {
+      // Precomputed eigendecompositions (of a snapshot of the factors): damp and invert.
+      const { dampA, dampG } = eigenDamping(eigen.A, eigen.G, lambda);
+      const inv = { Ainv: inverseFromEigen(eigen.A, dampA), Ginv: inverseFromEigen(eigen.G, dampG) };
+      storeInverse(st, 'A', inv.Ainv);
+      storeInverse(st, 'G', inv.Ginv);
+      return inv;
+    }
     const basis = (p: 'A' | 'G', low: boolean) => (low ? (st.get(`${p}basis`) as tf.Tensor2D | undefined) : undefined);
     const bA = basis('A', lowA);
     const bG = basis('G', lowG);
@@ -112,6 +170,14 @@ export class KroneckerFactoredBlock {
     storeInverse(st, 'A', fresh.Ainv);
     storeInverse(st, 'G', fresh.Ginv);
     return { Ainv: fresh.Ainv, Ginv: fresh.Ginv };
+  }
+
+  /** The factors as float64 snapshots (for an eigendecomposition elsewhere), if any. */
+  factorSnapshot(): { A: FactorSnapshot; G: FactorSnapshot } | undefined {
+    const f = this.factors();
+    if (!f) return undefined;
+    const snap = (M: tf.Tensor2D) => ({ n: M.shape[0], data: Float64Array.from(M.dataSync()) });
+    return { A: snap(f.A), G: snap(f.G) };
   }
 
   /**

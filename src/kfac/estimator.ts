@@ -17,7 +17,7 @@ import type { LossKind } from '../autodiff/losses.js';
 import type { SlotState } from '../optim/base.js';
 import { ema } from '../optim/transforms.js';
 import type { CaptureResult, CotangentSampler, LayerCapture } from '../layers/capture.js';
-import type { BlockInverses, KroneckerBlock, KroneckerFactoredBlock } from './blocks.js';
+import type { BlockInverses, FactorEigen, KroneckerBlock, KroneckerFactoredBlock } from './blocks.js';
 import { negativeLogProbLoss } from './losses.js';
 
 export type KFACEstimation = 'fisher' | 'empirical' | 'exact';
@@ -169,17 +169,21 @@ export class CurvatureEstimator {
     }
   }
 
-  /** Each active block's damped inverses (refreshed when `refresh`; see KroneckerFactoredBlock). */
+  /**
+   * Each active block's damped inverses (refreshed when `refresh`; see KroneckerFactoredBlock),
+   * from precomputed eigendecompositions where `eigen` has them (the seam for src/async).
+   */
   updateCache(
     active: readonly ActiveBlock[],
     lambda: number,
     refresh: boolean,
     rank: number,
     seed: number,
+    eigen?: ReadonlyMap<KroneckerFactoredBlock, { A: FactorEigen; G: FactorEigen }>,
   ): Map<KroneckerFactoredBlock, BlockInverses> {
     const inverses = new Map<KroneckerFactoredBlock, BlockInverses>();
     for (const { block } of active) {
-      const inv = block.updateCache(lambda, refresh, rank, seed);
+      const inv = block.updateCache(lambda, refresh, rank, seed, eigen?.get(block));
       if (inv) inverses.set(block, inv);
     }
     return inverses;
