@@ -151,7 +151,19 @@ export const sophiaEntry = {
   options: optionDocs(SOPHIA_OPTIONS),
   create: (options: Record<string, unknown>, context?: { problem?: unknown }) => {
     const opt = new Sophia(options as SophiaOptions);
-    if (context?.problem !== undefined) opt.bindProblem(context.problem);
+    const problem = context?.problem as { name?: string; outputs?: unknown; lossKind?: unknown } | undefined;
+    if (problem !== undefined) {
+      if (
+        opt.options.estimator === 'gnb' &&
+        (typeof problem.outputs !== 'function' || problem.lossKind === undefined)
+      ) {
+        throw new Error(
+          `Sophia: estimator 'gnb' needs a network problem (outputs and a loss kind); '${problem.name ?? 'this problem'}' ` +
+            "has none. Use estimator 'hutchinson' or 'auto'.",
+        );
+      }
+      opt.bindProblem(problem);
+    }
     return opt;
   },
 };

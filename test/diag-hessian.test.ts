@@ -277,6 +277,10 @@ describe('AdaHessian and Sophia conventions', () => {
     expect(() => new Sophia({ estimator: 'fisher' as never })).toThrow(/estimator/);
     expect(() => new Sophia({ probes: 3 as never })).toThrow(/probes/);
     expect(() => new Sophia({ bogus: 1 } as never)).toThrow(/bogus/);
+    expect(getOptimizerEntry('adahessian').create({})).toBeInstanceOf(AdaHessian);
+    expect(() => getOptimizerEntry('sophia').create({ estimator: 'gnb' }, { problem: { name: 'rosenbrock' } })).toThrow(
+      /estimator 'gnb' needs a network problem .*'rosenbrock'/,
+    );
   });
 
   it('need the closure: applyGradients throws; GNB without outputs throws; auto falls back to Hutchinson', () => {
