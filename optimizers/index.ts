@@ -1,6 +1,6 @@
 /**
  * The optimizer registry: one entry per optimizer, by its CLI name
- * (sgd, rmsprop, adam, newton, hessian-free, lbfgs, kfac, shampoo, muon).
+ * (sgd, rmsprop, adam, newton, hessian-free, lbfgs, kfac, shampoo, muon, adahessian, sophia).
  *
  * The harness and CLI create optimizers only through this registry, so an optimizer becomes
  * available everywhere (run, compare, tune, list) by adding one entry here.
@@ -60,6 +60,8 @@ import { newtonEntry } from './newton.js';
 import { rmspropEntry } from './rmsprop.js';
 import { sgdEntry } from './sgd.js';
 import { shampooEntry } from './shampoo.js';
+import { adaHessianEntry } from './adahessian.js';
+import { sophiaEntry } from './sophia.js';
 
 export { SGD, SGD_OPTIONS } from './sgd.js';
 export type { SGDOptions } from './sgd.js';
@@ -86,6 +88,12 @@ export { Shampoo, SHAMPOO_OPTIONS } from './shampoo.js';
 export type { ShampooOptions } from './shampoo.js';
 export { Muon, MUON_OPTIONS, newtonSchulz } from './muon.js';
 export type { MuonOptions } from './muon.js';
+export { AdaHessian, ADAHESSIAN_OPTIONS, spatialAverage } from './adahessian.js';
+export type { AdaHessianOptions } from './adahessian.js';
+export { Sophia, SOPHIA_OPTIONS } from './sophia.js';
+export type { SophiaOptions, SophiaEstimator } from './sophia.js';
+export { StepProbes, hutchinsonDiagonal, gnbDiagonal } from '../src/optim/diagonal-hessian.js';
+export type { ProbeGenerator, ProbeSource, CurvatureOutputs } from '../src/optim/diagonal-hessian.js';
 
 registerOptimizer(sgdEntry);
 registerOptimizer(rmspropEntry);
@@ -96,3 +104,5 @@ registerOptimizer(hessianFreeEntry);
 registerOptimizer(lbfgsEntry);
 registerOptimizer(shampooEntry);
 registerOptimizer(muonEntry);
+registerOptimizer(adaHessianEntry);
+registerOptimizer(sophiaEntry);
