@@ -1,6 +1,6 @@
 /**
  * The optimizer registry: one entry per optimizer, by its CLI name
- * (sgd, rmsprop, adam, newton, hessian-free, lbfgs, kfac, shampoo, muon).
+ * (sgd, rmsprop, adam, newton, hessian-free, lbfgs, kfac, shampoo, muon, soap).
  *
  * The harness and CLI create optimizers only through this registry, so an optimizer becomes
  * available everywhere (run, compare, tune, list) by adding one entry here.
@@ -59,6 +59,7 @@ import { newtonEntry } from './newton.js';
 import { rmspropEntry } from './rmsprop.js';
 import { sgdEntry } from './sgd.js';
 import { shampooEntry } from './shampoo.js';
+import { soapEntry } from './soap.js';
 
 export { SGD, SGD_OPTIONS } from './sgd.js';
 export type { SGDOptions } from './sgd.js';
@@ -85,6 +86,8 @@ export { Shampoo, SHAMPOO_OPTIONS } from './shampoo.js';
 export type { ShampooOptions } from './shampoo.js';
 export { Muon, MUON_OPTIONS, newtonSchulz } from './muon.js';
 export type { MuonOptions } from './muon.js';
+export { SOAP, SOAP_OPTIONS } from './soap.js';
+export type { SOAPOptions } from './soap.js';
 
 registerOptimizer(sgdEntry);
 registerOptimizer(rmspropEntry);
@@ -95,3 +98,4 @@ registerOptimizer(hessianFreeEntry);
 registerOptimizer(lbfgsEntry);
 registerOptimizer(shampooEntry);
 registerOptimizer(muonEntry);
+registerOptimizer(soapEntry);
