@@ -22,7 +22,8 @@
  *       GG_i = shampooBeta GG_i + (1 - shampooBeta) G_(i) G_(i)^T     (G_(i): mode-i unfolding)
  *       if t % preconditionFrequency == 0, per factor i (one power-iteration step + QR):
  *         est = diag(Q_i^T GG_i Q_i);  order = argsort(est, descending, stable)
- *         v   = v permuted along dimension i by order;   Q_i = qr(GG_i Q_i[:, order]).Q
+ *         v   = v permuted along dimension i by order;   Q_i = qr((GG_i + shift I) Q_i[:, order]).Q
+ *                                                           (shift = 1e-7 max(est), below)
  *         m   = project_new(projectBack_old(m))                (m follows the new basis)
  *
  * Defaults (all soap.py's): learningRate 3e-3, beta1 0.95, beta2 0.95, shampooBeta unset (=
@@ -35,8 +36,12 @@
  *   every step; with Q unchanged that is the identity up to round-off, so here m is rotated only
  *   when Q changes (4 matrix products per factor and step saved).
  * - The eigendecomposition, the power-iteration product GG Q and the QR are float64 on the CPU
- *   (src/linalg eighRows and qr, LAPACK's sign convention); soap.py runs them in float32 on the
- *   device (eigh falling back to float64). The per-step products (projections, statistics) are
+ *   (src/linalg eighRows, and Cholesky-QR2 `orthonormalBasis` with Householder `qr` as its
+ *   fallback: the same Q up to column signs, to which the update is invariant); soap.py runs them
+ *   in float32 on the device (eigh falling back to float64). The power iteration is on
+ *   GG + 1e-7 max(est) I (same eigenvectors): it keeps Cholesky-QR2 applicable when GG is
+ *   singular and changes Q only in directions whose eigenvalues are below the float32 round-off
+ *   of the statistic (`refreshEigenbasis`). The per-step products (projections, statistics) are
  *   float32 tfjs ops, as soap.py's. The eigh's 1e-30 I shift of soap.py is dropped (no effect in
  *   float32 or float64 at any scale where it is not below the statistics' round-off).
  * - No `data_format`: tfjs conv kernels are [kh, kw, in, out] and merging follows the tensor's
@@ -70,7 +75,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { CurvatureOptimizer, BASE_OPTION_SPECS, type SlotState, type StepContext } from '../src/optim/base.js';
 import { option, optionDocs, type OptionsInput } from '../src/optim/options.js';
-import { eighRows, matmul, mergeSmallDims, qr, type Mat64 } from '../src/linalg/index.js';
+import { eighRows, matmul, mergeSmallDims, orthonormalBasis, type Mat64 } from '../src/linalg/index.js';
 
 export const SOAP_OPTIONS = {
   ...BASE_OPTION_SPECS,
@@ -119,28 +124,36 @@ export function soapLayout(
   return { merged, factored: merged.map((d) => d <= o.maxPreconditionDim) };
 }
 
+/** A factor's eigenbasis Q and its transpose (both float32; wasm's transposed matMul is slow). */
+interface Basis {
+  q: tf.Tensor2D;
+  qt: tf.Tensor2D;
+}
+
 /**
  * X x_i A_i over all dimensions i in order (A_i = Q_i^T for project, Q_i for projectBack;
- * identity where Q_i is undefined). Each pass contracts the leading axis and appends the result
- * axis last (soap.py's tensordot cycle), so after all k passes the axes are back in order.
+ * identity where there is no basis). Each pass contracts the leading axis and appends the result
+ * axis last (soap.py's tensordot cycle), so after all k passes the axes are back in order. Only
+ * plain (untransposed) matMuls: tfjs-facts.md, transposed products are 10-16x slower on wasm.
  */
-function modeProducts(x: tf.Tensor, qs: (tf.Tensor2D | undefined)[], back: boolean): tf.Tensor {
-  let y = x;
+function modeProducts(x: tf.Tensor, bases: (Basis | undefined)[], back: boolean): tf.Tensor {
   const shape = [...x.shape];
   if (shape.length === 2) {
-    // 2-D: Q_0^T X Q_1 (project) or Q_0 X Q_1^T (back), as plain products.
-    let z = y as tf.Tensor2D;
-    const [q0, q1] = qs;
-    if (q0) z = back ? tf.matMul(q0, z) : tf.matMul(q0, z, true, false);
-    if (q1) z = back ? tf.matMul(z, q1, false, true) : tf.matMul(z, q1);
+    // 2-D: Q_0^T X Q_1 (project) or Q_0 X Q_1^T (back).
+    let z = x as tf.Tensor2D;
+    const [b0, b1] = bases;
+    if (b0) z = tf.matMul(back ? b0.q : b0.qt, z);
+    if (b1) z = tf.matMul(z, back ? b1.qt : b1.q);
     return z;
   }
+  let y = x;
   for (let i = 0; i < shape.length; i++) {
     const d = shape[0];
     const rest = shape.slice(1);
-    const x2 = tf.reshape(y, [d, -1]) as tf.Tensor2D;
-    const q = qs[i];
-    const z = q ? tf.matMul(x2, q, true, back) : tf.transpose(x2);
+    const xt = tf.transpose(tf.reshape(y, [d, -1])) as tf.Tensor2D; // [rest, d]
+    const b = bases[i];
+    // tensordot(x, Q, [[0], [0]]) = X_(0)^T Q (project); tensordot(x, Q, [[0], [1]]) = X_(0)^T Q^T.
+    const z = b ? tf.matMul(xt, back ? b.qt : b.q) : xt;
     shape.splice(0, 1);
     shape.push(d);
     y = tf.reshape(z, [...rest, d]);
@@ -148,20 +161,17 @@ function modeProducts(x: tf.Tensor, qs: (tf.Tensor2D | undefined)[], back: boole
   return y;
 }
 
-/** G_(i) G_(i)^T for the mode-i unfolding of x (float32). */
+/** G_(i) G_(i)^T for the mode-i unfolding of x (float32, untransposed matMuls). */
 function modeGram(x: tf.Tensor, i: number): tf.Tensor2D {
   const k = x.rank;
-  if (k === 1) {
-    const c = tf.reshape(x, [-1, 1]) as tf.Tensor2D;
-    return tf.matMul(c, c, false, true);
+  let u: tf.Tensor2D;
+  if (k === 1) u = tf.reshape(x, [-1, 1]) as tf.Tensor2D;
+  else if (k === 2) u = (i === 0 ? x : tf.transpose(x)) as tf.Tensor2D;
+  else {
+    const perm = [i, ...[...Array(k).keys()].filter((j) => j !== i)];
+    u = tf.reshape(tf.transpose(x, perm), [x.shape[i], -1]) as tf.Tensor2D;
   }
-  if (k === 2) {
-    const m = x as tf.Tensor2D;
-    return i === 0 ? tf.matMul(m, m, false, true) : tf.matMul(m, m, true, false);
-  }
-  const perm = [i, ...[...Array(k).keys()].filter((j) => j !== i)];
-  const u = tf.reshape(tf.transpose(x, perm), [x.shape[i], -1]) as tf.Tensor2D;
-  return tf.matMul(u, u, false, true);
+  return tf.matMul(u, tf.transpose(u));
 }
 
 function hostMat(t: tf.Tensor): Mat64 {
@@ -183,7 +193,12 @@ export function descendingEigenbasis(a: Mat64): Mat64 {
 
 /**
  * soap.py's get_orthogonal_matrix_QR for one factor: est = diag(Q^T GG Q), order = argsort
- * descending (stable), Q_new = qr(GG Q[:, order]).Q. Returns Q_new and the order.
+ * descending (stable), Q_new = qr((GG + shift I) Q[:, order]).Q, with shift = 1e-7 max(est):
+ * the eigenvectors of GG + shift I are GG's, and the shift (below the float32 statistics'
+ * round-off of ~3e-8 lambda_max) bounds cond(P) by ~1e7 so that the fast Cholesky-QR2 of
+ * src/linalg `orthonormalBasis` applies even when GG is singular (e.g. MNIST's always-zero
+ * pixels); soap.py orthogonalises GG Q itself, whose columns for eigenvalues below the shift are
+ * round-off there. Returns Q_new and the order.
  */
 export function refreshEigenbasis(gg: Mat64, q: Mat64): { q: Mat64; order: number[] } {
   const n = gg.rows;
@@ -194,12 +209,13 @@ export function refreshEigenbasis(gg: Mat64, q: Mat64): { q: Mat64; order: numbe
     for (let j = 0; j < n; j++) est[j] += q.data[r + j] * p.data[r + j];
   }
   const order = [...Array(n).keys()].sort((a, b) => est[b] - est[a]);
+  const shift = 1e-7 * Math.max(0, est[order[0]] ?? 0);
   const permuted = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
     const r = i * n;
-    for (let j = 0; j < n; j++) permuted[r + j] = p.data[r + order[j]];
+    for (let j = 0; j < n; j++) permuted[r + j] = p.data[r + order[j]] + shift * q.data[r + order[j]];
   }
-  return { q: qr({ rows: n, cols: n, data: permuted }).q, order };
+  return { q: orthonormalBasis({ rows: n, cols: n, data: permuted }), order };
 }
 
 function allFiniteHost(m: Mat64): boolean {
@@ -215,6 +231,28 @@ export class SOAP extends CurvatureOptimizer<typeof SOAP_OPTIONS> {
   constructor(options: SOAPOptions = {}) {
     super('SOAP', SOAP_OPTIONS, options);
     this.numericState.failedEigenbases = 0;
+  }
+
+  /**
+   * Q^T of each basis slot, cached while the slot holds the same data (a refresh or setWeights
+   * assigns new data, and the transpose is recomputed once). Not state: derived from Q.
+   */
+  private transposes = new Map<string, { dataId: object; qt: tf.Tensor2D }>();
+
+  private basis(key: string, q: tf.Tensor | undefined): Basis | undefined {
+    if (q === undefined) return undefined;
+    const cached = this.transposes.get(key);
+    if (cached && cached.dataId === q.dataId) return { q: q as tf.Tensor2D, qt: cached.qt };
+    cached?.qt.dispose();
+    const qt = tf.keep(tf.transpose(q)) as tf.Tensor2D;
+    this.transposes.set(key, { dataId: q.dataId, qt });
+    return { q: q as tf.Tensor2D, qt };
+  }
+
+  override dispose(): void {
+    for (const c of this.transposes.values()) c.qt.dispose();
+    this.transposes.clear();
+    super.dispose();
   }
 
   /** Eigendecompositions or QR refreshes that failed and kept the previous basis. */
@@ -233,8 +271,8 @@ export class SOAP extends CurvatureOptimizer<typeof SOAP_OPTIONS> {
     const G = tf.reshape(grad, layout.merged);
     const shampooBeta = o.shampooBeta ?? o.beta2;
     const c = state.step;
-    const qs = (): (tf.Tensor2D | undefined)[] =>
-      layout.factored.map((f, i) => (f ? (state.get(`Q${i}`) as tf.Tensor2D | undefined) : undefined));
+    const qs = (): (Basis | undefined)[] =>
+      layout.factored.map((f, i) => (f ? this.basis(`${param.name}/Q${i}`, state.get(`Q${i}`)) : undefined));
 
     const updateStatistics = (): void => {
       layout.factored.forEach((f, i) => {
@@ -296,10 +334,11 @@ export class SOAP extends CurvatureOptimizer<typeof SOAP_OPTIONS> {
         try {
           const gg = hostMat(state.get(`GG${i}`)!);
           if (!allFiniteHost(gg)) throw new Error('non-finite statistic');
-          const r = refreshEigenbasis(gg, hostMat(oldQs[i]!));
+          const r = refreshEigenbasis(gg, hostMat(oldQs[i]!.q));
           if (!allFiniteHost(r.q)) throw new Error('non-finite basis');
           const d = layout.merged[i];
-          newQs[i] = tf.tensor2d(Float32Array.from(r.q.data), [d, d]);
+          const q = tf.tensor2d(Float32Array.from(r.q.data), [d, d]);
+          newQs[i] = { q, qt: tf.transpose(q) };
           vOut = tf.gather(vOut, tf.tensor1d(r.order, 'int32'), i);
         } catch {
           this.numericState.failedEigenbases = this.failedEigenbases + 1;
@@ -307,7 +346,7 @@ export class SOAP extends CurvatureOptimizer<typeof SOAP_OPTIONS> {
       });
       mOut = modeProducts(modeProducts(m, oldQs, true), newQs, false);
       layout.factored.forEach((f, i) => {
-        if (f && newQs[i] !== oldQs[i]) state.set(`Q${i}`, newQs[i]!);
+        if (f && newQs[i] !== oldQs[i]) state.set(`Q${i}`, newQs[i]!.q);
       });
     }
     state.set('expAvg', tf.reshape(mOut, param.shape));

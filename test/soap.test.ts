@@ -13,7 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { SOAP, soapLayout, type SOAPOptions } from '../optimizers/soap.js';
 import { getOptimizerEntry } from '../optimizers/index.js';
-import { qr } from '../src/linalg/index.js';
+import { orthonormalBasis, qr } from '../src/linalg/index.js';
 
 interface Case {
   name: string;
@@ -176,6 +176,32 @@ describe('SOAP', () => {
         [0, 1],
       ]),
     ).toThrow(/non-finite/);
+  });
+
+  it('orthonormalBasis (Cholesky-QR2) gives Householder qr Q up to column signs; falls back when singular', () => {
+    let seed = 7;
+    const rnd = (): number => (seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5;
+    for (const [m, n, rank] of [
+      [40, 40, 40],
+      [60, 25, 25],
+      [30, 30, 12],
+    ] as const) {
+      const b = Array.from({ length: m }, () => Array.from({ length: rank }, rnd));
+      const c = Array.from({ length: rank }, () => Array.from({ length: n }, rnd));
+      const a = b.map((row) => c[0]!.map((_, j) => row.reduce((s, x, k) => s + x * c[k]![j]!, 0)));
+      const q = orthonormalBasis(a);
+      const h = qr(a).q;
+      for (let j = 0; j < n; j++) {
+        let dot = 0;
+        for (let k = 0; k < n; k++) {
+          let s = 0;
+          for (let i = 0; i < m; i++) s += q.data[i * n + j]! * q.data[i * n + k]!;
+          expect(Math.abs(s - (j === k ? 1 : 0))).toBeLessThan(1e-10);
+        }
+        for (let i = 0; i < m; i++) dot += q.data[i * n + j]! * h.data[i * n + j]!;
+        if (j < rank) expect(Math.abs(Math.abs(dot) - 1)).toBeLessThan(1e-8);
+      }
+    }
   });
 
   it('validates its options with errors naming the option', () => {
