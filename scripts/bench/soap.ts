@@ -42,6 +42,42 @@ function data(batch: number): [tf.Tensor2D, tf.Tensor2D] {
   return [x, labels];
 }
 
+/**
+ * Multiply-adds a SOAP step adds to the gradient, per kernel m x n with factors on the sides
+ * <= maxDim: statistics and the two projections (float32, every step), and the refresh every 10
+ * steps (float64: GG Q, d^3, and Cholesky-QR2, ~4.3 d^3 in products, per factor d).
+ */
+function floor(): string[] {
+  const kernels: [number, number][] = [
+    [784, 128],
+    [128, 10],
+  ];
+  const extra = (maxDim: number): number => {
+    let macs = 0;
+    for (const [m, n] of kernels) {
+      for (const [d, other] of [
+        [m, n],
+        [n, m],
+      ] as const) {
+        if (d > maxDim) continue;
+        macs += 3 * d * d * other + (5.3 * d ** 3) / 10;
+      }
+    }
+    return macs / 1e6;
+  };
+  const grad = (batch: number): number => (2 * batch * 784 * 128 + 3 * batch * 128 * 10) / 1e6;
+  const line = (label: string, maxDim: number): string => {
+    const e = extra(maxDim);
+    return (
+      `- ${label}: ${e.toFixed(0)} M multiply-adds a step on top of the gradient's ${grad(256).toFixed(0)} M ` +
+      `(batch 256) / ${grad(1024).toFixed(0)} M (batch 1024): at equal throughput at least ` +
+      `${(1 + e / grad(256)).toFixed(2)}x / ${(1 + e / grad(1024)).toFixed(2)}x an Adam step; ` +
+      `1.5x needs batch >= ${Math.ceil(e / (0.5 * grad(1)))}.`
+    );
+  };
+  return ['FLOP floor:', '', line('defaults', 10000), line('maxPreconditionDim 512', 512)];
+}
+
 export async function run(): Promise<string> {
   const rows: string[] = [];
   const configs: [string, Record<string, unknown>][] = [
@@ -81,6 +117,8 @@ export async function run(): Promise<string> {
     '| batch | SOAP | SOAP ms/step | Adam ms/step | ratio |',
     '|---:|---|---:|---:|---:|',
     ...rows,
+    '',
+    ...floor(),
     '',
   ].join('\n');
 }
