@@ -137,6 +137,7 @@ interface Basis {
  * plain (untransposed) matMuls: tfjs-facts.md, transposed products are 10-16x slower on wasm.
  */
 function modeProducts(x: tf.Tensor, bases: (Basis | undefined)[], back: boolean): tf.Tensor {
+  if (bases.every((b) => b === undefined)) return x;
   const shape = [...x.shape];
   if (shape.length === 2) {
     // 2-D: Q_0^T X Q_1 (project) or Q_0 X Q_1^T (back).
