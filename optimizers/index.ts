@@ -1,6 +1,6 @@
 /**
  * The optimizer registry: one entry per optimizer, by its CLI name
- * (sgd, rmsprop, adam, newton, hessian-free, lbfgs, kfac, shampoo, muon, adahessian, sophia).
+ * (sgd, rmsprop, adam, newton, hessian-free, lbfgs, kfac, shampoo, muon, adahessian, sophia, soap).
  *
  * The harness and CLI create optimizers only through this registry, so an optimizer becomes
  * available everywhere (run, compare, tune, list) by adding one entry here.
@@ -62,6 +62,7 @@ import { sgdEntry } from './sgd.js';
 import { shampooEntry } from './shampoo.js';
 import { adaHessianEntry } from './adahessian.js';
 import { sophiaEntry } from './sophia.js';
+import { soapEntry } from './soap.js';
 
 export { SGD, SGD_OPTIONS } from './sgd.js';
 export type { SGDOptions } from './sgd.js';
@@ -94,6 +95,8 @@ export { Sophia, SOPHIA_OPTIONS } from './sophia.js';
 export type { SophiaOptions, SophiaEstimator } from './sophia.js';
 export { StepProbes, hutchinsonDiagonal, gnbDiagonal } from '../src/optim/diagonal-hessian.js';
 export type { ProbeGenerator, ProbeSource, CurvatureOutputs } from '../src/optim/diagonal-hessian.js';
+export { SOAP, SOAP_OPTIONS } from './soap.js';
+export type { SOAPOptions } from './soap.js';
 
 registerOptimizer(sgdEntry);
 registerOptimizer(rmspropEntry);
@@ -106,3 +109,4 @@ registerOptimizer(shampooEntry);
 registerOptimizer(muonEntry);
 registerOptimizer(adaHessianEntry);
 registerOptimizer(sophiaEntry);
+registerOptimizer(soapEntry);

@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { Adam, HessianFree, KFAC, LBFGS, Muon, Newton, RMSProp, SGD, Shampoo } from '../optimizers/index.js';
+import { Adam, HessianFree, KFAC, LBFGS, Muon, Newton, RMSProp, SGD, Shampoo, SOAP } from '../optimizers/index.js';
 import { AdaHessian, Sophia } from '../optimizers/index.js';
 import { CurvatureOptimizer } from '../src/optim/index.js';
 import { installCompileHook } from '../src/layers/registration.js';
@@ -199,6 +199,17 @@ const CASES: Case[] = [
     name: 'Sophia (Hutchinson in fit, seeded probes per step, curvature EMA slot)',
     make: () => new Sophia({ learningRate: 0.01, rho: 1, updateInterval: 4 }),
     before: (opt) => expect((opt as Sophia).lastEstimator).toBe('hutchinson'),
+  },
+  {
+    name: 'SOAP (eigenbases refreshed before and after the reload, factored biases, merged dims)',
+    make: () =>
+      new SOAP({
+        learningRate: 0.01,
+        preconditionFrequency: 3,
+        precondition1d: true,
+        mergeDims: true,
+        shampooBeta: 0.9,
+      }),
   },
 ];
 

@@ -99,6 +99,7 @@ const CONFIGS: Config[] = [
   { label: 'K-FAC FAST_SETTINGS', optimizer: 'kfac', options: { ...KFAC.FAST_SETTINGS } },
   { label: 'Shampoo defaults', optimizer: 'shampoo', options: {} },
   { label: 'Muon defaults', optimizer: 'muon', options: {} },
+  { label: 'SOAP defaults', optimizer: 'soap', options: {} },
 ];
 
 function selectedConfigs(): Config[] {
