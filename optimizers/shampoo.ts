@@ -70,6 +70,26 @@
  *     subsamples the gradients the statistics see, to cut the per-step Gram products.
  *   There is no beta3 and no dampening; Adam grafting is always bias-corrected.
  *
+ * Code (one idea per file; Distributed Shampoo's PreconditionerList and matrix_functions split):
+ *   optimizers/shampoo.ts               options and the step, the same on every backend:
+ *                                       statistics on schedule -> roots on schedule -> direction
+ *                                       -> weight decay, momentum, descent
+ *   optimizers/shampoo/rules.ts         the per-step rules written once (schedule, EMA
+ *                                       coefficients, bias corrections, epsilon), as a StepPlan
+ *   optimizers/shampoo/preconditioner.ts  the interface (update statistics / statistics snapshot
+ *                                       / set root / direction) every backend implements
+ *   optimizers/shampoo/roots.ts         inverse-root factors from a statistics snapshot, a pure
+ *                                       function (eigensolver src/linalg eighUnsorted, the rules
+ *                                       src/linalg inverseRootFromEigen; or coupled Newton)
+ *   optimizers/shampoo/tfjs-backend.ts  the preconditioners as tfjs ops
+ *   optimizers/shampoo/host-backend.ts  the same on host copies: WebAssembly kernels for 2-D
+ *                                       parameters, a JavaScript loop for vectors
+ *   optimizers/shampoo/layout.ts        blocks from src/linalg blockPlan
+ *   src/optim/grafting.ts               grafting as a diagonal preconditioner (GraftingRule)
+ * The backend is chosen once per optimizer, at its first step (when the tfjs backend is known):
+ * 'host' on the wasm and cpu backends when the WebAssembly module loads, else 'tfjs'; the
+ * internal constructor argument `{ backend: 'tfjs' }` forces the tfjs ops (tests compare both).
+ *
  * Cost on the wasm and cpu backends: the per-step work of every 2-D (merged) parameter -- the
  * blocks' Gram products with the statistics EMA fused in (upper triangles only), the grafting
  * accumulator and first moment, W_L^T (W_L f_b W_R^T) W_R and per-block grafting -- runs in a float32
@@ -78,13 +98,12 @@
  * of ~50 tfjs kernels per parameter. Those slots stay on the host between steps and are written
  * to their state variables by getWeights / setWeights (so saving and restoring is unchanged).
  * Vector parameters' whole update runs in one JavaScript loop on the same host slots.
- * Inverse roots: float64 eigendecomposition (src/linalg eighRows), stored as the float32 factor
+ * Inverse roots: float64 eigendecomposition (src/linalg eighUnsorted), stored as the float32 factor
  * W = f(Lambda)^(1/2) V^T and applied as W^T (W f) on both paths: a float32 product P = W^T W
  * rounds the eps-dominated part of the root (up to eps^(-1/r)) into noise that swamps P f and
- * can make P indefinite, so that the step goes uphill (issue 13). The kernel path and the
- * tfjs-ops path (used on other backends and forced by `shampooTesting.deviceBlocking`) do the
- * same arithmetic up to float32 summation order; tested against each other and, at the
- * defaults, against a float64 numpy reference (scripts/reference/shampoo_reference.py).
+ * can make P indefinite, so that the step goes uphill (issue 13). The host backend and the
+ * tfjs backend do the same arithmetic up to float32 summation order; tested against each other
+ * and, at the defaults, against a float64 numpy reference (scripts/reference/shampoo_reference.py).
  *
  * State slots: 'L<b>_<i>' and 'W<b>_<i>' (block b's statistic and the factor of its current
  * inverse root along dimension i, P = W^T W; W is absent, i.e. the identity, until its first
@@ -102,34 +121,24 @@ import {
   type StepContext,
 } from '../src/optim/base.js';
 import { option, optionDocs, invalidOption, type OptionsInput } from '../src/optim/options.js';
-import { addL2WeightDecay, descend, ema, momentumDirection } from '../src/optim/transforms.js';
+import { addL2WeightDecay, descend, momentumDirection } from '../src/optim/transforms.js';
 import {
   GRAFTING_TYPES,
   defaultGraftingBeta2,
   defaultGraftingEpsilon,
-  graftBlockNorms,
-  graftingDirection,
-  graftingHasState,
-  updateGraftingState,
-  type GraftingConfig,
   type GraftingType,
 } from '../src/optim/grafting.js';
-import { eighRows, inverseRoot, mergeSmallDims, splitDim, type Mat64 } from '../src/linalg/index.js';
-import { eighWasmFast, wasm as linalgWasm } from '../src/linalg/kernels.js';
-import {
-  allocBuffer,
-  bufferView,
-  hostTensor,
-  hostValues,
-  releaseBuffer,
-  shampooKernels,
-  type BlockGrid2d,
-  type HostBuffer,
-  type RootPair,
-  type ShampooKernels,
-} from '../src/optim/shampoo-kernels.js';
+import { shampooKernels } from '../src/optim/shampoo-kernels.js';
+import { layoutOf, type Layout } from './shampoo/layout.js';
+import { ShampooRules, type StepPlan } from './shampoo/rules.js';
+import { computeRoots, type ShampooRootMethod } from './shampoo/roots.js';
+import type { ShampooBackend, ShampooInternals, ShampooPreconditioner } from './shampoo/preconditioner.js';
+import { TfjsDiagonal, TfjsKronecker } from './shampoo/tfjs-backend.js';
+import { HostDiagonal, HostKronecker } from './shampoo/host-backend.js';
+import { HostSlotStore } from './shampoo/host-slots.js';
 
-export type ShampooRootMethod = 'eigen' | 'coupled-newton';
+export type { ShampooRootMethod } from './shampoo/roots.js';
+export type { ShampooInternals } from './shampoo/preconditioner.js';
 
 export const SHAMPOO_OPTIONS = {
   ...BASE_OPTION_SPECS,
@@ -200,194 +209,22 @@ export const SHAMPOO_OPTIONS = {
 
 export type ShampooOptions = OptionsInput<typeof SHAMPOO_OPTIONS>;
 
-/** How a parameter is cut into blocks (Distributed Shampoo's merge and block). */
-interface Layout {
-  /** Shape after merging (order k). */
-  merged: number[];
-  /** Block sizes along each merged dimension (each <= maxPreconditionerDim). */
-  splits: number[][];
-  /** Every block's size, row-major over the block grid. */
-  blocks: number[][];
-  /** Start offset of every block along each merged dimension (parallel to `splits`). */
-  offsets: number[][];
-  diagonal: boolean;
-  empty: boolean;
-}
-
-function makeLayout(shape: readonly number[], maxDim: number, merge: boolean): Layout {
-  const size = shape.reduce((a, b) => a * b, 1);
-  const squeezed = shape.filter((d) => d !== 1);
-  const merged = size === 0 ? [0] : merge ? mergeSmallDims(shape, maxDim) : squeezed.length ? squeezed : [1];
-  const splits = merged.map((d) => splitDim(d, maxDim));
-  let blocks: number[][] = [[]];
-  for (const sizes of splits) blocks = blocks.flatMap((b) => sizes.map((s) => [...b, s]));
-  const offsets = splits.map((sizes) => sizes.map((_, i) => sizes.slice(0, i).reduce((a, b) => a + b, 0)));
-  return {
-    merged,
-    splits,
-    blocks,
-    offsets,
-    // Biases and other vectors (one dimension > 1) are diagonal; a small matrix merged into
-    // one dimension (e.g. [6, 5] -> [30]) keeps a full preconditioner, as in DS.
-    diagonal: squeezed.length <= 1,
-    empty: size === 0,
-  };
-}
-
-/**
- * The blocks of `x` (reshaped to the merged shape), row-major. Separate 2-D matMuls per block
- * are used rather than one batched matMul: on wasm the batched kernel is ~6x slower.
- */
-function splitBlocks(x: tf.Tensor, L: Layout): tf.Tensor[] {
-  let parts = [tf.reshape(x, L.merged)];
-  L.splits.forEach((sizes, axis) => {
-    if (sizes.length > 1) parts = parts.flatMap((p) => tf.split(p, sizes, axis));
-  });
-  return parts;
-}
-
-function joinBlocks(blocks: tf.Tensor[], L: Layout, shape: readonly number[]): tf.Tensor {
-  let parts = blocks;
-  for (let axis = L.splits.length - 1; axis >= 0; axis--) {
-    const n = L.splits[axis]!.length;
-    if (n === 1) continue;
-    const next: tf.Tensor[] = [];
-    for (let i = 0; i < parts.length; i += n) next.push(tf.concat(parts.slice(i, i + n), axis));
-    parts = next;
-  }
-  return tf.reshape(parts[0]!, shape as number[]);
-}
-
-/** Test hook: force the tfjs-ops path (tf.split blocks, tf.matMul products) on every backend. */
-export const shampooTesting = { deviceBlocking: false };
-
-/**
- * Whether a 2-D parameter's per-step work runs in the float32 WebAssembly kernels
- * (src/optim/shampoo-kernels.ts) on host copies: on the wasm and cpu backends tensors live in
- * JavaScript/WebAssembly memory, so reading a gradient is one copy, while the same work as
- * tfjs ops is ~50 kernels per parameter with tens of microseconds of overhead each (and wasm's
- * slice/split copy the whole source per piece). Other backends (webgl, tensorflow) keep the
- * data on the device and use tfjs ops.
- */
-function hostKernels(L: Layout): ShampooKernels | null {
-  if (shampooTesting.deviceBlocking || L.merged.length !== 2 || L.diagonal) return null;
-  return hostMemoryKernels();
-}
-
-/** The kernels when the backend keeps tensors in host memory (wasm, cpu), else null. */
-function hostMemoryKernels(): ShampooKernels | null {
-  const b = tf.getBackend();
-  return b === 'wasm' || b === 'cpu' ? shampooKernels() : null;
-}
-
-/**
- * Vector parameters (biases) on the wasm and cpu backends: their whole update (diagonal
- * statistic, grafting accumulator, first moment, direction, grafting) in a JavaScript loop on
- * the host slots; as tfjs ops it is ~30 kernels on a few hundred numbers, all call overhead.
- */
-function hostDiagonal(): boolean {
-  return !shampooTesting.deviceBlocking && hostMemoryKernels() !== null;
-}
-
-function grid2d(L: Layout): BlockGrid2d {
-  return {
-    m: L.merged[0]!,
-    n: L.merged[1]!,
-    rows: L.splits[0]!,
-    rowOffsets: L.offsets[0]!,
-    cols: L.splits[1]!,
-    colOffsets: L.offsets[1]!,
-  };
-}
-
-/** The Gram matrices G_(i) G_(i)^T of one block along each of its dimensions. */
-function modeGrams(x: tf.Tensor): tf.Tensor[] {
-  const k = x.rank;
-  if (k === 2) {
-    // Explicit transpose: a transposed matMul is 10x slower on wasm.
-    const xt = tf.transpose(x);
-    return [tf.matMul(x as tf.Tensor2D, xt as tf.Tensor2D), tf.matMul(xt as tf.Tensor2D, x as tf.Tensor2D)];
-  }
-  const out: tf.Tensor[] = [];
-  for (let i = 0; i < k; i++) {
-    const perm = [i, ...x.shape.map((_, j) => j).filter((j) => j !== i)];
-    const xi = tf.reshape(i === 0 ? x : tf.transpose(x, perm), [x.shape[i]!, -1]) as tf.Tensor2D;
-    out.push(tf.matMul(xi, tf.transpose(xi)));
-  }
-  return out;
-}
-
-/**
- * Apply P_i = W_i^T W_i along every dimension i of one block in factored form (absent W_i =
- * identity): first W_i along every dimension, then W_i^T along every dimension. With
- * X = (W_1 x ... x W_k) F, the direction is D = (W_1^T x ... x W_k^T) X, so
- * <D, F> = ||X||^2 >= 0 for whatever float32 factors are stored: a descent direction by
- * construction (a rounded product P = W^T W is not even positive semidefinite when the root is
- * ill-conditioned).
- */
-function applyRoots(x: tf.Tensor, roots: (tf.Tensor | undefined)[]): tf.Tensor {
-  const k = x.rank;
-  const shape = x.shape;
-  if (k === 2) {
-    // Explicit transposes: a transposed matMul is 10x slower on wasm.
-    const [wl, wr] = roots as [tf.Tensor2D | undefined, tf.Tensor2D | undefined];
-    let y = x as tf.Tensor2D;
-    if (wl) y = tf.matMul(wl, y);
-    if (wr) y = tf.matMul(y, tf.transpose(wr));
-    if (wl) y = tf.matMul(tf.transpose(wl), y);
-    if (wr) y = tf.matMul(y, wr);
-    return y;
-  }
-  // Contract dimension i, then rotate it to the back; after k rotations the order is restored.
-  const along = (z: tf.Tensor, transposed: boolean): tf.Tensor => {
-    let y = z;
-    for (let i = 0; i < k; i++) {
-      let yi = tf.reshape(y, [shape[i]!, -1]) as tf.Tensor2D;
-      const w = roots[i] as tf.Tensor2D | undefined;
-      if (w) yi = tf.matMul(transposed ? tf.transpose(w) : w, yi);
-      y = tf.transpose(yi);
-    }
-    return tf.reshape(y, shape);
-  };
-  return along(along(x, false), true);
-}
-
-/** Rescale each block to the norm of the grafted direction's block (DS per-block grafting). */
-function graftEach(blocks: tf.Tensor[], graft: tf.Tensor[]): tf.Tensor[] {
-  return blocks.map((y, b) =>
-    tf.reshape(graftBlockNorms(tf.reshape(y, [1, -1]), tf.reshape(graft[b]!, [1, -1])), y.shape),
-  );
-}
-
-type HostSlots = Map<SlotState, Map<string, { buf: HostBuffer }>>;
-
-function releaseHostSlots(slots: HostSlots): void {
-  for (const m of slots.values()) for (const rec of m.values()) releaseBuffer(rec.buf);
-  slots.clear();
-}
-
-/** Releases the kernel buffers of an optimizer that was never disposed. */
-const hostSlotRegistry = new FinalizationRegistry<HostSlots>(releaseHostSlots);
-
 export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
   static get className(): string {
     return 'CurvatureShampoo';
   }
 
-  private readonly layouts = new Map<string, Layout>();
-  private readonly graftingConfig: GraftingConfig;
-  /**
-   * Slots the WebAssembly kernels use in place, in persistent buffers of the module's memory:
-   * statistics, grafting accumulator and first moment (updated every step) and the roots
-   * (copies of the P slots). Writing the per-step ones back to tfjs every step costs more than
-   * updating them, so a `dirty` slot is written to its state variable only by getWeights /
-   * setWeights and whenever the tfjs-ops path needs it (flushHostSlots). Slots are created at
-   * their first update, so the slot order in getWeights is unchanged. Buffers are released by
-   * setWeights, dispose, or when the optimizer is garbage-collected.
-   */
-  private readonly hostSlots = new Map<SlotState, Map<string, { buf: HostBuffer; shape: number[]; dirty: boolean }>>();
+  private readonly rules: ShampooRules;
+  private readonly internals: ShampooInternals;
+  /** Resolved at the first step, once the tfjs backend is known (resolveBackend). */
+  private backend: ShampooBackend | undefined;
+  /** One preconditioner per parameter shape (their state lives in the slots). */
+  private readonly preconditioners = new Map<string, { L: Layout; pc: ShampooPreconditioner | null }>();
+  /** Host copies of the slots the host backend updates in place. */
+  private readonly hostSlots: HostSlotStore;
 
-  constructor(options: ShampooOptions = {}) {
+  /** `internals`: internal and test hooks (ShampooInternals), not part of the saved config. */
+  constructor(options: ShampooOptions = {}, internals: ShampooInternals = {}) {
     super('Shampoo', SHAMPOO_OPTIONS, options);
     const o = this.options;
     if (o.nesterov && o.momentum <= 0) {
@@ -396,14 +233,18 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     if (o.startPreconditioningStep === 0) {
       throw invalidOption('startPreconditioningStep', 0, 'must be >= 1, or -1 for preconditionFrequency');
     }
-    this.graftingConfig = {
+    if (internals.backend !== undefined && internals.backend !== 'auto' && internals.backend !== 'tfjs') {
+      throw new Error(`Shampoo: internals.backend must be 'auto' or 'tfjs', got '${String(internals.backend)}'`);
+    }
+    this.internals = internals;
+    this.rules = new ShampooRules(o, {
       type: o.grafting,
       beta2: o.graftingBeta2 ?? defaultGraftingBeta2(o.grafting),
       epsilon: o.graftingEpsilon ?? defaultGraftingEpsilon(o.grafting),
-    };
+    });
     this.numericState.failedInverseRoots = 0;
     this.numericState.inverseRoots = 0;
-    hostSlotRegistry.register(this, this.hostSlots);
+    this.hostSlots = new HostSlotStore(this);
   }
 
   /** Inverse roots that failed or were non-finite (the previous root was kept). Saved with the state. */
@@ -416,108 +257,56 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     return this.numericState.inverseRoots ?? 0;
   }
 
+  /** The step at which Shampoo directions start (before it: grafted first-order steps). */
+  get startStep(): number {
+    return this.rules.startStep;
+  }
+
   override async getWeights(): Promise<NamedTensorLike[]> {
-    this.flushHostSlots();
+    this.hostSlots.flush();
     return super.getWeights();
   }
 
   override async setWeights(weights: NamedTensorLike[]): Promise<void> {
-    this.flushHostSlots();
+    this.hostSlots.flush();
     await super.setWeights(weights);
-    releaseHostSlots(this.hostSlots); // the state was replaced
+    this.hostSlots.reset(); // the state was replaced
   }
 
   override dispose(): void {
-    releaseHostSlots(this.hostSlots);
+    this.hostSlots.reset();
     super.dispose();
   }
 
-  /** Write the dirty host slots of one state entry, or of all, to their variables; `drop`: release them. */
-  private flushHostSlots(only?: SlotState, drop = false): void {
-    for (const [state, slots] of this.hostSlots) {
-      if (only !== undefined && state !== only) continue;
-      tf.tidy(() => {
-        for (const [slot, rec] of slots) {
-          if (rec.dirty) state.set(slot, hostTensor(bufferView(rec.buf).slice(), rec.shape));
-          rec.dirty = false;
-          if (drop) releaseBuffer(rec.buf);
-        }
-      });
-      if (drop) this.hostSlots.delete(state);
-    }
-  }
-
-  /** A slot's persistent buffer (updated in place by the kernels), or undefined before its first value. */
-  private hostSlot(state: SlotState, slot: string): HostBuffer | undefined {
-    let slots = this.hostSlots.get(state);
-    const rec = slots?.get(slot);
-    if (rec !== undefined) return rec.buf;
-    const t = state.get(slot);
-    if (t === undefined) return undefined;
-    const buf = allocBuffer(t.size);
-    bufferView(buf).set(hostValues(t));
-    if (slots === undefined) this.hostSlots.set(state, (slots = new Map()));
-    slots.set(slot, { buf, shape: t.shape, dirty: false });
-    return buf;
-  }
-
   /**
-   * `buf` (from hostSlot, updated in place, or new) holds the slot's new value. A new slot is
-   * created at once; `sync`: the variable is written now (else it is marked dirty).
+   * 'host' (the WebAssembly kernels and JavaScript loops on host copies) when the tfjs backend
+   * keeps tensors in host memory (wasm, cpu: reading a gradient is one copy) and the module
+   * loads; 'tfjs' (ops on the device) otherwise, or when forced by `internals.backend`.
    */
-  private commitHostSlot(state: SlotState, slot: string, buf: HostBuffer, shape: number[], sync = false): void {
-    let slots = this.hostSlots.get(state);
-    if (slots === undefined) this.hostSlots.set(state, (slots = new Map()));
-    const prev = slots.get(slot);
-    if (prev !== undefined && prev.buf !== buf) releaseBuffer(prev.buf);
-    const write = sync || !state.has(slot);
-    if (write) state.set(slot, hostTensor(bufferView(buf).slice(), shape));
-    slots.set(slot, { buf, shape, dirty: !write });
+  private resolveBackend(): ShampooBackend {
+    if (this.internals.backend === 'tfjs') return 'tfjs';
+    const b = tf.getBackend();
+    return (b === 'wasm' || b === 'cpu') && shampooKernels() !== null ? 'host' : 'tfjs';
   }
 
-  /** The step at which Shampoo directions start (before it: grafted first-order steps). */
-  get startStep(): number {
-    const s = this.options.startPreconditioningStep;
-    return s === -1 ? this.options.preconditionFrequency : s;
-  }
-
-  private layoutFor(shape: readonly number[]): Layout {
+  /** The layout and preconditioner of a parameter shape, made at its first step. */
+  private preconditionerFor(shape: readonly number[]): { L: Layout; pc: ShampooPreconditioner | null } {
     const key = shape.join('x');
-    let L = this.layouts.get(key);
-    if (L === undefined) {
-      L = makeLayout(shape, this.options.maxPreconditionerDim, this.options.mergeDims);
-      this.layouts.set(key, L);
+    let entry = this.preconditioners.get(key);
+    if (entry === undefined) {
+      const L = layoutOf(shape, this.options.maxPreconditionerDim, this.options.mergeDims);
+      this.backend ??= this.resolveBackend();
+      const K = this.backend === 'host' ? shampooKernels() : null;
+      let pc: ShampooPreconditioner | null = null;
+      if (L.empty) pc = null;
+      else if (L.diagonal)
+        pc = K !== null ? new HostDiagonal(this.rules, this.hostSlots) : new TfjsDiagonal(this.rules);
+      // The kernels take 2-D blocks; higher-order (merged) parameters use tfjs ops on every backend.
+      else if (K !== null && L.merged.length === 2) pc = new HostKronecker(L, K, this.hostSlots);
+      else pc = new TfjsKronecker(L);
+      this.preconditioners.set(key, (entry = { L, pc }));
     }
-    return L;
-  }
-
-  private rootExponentFor(order: number): number {
-    return this.options.rootExponent > 0 ? this.options.rootExponent : 2 * order;
-  }
-
-  /** beta2 S + (1 - beta2) x, or S + x for beta2 = 1; `scaled`: x already carries (1 - beta2). */
-  private accumulate(prev: tf.Tensor | undefined, x: tf.Tensor, scaled = false): tf.Tensor {
-    const b2 = this.options.beta2;
-    if (b2 === 1) return prev === undefined ? x : tf.add(prev, x);
-    const xs = scaled ? x : tf.mul(x, 1 - b2);
-    return prev === undefined ? xs : tf.add(tf.mul(prev, b2), xs);
-  }
-
-  /** Statistics updates made up to and including step t (steps 1, 1 + k, 1 + 2k, ...). */
-  private statisticsUpdates(t: number): number {
-    return Math.floor((t - 1) / this.options.statisticsComputeSteps) + 1;
-  }
-
-  /** Bias correction of the matrix statistics at step t (their EMA has statisticsUpdates(t) terms). */
-  private statScale(t: number): number {
-    const b2 = this.options.beta2;
-    return this.options.biasCorrection && b2 < 1 ? 1 / (1 - b2 ** this.statisticsUpdates(t)) : 1;
-  }
-
-  /** Bias correction of the diagonal (vector) statistics, updated every step. */
-  private diagScale(t: number): number {
-    const b2 = this.options.beta2;
-    return this.options.biasCorrection && b2 < 1 ? 1 / (1 - b2 ** t) : 1;
+    return entry;
   }
 
   protected override updateVariable(
@@ -527,68 +316,13 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     ctx: StepContext,
   ): tf.Tensor {
     const o = this.options;
-    const L = this.layoutFor(param.shape);
-    if (L.empty) return tf.clone(param);
-    const t = state.step + 1;
-    const start = this.startStep;
+    const { L, pc } = this.preconditionerFor(param.shape);
+    if (pc === null) return tf.clone(param);
+    const plan = this.rules.plan(state.step + 1);
     const g = o.decoupledWeightDecay ? grad : addL2WeightDecay(grad, param, o.weightDecay);
-    const K = hostKernels(L);
-    if (K !== null)
-      return descend(
-        param,
-        this.finishDirection(this.hostDirection(param, g, state, L, t, K), param, state),
-        ctx.learningRate,
-      );
-    if (L.diagonal && hostDiagonal()) {
-      return descend(
-        param,
-        this.finishDirection(this.hostDiagonalDirection(param, g, state, t), param, state),
-        ctx.learningRate,
-      );
-    }
-    // The tfjs-ops path reads the state variables: write back (and drop) any host slots.
-    if (this.hostSlots.has(state)) this.flushHostSlots(state, true);
-
-    // Statistics (every step) and, on schedule, their inverse roots.
-    if (L.diagonal) {
-      state.set('diag', this.accumulate(state.get('diag'), tf.square(g)));
-    } else {
-      if ((t - 1) % o.statisticsComputeSteps === 0) this.updateStatistics(state, L, g, null);
-      if (t === start || (t > start && t % o.preconditionFrequency === 0)) this.refreshRoots(state, L, t);
-    }
-    const gc = this.graftingConfig;
-    if (graftingHasState(gc.type)) state.set('graft', updateGraftingState(state.get('graft'), g, gc));
-
-    // First moment: the filtered gradient that both Shampoo and the grafted method precondition.
-    let f = g;
-    if (o.beta1 > 0) {
-      const m = ema(state.get('expAvg') ?? tf.zerosLike(g), g, o.beta1);
-      state.set('expAvg', m);
-      f = o.biasCorrection ? tf.div(m, 1 - o.beta1 ** t) : m;
-    }
-    const graft = (): tf.Tensor => graftingDirection(state.get('graft'), f, t, gc);
-
-    let d: tf.Tensor;
-    if (t < start) {
-      d = graft();
-    } else if (L.diagonal) {
-      const v = tf.mul(state.get('diag')!, this.diagScale(t));
-      const eps = o.epsilonMode === 'relative' ? tf.mul(tf.max(v), o.epsilon) : tf.scalar(o.epsilon);
-      // The 1e-30 floor keeps a zero statistic (zero gradient) from giving 0 * Inf.
-      d = tf.mul(f, tf.pow(tf.add(tf.add(v, eps), 1e-30), -1 / this.rootExponentFor(1)));
-      if (gc.type !== 'none')
-        d = tf.reshape(graftBlockNorms(tf.reshape(d, [1, -1]), tf.reshape(graft(), [1, -1])), param.shape);
-    } else {
-      let ys = splitBlocks(f, L).map((block, b) =>
-        applyRoots(
-          block,
-          L.merged.map((_, i) => state.get(`W${b}_${i}`)),
-        ),
-      );
-      if (gc.type !== 'none') ys = graftEach(ys, splitBlocks(graft(), L));
-      d = joinBlocks(ys, L, param.shape);
-    }
-
+    if (pc.diagonal || plan.updateStatistics) pc.updateStatistics(state, g, plan);
+    if (plan.refreshRoots && !pc.diagonal) this.refreshRoots(pc, state, L, plan);
+    const d = pc.direction(state, g, plan, param.shape);
     return descend(param, this.finishDirection(d, param, state), ctx.learningRate);
   }
 
@@ -610,285 +344,24 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
   }
 
   /**
-   * The direction of a 2-D parameter on the wasm / cpu backends, all in the WebAssembly
-   * kernels on one host copy of the gradient: statistics, roots on schedule, the grafting
-   * accumulator and first moment (host-resident slots), and P_L f_b P_R with per-block
-   * grafting. The same steps, in the same order and float32 arithmetic, as the tfjs-ops path.
+   * Every block's inverse-root factors from a snapshot of the statistics (computeRoots, a pure
+   * function that could run elsewhere), installed at once; a failed root keeps the previous
+   * factor (or the identity) and is counted; an all-zero statistic keeps it and is not counted.
    */
-  private hostDirection(
-    param: tf.Tensor,
-    g: tf.Tensor,
-    state: SlotState,
-    L: Layout,
-    t: number,
-    K: ShampooKernels,
-  ): tf.Tensor {
-    const o = this.options;
-    const gc = this.graftingConfig;
-    const start = this.startStep;
-    const gv = g.dataSync() as Float32Array;
-    if ((t - 1) % o.statisticsComputeSteps === 0) this.updateStatistics(state, L, gv, K);
-    if (t === start || (t > start && t % o.preconditionFrequency === 0)) this.refreshRoots(state, L, t);
-    const ema = gc.type === 'rmsprop' || gc.type === 'adam';
-    const roots =
-      t < start
-        ? undefined
-        : L.blocks.map((_, b) => [this.hostSlot(state, `W${b}_0`), this.hostSlot(state, `W${b}_1`)] as RootPair);
-    const r = K.direction(
-      gv,
-      graftingHasState(gc.type)
-        ? {
-            buf: this.hostSlot(state, 'graft'),
-            ka: ema ? gc.beta2 : 1,
-            kg: ema ? 1 - gc.beta2 : 1,
-            adiv: gc.type === 'adam' ? 1 - gc.beta2 ** t : 1,
-            eps: gc.epsilon,
-          }
-        : undefined,
-      o.beta1 > 0
-        ? {
-            buf: this.hostSlot(state, 'expAvg'),
-            b1: o.beta1,
-            c1: 1 - o.beta1,
-            fdiv: o.biasCorrection ? 1 - o.beta1 ** t : 1,
-          }
-        : undefined,
-      grid2d(L),
-      roots, // before the start step: the grafted first-order direction
-      gc.type !== 'none',
-      // The wasm backend copies a new tensor's values at once; the cpu backend keeps the array.
-      tf.getBackend() !== 'wasm',
-    );
-    const shape = param.shape as number[];
-    if (r.a !== undefined) this.commitHostSlot(state, 'graft', r.a, shape);
-    if (r.m !== undefined) this.commitHostSlot(state, 'expAvg', r.m, shape);
-    return tf.tensor(r.d, shape);
-  }
-
-  /**
-   * The direction of a vector parameter on the host: the same formulas as the tfjs-ops path
-   * (diag statistic, src/optim/grafting.ts, the beta1 EMA), evaluated in float64 on the float32
-   * slots (results agree to float32 rounding; tested against the tfjs path).
-   */
-  private hostDiagonalDirection(param: tf.Tensor, g: tf.Tensor, state: SlotState, t: number): tf.Tensor {
-    const o = this.options;
-    const gc = this.graftingConfig;
-    const gv = g.dataSync() as Float32Array;
-    const n = gv.length;
-    const shape = param.shape as number[];
-    const b2 = o.beta2;
-    const hasAcc = graftingHasState(gc.type);
-    const slot = (name: string, use: boolean): HostBuffer | undefined =>
-      use ? (this.hostSlot(state, name) ?? allocBuffer(n)) : undefined;
-    // All buffers before any view (an allocation may grow the memory and detach views).
-    const vb = slot('diag', true)!;
-    const ab = slot('graft', hasAcc);
-    const mb = slot('expAvg', o.beta1 > 0);
-    const v = bufferView(vb);
-    const a = ab === undefined ? undefined : bufferView(ab);
-    const m = mb === undefined ? undefined : bufferView(mb);
-    const ema = gc.type === 'rmsprop' || gc.type === 'adam';
-    const adiv = gc.type === 'adam' ? 1 - gc.beta2 ** t : 1;
-    const fdiv = o.beta1 > 0 && o.biasCorrection ? 1 - o.beta1 ** t : 1;
-    const f = new Float64Array(n);
-    const gr = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      const gi = gv[i]!;
-      const sq = gi * gi;
-      v[i] = b2 === 1 ? v[i]! + sq : b2 * v[i]! + (1 - b2) * sq; // zeros before the first update
-      let fi = gi;
-      if (m !== undefined) {
-        m[i] = o.beta1 * m[i]! + (1 - o.beta1) * gi;
-        fi = m[i]! / fdiv;
-      }
-      f[i] = fi;
-      if (a !== undefined) {
-        a[i] = ema ? gc.beta2 * a[i]! + (1 - gc.beta2) * sq : a[i]! + sq;
-        gr[i] = fi / (Math.sqrt(a[i]! / adiv) + gc.epsilon);
-      } else {
-        gr[i] = fi;
-      }
-    }
-    this.commitHostSlot(state, 'diag', vb, shape);
-    if (ab !== undefined) this.commitHostSlot(state, 'graft', ab, shape);
-    if (mb !== undefined) this.commitHostSlot(state, 'expAvg', mb, shape);
-    const d = new Float32Array(n);
-    if (t < this.startStep) {
-      d.set(gr);
-      return tf.tensor(d, shape);
-    }
-    const scale = this.diagScale(t);
-    let vmax = -Infinity;
-    for (let i = 0; i < n; i++) vmax = Math.max(vmax, Math.fround(v[i]! * scale));
-    const eps = o.epsilonMode === 'relative' ? vmax * o.epsilon : o.epsilon;
-    const power = -1 / this.rootExponentFor(1);
-    let dn = 0;
-    let gn = 0;
-    const dd = new Float64Array(n);
-    for (let i = 0; i < n; i++) {
-      // The 1e-30 floor keeps a zero statistic (zero gradient) from giving 0 * Inf.
-      dd[i] = f[i]! * (Math.fround(v[i]! * scale) + eps + 1e-30) ** power;
-      dn += dd[i]! * dd[i]!;
-      gn += gr[i]! * gr[i]!;
-    }
-    const s = gc.type === 'none' ? 1 : Math.sqrt(gn) / (Math.sqrt(dn) + 1e-16);
-    for (let i = 0; i < n; i++) d[i] = dd[i]! * s;
-    return tf.tensor(d, shape);
-  }
-
-  /** S_i <- beta2 S_i + (1 - beta2) G_(i) G_(i)^T (or the sum) for every block and dimension. */
-  private updateStatistics(state: SlotState, L: Layout, g: tf.Tensor | Float32Array, K: ShampooKernels | null): void {
-    const b2 = this.options.beta2;
-    if (K !== null && g instanceof Float32Array) {
-      // Gram products with the EMA fused in (beta S + alpha G G^T), one WebAssembly call.
-      const prev = L.blocks.map((_, b) => {
-        const sl = this.hostSlot(state, `L${b}_0`);
-        const sr = this.hostSlot(state, `L${b}_1`);
-        return sl === undefined || sr === undefined ? undefined : ([sl, sr] as [HostBuffer, HostBuffer]);
-      });
-      const stats = K.statistics(g, grid2d(L), prev, b2 === 1 ? 1 : 1 - b2, b2 === 1 ? 1 : b2);
-      stats.forEach(([sl, sr], b) => {
-        const [h, w] = L.blocks[b]!;
-        this.commitHostSlot(state, `L${b}_0`, sl, [h!, h!]);
-        this.commitHostSlot(state, `L${b}_1`, sr, [w!, w!]);
-      });
-      return;
-    }
-    splitBlocks(g as tf.Tensor, L).forEach((block, b) =>
-      modeGrams(block).forEach((s, i) => state.set(`L${b}_${i}`, this.accumulate(state.get(`L${b}_${i}`), s))),
-    );
-  }
-
-  /** Recompute every block's inverse-root factors in float64; failures keep the previous one. */
-  private refreshRoots(state: SlotState, L: Layout, t: number): void {
-    const o = this.options;
-    const r = this.rootExponentFor(L.merged.length);
-    const scale = this.statScale(t);
-    const fast = hostMemoryKernels() !== null;
-    L.blocks.forEach((sizes, b) => {
-      sizes.forEach((n, i) => {
-        const stat = this.hostSlots.has(state)
-          ? bufferView(this.hostSlot(state, `L${b}_${i}`)!)
-          : hostValues(state.get(`L${b}_${i}`)!);
-        let root: Float32Array | null = null;
-        let zero = true;
-        try {
-          const a = new Float64Array(n * n);
-          for (let p = 0; p < n; p++) {
-            // float32 Gram products are symmetric only up to rounding.
-            for (let q = 0; q < n; q++) a[p * n + q] = 0.5 * scale * (stat[p * n + q]! + stat[q * n + p]!);
-          }
-          for (let k = 0; k < a.length && zero; k++) zero = a[k] === 0;
-          if (!zero) {
-            root =
-              o.inverseRootMethod === 'eigen'
-                ? eigenRootFactor(a, n, r, o.epsilon, o.epsilonMode, fast)
-                : newtonRootFactor(a, n, r, o.epsilon, o.epsilonMode);
-            if (!allFinite(root)) root = null;
-          }
-        } catch {
-          root = null;
-          zero = false;
-        }
-        // An all-zero statistic (no gradient seen along this block yet) has no root: the
-        // previous factor (or the identity) stays, and it is not counted as a failure.
-        if (zero) return;
-        this.numericState.inverseRoots = this.inverseRootCount + 1;
-        if (root !== null) {
-          const slot = `W${b}_${i}`;
-          if (this.hostSlots.has(state)) {
-            // Kernel path: the factor's persistent buffer, and the variable written now.
-            const buf = this.hostSlots.get(state)!.get(slot)?.buf ?? allocBuffer(n * n);
-            bufferView(buf).set(root);
-            this.commitHostSlot(state, slot, buf, [n, n], true);
-          } else {
-            state.set(slot, hostTensor(root, [n, n]));
-          }
-        } else this.numericState.failedInverseRoots = this.failedInverseRoots + 1;
-        // On failure the previous W (or, before the first success, the identity) stays.
-      });
+  private refreshRoots(pc: ShampooPreconditioner, state: SlotState, L: Layout, plan: StepPlan): void {
+    const results = computeRoots(pc.statistics(state), {
+      method: this.options.inverseRootMethod,
+      exponent: this.rules.rootExponent(L.merged.length),
+      scale: plan.statScale,
+      ...this.rules.epsilon,
     });
+    for (const r of results) {
+      if (r.kind === 'zero') continue;
+      this.numericState.inverseRoots = this.inverseRootCount + 1;
+      if (r.kind === 'ok') pc.setRoot(state, r.block, r.dim, r.factor, r.n);
+      else this.numericState.failedInverseRoots = this.failedInverseRoots + 1;
+    }
   }
-}
-
-/**
- * The factor W = f(Lambda)^(1/2) V^T (float32, n x n, row k = sqrt(f_k) v_k^T) of the inverse
- * root (A + eps I)^{-1/r} = W^T W, f(lambda) = (lambda + eps)^(-1/r), for a symmetric PSD A
- * (float64, n x n) from its float64 eigendecomposition. Shampoo stores and applies W, never the
- * product (see applyRoots). Rules as src/linalg inverseRoot 'eigh': eigenvalues in
- * [-1e-6 max|lambda|, 0) are round-off and clamped to 0, a more negative one or a non-positive
- * lambda + eps throws (the caller counts a failed root). eps = epsilon ('absolute') or
- * epsilon * lambda_max ('relative').
- */
-function eigenRootFactor(
-  a: Float64Array,
-  n: number,
-  r: number,
-  epsilon: number,
-  mode: 'absolute' | 'relative',
-  fast: boolean,
-): Float32Array {
-  // The float64 WebAssembly eigendecomposition directly (eigenvalues unsorted, eigenvectors as
-  // rows), skipping eighRows's input validation, power-of-two scaling and sorting: the input is
-  // symmetric by construction, checked finite here, and float32-derived, so |a_ij| is far inside
-  // eighRows's scaling range [2^-400, 2^400] (or 0); the order of W's rows does not matter.
-  const lw = fast ? linalgWasm() : null;
-  let values: Float64Array;
-  let vt: Float64Array;
-  if (lw !== null) {
-    for (let k = 0; k < a.length; k++) if (!Number.isFinite(a[k]!)) throw new Error('Shampoo: non-finite statistic');
-    ({ d: values, vt } = eighWasmFast(lw, a, n)); // throws if QL does not converge
-  } else {
-    ({
-      values,
-      vt: { data: vt },
-    } = eighRows({ rows: n, cols: n, data: a }));
-  }
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (let k = 0; k < n; k++) {
-    if (!Number.isFinite(values[k]!)) throw new Error('Shampoo: non-finite eigenvalue');
-    lo = Math.min(lo, values[k]!);
-    hi = Math.max(hi, values[k]!);
-  }
-  const top = Math.max(Math.abs(lo), Math.abs(hi));
-  if (lo < -1e-6 * top) throw new Error('Shampoo: statistic is not positive semidefinite');
-  const eps = mode === 'relative' ? epsilon * Math.max(0, hi) : epsilon;
-  const w = new Float32Array(n * n);
-  for (let k = 0; k < n; k++) {
-    const l = Math.max(values[k]!, 0) + eps;
-    if (!(l > 0)) throw new Error('Shampoo: singular statistic; pass epsilon > 0');
-    const s = l ** (-1 / (2 * r));
-    if (!Number.isFinite(s)) throw new Error('Shampoo: non-finite inverse root');
-    for (let j = 0; j < n; j++) w[k * n + j] = s * vt[k * n + j]!;
-  }
-  return w;
-}
-
-/** True when every entry is finite (a plain loop: `every(Number.isFinite)` is ~10x slower). */
-function allFinite(x: Float32Array): boolean {
-  for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i]!)) return false;
-  return true;
-}
-
-/**
- * The symmetric factor W = (A + eps I)^{-1/(2r)} (so W^T W = (A + eps I)^{-1/r}) by float64
- * coupled Newton (src/linalg inverseRoot 'newton'), in float32.
- */
-function newtonRootFactor(
-  a: Float64Array,
-  n: number,
-  r: number,
-  epsilon: number,
-  mode: 'absolute' | 'relative',
-): Float32Array {
-  const res = inverseRoot({ rows: n, cols: n, data: a } as Mat64, 2 * r, {
-    method: 'newton',
-    epsilon,
-    epsilonMode: mode,
-  });
-  if (!Number.isFinite(res.error)) throw new Error('Shampoo: non-finite inverse root');
-  return Float32Array.from(res.root.data);
 }
 
 tf.serialization.registerClass(Shampoo);

@@ -11,7 +11,11 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { Shampoo, shampooTesting, type ShampooOptions } from '../optimizers/shampoo.js';
+import { Shampoo, type ShampooInternals, type ShampooOptions } from '../optimizers/shampoo.js';
+
+/** Force the tfjs-ops backend (the constructor's internal hook) for the optimizers made next. */
+let forceTfjs = false;
+const internals = (): ShampooInternals => ({ backend: forceTfjs ? 'tfjs' : 'auto' });
 
 interface FixtureCase {
   name: string;
@@ -93,7 +97,7 @@ let counter = 0;
 /** The optimizer's update at every step for the fixture's gradients (parameter starts at 0). */
 function run(c: FixtureCase, options: ShampooOptions, steps: number): Float64Array[] {
   const v = tf.variable(tf.zeros(c.shape), true, `shampoo_fixture_${counter++}`);
-  const opt = new Shampoo(options);
+  const opt = new Shampoo(options, internals());
   const out: Float64Array[] = [];
   let before = Float64Array.from(v.dataSync());
   for (let t = 1; t <= steps; t++) {
@@ -111,7 +115,7 @@ function run(c: FixtureCase, options: ShampooOptions, steps: number): Float64Arr
 }
 
 afterEach(() => {
-  shampooTesting.deviceBlocking = false;
+  forceTfjs = false;
 });
 
 describe.each(['cpu', 'wasm'])('Shampoo vs the float64 numpy reference on %s', (backend) => {
@@ -124,7 +128,7 @@ describe.each(['cpu', 'wasm'])('Shampoo vs the float64 numpy reference on %s', (
       ['kernel path', false],
       ['tfjs-ops path', true],
     ])('every case, every step within 1e-3 relative (%s)', (path, device) => {
-      shampooTesting.deviceBlocking = device;
+      forceTfjs = device;
       const worst: string[] = [];
       for (const c of fx.cases) {
         const got = run(c, fx.options, fx.steps);
@@ -154,7 +158,7 @@ describe.each(['cpu', 'wasm'])('Shampoo vs the float64 numpy reference on %s', (
       const n0 = Math.hypot(...g0);
       const g = Float32Array.from(g0, (x) => (x * norm) / n0);
       const v = tf.variable(tf.zeros([20, 10]), true, `shampoo_issue13_${counter++}`);
-      const opt = new Shampoo({ ...options, ...extra });
+      const opt = new Shampoo({ ...options, ...extra }, internals());
       const gt = tf.tensor(g, [20, 10]);
       opt.applyGradients({ [v.name]: gt });
       const d = Float64Array.from(v.dataSync());
@@ -167,7 +171,7 @@ describe.each(['cpu', 'wasm'])('Shampoo vs the float64 numpy reference on %s', (
       '||g|| = %s: the update is -lr g / sqrt(||g||^2 (1 + 1e-5)) to 1e-4, and downhill',
       (norm) => {
         for (const device of [false, true]) {
-          shampooTesting.deviceBlocking = device;
+          forceTfjs = device;
           const { g, d } = step(norm);
           // Closed form of the documented update with the default epsilon 1e-5 * lambda_max, lambda_max = ||g||^2.
           const g2 = g.reduce((s, x) => s + x * x, 0);
@@ -180,7 +184,7 @@ describe.each(['cpu', 'wasm'])('Shampoo vs the float64 numpy reference on %s', (
 
     it('with the old epsilon (1e-12 absolute) the step is still downhill: the root is applied in factored form', () => {
       for (const device of [false, true]) {
-        shampooTesting.deviceBlocking = device;
+        forceTfjs = device;
         for (const norm of [0.15, 15, 149]) {
           const { g, d } = step(norm, { epsilon: 1e-12, epsilonMode: 'absolute' });
           expect(d.reduce((s, x, i) => s + x * g[i]!, 0)).toBeLessThan(0);
@@ -195,10 +199,10 @@ describe.each(['cpu', 'wasm'])('Shampoo vs the float64 numpy reference on %s', (
       // ~u sqrt(n) cond(W_L) cond(W_R), which the relative epsilon keeps far below 1 (with 1e-12
       // absolute, the old default, cond(W) reaches 1e4 here and the step can go uphill).
       for (const device of [false, true]) {
-        shampooTesting.deviceBlocking = device;
+        forceTfjs = device;
         for (const scale of [0.01, 1, 100, 1e4]) {
           const v = tf.variable(tf.zeros([30, 20]), true, `shampoo_issue13_2d_${counter++}`);
-          const opt = new Shampoo({ ...options, rootExponent: 2 });
+          const opt = new Shampoo({ ...options, rootExponent: 2 }, internals());
           for (let t = 1; t <= 12; t++) {
             const g = tf.tidy(() =>
               tf.mul(

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { Shampoo, shampooTesting, type ShampooOptions } from '../optimizers/shampoo.js';
+import { Shampoo, type ShampooInternals, type ShampooOptions } from '../optimizers/shampoo.js';
 import {
   allocBuffer,
   bufferView,
@@ -22,11 +22,15 @@ import {
 import { SHAMPOO_WASM_BASE64 } from '../src/optim/wasm/shampoo-module.js';
 import { rng } from './optim-helpers.js';
 
+/** Force the tfjs-ops backend (the constructor's internal hook) for the optimizers made next. */
+let forceTfjs = false;
+const internals = (): ShampooInternals => ({ backend: forceTfjs ? 'tfjs' : 'auto' });
+
 beforeAll(async () => {
   await initBackend('cpu');
 });
 afterEach(() => {
-  shampooTesting.deviceBlocking = false;
+  forceTfjs = false;
 });
 
 function grid(rows: number[], cols: number[]): BlockGrid2d {
@@ -172,11 +176,11 @@ describe('Shampoo WebAssembly kernels', () => {
 
 describe('Shampoo: WebAssembly kernel path vs tfjs-ops path', () => {
   function run(shape: [number, number], options: ShampooOptions, steps: number, device: boolean): Float32Array {
-    shampooTesting.deviceBlocking = device;
+    forceTfjs = device;
     const r = rng(11);
     const w0 = Float32Array.from({ length: shape[0] * shape[1] }, r);
     const w = tf.variable(tf.tensor2d(w0, shape), true);
-    const opt = new Shampoo(options);
+    const opt = new Shampoo(options, internals());
     const left = tf.tensor2d(Float32Array.from({ length: shape[0] * shape[0] }, r), [shape[0], shape[0]]);
     for (let t = 0; t < steps; t++) {
       const gr = tf.tidy(() =>

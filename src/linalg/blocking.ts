@@ -7,7 +7,7 @@
  *   gives [0]; dimensions of size 1 are dropped (all ones give [1]); then, left to right,
  *   a dimension is merged into the previous one while their product is <= maxDim.
  *   E.g. [1, 2, 512, 1, 2048, 1, 3, 4] with maxDim 1024 -> [1024, 2048, 12].
- * - blockPlan(shape, maxDim): merge, then cut every merged dimension into blocks of <= maxDim;
+ * - blockPlan(shape, maxDim, { merge }): merge (unless merge is false), then cut every merged dimension into blocks of <= maxDim;
  *   returns every block's offset and size in the merged shape (row-major block order).
  */
 
@@ -48,6 +48,15 @@ export function mergeSmallDims(shape: readonly number[], maxDim: number): number
   return out;
 }
 
+/** The shape without its dimensions of size 1 ([1] when none is left, [0] for an empty shape). */
+function squeezeDims(shape: readonly number[], maxDim: number): number[] {
+  checkMaxDim(maxDim, 'blockPlan');
+  checkShape(shape, 'blockPlan');
+  if (shape.includes(0)) return [0];
+  const squeezed = shape.filter((d) => d !== 1);
+  return squeezed.length === 0 ? [1] : squeezed;
+}
+
 export interface Block {
   /** Start index of the block along each merged dimension. */
   offset: number[];
@@ -61,9 +70,12 @@ export interface BlockPlan {
   blocks: Block[];
 }
 
-/** Merge small dims, then split every merged dim into blocks of <= maxDim. */
-export function blockPlan(shape: readonly number[], maxDim: number): BlockPlan {
-  const mergedShape = mergeSmallDims(shape, maxDim);
+/**
+ * Merge small dims, then split every merged dim into blocks of <= maxDim. `merge: false`
+ * (Distributed Shampoo without merge_small_dims) only drops the dimensions of size 1.
+ */
+export function blockPlan(shape: readonly number[], maxDim: number, options: { merge?: boolean } = {}): BlockPlan {
+  const mergedShape = options.merge === false ? squeezeDims(shape, maxDim) : mergeSmallDims(shape, maxDim);
   if (mergedShape.length === 1 && mergedShape[0] === 0) return { mergedShape, blocks: [] };
   const splits = mergedShape.map((d) => splitDim(d, maxDim));
   let blocks: Block[] = [{ offset: [], size: [] }];

@@ -244,16 +244,17 @@ function tql2(d: Float64Array, e: Float64Array, vt: Float64Array, n: number): vo
   }
 }
 
-/** Eigendecomposition with eigenvectors as rows of vt (fast path for reconstructions). */
-export function eighRows(a: MatrixInput): EighRows {
-  const A = symmetricInput(a, 'eigh(A)');
-  const n = A.rows;
-  // Scale by a power of two when max|a_ij| is far from 1 (exact), so that the QL recurrence
-  // cannot overflow or underflow; eigenvalues are scaled back (an overflow there throws below).
+/**
+ * The decomposition of symmetric `data` (n x n, row-major, finite), eigenvalues in the order
+ * the solver leaves them. Scales by a power of two when max|a_ij| is far from 1 (exact), so that
+ * the QL recurrence cannot overflow or underflow; eigenvalues are scaled back (an overflow there
+ * throws).
+ */
+function eighCore(data: Float64Array, n: number): { d: Float64Array; qt: Float64Array } {
   let amax = 0;
-  for (let k = 0; k < A.data.length; k++) amax = Math.max(amax, Math.abs(A.data[k]));
+  for (let k = 0; k < data.length; k++) amax = Math.max(amax, Math.abs(data[k]));
   const e2 = amax > 2 ** 400 || (amax > 0 && amax < 2 ** -400) ? Math.max(-1000, Math.round(Math.log2(amax))) : 0;
-  const input = e2 === 0 ? A.data : A.data.map((x) => x * 2 ** -e2);
+  const input = e2 === 0 ? data : data.map((x) => x * 2 ** -e2);
   const w = wasm();
   let d: Float64Array;
   let qt: Float64Array;
@@ -269,6 +270,14 @@ export function eighRows(a: MatrixInput): EighRows {
   for (let i = 0; i < n; i++) {
     if (!Number.isFinite(d[i])) throw new Error(`eigh: eigenvalue ${i} is not finite (overflow in the input scale?)`);
   }
+  return { d, qt };
+}
+
+/** Eigendecomposition with eigenvectors as rows of vt (fast path for reconstructions). */
+export function eighRows(a: MatrixInput): EighRows {
+  const A = symmetricInput(a, 'eigh(A)');
+  const n = A.rows;
+  const { d, qt } = eighCore(A.data, n);
   const order = Array.from(d.keys()).sort((i, j) => d[i] - d[j]);
   const values = new Float64Array(n);
   const vt = new Float64Array(n * n);
@@ -277,6 +286,23 @@ export function eighRows(a: MatrixInput): EighRows {
     vt.set(qt.subarray(order[r] * n, order[r] * n + n), r * n);
   }
   return { values, vt: { rows: n, cols: n, data: vt } };
+}
+
+/**
+ * eighRows for a matrix that is symmetric by construction (e.g. a symmetrised statistic), on
+ * the hot path of preconditioners: only finiteness is checked (no symmetry check, no copy) and
+ * the eigenpairs are left in the solver's order (not sorted), row k of `vt` belonging to
+ * `values[k]`. Same solver, scaling and errors as eighRows.
+ */
+export function eighUnsorted(data: Float64Array, n: number): EighRows {
+  if (!(Number.isInteger(n) && n >= 1) || data.length !== n * n) {
+    throw new Error(`eighUnsorted: expected ${n} x ${n} = ${n * n} entries, got ${data.length}`);
+  }
+  for (let k = 0; k < data.length; k++) {
+    if (!Number.isFinite(data[k])) throw new Error(`eighUnsorted: entry ${k} is not finite (${data[k]})`);
+  }
+  const { d, qt } = eighCore(data, n);
+  return { values: d, vt: { rows: n, cols: n, data: qt } };
 }
 
 /** Symmetric eigendecomposition: eigenvalues ascending, eigenvectors as columns. */

@@ -22,7 +22,7 @@ export {
 export type { CholeskyOptions, CholeskyResult, SpdSolveResult, SpdInverseResult } from './cholesky.js';
 export { cholesky, choleskySolveInPlace, spdSolve, spdInverse, lowerTriangularInverse } from './cholesky.js';
 export type { EighResult, EighRows } from './eigh.js';
-export { eigh, eighRows, eighResidual } from './eigh.js';
+export { eigh, eighRows, eighUnsorted, eighResidual } from './eigh.js';
 export type {
   EpsilonMode,
   InverseRootMethod,
@@ -30,8 +30,9 @@ export type {
   InverseRootOptions,
   InverseRootResult,
   MatrixPowerResult,
+  SpectralWeights,
 } from './roots.js';
-export { inverseRoot, matrixPower, inverseRootError, reconstruct } from './roots.js';
+export { inverseRoot, inverseRootFromEigen, matrixPower, inverseRootError, reconstruct } from './roots.js';
 export type { ModificationStrategy, ModifiedSolveOptions, ModifiedSolveResult } from './modified.js';
 export { solveModified } from './modified.js';
 export type { LinalgKernel } from './kernels.js';

@@ -112,29 +112,52 @@ export function reconstruct(vt: Mat64, f: Float64Array): Mat64 {
   return matmulABt({ rows: n, cols: n, data: vf }, v, true);
 }
 
-/** Apply f to the clamped, shifted spectrum of a symmetric matrix. */
-function spectral(
-  A: Mat64,
+export interface SpectralWeights {
+  /** f(max(lambda_k, 0) + eps) for every eigenvalue, in the order given. */
+  weights: Float64Array;
+  /** Absolute epsilon added. */
+  epsilon: number;
+  /** Eigenvalues in [-psdTolerance * max|lambda|, 0) clamped to 0. */
+  clamped: number;
+}
+
+/**
+ * The matrix-function rules, separated from the eigensolver (Distributed Shampoo's
+ * matrix_functions.py: the eigen-root config applied to a given spectrum): from eigenvalues
+ * (any order) of a symmetric PSD matrix, check they are finite and that the most negative is
+ * round-off (>= -psdTolerance * max|lambda|, else not PSD: throws), clamp negatives to 0, add
+ * epsilon (absolute, or relative to lambda_max), require positivity when `needPositive` and a
+ * finite f; return the weights f(lambda + eps). The caller reconstructs (V diag(w) V^T, or a
+ * factor diag(w)^(1/2) V^T).
+ */
+function spectralWeights(
+  values: Float64Array,
   opts: SpectralOptions,
   where: string,
   f: (lambda: number) => number,
   needPositive: boolean,
-): { result: Mat64; values: Float64Array; vt: Mat64; epsilon: number; clamped: number } {
+): SpectralWeights {
   const { epsilon: eps0, mode } = checkEpsilon(opts, where);
-  const { values, vt } = eighRows(A);
-  const n = A.rows;
-  const lmax = Math.max(0, values[n - 1]);
-  const epsilon = mode === 'relative' ? eps0 * lmax : eps0;
-  const fv = new Float64Array(n);
-  let clamped = 0;
+  const n = values.length;
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const l = values[i];
+    if (!Number.isFinite(l)) throw new Error(`${where}: eigenvalue ${i} is not finite (${l})`);
+    if (l < lo) lo = l;
+    if (l > hi) hi = l;
+  }
+  const epsilon = mode === 'relative' ? eps0 * Math.max(0, hi) : eps0;
   const psdTol = opts.psdTolerance ?? 1e-6;
-  const scale = Math.max(Math.abs(values[0]), Math.abs(values[n - 1]));
-  if (values[0] < -psdTol * scale) {
+  const scale = Math.max(Math.abs(lo), Math.abs(hi));
+  if (lo < -psdTol * scale) {
     throw new Error(
-      `${where}: matrix is not positive semidefinite (eigenvalue ${values[0].toExponential(3)} < ` +
+      `${where}: matrix is not positive semidefinite (eigenvalue ${lo.toExponential(3)} < ` +
         `-${psdTol} * max|lambda| = ${(-psdTol * scale).toExponential(3)}); use solveModified for indefinite matrices`,
     );
   }
+  const weights = new Float64Array(n);
+  let clamped = 0;
   for (let i = 0; i < n; i++) {
     let l = values[i];
     if (l < 0) {
@@ -147,10 +170,36 @@ function spectral(
         `${where}: matrix is singular (eigenvalue ${values[i].toExponential(3)} + epsilon ${epsilon.toExponential(3)} <= 0); pass epsilon > 0`,
       );
     }
-    fv[i] = f(l);
-    if (!Number.isFinite(fv[i])) throw new Error(`${where}: f(eigenvalue ${l.toExponential(3)}) is not finite`);
+    weights[i] = f(l);
+    if (!Number.isFinite(weights[i])) throw new Error(`${where}: f(eigenvalue ${l.toExponential(3)}) is not finite`);
   }
-  return { result: reconstruct(vt, fv), values, vt, epsilon, clamped };
+  return { weights, epsilon, clamped };
+}
+
+/**
+ * Inverse p-th root weights (max(lambda, 0) + eps)^(-1/p) from a given spectrum, with the rules
+ * of inverseRoot 'eigh' (see spectralWeights: finiteness, PSD tolerance, epsilon absolute or
+ * relative to lambda_max, positivity). `p` > 0, any real (a factor W with W^T W = A^{-1/r} uses
+ * p = 2r). Eigenvalues in any order; the eigensolver and the reconstruction are the caller's.
+ */
+export function inverseRootFromEigen(values: Float64Array, p: number, options: SpectralOptions = {}): SpectralWeights {
+  const where = `inverseRootFromEigen(p = ${p})`;
+  if (!(Number.isFinite(p) && p > 0)) throw new Error(`${where}: p must be finite and > 0`);
+  return spectralWeights(values, options, where, (l) => l ** (-1 / p), true);
+}
+
+/** Apply f to the clamped, shifted spectrum of a symmetric matrix. */
+function spectral(
+  A: Mat64,
+  opts: SpectralOptions,
+  where: string,
+  f: (lambda: number) => number,
+  needPositive: boolean,
+): { result: Mat64; values: Float64Array; vt: Mat64; epsilon: number; clamped: number } {
+  checkEpsilon(opts, where);
+  const { values, vt } = eighRows(A);
+  const { weights, epsilon, clamped } = spectralWeights(values, opts, where, f, needPositive);
+  return { result: reconstruct(vt, weights), values, vt, epsilon, clamped };
 }
 
 /** (A + eps I)^power for symmetric PSD A by eigendecomposition (any real power). */

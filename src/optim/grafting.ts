@@ -19,7 +19,6 @@
  * is applied to the (possibly filtered) gradient, as Distributed Shampoo does.
  */
 import * as tf from '@tensorflow/tfjs';
-import { ema } from './transforms.js';
 
 export type GraftingType = 'sgd' | 'adagrad' | 'rmsprop' | 'adam' | 'none';
 export const GRAFTING_TYPES: readonly GraftingType[] = ['sgd', 'adagrad', 'rmsprop', 'adam', 'none'];
@@ -46,11 +45,66 @@ export function graftingHasState(type: GraftingType): boolean {
   return type === 'adagrad' || type === 'rmsprop' || type === 'adam';
 }
 
+/** x_new = beta * x + alpha * y (beta = alpha = 1: the AdaGrad sum). */
+export interface EmaRule {
+  alpha: number;
+  beta: number;
+}
+
+/** beta * prev + alpha * x as tfjs ops (prev undefined: zeros, i.e. alpha * x). */
+export function emaTensor(prev: tf.Tensor | undefined, x: tf.Tensor, r: EmaRule): tf.Tensor {
+  const sum = r.alpha === 1 && r.beta === 1;
+  if (prev === undefined) return sum ? x : tf.mul(x, r.alpha);
+  return sum ? tf.add(prev, x) : tf.add(tf.mul(prev, r.beta), tf.mul(x, r.alpha));
+}
+
+/**
+ * The grafted method at step t as a diagonal preconditioner (Distributed Shampoo's grafting
+ * configs select such a preconditioner list): accumulator a = ka a + kg g^2, direction
+ * f / (sqrt(a / adiv) + eps). Every backend (tfjs ops, the WebAssembly kernels, the JavaScript
+ * vector loop) evaluates these coefficients; 'sgd' and 'none' have no accumulator (identity).
+ */
+export interface GraftingRule {
+  ka: number;
+  kg: number;
+  /** Adam's bias correction 1 - beta2^t (1 otherwise). */
+  adiv: number;
+  eps: number;
+}
+
+export function graftingRule(c: GraftingConfig, step: number): GraftingRule | undefined {
+  if (!graftingHasState(c.type)) return undefined;
+  const ema = c.type === 'rmsprop' || c.type === 'adam';
+  return {
+    ka: ema ? c.beta2 : 1,
+    kg: ema ? 1 - c.beta2 : 1,
+    adiv: c.type === 'adam' ? 1 - c.beta2 ** step : 1,
+    eps: c.epsilon,
+  };
+}
+
+/**
+ * The grafting preconditioner as tfjs ops (Distributed Shampoo's grafting preconditioner list:
+ * update with the raw gradient, then precondition the filtered one). The host backend evaluates
+ * the same GraftingRule in its kernels.
+ */
+export const graftingPreconditioner = {
+  /** a = ka a + kg g^2 (undefined `prev`: zeros). */
+  update(prev: tf.Tensor | undefined, grad: tf.Tensor, r: GraftingRule): tf.Tensor {
+    return emaTensor(prev, tf.square(grad), { alpha: r.kg, beta: r.ka });
+  },
+  /** f / (sqrt(a / adiv) + eps). */
+  precondition(accumulator: tf.Tensor, f: tf.Tensor, r: GraftingRule): tf.Tensor {
+    const a = r.adiv === 1 ? accumulator : tf.div(accumulator, r.adiv);
+    return tf.div(f, tf.add(tf.sqrt(a), r.eps));
+  },
+};
+
 /** The new accumulator after seeing `grad` (undefined `prev` means zeros). */
 export function updateGraftingState(prev: tf.Tensor | undefined, grad: tf.Tensor, c: GraftingConfig): tf.Tensor {
-  const sq = tf.square(grad);
-  if (c.type === 'adagrad') return prev === undefined ? sq : tf.add(prev, sq);
-  return ema(prev ?? tf.zerosLike(grad), sq, c.beta2);
+  const r = graftingRule(c, 1);
+  if (r === undefined) throw new Error(`updateGraftingState: grafting '${c.type}' has no accumulator`);
+  return graftingPreconditioner.update(prev, grad, r);
 }
 
 /** The grafted method's direction for `grad`; `step` is the 1-based update count. */
@@ -60,10 +114,10 @@ export function graftingDirection(
   step: number,
   c: GraftingConfig,
 ): tf.Tensor {
-  if (c.type === 'sgd' || c.type === 'none' || accumulator === undefined) return grad;
-  let a = accumulator;
-  if (c.type === 'adam') a = tf.div(a, 1 - c.beta2 ** step);
-  return tf.div(grad, tf.add(tf.sqrt(a), c.epsilon));
+  const r = graftingRule(c, step);
+  return r === undefined || accumulator === undefined
+    ? grad
+    : graftingPreconditioner.precondition(accumulator, grad, r);
 }
 
 /**
