@@ -1,7 +1,9 @@
 // src/async (issue 16): float64 eigendecompositions and inverse roots in a worker thread, the
 // inline service, and the AsyncRefresh staleness controller. References: numpy (fixture from
 // scripts/reference/async_reference.py) and src/linalg's own eigh/inverseRoot computed inline.
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   createInlineMatrixService,
@@ -55,10 +57,19 @@ afterAll(async () => {
   await Promise.all(services.map((s) => s.close()));
 });
 
+// One worker for the tests that need no fresh one (each start loads tfjs: ~1-2 s).
+let sharedWorker: MatrixService | undefined;
+function shared(): MatrixService {
+  if (sharedWorker === undefined || sharedWorker.mode !== 'worker') {
+    sharedWorker = createMatrixWorker();
+    services.push(sharedWorker);
+  }
+  return sharedWorker;
+}
+
 describe('matrix worker: results', () => {
   it('eigh and inverse roots in the worker equal numpy and the inline eigensolver to 1e-12', async () => {
-    const worker = createMatrixWorker();
-    services.push(worker);
+    const worker = shared();
     expect(worker.mode).toBe('worker');
     const batch = fixture.matrices.map((m) => ({ n: m.n, data: Float64Array.from(m.data) }));
     const inline = createInlineMatrixService();
@@ -100,8 +111,7 @@ describe('matrix worker: results', () => {
   });
 
   it('a larger batch: the worker equals inline to 1e-12, the caller can block on it, buffers are transferred', () => {
-    const worker = createMatrixWorker();
-    services.push(worker);
+    const worker = shared();
     const batch = [spd(96, 1), spd(64, 2, 0.1), spd(3, 3)];
     const expected = createInlineMatrixService().submitEigh(copy(batch)).poll()!;
     const sent = copy(batch);
@@ -119,12 +129,23 @@ describe('matrix worker: results', () => {
     expect(noTransfer.submitEigh(kept).wait()[0]!.values).toEqual(expected[0]!.values);
     expect(kept[0]!.data.length).toBe(96 * 96);
   });
+
+  it('a wait that times out throws and leaves the job running; it still resolves', async () => {
+    const worker = shared();
+    worker.submitEigh([spd(4, 1)]).wait(); // started
+    // ~0.4 s of CPU in the worker (a cheap symmetric matrix; eigh does not need it PSD).
+    const n = 1000;
+    const data = new Float64Array(n * n);
+    for (let i = 0; i < n; i++) for (let j = 0; j <= i; j++) data[i * n + j] = data[j * n + i] = Math.sin(i * j + i);
+    const job = worker.submitEigh([{ n, data }]);
+    expect(() => job.wait(1)).toThrow(/no result after 1 ms \(the job continues/);
+    expect((await job.promise)[0]!.values.length).toBe(n);
+  });
 });
 
 describe('matrix worker: errors and fallback', () => {
   it('NaN input, a bad shape and an indefinite matrix give clear errors; the worker keeps serving', async () => {
-    const worker = createMatrixWorker();
-    services.push(worker);
+    const worker = shared();
     const bad = spd(8, 4);
     bad.data[3 * 8 + 5] = NaN;
     await expect(worker.eigh([spd(4, 1), { n: 8, data: bad.data.slice() }])).rejects.toThrow(
@@ -189,5 +210,16 @@ describe('matrix worker: errors and fallback', () => {
     expect(() => job.wait()).toThrow(/the worker failed: .*boom/s);
     expect(reasons[0]).toMatch(/boom/);
     return backend.close('test done');
+  });
+
+  it('a script that forgets close() still exits: an idle worker holds no handle open', () => {
+    const child = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/async-exit-child.ts'], {
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+      encoding: 'utf8',
+      timeout: 40_000,
+    });
+    expect(child.signal, `child did not exit by itself; stderr: ${child.stderr}`).toBeNull();
+    expect(child.status, child.stderr).toBe(0);
+    expect(JSON.parse(child.stdout)).toEqual({ modes: ['worker', 'inline'], values: [1, 3, 1, 3] });
   });
 });
