@@ -7,15 +7,16 @@
  */
 import type * as tf from '@tensorflow/tfjs';
 import type { OptionDoc } from '../src/optim/options.js';
+import type { Problem } from '../src/harness/problem.js';
 
 /** What the harness knows about the problem an optimizer is created for. */
 export interface OptimizerContext {
   /**
-   * The problem being optimised (src/harness Problem). Second-order optimizers read what they
-   * need from it: a tfjs-layers `model` (K-FAC), separate `outputs`/`lossFromOutputs`
-   * (Gauss-Newton products), the parameter count (Newton's size guard).
+   * The problem being optimised (src/harness Problem, or any part of one). Second-order
+   * optimizers read what they need from it: a tfjs-layers `model` (K-FAC), separate
+   * `outputs`/`lossFromOutputs` (Gauss-Newton products), the parameter count (Newton's size guard).
    */
-  problem?: unknown;
+  problem?: Partial<Problem>;
 }
 
 /** One option: name, default, description, type, and its checks (src/optim/options.ts). */

@@ -70,6 +70,7 @@ import {
 import { releaseKept, scalarClosure, valueAndGradients } from '../src/curvature/closure.js';
 import { flatten, ParameterPoint, unflatten } from '../src/curvature/vector.js';
 import { strongWolfe } from '../src/optim/strong-wolfe.js';
+import { commitWorkingState, KEY, loadWorkingState, type WorkingState } from '../src/optim/lbfgs-state.js';
 
 export { cubicInterpolate, strongWolfe } from '../src/optim/strong-wolfe.js';
 export type { LinePoint, StrongWolfeOptions } from '../src/optim/strong-wolfe.js';
@@ -133,7 +134,6 @@ export interface LBFGSStepInfo {
 
 // ------------------------------------------------------------------ the optimizer
 
-const KEY = '@lbfgs';
 const f32 = Math.fround;
 
 /** Compute several scalars inside a tidy and read them with one sync. */
@@ -142,20 +142,6 @@ function readScalars(fn: () => tf.Tensor[]): number[] {
   const v = Array.from(packed.dataSync());
   packed.dispose();
   return v;
-}
-
-/** The step's working copy of the torch state (tensors owned by the step until committed). */
-interface WorkingState {
-  d: tf.Tensor1D | null;
-  t: number;
-  oldDirs: tf.Tensor1D[];
-  oldStps: tf.Tensor1D[];
-  ro: number[];
-  hDiag: number;
-  prevFlatGrad: tf.Tensor1D | null;
-  prevLoss: number;
-  nIter: number;
-  funcEvals: number;
 }
 
 class NonFiniteInStep extends Error {
@@ -201,63 +187,11 @@ export class LBFGS extends CurvatureOptimizer<typeof LBFGS_OPTIONS> {
   }
 
   private loadState(n: number): WorkingState {
-    const ns = this.numericState;
-    const st = this.stateFor(KEY);
-    const len = ns.historyLength ?? 0;
-    const take = (slot: string): tf.Tensor1D | null => {
-      const v = st.get(slot);
-      if (v === undefined) return null;
-      if (v.size !== n) {
-        throw new Error(
-          `LBFGS: the variables have ${n} parameters but the optimizer's state was built for ${v.size}; ` +
-            'use one LBFGS instance per set of variables (or a fresh one).',
-        );
-      }
-      return tf.clone(v) as tf.Tensor1D;
-    };
-    const oldDirs: tf.Tensor1D[] = [];
-    const oldStps: tf.Tensor1D[] = [];
-    for (let i = 0; i < len; i++) {
-      oldDirs.push(take(`y${i}`)!);
-      oldStps.push(take(`s${i}`)!);
-    }
-    const roT = st.get('ro');
-    const ro = len > 0 && roT !== undefined ? Array.from(roT.dataSync()).slice(0, len) : [];
-    return {
-      d: take('d'),
-      t: ns.t ?? NaN,
-      oldDirs,
-      oldStps,
-      ro,
-      hDiag: ns.hDiag ?? 1,
-      prevFlatGrad: take('prevFlatGrad'),
-      prevLoss: ns.prevLoss ?? NaN,
-      nIter: this.nIter,
-      funcEvals: this.funcEvals,
-    };
+    return loadWorkingState(this.stateFor(KEY), this.numericState, n);
   }
 
   private commitState(w: WorkingState): void {
-    const st = this.stateFor(KEY);
-    if (w.d !== null) st.set('d', w.d);
-    if (w.prevFlatGrad !== null) st.set('prevFlatGrad', w.prevFlatGrad);
-    for (let i = 0; i < w.oldDirs.length; i++) {
-      st.set(`y${i}`, w.oldDirs[i]!);
-      st.set(`s${i}`, w.oldStps[i]!);
-    }
-    if (w.ro.length > 0) {
-      const roT = tf.tensor1d(Float32Array.from(w.ro));
-      st.set('ro', roT);
-      roT.dispose();
-    }
-    Object.assign(this.numericState, {
-      t: w.t,
-      hDiag: w.hDiag,
-      prevLoss: w.prevLoss,
-      historyLength: w.oldDirs.length,
-      nIter: w.nIter,
-      funcEvals: w.funcEvals,
-    });
+    commitWorkingState(this.stateFor(KEY), this.numericState, w);
   }
 
   override minimize(f: () => tf.Scalar, returnCost = false, varList?: tf.Variable[]): tf.Scalar | null {

@@ -17,10 +17,14 @@
  * CIFAR-10's 50,000), not on the whole training set. Test metrics and gradient-norm diagnostics are
  * not computed. Before (whole 8,000-example training set plus the 2,000 test examples every 5
  * steps, gradient norm on the same schedule) the evaluations took most of the section's ~14 min:
- * one full evaluation of the autoencoder took 930-980 ms against 98-130 ms for 2,000 training
- * examples (same loaded machine), and 2,000 examples still cost about as much as the 5 Adam steps
- * between evaluations, hence 1,000. A run's wall-clock is bounded by its budget (CAP x tuned Adam's
- * steps and optimizer seconds, at most one step over) plus one evaluation per EVAL_EVERY steps.
+ * one full evaluation costs 20 (MLP) / 25 (autoencoder) Adam steps, so evaluating every 5 steps
+ * added 400-500% to an Adam run; one evaluation of 1,000 training examples costs 1.0 / 1.9 Adam
+ * steps (+20% / +40%), 2,000 examples 2.2 / 3.0 (ratios measured interleaved in one process).
+ * A run's wall-clock is bounded by its budget (CAP x tuned Adam's steps and optimizer seconds, at
+ * most one step over) plus one evaluation per EVAL_EVERY steps. Estimated section time on a quiet
+ * machine (from BENCHMARKS.md's per-step times and the ratios above): ~185 s of optimizer time
+ * (misses at the cap dominate: 5 rows x 3 seeds x 3 x Adam's 2.3 s on the autoencoder), ~45 s of
+ * evaluation, ~10 s of set-up: about 4 min, against ~14 min before.
  * Reported: median steps and seconds to target over the seeds that reached it, as ratios to tuned
  * Adam's medians in the same run, and how many seeds reached it. A plot (docs/bench/) shows the
  * seconds ratios; docs/bench/time-to-target.json (or TTT_JSON=path) holds every run's figures.

@@ -23,7 +23,9 @@ import { gradientEquivalents } from './cost.js';
 import type {
   EvalRecord,
   FinalMetrics,
+  HarnessOptimizer,
   HarnessRegistry,
+  Instrumented,
   OptimizerCounters,
   RunResult,
   RunSpec,
@@ -102,8 +104,8 @@ export function runId(spec: RunSpec): string {
 
 const finiteOrNull = (v: number | undefined): number | null => (v === undefined || !Number.isFinite(v) ? null : v);
 
-function readCounters(opt: tf.Optimizer): OptimizerCounters | undefined {
-  const c = (opt as unknown as { counters?: Partial<OptimizerCounters> }).counters;
+function readCounters(opt: Instrumented): OptimizerCounters | undefined {
+  const c = opt.counters;
   if (!c || typeof c.gradEvals !== 'number') return undefined;
   return { lossEvals: c.lossEvals ?? 0, gradEvals: c.gradEvals, hvpEvals: c.hvpEvals ?? 0 };
 }
@@ -138,7 +140,7 @@ export async function runExperiment(spec: RunSpec, options: RunOptions): Promise
   }
   const seed = spec.seed ?? 0;
   const problem = options.registry.createProblem(spec.problem, { ...(spec.problemOptions ?? {}), seed });
-  let optimizer: tf.Optimizer | undefined;
+  let optimizer: HarnessOptimizer | undefined;
   try {
     optimizer = options.registry.createOptimizer(spec.optimizer, spec.optimizerOptions ?? {}, problem);
     return await loop(spec, seed, problem, optimizer, options);
@@ -152,7 +154,7 @@ async function loop(
   spec: RunSpec,
   seed: number,
   problem: Problem,
-  opt: tf.Optimizer,
+  opt: HarnessOptimizer,
   callbacks: RunCallbacks,
 ): Promise<RunResult> {
   const data = problem.data;
@@ -237,7 +239,7 @@ async function loop(
       const t0 = performance.now();
       // Optimizers that take Gauss-Newton products (HessianFree) need the step's batch to
       // evaluate outputs and loss separately; the loss closure alone hides it.
-      (opt as { setCurvatureBatch?: (b: typeof batch) => void }).setCurvatureBatch?.(batch);
+      opt.setCurvatureBatch?.(batch);
       const cost = opt.minimize(() => problem.loss(batch), true, problem.params);
       loss = cost ? cost.dataSync()[0] : NaN;
       seconds += (performance.now() - t0) / 1000;
@@ -309,7 +311,7 @@ async function loop(
 
   const last = evals.at(-1);
   const finalEval = last && last.step === step ? last : evaluate(step, seconds);
-  const skipped = (opt as unknown as { skippedSteps?: unknown }).skippedSteps;
+  const skipped = opt.skippedSteps;
   // (Assigned inside markTarget: widen the type TypeScript narrowed to null.)
   const toTarget = evalsToTarget as OptimizerCounters | null;
   const final: FinalMetrics = {

@@ -9,7 +9,7 @@
  */
 import type { EvaluationCounters } from '../optim/base.js';
 import type * as tf from '@tensorflow/tfjs';
-import type { Problem } from './problem.js';
+import type { Batch, Problem } from './problem.js';
 
 /** When a run stops if no target or divergence stops it first. At least one is required. */
 export interface Budget {
@@ -152,5 +152,21 @@ export interface HarnessRegistry {
   /** A fresh problem (the harness disposes it). `options.seed` seeds its initialisation. */
   createProblem(name: string, options: Record<string, unknown>): Problem;
   /** A fresh optimizer for `problem` (the harness disposes it). */
-  createOptimizer(name: string, options: Record<string, unknown>, problem: Problem): tf.Optimizer;
+  createOptimizer(name: string, options: Record<string, unknown>, problem: Problem): HarnessOptimizer;
 }
+
+/**
+ * What the harness reads from an optimizer beyond tf.Optimizer, each part optional (tfjs's own
+ * optimizers have none of it): cumulative evaluation counts (else one gradient per step is
+ * assumed), steps skipped by a non-finite guard, and the step's mini-batch for optimizers that
+ * take Gauss-Newton products of it (HessianFree). CurvatureOptimizer provides `skippedSteps`;
+ * optimizers that evaluate more than one gradient per step provide `counters`.
+ */
+export interface Instrumented {
+  readonly counters?: Partial<EvaluationCounters>;
+  readonly skippedSteps?: number;
+  setCurvatureBatch?(batch: Batch | undefined): void;
+}
+
+/** An optimizer as the harness runs it. */
+export type HarnessOptimizer = tf.Optimizer & Instrumented;
