@@ -1,13 +1,14 @@
 // AsyncRefresh (src/async/refresh.ts): the staleness bound, deterministic swaps, skipped requests
 // and failures, first with hand-driven jobs (exact semantics), then with the real worker.
 import { afterAll, describe, expect, it } from 'vitest';
-import { inverseRoot } from '../src/linalg/index.js';
+import { inverseRoot, spdInverse } from '../src/linalg/index.js';
 import {
   AsyncRefresh,
   createInlineMatrixService,
   createEighRefresh,
   createInverseRootRefresh,
   createMatrixWorker,
+  createSpdInverseRefresh,
   type EighOutput,
   type MatrixJob,
   type MatrixService,
@@ -257,5 +258,22 @@ describe('AsyncRefresh with the matrix worker', () => {
       const expected = inverseRoot({ rows: 9, cols: 9, data: m.data }, 4, { epsilon: 1e-4 }).root.data;
       expect(Array.from(r[0]!.root)).toEqual(Array.from(expected));
     }
+  });
+
+  it('createSpdInverseRefresh in deterministic mode on the worker gives the damped inverses of the due snapshots', () => {
+    const worker = createMatrixWorker();
+    services.push(worker);
+    const refresh = createSpdInverseRefresh(worker, { damping: 0.05 }, { maxStaleness: 2, deterministic: true });
+    for (let t = 0; t < 7; t++) {
+      const r = refresh.step(t, t % 2 === 0, () => [stats(10, t)])!;
+      const s = refresh.currentStep;
+      expect(s).toBe(t < 2 ? 0 : t - 2 - (t % 2));
+      const m = stats(10, s);
+      for (let i = 0; i < 10; i++) m.data[i * 11] += 0.05;
+      expect(Array.from(r[0]!.inverse)).toEqual(
+        Array.from(spdInverse({ rows: 10, cols: 10, data: m.data }).inverse.data),
+      );
+    }
+    expect(refresh.stats).toMatchObject({ inline: 1, failed: 0 });
   });
 });

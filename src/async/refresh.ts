@@ -41,6 +41,8 @@ import type {
   InverseRootsOptions,
   MatrixJob,
   MatrixService,
+  SpdInverseOutput,
+  SpdInversesOptions,
   SymmetricMatrix64,
 } from './types.js';
 
@@ -285,5 +287,18 @@ export function createInverseRootRefresh(
     ...options,
     submit: (batch) => service.submitInverseRoots(batch, roots),
     inline: (batch) => inlineService.submitInverseRoots(batch, roots).wait(),
+  });
+}
+
+/** An AsyncRefresh of damped SPD inverses (Cholesky) on `service`, computing inline when a result is due at once. */
+export function createSpdInverseRefresh(
+  service: MatrixService,
+  inverses: SpdInversesOptions,
+  options: RefreshOptions,
+): AsyncRefresh<SymmetricMatrix64[], SpdInverseOutput[]> {
+  return new AsyncRefresh<SymmetricMatrix64[], SpdInverseOutput[]>({
+    ...options,
+    submit: (batch) => service.submitSpdInverses(batch, inverses),
+    inline: (batch) => inlineService.submitSpdInverses(batch, inverses).wait(),
   });
 }
