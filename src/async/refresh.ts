@@ -75,7 +75,7 @@ export interface AsyncRefreshStats {
   blocked: number;
   blockedMs: number;
   failed: number;
-  /** Results computed by `inline` because the thread could not block. */
+  /** Results computed by `inline` (needed at the step of their own snapshot). */
   inline: number;
 }
 
@@ -97,9 +97,6 @@ export class AsyncRefresh<S, T> {
   private lastStep = -Infinity;
   private error: Error | null = null;
   private warnedNoBlock = false;
-  /** Whether this thread may block (Node threads; not a browser or other Web Worker host). */
-  private readonly blocking =
-    (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node !== undefined;
   readonly stats: AsyncRefreshStats = {
     submitted: 0,
     swapped: 0,
