@@ -153,10 +153,19 @@ function stats(n: number, t: number): SymmetricMatrix64 {
 const services: MatrixService[] = [];
 afterAll(() => Promise.all(services.map((s) => s.close())));
 
+// One worker for all tests (each start loads tfjs: ~1-2 s); its jobs never overlap across tests.
+let sharedWorker: MatrixService | undefined;
+function shared(): MatrixService {
+  if (sharedWorker === undefined) {
+    sharedWorker = createMatrixWorker();
+    services.push(sharedWorker);
+  }
+  return sharedWorker;
+}
+
 describe('AsyncRefresh with the matrix worker', () => {
   it('deterministic mode gives the same results at the same steps as the inline service', () => {
-    const worker = createMatrixWorker();
-    services.push(worker);
+    const worker = shared();
     const run = (service: MatrixService) => {
       const refresh = new AsyncRefresh<SymmetricMatrix64[], EighOutput[]>({
         submit: (b) => service.submitEigh(b),
@@ -177,8 +186,7 @@ describe('AsyncRefresh with the matrix worker', () => {
   });
 
   it('enforces the staleness bound against a slow worker (blocks when a job is due)', () => {
-    const worker = createMatrixWorker();
-    services.push(worker);
+    const worker = shared();
     const k = 2;
     const refresh = new AsyncRefresh<SymmetricMatrix64[], EighOutput[]>({
       submit: (b) => worker.submitEigh(b),
@@ -202,8 +210,7 @@ describe('AsyncRefresh with the matrix worker', () => {
   });
 
   it('NaN statistics: the error is reported, the previous result stays, training continues', () => {
-    const worker = createMatrixWorker();
-    services.push(worker);
+    const worker = shared();
     const errors: string[] = [];
     const refresh = new AsyncRefresh<SymmetricMatrix64[], EighOutput[]>({
       submit: (b) => worker.submitEigh(b),
@@ -238,8 +245,7 @@ describe('AsyncRefresh with the matrix worker', () => {
   });
 
   it('createEighRefresh computes the first result inline (no wait for the worker), later ones in the worker', () => {
-    const worker = createMatrixWorker();
-    services.push(worker);
+    const worker = shared();
     const refresh = createEighRefresh(worker, { maxStaleness: 1 });
     const first = refresh.step(0, true, () => [stats(12, 0)])!;
     expect(refresh.stats).toMatchObject({ inline: 1, submitted: 0 });
@@ -261,8 +267,7 @@ describe('AsyncRefresh with the matrix worker', () => {
   });
 
   it('createSpdInverseRefresh in deterministic mode on the worker gives the damped inverses of the due snapshots', () => {
-    const worker = createMatrixWorker();
-    services.push(worker);
+    const worker = shared();
     const refresh = createSpdInverseRefresh(worker, { damping: 0.05 }, { maxStaleness: 2, deterministic: true });
     for (let t = 0; t < 7; t++) {
       const r = refresh.step(t, t % 2 === 0, () => [stats(10, t)])!;
