@@ -202,6 +202,8 @@ describe('AsyncRefresh with the matrix worker', () => {
       expect(refresh.inFlightStep === -1 || refresh.inFlightStep > t - k).toBe(true);
       const due = submittedAt.filter((s) => s <= t - k).at(-1) ?? 0;
       expect(refresh.currentStep).toBeGreaterThanOrEqual(due);
+      // The age bound of docs/async.md for a request every f = 1 step and k >= f: 2k + f - 2.
+      expect(t - refresh.currentStep).toBeLessThanOrEqual(2 * k + 1 - 2);
       expect(refresh.current![0]!.values.length).toBe(160);
     }
     // Steps here take no time, so the controller had to wait for the worker.
