@@ -20,7 +20,7 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { createMatrixWorker, type MatrixService, type SymmetricMatrix64 } from '../../src/async/index.js';
-import { eigh, spdInverse } from '../../src/linalg/index.js';
+import { eigh, matmulABt, spdInverse } from '../../src/linalg/index.js';
 import { mulberry32 } from '../../src/rng.js';
 
 function spd(n: number, seed: number): SymmetricMatrix64 {
@@ -148,6 +148,50 @@ export async function run(): Promise<string> {
         `| ${name} | ${n} | ${i.toFixed(1)} | ${cpuMs.toFixed(1)} | ${w.toFixed(1)} | ${(w - i).toFixed(1)} |`,
       );
     }
+  }
+
+  // K-FAC's per-step statistics product A = a^T a / B (a: B x 784 activations): on the main
+  // thread in tfjs (float32), against what moving it to the worker would leave on the main thread
+  // (downloading a, dataSync) and cost the worker (float64 a^T a, src/linalg).
+  {
+    const r = mulberry32(5);
+    const act = tf.tensor2d(
+      Float32Array.from({ length: 128 * 784 }, () => r() - 0.5),
+      [128, 784],
+    );
+    const perCall = (f: () => void) => {
+      f();
+      let calls = 0;
+      const c0 = mainThreadCpuMs();
+      const t0 = performance.now();
+      while (calls < 200 && (calls === 0 || mainThreadCpuMs() - c0 < 150)) {
+        f();
+        calls++;
+      }
+      return { cpu: (mainThreadCpuMs() - c0) / calls, wall: (performance.now() - t0) / calls };
+    };
+    const tfProduct = perCall(() => {
+      // As src/layers/dense.ts: an explicit transpose (matMul's transposeA is ~9x slower on wasm).
+      const A = tf.tidy(() => tf.div(tf.matMul(tf.transpose(act), act), 128));
+      A.dataSync();
+      A.dispose();
+    });
+    let host: ArrayLike<number> = new Float32Array(0);
+    const download = perCall(() => {
+      host = act.dataSync();
+    });
+    const at = { rows: 784, cols: 128, data: new Float64Array(784 * 128) };
+    for (let i = 0; i < 128; i++) for (let j = 0; j < 784; j++) at.data[j * 128 + i] = host[i * 784 + j]!;
+    const f64 = perCall(() => matmulABt(at, at, true));
+    act.dispose();
+    lines.push(
+      '',
+      "K-FAC's statistics product A = a^T a / 128 for 128 x 784 activations, per call (CPU / wall ms): tfjs " +
+        `float32 matMul + download on the main thread ${tfProduct.cpu.toFixed(2)} / ${tfProduct.wall.toFixed(2)}; ` +
+        `downloading a alone (what would stay on the main thread) ${download.cpu.toFixed(2)} / ` +
+        `${download.wall.toFixed(2)}; float64 a^T a (src/linalg, what the worker would spend) ${f64.cpu.toFixed(2)} / ` +
+        `${f64.wall.toFixed(2)}.`,
+    );
   }
 
   const tiny = spd(4, 2);
