@@ -283,4 +283,24 @@ describe('AsyncRefresh with the matrix worker', () => {
     }
     expect(refresh.stats).toMatchObject({ inline: 1, failed: 0 });
   });
+
+  it('a checkpoint with nothing in flight, restored with restore(result, step), continues exactly', () => {
+    const make = () => createEighRefresh(shared(), { maxStaleness: 2, deterministic: true });
+    const trace = (r: ReturnType<typeof make>, from: number, to: number) => {
+      const out: [number, number][] = [];
+      for (let t = from; t < to; t++) {
+        const v = r.step(t, t % 3 === 0, () => [stats(16, t)])!;
+        out.push([r.currentStep, v[0]!.values[3]!]);
+      }
+      return out;
+    };
+    const whole = trace(make(), 0, 12);
+    const first = make();
+    const head = trace(first, 0, 6);
+    expect(first.inFlightStep).toBe(-1); // job of step 3 swapped in at 5; next request at 6
+    const saved = { result: first.current!, step: first.currentStep };
+    const restored = make();
+    restored.restore(saved.result, saved.step);
+    expect([...head, ...trace(restored, 6, 12)]).toEqual(whole);
+  });
 });
