@@ -226,6 +226,18 @@ describe('matrix worker: errors and fallback', () => {
     return backend.close('test done');
   });
 
+  it('a worker thread that exits without a word is noticed by a blocking wait at once, not at the timeout', async () => {
+    const reasons: string[] = [];
+    const code = 'data:text/javascript,' + encodeURIComponent('setTimeout(() => process.exit(3), 10);');
+    const backend = new NodeBackend({ entry: code, tsx: null }, (r) => reasons.push(r));
+    const job = backend.submit<EighOutput[]>({ op: 'eigh', batch: [spd(3, 1)] }, [], 60_000);
+    const t0 = performance.now();
+    expect(() => job.wait()).toThrow(/the worker thread stopped/);
+    expect(performance.now() - t0).toBeLessThan(20_000);
+    expect(reasons).toHaveLength(1);
+    await backend.close('test done');
+  });
+
   it('a script that forgets close() still exits: an idle worker holds no handle open', () => {
     const child = spawnSync(process.execPath, ['--import', 'tsx', 'test/helpers/async-exit-child.ts'], {
       cwd: fileURLToPath(new URL('..', import.meta.url)),
