@@ -1,13 +1,14 @@
 // AsyncRefresh (src/async/refresh.ts): the staleness bound, deterministic swaps, skipped requests
 // and failures, first with hand-driven jobs (exact semantics), then with the real worker.
 import { afterAll, describe, expect, it } from 'vitest';
-import { inverseRoot } from '../src/linalg/index.js';
+import { inverseRoot, spdInverse } from '../src/linalg/index.js';
 import {
   AsyncRefresh,
   createInlineMatrixService,
   createEighRefresh,
   createInverseRootRefresh,
   createMatrixWorker,
+  createSpdInverseRefresh,
   type EighOutput,
   type MatrixJob,
   type MatrixService,
@@ -152,10 +153,19 @@ function stats(n: number, t: number): SymmetricMatrix64 {
 const services: MatrixService[] = [];
 afterAll(() => Promise.all(services.map((s) => s.close())));
 
+// One worker for all tests (each start loads tfjs: ~1-2 s); its jobs never overlap across tests.
+let sharedWorker: MatrixService | undefined;
+function shared(): MatrixService {
+  if (sharedWorker === undefined) {
+    sharedWorker = createMatrixWorker();
+    services.push(sharedWorker);
+  }
+  return sharedWorker;
+}
+
 describe('AsyncRefresh with the matrix worker', () => {
   it('deterministic mode gives the same results at the same steps as the inline service', () => {
-    const worker = createMatrixWorker();
-    services.push(worker);
+    const worker = shared();
     const run = (service: MatrixService) => {
       const refresh = new AsyncRefresh<SymmetricMatrix64[], EighOutput[]>({
         submit: (b) => service.submitEigh(b),
@@ -176,8 +186,7 @@ describe('AsyncRefresh with the matrix worker', () => {
   });
 
   it('enforces the staleness bound against a slow worker (blocks when a job is due)', () => {
-    const worker = createMatrixWorker();
-    services.push(worker);
+    const worker = shared();
     const k = 2;
     const refresh = new AsyncRefresh<SymmetricMatrix64[], EighOutput[]>({
       submit: (b) => worker.submitEigh(b),
@@ -193,6 +202,8 @@ describe('AsyncRefresh with the matrix worker', () => {
       expect(refresh.inFlightStep === -1 || refresh.inFlightStep > t - k).toBe(true);
       const due = submittedAt.filter((s) => s <= t - k).at(-1) ?? 0;
       expect(refresh.currentStep).toBeGreaterThanOrEqual(due);
+      // The age bound of docs/async.md for a request every f = 1 step and k >= f: 2k + f - 2.
+      expect(t - refresh.currentStep).toBeLessThanOrEqual(2 * k + 1 - 2);
       expect(refresh.current![0]!.values.length).toBe(160);
     }
     // Steps here take no time, so the controller had to wait for the worker.
@@ -201,8 +212,7 @@ describe('AsyncRefresh with the matrix worker', () => {
   });
 
   it('NaN statistics: the error is reported, the previous result stays, training continues', () => {
-    const worker = createMatrixWorker();
-    services.push(worker);
+    const worker = shared();
     const errors: string[] = [];
     const refresh = new AsyncRefresh<SymmetricMatrix64[], EighOutput[]>({
       submit: (b) => worker.submitEigh(b),
@@ -237,8 +247,7 @@ describe('AsyncRefresh with the matrix worker', () => {
   });
 
   it('createEighRefresh computes the first result inline (no wait for the worker), later ones in the worker', () => {
-    const worker = createMatrixWorker();
-    services.push(worker);
+    const worker = shared();
     const refresh = createEighRefresh(worker, { maxStaleness: 1 });
     const first = refresh.step(0, true, () => [stats(12, 0)])!;
     expect(refresh.stats).toMatchObject({ inline: 1, submitted: 0 });
@@ -257,5 +266,41 @@ describe('AsyncRefresh with the matrix worker', () => {
       const expected = inverseRoot({ rows: 9, cols: 9, data: m.data }, 4, { epsilon: 1e-4 }).root.data;
       expect(Array.from(r[0]!.root)).toEqual(Array.from(expected));
     }
+  });
+
+  it('createSpdInverseRefresh in deterministic mode on the worker gives the damped inverses of the due snapshots', () => {
+    const worker = shared();
+    const refresh = createSpdInverseRefresh(worker, { damping: 0.05 }, { maxStaleness: 2, deterministic: true });
+    for (let t = 0; t < 7; t++) {
+      const r = refresh.step(t, t % 2 === 0, () => [stats(10, t)])!;
+      const s = refresh.currentStep;
+      expect(s).toBe(t < 2 ? 0 : t - 2 - (t % 2));
+      const m = stats(10, s);
+      for (let i = 0; i < 10; i++) m.data[i * 11] += 0.05;
+      expect(Array.from(r[0]!.inverse)).toEqual(
+        Array.from(spdInverse({ rows: 10, cols: 10, data: m.data }).inverse.data),
+      );
+    }
+    expect(refresh.stats).toMatchObject({ inline: 1, failed: 0 });
+  });
+
+  it('a checkpoint with nothing in flight, restored with restore(result, step), continues exactly', () => {
+    const make = () => createEighRefresh(shared(), { maxStaleness: 2, deterministic: true });
+    const trace = (r: ReturnType<typeof make>, from: number, to: number) => {
+      const out: [number, number][] = [];
+      for (let t = from; t < to; t++) {
+        const v = r.step(t, t % 3 === 0, () => [stats(16, t)])!;
+        out.push([r.currentStep, v[0]!.values[3]!]);
+      }
+      return out;
+    };
+    const whole = trace(make(), 0, 12);
+    const first = make();
+    const head = trace(first, 0, 6);
+    expect(first.inFlightStep).toBe(-1); // job of step 3 swapped in at 5; next request at 6
+    const saved = { result: first.current!, step: first.currentStep };
+    const restored = make();
+    restored.restore(saved.result, saved.step);
+    expect([...head, ...trace(restored, 6, 12)]).toEqual(whole);
   });
 });

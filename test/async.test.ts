@@ -19,6 +19,7 @@ interface Fixture {
   matrices: { n: number; data: number[] }[];
   eigenvalues: number[][];
   inverseRoot: { p: number; epsilon: number; roots: number[][] };
+  spdInverse: { damping: number; inverses: number[][] };
 }
 const fixture = JSON.parse(
   readFileSync(new URL('./fixtures/async-reference.json', import.meta.url), 'utf8'),
@@ -108,6 +109,14 @@ describe('matrix worker: results', () => {
       expect(r.epsilon).toBe(epsilon);
       expect(r.error).toBeLessThan(1e-9);
     });
+    const { damping, inverses } = fixture.spdInverse;
+    const iw = await worker.spdInverses(copy(psd), { damping });
+    const ii = await inline.spdInverses(copy(psd), { damping });
+    iw.forEach((r, i) => {
+      expect(maxAbsDiff(r.inverse, inverses[i]!)).toBeLessThan(1e-12 * Math.max(...inverses[i]!.map(Math.abs)));
+      expect(maxAbsDiff(r.inverse, ii[i]!.inverse)).toBeLessThanOrEqual(1e-12);
+      expect(r.jitter).toBe(0);
+    });
   });
 
   it('a larger batch: the worker equals inline to 1e-12, the caller can block on it, buffers are transferred', () => {
@@ -156,8 +165,13 @@ describe('matrix worker: errors and fallback', () => {
     expect(() => job.poll()).toThrow(/non-finite/);
     expect(() => worker.submitEigh([{ n: 3, data: new Float64Array(8) }])).toThrow(/length 8, expected n\*n = 9/);
     expect(() => worker.submitInverseRoots([spd(3, 1)], { p: 0 })).toThrow(/p must be a positive integer/);
-    const indefinite = { n: 2, data: Float64Array.from([1, 0, 0, -1]) };
-    await expect(worker.inverseRoots([indefinite], { p: 2 })).rejects.toThrow(/inverseRoots: batch\[0\]/);
+    const indefinite = () => ({ n: 2, data: Float64Array.from([1, 0, 0, -1]) });
+    await expect(worker.inverseRoots([indefinite()], { p: 2 })).rejects.toThrow(/inverseRoots: batch\[0\]/);
+    await expect(worker.spdInverses([indefinite()], { maxTries: 1 })).rejects.toThrow(/spdInverses: batch\[0\]/);
+    expect(() => worker.submitSpdInverses([indefinite()], { damping: -1 })).toThrow(/damping must be finite and >= 0/);
+    // Singular PSD: the Cholesky retry adds jitter and reports it.
+    const singular = await worker.spdInverses([{ n: 2, data: Float64Array.from([1, 1, 1, 1]) }]);
+    expect(singular[0]!.jitter).toBeGreaterThan(0);
     // Still serving after errors.
     expect((await worker.eigh([spd(5, 5)]))[0]!.values.length).toBe(5);
     expect(worker.mode).toBe('worker');
@@ -210,6 +224,18 @@ describe('matrix worker: errors and fallback', () => {
     expect(() => job.wait()).toThrow(/the worker failed: .*boom/s);
     expect(reasons[0]).toMatch(/boom/);
     return backend.close('test done');
+  });
+
+  it('a worker thread that exits without a word is noticed by a blocking wait at once, not at the timeout', async () => {
+    const reasons: string[] = [];
+    const code = 'data:text/javascript,' + encodeURIComponent('setTimeout(() => process.exit(3), 10);');
+    const backend = new NodeBackend({ entry: code, tsx: null }, (r) => reasons.push(r));
+    const job = backend.submit<EighOutput[]>({ op: 'eigh', batch: [spd(3, 1)] }, [], 60_000);
+    const t0 = performance.now();
+    expect(() => job.wait()).toThrow(/the worker thread stopped/);
+    expect(performance.now() - t0).toBeLessThan(20_000);
+    expect(reasons).toHaveLength(1);
+    await backend.close('test done');
   });
 
   it('a script that forgets close() still exits: an idle worker holds no handle open', () => {

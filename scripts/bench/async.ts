@@ -3,8 +3,9 @@
  * inline on the main thread, the worker round trip, and whether the main thread's tfjs (wasm)
  * training step slows down while the worker computes (the machine has 2 cores).
  *
- *  - eigh n x n: inline = eigh on the main thread (src/linalg, wasm kernels); worker = submit to
- *    a warm worker and `job.wait()` (transfer out and back included). Median of the repetitions.
+ *  - eigh and spdInverse (Cholesky) n x n: inline = on the main thread (src/linalg, wasm kernels);
+ *    worker = submit to a warm worker and `job.wait()` (transfer out and back included). Median of
+ *    the repetitions.
  *  - round trip: a 4 x 4 eigh through the worker, awaited (event loop) and waited (Atomics.wait +
  *    receiveMessageOnPort), median of 50: the fixed cost per job.
  *  - step time: an MLP 784-256-10 gradient + SGD step (batch 128, tfjs wasm) on the main thread,
@@ -19,7 +20,7 @@ import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { createMatrixWorker, type MatrixService, type SymmetricMatrix64 } from '../../src/async/index.js';
-import { eigh } from '../../src/linalg/index.js';
+import { eigh, matmulABt, spdInverse } from '../../src/linalg/index.js';
 import { mulberry32 } from '../../src/rng.js';
 
 function spd(n: number, seed: number): SymmetricMatrix64 {
@@ -99,35 +100,97 @@ export async function run(): Promise<string> {
 
   lines.push('## Matrix worker (src/async)', '');
   lines.push(
-    `Float64 symmetric eigendecomposition (src/linalg eigh, ${''}wasm kernels) in the worker against inline on the ` +
-      `main thread; load average ${loadavg()[0]!.toFixed(1)} at start. Worker start-up (first job, loads the ` +
-      `module graph incl. tfjs): ${startMs.toFixed(0)} ms.`,
+    'Float64 symmetric eigendecomposition (src/linalg eigh) and damped SPD inverse (spdInverse, Cholesky; ' +
+      "K-FAC's factor inverses) in the worker against inline on the main thread, wasm kernels; load average " +
+      `${loadavg()[0]!.toFixed(1)} at start. Worker start-up (first job, loads the module graph incl. tfjs): ` +
+      `${startMs.toFixed(0)} ms.`,
     '',
-    '| n | inline, wall (ms) | inline, main-thread CPU (ms) | worker, submit to result (ms) | overhead (ms) |',
-    '|---|---|---|---|---|',
+    '| operation | n | inline, wall (ms) | inline, main-thread CPU (ms) | worker, submit to result (ms) | overhead (ms) |',
+    '|---|---|---|---|---|---|',
   );
   const big: Record<number, SymmetricMatrix64> = {};
-  for (const n of sizes) {
-    const a = spd(n, n);
-    big[n] = a;
-    eigh({ rows: n, cols: n, data: a.data }); // warm-up
-    service.submitEigh([copy(a)]).wait();
-    const inl: number[] = [];
-    const wrk: number[] = [];
-    let cpuMs = 0;
-    for (let r = 0; r < reps; r++) {
-      let t = performance.now();
+  const ops = {
+    eigh: {
+      inline: (m: SymmetricMatrix64) => eigh({ rows: m.n, cols: m.n, data: m.data }),
+      worker: (m: SymmetricMatrix64) => service.submitEigh([m]).wait(),
+    },
+    spdInverse: {
+      inline: (m: SymmetricMatrix64) => spdInverse({ rows: m.n, cols: m.n, data: m.data }),
+      worker: (m: SymmetricMatrix64) => service.submitSpdInverses([m]).wait(),
+    },
+  };
+  for (const [name, op] of Object.entries(ops)) {
+    for (const n of sizes) {
+      const a = (big[n] ??= spd(n, n));
+      op.inline(a); // warm-up
+      op.worker(copy(a));
+      const inl: number[] = [];
+      const wrk: number[] = [];
+      for (let r = 0; r < reps; r++) {
+        let t = performance.now();
+        op.inline(a);
+        inl.push(performance.now() - t);
+        const b = copy(a);
+        t = performance.now();
+        op.worker(b);
+        wrk.push(performance.now() - t);
+      }
+      // CPU per inline call: repeat until >= 150 ms of CPU (10 ms ticks) or 60 calls.
+      let calls = 0;
       const c0 = mainThreadCpuMs();
-      eigh({ rows: n, cols: n, data: a.data });
-      cpuMs += mainThreadCpuMs() - c0;
-      inl.push(performance.now() - t);
-      const b = [copy(a)];
-      t = performance.now();
-      service.submitEigh(b).wait();
-      wrk.push(performance.now() - t);
+      while (calls < 60 && (calls === 0 || mainThreadCpuMs() - c0 < 150)) {
+        op.inline(a);
+        calls++;
+      }
+      const cpuMs = (mainThreadCpuMs() - c0) / calls;
+      const [i, w] = [median(inl), median(wrk)];
+      lines.push(
+        `| ${name} | ${n} | ${i.toFixed(1)} | ${cpuMs.toFixed(1)} | ${w.toFixed(1)} | ${(w - i).toFixed(1)} |`,
+      );
     }
+  }
+
+  // K-FAC's per-step statistics product A = a^T a / B (a: B x 784 activations): on the main
+  // thread in tfjs (float32), against what moving it to the worker would leave on the main thread
+  // (downloading a, dataSync) and cost the worker (float64 a^T a, src/linalg).
+  {
+    const r = mulberry32(5);
+    const act = tf.tensor2d(
+      Float32Array.from({ length: 128 * 784 }, () => r() - 0.5),
+      [128, 784],
+    );
+    const perCall = (f: () => void) => {
+      f();
+      let calls = 0;
+      const c0 = mainThreadCpuMs();
+      const t0 = performance.now();
+      while (calls < 200 && (calls === 0 || mainThreadCpuMs() - c0 < 150)) {
+        f();
+        calls++;
+      }
+      return { cpu: (mainThreadCpuMs() - c0) / calls, wall: (performance.now() - t0) / calls };
+    };
+    const tfProduct = perCall(() => {
+      // As src/layers/dense.ts: an explicit transpose (matMul's transposeA is ~9x slower on wasm).
+      const A = tf.tidy(() => tf.div(tf.matMul(tf.transpose(act), act), 128));
+      A.dataSync();
+      A.dispose();
+    });
+    let host: ArrayLike<number> = new Float32Array(0);
+    const download = perCall(() => {
+      host = act.dataSync();
+    });
+    const at = { rows: 784, cols: 128, data: new Float64Array(784 * 128) };
+    for (let i = 0; i < 128; i++) for (let j = 0; j < 784; j++) at.data[j * 128 + i] = host[i * 784 + j]!;
+    const f64 = perCall(() => matmulABt(at, at, true));
+    act.dispose();
     lines.push(
-      `| ${n} | ${median(inl).toFixed(1)} | ${(cpuMs / reps).toFixed(0)} | ${median(wrk).toFixed(1)} | ${(median(wrk) - median(inl)).toFixed(1)} |`,
+      '',
+      "K-FAC's statistics product A = a^T a / 128 for 128 x 784 activations, per call (CPU / wall ms): tfjs " +
+        `float32 matMul + download on the main thread ${tfProduct.cpu.toFixed(2)} / ${tfProduct.wall.toFixed(2)}; ` +
+        `downloading a alone (what would stay on the main thread) ${download.cpu.toFixed(2)} / ` +
+        `${download.wall.toFixed(2)}; float64 a^T a (src/linalg, what the worker would spend) ${f64.cpu.toFixed(2)} / ` +
+        `${f64.wall.toFixed(2)}.`,
     );
   }
 

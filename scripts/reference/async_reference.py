@@ -7,7 +7,9 @@ Three symmetric matrices, independent of curvature's code:
     A2: 9 x 9 symmetric indefinite, (H + H^T) / 2
 Written: the eigenvalues (numpy.linalg.eigh, ascending) of all three, and the inverse 4th roots
 (A + eps I)^(-1/4) with eps = 1e-3 of A0 and A1 (V diag((lambda + eps)^(-1/4)) V^T with negative
-round-off eigenvalues clamped to 0, as Shampoo uses them), to test/fixtures/async-reference.json.
+round-off eigenvalues clamped to 0, as Shampoo uses them), and the damped inverses
+(A + d I)^(-1) with d = 0.1 of A0 and A1 (numpy.linalg.inv, as K-FAC uses them), to
+test/fixtures/async-reference.json.
 
 Run:  /usr/bin/python3 scripts/reference/async_reference.py
 """
@@ -23,6 +25,7 @@ H = rng.standard_normal((9, 9))
 mats = [G0 @ G0.T / 6, G1 @ G1.T, (H + H.T) / 2]
 EPS = 1e-3
 P = 4
+DAMPING = 0.1
 
 
 def inv_root(a, p, eps):
@@ -35,6 +38,10 @@ out = {
     "matrices": [{"n": a.shape[0], "data": a.reshape(-1).tolist()} for a in mats],
     "eigenvalues": [np.linalg.eigh(a)[0].tolist() for a in mats],
     "inverseRoot": {"p": P, "epsilon": EPS, "roots": [inv_root(a, P, EPS).reshape(-1).tolist() for a in mats[:2]]},
+    "spdInverse": {
+        "damping": DAMPING,
+        "inverses": [np.linalg.inv(a + DAMPING * np.eye(a.shape[0])).reshape(-1).tolist() for a in mats[:2]],
+    },
 }
 path = os.path.join(os.path.dirname(__file__), "..", "..", "test", "fixtures", "async-reference.json")
 with open(path, "w") as f:

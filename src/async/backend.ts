@@ -123,6 +123,11 @@ const fail = (e) => {
   }
 };
 process.on('uncaughtException', (e) => { fail(e); process.exit(1); });
+process.on('exit', (code) => {
+  Atomics.store(workerData.signal, 2, 1 + code);
+  Atomics.add(workerData.signal, 0, 1);
+  Atomics.notify(workerData.signal, 0);
+});
 (async () => {
   try {
     await import(workerData.entry);
@@ -175,7 +180,7 @@ export class NodeBackend extends BaseBackend {
     this.threads = get('node:worker_threads') as NodeWorkerThreads;
     const { port1, port2 } = new this.threads.MessageChannel();
     this.port = port1;
-    this.signal = new Int32Array(new SharedArrayBuffer(8));
+    this.signal = new Int32Array(new SharedArrayBuffer(12));
     this.worker = new this.threads.Worker(BOOTSTRAP, {
       eval: true,
       name: 'curvature-matrix-worker',
@@ -208,6 +213,12 @@ export class NodeBackend extends BaseBackend {
       const seen = Atomics.load(this.signal, 0);
       this.collect();
       if (settled() || this.dead !== null) return;
+      // A worker that exited (signal[2], set by the bootstrap's 'exit' handler) will never answer;
+      // its 'exit' event cannot run while this thread blocks.
+      if (Atomics.load(this.signal, 2) !== 0) {
+        this.fail(`the worker thread stopped (exit code ${Atomics.load(this.signal, 2) - 1})`);
+        return;
+      }
       Atomics.wait(this.signal, 0, seen, Math.max(0, Math.min(100, deadline - performance.now())));
       this.collect();
     };

@@ -7,6 +7,8 @@ export type {
   EighOutput,
   InverseRootsOptions,
   InverseRootOutput,
+  SpdInversesOptions,
+  SpdInverseOutput,
   MatrixJob,
   MatrixService,
   MatrixServiceMode,
@@ -15,4 +17,4 @@ export type { MatrixWorkerOptions } from './service.js';
 export { createMatrixWorker } from './service.js';
 export { createInlineMatrixService } from './inline.js';
 export type { AsyncRefreshOptions, AsyncRefreshStats, RefreshOptions } from './refresh.js';
-export { AsyncRefresh, createEighRefresh, createInverseRootRefresh } from './refresh.js';
+export { AsyncRefresh, createEighRefresh, createInverseRootRefresh, createSpdInverseRefresh } from './refresh.js';

@@ -13,7 +13,8 @@
  * done. maxStaleness 0 is the synchronous schedule. With `deterministic: true` the result is
  * swapped in exactly at step s + maxStaleness, never earlier, so the trajectory does not depend on
  * timing and equals the inline service's (exact reproducibility with the work still overlapped).
- * Between accepted submissions the result ages with the optimizer's schedule as in sync mode.
+ * The age of the result in use, t - currentStep, with a request every f steps and k = maxStaleness:
+ * at most f - 1 + k when k < f, at most 2k + f - 2 when k >= f (failed jobs excepted).
  * With no result yet (first step, after `reset()`, or after the first job failed) a snapshot is
  * submitted whatever `request` says, and waited for. Whenever a result is needed at the step of its
  * snapshot (no result yet, or maxStaleness 0), `inline(snapshot)`, when given, computes it on this
@@ -27,12 +28,13 @@
  * previous result stays in use, the error is passed to `onError` (default console.warn) and kept
  * in `lastError`, and the next request submits again.
  *
- * Checkpoints: in-flight work is not part of any state. An optimizer saves its statistics (and,
- * if it likes, the result in use); after restoring it calls `reset()` (or `restore(result, step)`),
- * and the next `step` recomputes from the restored statistics (synchronously, as there is no
- * result). A restored run therefore equals the uninterrupted one exactly in the synchronous mode
- * (maxStaleness 0 or the inline service), and in deterministic mode when restored on a step with no
- * job in flight.
+ * Checkpoints: in-flight work is not part of any state. An optimizer saves its statistics and the
+ * result in use (Shampoo already keeps its root factors in state slots). After restoring, it calls
+ * `restore(result, step)`: the run continues exactly as the uninterrupted one when no job was in
+ * flight at the checkpoint (always so in the synchronous mode; in deterministic mode, when the
+ * checkpoint step is not within maxStaleness steps after a submission). A job in flight at the
+ * checkpoint is dropped, so the restored run refreshes at its next request instead. With `reset()`
+ * instead of `restore`, the next `step` recomputes from the restored statistics at once.
  */
 import { createInlineMatrixService } from './inline.js';
 import type {
@@ -41,6 +43,8 @@ import type {
   InverseRootsOptions,
   MatrixJob,
   MatrixService,
+  SpdInverseOutput,
+  SpdInversesOptions,
   SymmetricMatrix64,
 } from './types.js';
 
@@ -73,7 +77,7 @@ export interface AsyncRefreshStats {
   blocked: number;
   blockedMs: number;
   failed: number;
-  /** Results computed by `inline` because the thread could not block. */
+  /** Results computed by `inline` (needed at the step of their own snapshot). */
   inline: number;
 }
 
@@ -95,9 +99,6 @@ export class AsyncRefresh<S, T> {
   private lastStep = -Infinity;
   private error: Error | null = null;
   private warnedNoBlock = false;
-  /** Whether this thread may block (Node threads; not a browser or other Web Worker host). */
-  private readonly blocking =
-    (globalThis as { process?: { versions?: { node?: string } } }).process?.versions?.node !== undefined;
   readonly stats: AsyncRefreshStats = {
     submitted: 0,
     swapped: 0,
@@ -285,5 +286,18 @@ export function createInverseRootRefresh(
     ...options,
     submit: (batch) => service.submitInverseRoots(batch, roots),
     inline: (batch) => inlineService.submitInverseRoots(batch, roots).wait(),
+  });
+}
+
+/** An AsyncRefresh of damped SPD inverses (Cholesky) on `service`, computing inline when a result is due at once. */
+export function createSpdInverseRefresh(
+  service: MatrixService,
+  inverses: SpdInversesOptions,
+  options: RefreshOptions,
+): AsyncRefresh<SymmetricMatrix64[], SpdInverseOutput[]> {
+  return new AsyncRefresh<SymmetricMatrix64[], SpdInverseOutput[]>({
+    ...options,
+    submit: (batch) => service.submitSpdInverses(batch, inverses),
+    inline: (batch) => inlineService.submitSpdInverses(batch, inverses).wait(),
   });
 }

@@ -13,16 +13,16 @@
  * option) and in `fallbackReason`; jobs in flight at a failure reject with an Error saying so.
  * It never throws for lack of a worker.
  */
-import { checkBatch, checkInverseRootsOptions, transferables } from './compute.js';
+import { checkBatch, checkOptions, transferables, type MatrixOp, type MatrixRequest } from './compute.js';
 import { inlineJob } from './inline.js';
 import { NodeBackend, WebBackend, nodeWorkerEntry, type WorkerBackend } from './backend.js';
 import type {
   EighOutput,
   InverseRootOutput,
-  InverseRootsOptions,
   MatrixJob,
   MatrixService,
   MatrixServiceMode,
+  SpdInverseOutput,
   SymmetricMatrix64,
 } from './types.js';
 
@@ -114,19 +114,14 @@ export function createMatrixWorker(options: MatrixWorkerOptions = {}): MatrixSer
     }
   }
 
-  function submit<T>(
-    op: 'eigh' | 'inverseRoots',
-    batch: readonly SymmetricMatrix64[],
-    opts?: InverseRootsOptions,
-  ): MatrixJob<T> {
-    const where = op === 'eigh' ? 'MatrixService.submitEigh' : 'MatrixService.submitInverseRoots';
+  function submit<T>(op: MatrixOp, batch: readonly SymmetricMatrix64[], opts?: MatrixRequest['options']): MatrixJob<T> {
+    const where = `MatrixService.submit${op[0]!.toUpperCase()}${op.slice(1)}`;
     checkBatch(batch, where);
-    if (op === 'inverseRoots') checkInverseRootsOptions(opts!, where);
-    if (backend === null) return inlineJob<T>(op, [...batch], opts);
+    checkOptions(op, opts, where);
+    const options = opts === undefined ? undefined : { ...opts };
+    if (backend === null) return inlineJob<T>(op, [...batch], options);
     const items = batch.map((m) => ({ n: m.n, data: transfer ? m.data : m.data.slice() }));
-    const list = transferables(items.map((m) => m.data));
-    const req = op === 'eigh' ? { op, batch: items } : { op, batch: items, options: { ...opts! } };
-    return backend.submit<T>(req as Parameters<WorkerBackend['submit']>[0], list, waitTimeoutMs);
+    return backend.submit<T>({ op, batch: items, options }, transferables(items.map((m) => m.data)), waitTimeoutMs);
   }
 
   const service: MatrixService = {
@@ -138,8 +133,10 @@ export function createMatrixWorker(options: MatrixWorkerOptions = {}): MatrixSer
     },
     submitEigh: (batch) => submit<EighOutput[]>('eigh', batch),
     submitInverseRoots: (batch, opts) => submit<InverseRootOutput[]>('inverseRoots', batch, opts),
+    submitSpdInverses: (batch, opts) => submit<SpdInverseOutput[]>('spdInverses', batch, opts),
     eigh: (batch) => service.submitEigh(batch).promise,
     inverseRoots: (batch, opts) => service.submitInverseRoots(batch, opts).promise,
+    spdInverses: (batch, opts) => service.submitSpdInverses(batch, opts).promise,
     async close(): Promise<void> {
       const b = backend;
       if (b === null) return;

@@ -7,7 +7,8 @@
  * Node: responses go to a dedicated MessagePort (workerData.port) and every response increments
  * workerData.signal[0] (Int32Array on a SharedArrayBuffer) with Atomics.notify, so that the main
  * thread can block on it with Atomics.wait and collect the response with receiveMessageOnPort
- * while its event loop is not running (a synchronous optimizer step). signal[1] = 1 once loaded.
+ * while its event loop is not running (a synchronous optimizer step). signal[1] = 1 once loaded;
+ * signal[2] = 1 + exit code when the thread exits (set by the bootstrap in ./backend.ts).
  *
  * No Node built-in is imported (process.getBuiltinModule instead), so the file also bundles for
  * the browser.
