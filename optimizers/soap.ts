@@ -23,7 +23,7 @@
  *       if t % preconditionFrequency == 0, per factor i (one power-iteration step + QR):
  *         est = diag(Q_i^T GG_i Q_i);  order = argsort(est, descending, stable)
  *         v   = v permuted along dimension i by order;   Q_i = qr((GG_i + shift I) Q_i[:, order]).Q
- *                                                           (shift = 1e-7 max(est), below)
+ *                                                           (shift >= 1e-7 max(est), below)
  *         m   = project_new(projectBack_old(m))                (m follows the new basis)
  *
  * Defaults (all soap.py's): learningRate 3e-3, beta1 0.95, beta2 0.95, shampooBeta unset (=
@@ -39,10 +39,12 @@
  *   (src/linalg eighRows, and Cholesky-QR2 `orthonormalBasis` with Householder `qr` as its
  *   fallback: the same Q up to column signs, to which the update is invariant); soap.py runs them
  *   in float32 on the device (eigh falling back to float64). The power iteration is on
- *   GG + 1e-7 max(est) I (same eigenvectors): it keeps Cholesky-QR2 applicable when GG is
- *   singular (cond <= ~1e7) and changes the refreshed Q only in directions whose eigenvalues are
- *   below 1e-7 lambda_max, the float32 round-off of the statistic (`refreshEigenbasis`; 1e-6
- *   moved a test trajectory by 1e-4 of its length, 1e-7 by 3e-6). The per-step products (projections, statistics) are
+ *   GG + shift I (same eigenvectors), shift the smallest of [1e-7, ~1e-6] lambda_max that bounds
+ *   cond by 1e6: it keeps Cholesky-QR2 (whose Cholesky of P^T P fails beyond cond ~2e6)
+ *   applicable when GG is singular (MNIST's always-zero pixels), and changes the refreshed Q only
+ *   in directions whose eigenvalues are below the shift, i.e. near the float32 round-off of the
+ *   statistic (~3e-8 lambda_max) (`refreshEigenbasis`; a fixed 1e-6 moved a well-conditioned
+ *   test trajectory by 1e-4 of its length, 1e-7 by 3e-6). The per-step products (projections, statistics) are
  *   float32 tfjs ops, as soap.py's. The eigh's 1e-30 I shift of soap.py is dropped (no effect in
  *   float32 or float64 at any scale where it is not below the statistics' round-off).
  * - No `data_format`: tfjs conv kernels are [kh, kw, in, out] and merging follows the tensor's
@@ -195,9 +197,9 @@ export function descendingEigenbasis(a: Mat64): Mat64 {
 
 /**
  * soap.py's get_orthogonal_matrix_QR for one factor: est = diag(Q^T GG Q), order = argsort
- * descending (stable), Q_new = qr((GG + shift I) Q[:, order]).Q, with shift = 1e-7 max(est):
- * the eigenvectors of GG + shift I are GG's, and the shift (about the float32 statistics'
- * round-off of ~3e-8 lambda_max) bounds cond(P) by ~1e7 so that the fast Cholesky-QR2 of
+ * descending (stable), Q_new = qr((GG + shift I) Q[:, order]).Q, with the smallest shift
+ * >= 1e-7 max(est) that bounds cond(P) by ~1e6 (at most ~1e-6 max(est), for a singular GG):
+ * the eigenvectors of GG + shift I are GG's, and the bound lets the fast Cholesky-QR2 of
  * src/linalg `orthonormalBasis` applies even when GG is singular (e.g. MNIST's always-zero
  * pixels; Householder QR there costs ~5x as much at d = 784); soap.py orthogonalises GG Q
  * itself (in float32, where directions below ~1e-7 lambda_max are round-off). Returns Q_new and
@@ -212,7 +214,11 @@ export function refreshEigenbasis(gg: Mat64, q: Mat64): { q: Mat64; order: numbe
     for (let j = 0; j < n; j++) est[j] += q.data[r + j] * p.data[r + j];
   }
   const order = [...Array(n).keys()].sort((a, b) => est[b] - est[a]);
-  const shift = 1e-7 * Math.max(0, est[order[0]] ?? 0);
+  // The smallest shift >= 1e-7 lambda_max with (lambda_max + s) / (lambda_min + s) <= 1e6 (est as
+  // the eigenvalues): 1e-7 lambda_max for a well-conditioned GG, ~1e-6 lambda_max for a singular one.
+  const hi = Math.max(0, est[order[0]] ?? 0);
+  const lo = Math.max(0, est[order[n - 1]] ?? 0);
+  const shift = Math.max(1e-7 * hi, (hi - 1e6 * lo) / (1e6 - 1));
   const permuted = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
     const r = i * n;
