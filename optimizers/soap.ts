@@ -44,8 +44,8 @@
  *   applicable when GG is singular (MNIST's always-zero pixels), and changes the refreshed Q only
  *   in directions whose eigenvalues are below the shift, i.e. near the float32 round-off of the
  *   statistic (~3e-8 lambda_max) (`refreshEigenbasis`; a fixed 1e-6 moved a well-conditioned
- *   test trajectory by 1e-4 of its length, 1e-7 by 3e-6). The per-step products (projections, statistics) are
- *   float32 tfjs ops, as soap.py's. The eigh's 1e-30 I shift of soap.py is dropped (no effect in
+ *   test trajectory by 1e-4 of its length, 1e-7 by 3e-6). The per-step products (projections,
+ *   statistics) are float32 tfjs ops, as soap.py's. The eigh's 1e-30 I shift of soap.py is dropped (no effect in
  *   float32 or float64 at any scale where it is not below the statistics' round-off).
  * - No `data_format`: tfjs conv kernels are [kh, kw, in, out] and merging follows the tensor's
  *   own axis order; soap.py's channels_last permutes NHWC 4-D tensors first.
@@ -64,9 +64,12 @@
  *
  * Cost per step for an m x n matrix with both factors: the statistics m^2 n + m n^2, the two
  * projections 2 (m^2 n + m n^2) multiply-adds (float32), plus every preconditionFrequency steps
- * GG Q and QR per factor (float64, ~2 d^3 + 8/3 d^3 flops). For a 784 x 128 kernel that is
- * ~270 M multiply-adds a step, against ~77 M for the forward and backward pass of a batch of 256:
- * `npm run bench -- soap` (scripts/bench/soap.ts) measures the ratio to Adam.
+ * per factor of size d: GG Q (d^3) and Cholesky-QR2 (~4.3 d^3) in float64, and one eigh at the
+ * start. For a 784 x 128 kernel that is ~275 M multiply-adds a step and ~2.5 G per refresh,
+ * against 52 M for the forward and backward pass of a batch of 256: on the 784-128-10 MLP the
+ * FLOP ratio to an Adam step is 11x at batch 256 and 3.5x at 1024 (`npm run bench -- soap`
+ * measured 10x and 3.1x); with maxPreconditionDim 512 (the 784 side unfactored) 1.8x and 1.2x
+ * (measured 1.6x and 1.1x).
  *
  * State slots: 'expAvg' (m, in the eigenbasis), 'expAvgSq' (v, in the eigenbasis), 'GG<i>' and
  * 'Q<i>' per factored dimension i of the merged shape. `failedEigenbases` is saved too.
