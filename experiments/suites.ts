@@ -21,6 +21,7 @@ const NO_LAYERS = 'K-FAC preconditions the layers of a network; this problem has
 const TOO_BIG_FOR_NEWTON =
   "over Newton's maxParams (1,000) for an explicit Hessian; hessian-free is the matrix-free Newton";
 const NO_MATRICES = 'Muon orthogonalises matrix parameters; this problem has none (it would run AdamW)';
+const NO_FACTORS = 'SOAP preconditions parameters of rank >= 2; this problem has only a vector (it would run Adam)';
 const MINI_BATCHES = 'L-BFGS is for deterministic problems: on mini-batches its curvature pairs mix batches';
 
 /**
@@ -47,7 +48,7 @@ export const quickSuite: Suite = {
       },
       // One L-BFGS step is up to 20 iterations (torch's step(closure)).
       optimizerBudgets: { lbfgs: { steps: 20, seconds: 10 } },
-      exclude: { kfac: NO_LAYERS, muon: NO_MATRICES },
+      exclude: { kfac: NO_LAYERS, muon: NO_MATRICES, soap: NO_FACTORS },
     },
     {
       id: 'rosenbrock-2d',
@@ -63,7 +64,7 @@ export const quickSuite: Suite = {
         lbfgs: { lineSearchFn: 'strong_wolfe' },
       },
       optimizerBudgets: { lbfgs: { steps: 20, seconds: 10 } },
-      exclude: { kfac: NO_LAYERS, muon: NO_MATRICES },
+      exclude: { kfac: NO_LAYERS, muon: NO_MATRICES, soap: NO_FACTORS },
     },
     {
       id: 'softmax-mnist',

@@ -23,7 +23,7 @@
  *       if t % preconditionFrequency == 0, per factor i (one power-iteration step + QR):
  *         est = diag(Q_i^T GG_i Q_i);  order = argsort(est, descending, stable)
  *         v   = v permuted along dimension i by order;   Q_i = qr((GG_i + shift I) Q_i[:, order]).Q
- *                                                           (shift = 1e-7 max(est), below)
+ *                                                           (shift >= 1e-7 max(est), below)
  *         m   = project_new(projectBack_old(m))                (m follows the new basis)
  *
  * Defaults (all soap.py's): learningRate 3e-3, beta1 0.95, beta2 0.95, shampooBeta unset (=
@@ -39,10 +39,13 @@
  *   (src/linalg eighRows, and Cholesky-QR2 `orthonormalBasis` with Householder `qr` as its
  *   fallback: the same Q up to column signs, to which the update is invariant); soap.py runs them
  *   in float32 on the device (eigh falling back to float64). The power iteration is on
- *   GG + 1e-7 max(est) I (same eigenvectors): it keeps Cholesky-QR2 applicable when GG is
- *   singular and changes Q only in directions whose eigenvalues are below the float32 round-off
- *   of the statistic (`refreshEigenbasis`). The per-step products (projections, statistics) are
- *   float32 tfjs ops, as soap.py's. The eigh's 1e-30 I shift of soap.py is dropped (no effect in
+ *   GG + shift I (same eigenvectors), shift the smallest of [1e-7, ~1e-6] lambda_max that bounds
+ *   cond by 1e6: it keeps Cholesky-QR2 (whose Cholesky of P^T P fails beyond cond ~2e6)
+ *   applicable when GG is singular (MNIST's always-zero pixels), and changes the refreshed Q only
+ *   in directions whose eigenvalues are below the shift, i.e. near the float32 round-off of the
+ *   statistic (~3e-8 lambda_max) (`refreshEigenbasis`; a fixed 1e-6 moved a well-conditioned
+ *   test trajectory by 1e-4 of its length, 1e-7 by 3e-6). The per-step products (projections,
+ *   statistics) are float32 tfjs ops, as soap.py's. The eigh's 1e-30 I shift of soap.py is dropped (no effect in
  *   float32 or float64 at any scale where it is not below the statistics' round-off).
  * - No `data_format`: tfjs conv kernels are [kh, kw, in, out] and merging follows the tensor's
  *   own axis order; soap.py's channels_last permutes NHWC 4-D tensors first.
@@ -61,9 +64,12 @@
  *
  * Cost per step for an m x n matrix with both factors: the statistics m^2 n + m n^2, the two
  * projections 2 (m^2 n + m n^2) multiply-adds (float32), plus every preconditionFrequency steps
- * GG Q and QR per factor (float64, ~2 d^3 + 8/3 d^3 flops). For a 784 x 128 kernel that is
- * ~270 M multiply-adds a step, against ~77 M for the forward and backward pass of a batch of 256:
- * `npm run bench -- soap` (scripts/bench/soap.ts) measures the ratio to Adam.
+ * per factor of size d: GG Q (d^3) and Cholesky-QR2 (~4.3 d^3) in float64, and one eigh at the
+ * start. For a 784 x 128 kernel that is ~275 M multiply-adds a step and ~2.5 G per refresh,
+ * against 52 M for the forward and backward pass of a batch of 256: on the 784-128-10 MLP the
+ * FLOP ratio to an Adam step is 11x at batch 256 and 3.5x at 1024 (`npm run bench -- soap`
+ * measured 10x and 3.1x); with maxPreconditionDim 512 (the 784 side unfactored) 1.8x and 1.2x
+ * (measured 1.6x and 1.1x).
  *
  * State slots: 'expAvg' (m, in the eigenbasis), 'expAvgSq' (v, in the eigenbasis), 'GG<i>' and
  * 'Q<i>' per factored dimension i of the merged shape. `failedEigenbases` is saved too.
@@ -194,12 +200,13 @@ export function descendingEigenbasis(a: Mat64): Mat64 {
 
 /**
  * soap.py's get_orthogonal_matrix_QR for one factor: est = diag(Q^T GG Q), order = argsort
- * descending (stable), Q_new = qr((GG + shift I) Q[:, order]).Q, with shift = 1e-7 max(est):
- * the eigenvectors of GG + shift I are GG's, and the shift (below the float32 statistics'
- * round-off of ~3e-8 lambda_max) bounds cond(P) by ~1e7 so that the fast Cholesky-QR2 of
+ * descending (stable), Q_new = qr((GG + shift I) Q[:, order]).Q, with the smallest shift
+ * >= 1e-7 max(est) that bounds cond(P) by ~1e6 (at most ~1e-6 max(est), for a singular GG):
+ * the eigenvectors of GG + shift I are GG's, and the bound lets the fast Cholesky-QR2 of
  * src/linalg `orthonormalBasis` applies even when GG is singular (e.g. MNIST's always-zero
- * pixels); soap.py orthogonalises GG Q itself, whose columns for eigenvalues below the shift are
- * round-off there. Returns Q_new and the order.
+ * pixels; Householder QR there costs ~5x as much at d = 784); soap.py orthogonalises GG Q
+ * itself (in float32, where directions below ~1e-7 lambda_max are round-off). Returns Q_new and
+ * the order.
  */
 export function refreshEigenbasis(gg: Mat64, q: Mat64): { q: Mat64; order: number[] } {
   const n = gg.rows;
@@ -210,7 +217,11 @@ export function refreshEigenbasis(gg: Mat64, q: Mat64): { q: Mat64; order: numbe
     for (let j = 0; j < n; j++) est[j] += q.data[r + j] * p.data[r + j];
   }
   const order = [...Array(n).keys()].sort((a, b) => est[b] - est[a]);
-  const shift = 1e-7 * Math.max(0, est[order[0]] ?? 0);
+  // The smallest shift >= 1e-7 lambda_max with (lambda_max + s) / (lambda_min + s) <= 1e6 (est as
+  // the eigenvalues): 1e-7 lambda_max for a well-conditioned GG, ~1e-6 lambda_max for a singular one.
+  const hi = Math.max(0, est[order[0]] ?? 0);
+  const lo = Math.max(0, est[order[n - 1]] ?? 0);
+  const shift = Math.max(1e-7 * hi, (hi - 1e6 * lo) / (1e6 - 1));
   const permuted = new Float64Array(n * n);
   for (let i = 0; i < n; i++) {
     const r = i * n;

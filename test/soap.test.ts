@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { SOAP, soapLayout, type SOAPOptions } from '../optimizers/soap.js';
+import { SOAP, refreshEigenbasis, soapLayout, type SOAPOptions } from '../optimizers/soap.js';
 import { getOptimizerEntry } from '../optimizers/index.js';
 import { orthonormalBasis, qr } from '../src/linalg/index.js';
 
@@ -201,6 +201,38 @@ describe('SOAP', () => {
         for (let i = 0; i < m; i++) dot += q.data[i * n + j]! * h.data[i * n + j]!;
         if (j < rank) expect(Math.abs(Math.abs(dot) - 1)).toBeLessThan(1e-8);
       }
+    }
+  });
+
+  it('refreshEigenbasis keeps an exact eigenbasis (singular statistic, zero rows) and sorts it', () => {
+    const n = 30;
+    const rank = 18;
+    let seed = 11;
+    const rnd = (): number => (seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5;
+    // V: a random orthonormal basis (Householder qr of a random matrix); lambda: 18 distinct
+    // positive values in shuffled order and 12 zeros.
+    const v = qr(Array.from({ length: n }, () => Array.from({ length: n }, rnd))).q;
+    const lambda = Array.from({ length: n }, (_, j) => (j < rank ? 2 ** -(((j * 7) % rank) / 2) : 0));
+    const gg = new Float64Array(n * n);
+    for (let i = 0; i < n; i++)
+      for (let k = 0; k < n; k++) {
+        let sum = 0;
+        for (let j = 0; j < n; j++) sum += v.data[i * n + j]! * lambda[j]! * v.data[k * n + j]!;
+        gg[i * n + k] = sum;
+      }
+    const { q, order } = refreshEigenbasis({ rows: n, cols: n, data: gg }, v);
+    // Descending by the Rayleigh quotients (= lambda here); the zeros (round-off) last.
+    expect(order.slice(0, rank).map((j) => lambda[j]!)).toEqual([...lambda.slice(0, rank)].sort((a, b) => b - a));
+    expect([...order.slice(rank)].sort((a, b) => a - b)).toEqual([...Array(n - rank).keys()].map((j) => j + rank));
+    for (let c = 0; c < n; c++) {
+      let norm = 0;
+      let dot = 0;
+      for (let i = 0; i < n; i++) {
+        norm += q.data[i * n + c]! ** 2;
+        dot += q.data[i * n + c]! * v.data[i * n + order[c]!]!;
+      }
+      expect(Math.abs(norm - 1)).toBeLessThan(1e-10);
+      if (c < rank) expect(Math.abs(Math.abs(dot) - 1)).toBeLessThan(1e-9);
     }
   });
 

@@ -108,8 +108,9 @@ export function qr(a: MatrixInput): QrResult {
  * inverse when the wasm kernels load), ~4 m n^2 + 2/3 n^3 flops in products instead of
  * Householder's loops. Q spans the same nested column spaces as Householder's, with columns
  * differing at most in sign (R's diagonal is positive here). Cholesky-QR2 is accurate to
- * round-off when cond(A) < ~1e7 (u^{-1/2}); when the first Cholesky fails or its pivots span more
- * than 1e7 (a rank-deficient or ill-conditioned A), this falls back to Householder `qr`.
+ * round-off when cond(A) < ~6e7 (u^{-1/2}); when the first Cholesky fails or its pivots (R's
+ * diagonal, within [sigma_min, sigma_max] of A) span more than 2e7 (a rank-deficient or
+ * ill-conditioned A), this falls back to Householder `qr`.
  */
 export function orthonormalBasis(a: MatrixInput): Mat64 {
   const A = toMat64(a, 'orthonormalBasis(A)');
@@ -134,7 +135,7 @@ export function orthonormalBasis(a: MatrixInput): Mat64 {
         lo = Math.min(lo, d);
         hi = Math.max(hi, d);
       }
-      if (!(hi <= 1e7 * lo)) return null;
+      if (!(hi <= 2e7 * lo)) return null;
     }
     return matmulABt(p, lowerTriangularInverse(L));
   };
