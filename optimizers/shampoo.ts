@@ -138,7 +138,7 @@ import { HostDiagonal, HostKronecker } from './shampoo/host-backend.js';
 import { HostSlotStore } from './shampoo/host-slots.js';
 
 export type { ShampooRootMethod } from './shampoo/roots.js';
-export type { ShampooInternals } from './shampoo/preconditioner.js';
+export type { ShampooInternals, ShampooProfile } from './shampoo/preconditioner.js';
 
 export const SHAMPOO_OPTIONS = {
   ...BASE_OPTION_SPECS,
@@ -189,6 +189,11 @@ export const SHAMPOO_OPTIONS = {
     min: 1,
     integer: true,
   }),
+  skipPreconditioningDimSizeGt: option.number(
+    0,
+    'Dimensions (after merging) larger than this get no preconditioner, the others still do (one-sided Shampoo; scalable_shampoo skip_preconditioning_dim_size_gt); 0 = precondition all',
+    { min: 0, integer: true },
+  ),
   mergeDims: option.boolean(true, 'Merge adjacent small dimensions while their product <= maxPreconditionerDim'),
   grafting: option.choice<GraftingType>('adam', GRAFTING_TYPES, 'Per-block step norm from this first-order method'),
   graftingEpsilon: option.optionalNumber('Grafting epsilon (default 1e-10 adagrad, else 1e-8)', { min: 0 }),
@@ -294,7 +299,8 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     const key = shape.join('x');
     let entry = this.preconditioners.get(key);
     if (entry === undefined) {
-      const L = layoutOf(shape, this.options.maxPreconditionerDim, this.options.mergeDims);
+      const o = this.options;
+      const L = layoutOf(shape, o.maxPreconditionerDim, o.mergeDims, o.skipPreconditioningDimSizeGt);
       this.backend ??= this.resolveBackend();
       const K = this.backend === 'host' ? shampooKernels() : null;
       let pc: ShampooPreconditioner | null = null;
@@ -320,9 +326,21 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     if (pc === null) return tf.clone(param);
     const plan = this.rules.plan(state.step + 1);
     const g = o.decoupledWeightDecay ? grad : addL2WeightDecay(grad, param, o.weightDecay);
+    const prof = this.internals.profile;
+    let t0 = prof === undefined ? 0 : performance.now();
+    const lap = (part: 'statistics' | 'roots' | 'direction') => {
+      if (prof === undefined) return;
+      const t1 = performance.now();
+      prof[part] += t1 - t0;
+      t0 = t1;
+    };
     if (pc.diagonal || plan.updateStatistics) pc.updateStatistics(state, g, plan);
+    lap('statistics');
     if (plan.refreshRoots && !pc.diagonal) this.refreshRoots(pc, state, L, plan);
+    lap('roots');
     const d = pc.direction(state, g, plan, param.shape);
+    lap('direction');
+    if (prof !== undefined) prof.updates++;
     return descend(param, this.finishDirection(d, param, state), ctx.learningRate);
   }
 
@@ -351,7 +369,8 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
   private refreshRoots(pc: ShampooPreconditioner, state: SlotState, L: Layout, plan: StepPlan): void {
     const results = computeRoots(pc.statistics(state), {
       method: this.options.inverseRootMethod,
-      exponent: this.rules.rootExponent(L.merged.length),
+      // r = 2k over the preconditioned dimensions (one-sided: 2, the full-matrix AdaGrad root of that side).
+      exponent: this.rules.rootExponent(L.preconditioned.filter(Boolean).length),
       scale: plan.statScale,
       ...this.rules.epsilon,
     });

@@ -43,4 +43,17 @@ export interface ShampooInternals {
    * tfjs ops elsewhere; 'tfjs': tfjs ops everywhere (tests compare the two).
    */
   backend?: 'auto' | 'tfjs';
+  /** When given, milliseconds spent per part are added to it (benchmarks: scripts/bench/shampoo.ts). */
+  profile?: ShampooProfile;
+}
+
+export interface ShampooProfile {
+  /** Statistics updates (Gram products, EMA). */
+  statistics: number;
+  /** Root refreshes (snapshot, float64 eigendecompositions, install). */
+  roots: number;
+  /** Directions (first moment, grafting, preconditioning products, per-block grafting). */
+  direction: number;
+  /** Parameter updates timed. */
+  updates: number;
 }
