@@ -40,13 +40,65 @@ export function formatZodIssues(error: z.ZodError, what = 'option'): string {
     .join('; ');
 }
 
-/** Option docs (name, default, description) from a zod object schema with defaults. */
+/** The schema under `.default()`, `.optional()`, `.nullable()`. */
+function valueSchema(s: z.ZodType): z.ZodType {
+  let t = s;
+  while (['default', 'optional', 'nullable', 'prefault'].includes(t._zod.def.type)) {
+    t = (t._zod.def as unknown as { innerType: z.ZodType }).innerType;
+  }
+  return t;
+}
+
+/** The option's type as `curvature list` shows it. */
+function typeOf(s: z.ZodType): string {
+  const t = valueSchema(s);
+  switch (t._zod.def.type) {
+    case 'number':
+      return (t as z.ZodNumber).isInt ? 'integer' : 'number';
+    case 'boolean':
+    case 'string':
+      return t._zod.def.type;
+    case 'enum':
+      return (t as z.ZodEnum).options.map((o) => `'${String(o)}'`).join(' | ');
+    default:
+      return 'JSON';
+  }
+}
+
+/**
+ * `--problem-option name=value` read by the option's zod type: a number as a number, a boolean
+ * as true/false, a string or enum as written, anything else (arrays) as JSON. Text that does not
+ * read as the type is passed on as the string, so the schema's check names the option.
+ */
+function fromText(s: z.ZodType, raw: string): unknown {
+  const t = valueSchema(s);
+  const text = raw.trim();
+  switch (t._zod.def.type) {
+    case 'number':
+      return text === '' || Number.isNaN(Number(text)) ? text : Number(text);
+    case 'boolean':
+      return text === 'true' ? true : text === 'false' ? false : text;
+    case 'string':
+    case 'enum':
+      return text;
+    default:
+      try {
+        return JSON.parse(text) as unknown;
+      } catch {
+        return text;
+      }
+  }
+}
+
+/** Option docs (name, default, description, type, text form) from a zod object schema with defaults. */
 export function optionDocs(schema: z.ZodObject): ProblemEntry['options'] {
   const defaults = schema.parse({}) as Record<string, unknown>;
   return Object.entries(schema.shape).map(([name, s]) => ({
     name,
     default: defaults[name],
     description: (s as z.ZodType).description ?? '',
+    type: typeOf(s as z.ZodType),
+    fromText: (raw: string) => fromText(s as z.ZodType, raw),
   }));
 }
 

@@ -1,11 +1,12 @@
 /**
  * The optimizer registry: one entry per optimizer, by its CLI name
- * (sgd, rmsprop, adam, newton, hessian-free, lbfgs, kfac, shampoo, muon).
+ * (sgd, rmsprop, adam, newton, hessian-free, lbfgs, kfac, shampoo, muon, adahessian, sophia, soap).
  *
  * The harness and CLI create optimizers only through this registry, so an optimizer becomes
  * available everywhere (run, compare, tune, list) by adding one entry here.
  */
 import type * as tf from '@tensorflow/tfjs';
+import type { OptionDoc } from '../src/optim/options.js';
 
 /** What the harness knows about the problem an optimizer is created for. */
 export interface OptimizerContext {
@@ -17,11 +18,8 @@ export interface OptimizerContext {
   problem?: unknown;
 }
 
-export interface OptionDoc {
-  name: string;
-  default: unknown;
-  description: string;
-}
+/** One option: name, default, description, type, and its checks (src/optim/options.ts). */
+export type { OptionDoc };
 
 export interface OptimizerEntry {
   /** CLI name, e.g. 'adam'. */
@@ -29,7 +27,10 @@ export interface OptimizerEntry {
   /** Class name registered with tf.serialization, e.g. 'CurvatureAdam'. */
   className: string;
   description: string;
-  /** Every option with its default, for `curvature list` and validation messages. */
+  /**
+   * Every option with its default and type (`optionDocs(SPECS)`): `curvature list`, `--set`
+   * parsing and the config files' check all read options through it.
+   */
   options: OptionDoc[];
   /** Build a fresh optimizer; options are validated by the optimizer's constructor. */
   create(options: Record<string, unknown>, context?: OptimizerContext): tf.Optimizer;
@@ -59,6 +60,9 @@ import { newtonEntry } from './newton.js';
 import { rmspropEntry } from './rmsprop.js';
 import { sgdEntry } from './sgd.js';
 import { shampooEntry } from './shampoo.js';
+import { adaHessianEntry } from './adahessian.js';
+import { sophiaEntry } from './sophia.js';
+import { soapEntry } from './soap.js';
 
 export { SGD, SGD_OPTIONS } from './sgd.js';
 export type { SGDOptions } from './sgd.js';
@@ -85,6 +89,14 @@ export { Shampoo, SHAMPOO_OPTIONS } from './shampoo.js';
 export type { ShampooOptions } from './shampoo.js';
 export { Muon, MUON_OPTIONS, newtonSchulz } from './muon.js';
 export type { MuonOptions } from './muon.js';
+export { AdaHessian, ADAHESSIAN_OPTIONS, spatialAverage } from './adahessian.js';
+export type { AdaHessianOptions } from './adahessian.js';
+export { Sophia, SOPHIA_OPTIONS } from './sophia.js';
+export type { SophiaOptions, SophiaEstimator } from './sophia.js';
+export { StepProbes, hutchinsonDiagonal, gnbDiagonal } from '../src/optim/diagonal-hessian.js';
+export type { ProbeGenerator, ProbeSource, CurvatureOutputs } from '../src/optim/diagonal-hessian.js';
+export { SOAP, SOAP_OPTIONS } from './soap.js';
+export type { SOAPOptions } from './soap.js';
 
 registerOptimizer(sgdEntry);
 registerOptimizer(rmspropEntry);
@@ -95,3 +107,6 @@ registerOptimizer(hessianFreeEntry);
 registerOptimizer(lbfgsEntry);
 registerOptimizer(shampooEntry);
 registerOptimizer(muonEntry);
+registerOptimizer(adaHessianEntry);
+registerOptimizer(sophiaEntry);
+registerOptimizer(soapEntry);

@@ -95,168 +95,66 @@
  *
  * State: per block '@kfac/<layer>' slots A, G, Ainv, Ginv, or with factorRank for a large
  * factor X: XU, XUt, Xcoef, Xtail, Xbasis (step = statistics updates); per
- * variable 'velocity' (and 'diag' for fallback variables); numeric 'damping', 'rho'.
+ *
+ * Structure (kfac-jax's): curvature blocks own their factors and inverse cache
+ * (src/kfac/blocks.ts: updateCurvatureEstimate, updateCache, multiplyMatpower), the estimator
+ * owns the blocks and the target sampling (src/kfac/estimator.ts), loss objects sample targets
+ * and give their Fisher roots (src/kfac/losses.ts), the quadratic model picks the step sizes
+ * (src/kfac/quadratic-model.ts), the damping follows the shared Levenberg-Marquardt rule
+ * (src/curvature/damping.ts) and L2 decay and momentum the shared transforms (src/optim);
+ * layer registration, the output distribution and state checks are src/kfac/base.ts. This
+ * file is the algorithm: minimize (capture) and step (its named stages).
  */
 import * as tf from '@tensorflow/tfjs';
-import { LOSS_KINDS, type LossKind } from '../src/autodiff/losses.js';
-import {
-  CurvatureOptimizer,
-  BASE_OPTION_SPECS,
-  type EvaluationCounters,
-  type NamedTensorLike,
-  type SkipEvent,
-  type SlotState,
-} from '../src/optim/base.js';
-import { invalidOption, option, optionDocs, type OptionSpec, type OptionsInput } from '../src/optim/options.js';
-import { ema } from '../src/optim/transforms.js';
-import {
-  DenseBlock,
-  isLowRank,
-  type AppliedInverse,
-  type DenseBlockSpec,
-  type FactorInverse,
-} from '../src/layers/dense.js';
-import { ConvBlock, type ConvBlockSpec } from '../src/layers/conv.js';
-import { useLowRank } from '../src/layers/lowrank.js';
-import { captureGradients, type CaptureResult, type CotangentSampler } from '../src/layers/capture.js';
-import { denseBlocksOf, installCompileHook, isConvSpec, type BlockSpec } from '../src/layers/registration.js';
+import { adaptDamping } from '../src/curvature/damping.js';
+import type { EvaluationCounters } from '../src/optim/base.js';
+import { optionDocs } from '../src/optim/options.js';
+import { addL2WeightDecay, momentumDirection } from '../src/optim/transforms.js';
+import { captureGradients, type CaptureResult } from '../src/layers/capture.js';
+import { installCompileHook } from '../src/layers/registration.js';
 import { registeredVariable, releaseKept } from '../src/tfjs-internals/engine.js';
+import { KFACBase } from '../src/kfac/base.js';
+import { cotangentSampler, diagonalFallback, type CotangentPlan, type StepEntry } from '../src/kfac/estimator.js';
+import { KFAC_OPTIONS, type KFACEstimation, type KFACLossKind, type KFACOptions } from '../src/kfac/options.js';
+import { dot, QuadraticModel, solveQuadraticModel, type VectorMap } from '../src/kfac/quadratic-model.js';
+import { orphanedStateError } from '../src/kfac/registry.js';
 
-/** A K-FAC curvature block: a dense layer or a 2-D convolution (KFC, src/layers/conv.ts). */
-export type KroneckerBlock = DenseBlock | ConvBlock;
-
-/** K-FAC's name for the project's LossKind (src/autodiff/losses.ts). */
-export type KFACLossKind = LossKind;
-export type KFACEstimation = 'fisher' | 'empirical' | 'exact';
-export type KFACQuadraticModel = 'exact' | 'sampled';
-
-const modelOption: OptionSpec<tf.LayersModel | undefined> = {
-  default: undefined,
-  description: 'tfjs-layers model whose Dense and Conv2D layers get K-FAC blocks',
-  serializable: false,
-  parse(v, name) {
-    if (v === undefined) return undefined;
-    if (typeof v !== 'object' || v === null || !Array.isArray((v as { layers?: unknown }).layers)) {
-      throw invalidOption(name, v, 'must be a tfjs-layers model (tf.sequential / tf.model)');
-    }
-    return v as tf.LayersModel;
-  },
-};
-
-const positive = { min: 0, minExclusive: true };
-const period = { min: 1, integer: true };
-
-export const KFAC_OPTIONS = {
-  ...BASE_OPTION_SPECS,
-  model: modelOption,
-  learningRate: option.learningRate(1e-3, 'Step size when adaptive is false (number or schedule)'),
-  momentum: option.decay(0.9, 'Momentum on the update when adaptive is false'),
-  adaptive: option.boolean(true, 'Learning rate and momentum from the quadratic model each step'),
-  damping: option.number(1e-2, 'Initial Tikhonov damping lambda', positive),
-  adaptDamping: option.boolean(true, 'Levenberg-Marquardt adaptation of the damping'),
-  dampingInterval: option.number(5, 'Steps between damping adaptations', period),
-  dampingDecay: option.number(0.9, 'omega = dampingDecay^dampingInterval', {
-    min: 0,
-    max: 1,
-    minExclusive: true,
-    maxExclusive: true,
-  }),
-  minDamping: option.number(1e-8, 'Lower bound of the damping', positive),
-  maxDamping: option.number(1e8, 'Upper bound of the damping', positive),
-  statsDecay: option.decay(0.95, 'EMA decay of the Kronecker factors'),
-  statsUpdatePeriod: option.number(1, 'Steps between factor statistics updates', period),
-  inverseUpdatePeriod: option.number(5, 'Steps between inverse refreshes', period),
-  factorRank: option.number(
-    0,
-    'Low-rank-plus-tail factor inverses of this rank for factors larger than 2 factorRank (randomized K-FAC); 0: exact inverses',
-    { min: 0, integer: true },
-  ),
-  burnIn: option.number(0, 'First steps that only accumulate statistics', { min: 0, integer: true }),
-  estimation: option.choice<KFACEstimation>(
-    'fisher',
-    ['fisher', 'empirical', 'exact'],
-    "'fisher' (sampled targets), 'empirical' (data targets), 'exact' (all output directions)",
-  ),
-  lossKind: option.choice<KFACLossKind | 'auto'>(
-    'auto',
-    ['auto', ...LOSS_KINDS],
-    "Output distribution for 'fisher'/'exact'; 'auto' reads model.loss",
-  ),
-  quadraticModel: option.choice<KFACQuadraticModel>(
-    'exact',
-    ['exact', 'sampled'],
-    "Curvature of the quadratic model (adaptive step sizes, rho): 'exact' Gauss-Newton/Fisher of the batch (one backward pass per output unit, up to exactQuadraticMaxOutputs), 'sampled' target samples",
-  ),
-  exactQuadraticMaxOutputs: option.number(
-    64,
-    "quadraticModel 'exact': widest output layer for which the exact curvature is computed (wider: 'sampled')",
-    { min: 1, integer: true },
-  ),
-  freshQuadraticSample: option.boolean(
-    true,
-    "'fisher' with a sampled quadratic model: draw a second target sample; the quadratic model averages both (one more sampled backward pass)",
-  ),
-  rejectSteps: option.boolean(
-    true,
-    'adaptive: undo a step that raised the batch loss and raise the damping (kfac-jax use_step_rejection; one more loss evaluation per step)',
-  ),
-  klClip: option.number(0, 'KL / norm constraint on the step when adaptive is false (0: off)', { min: 0 }),
-  weightDecay: option.number(0, 'L2 weight decay coefficient (added to the gradient and the model)', { min: 0 }),
-  seed: option.number(0, 'Seed of the sampled targets (per step: seed and step count)', { min: 0, integer: true }),
-};
-
-export type KFACOptions = OptionsInput<typeof KFAC_OPTIONS>;
-
-/** A plain-tf dense layer to register: `x => matMul(x, kernel) + bias`. */
-export interface DenseRegistration {
-  kernel: tf.Variable;
-  bias?: tf.Variable;
-  /** Name in state keys and messages; defaults to the kernel's name. */
-  name?: string;
-}
-
-/**
- * A plain-tf 2-D convolution to register: `x => tf.conv2d(x, kernel, strides, padding) + bias`
- * (NHWC, kernel [kh, kw, cin, cout], dilation 1; tf.fused.conv2d with a linear activation too).
- */
-export interface Conv2dRegistration {
-  kernel: tf.Variable;
-  bias?: tf.Variable;
-  /** Strides (one number for both axes); default 1. */
-  strides?: number | [number, number];
-  /** 'same' or 'valid' (default 'valid', as tf.conv2d has no default). */
-  padding?: 'same' | 'valid';
-  /** Name in state keys and messages; defaults to the kernel's name. */
-  name?: string;
-}
-
-/** Upper bound of the quadratic model's momentum (kfac-jax leaves it free; clipping avoids
- * the momentum amplifying a bad previous step). */
-const MAX_MOMENTUM = 0.99;
+export { KFAC_OPTIONS } from '../src/kfac/options.js';
+export type {
+  Conv2dRegistration,
+  DenseRegistration,
+  KFACEstimation,
+  KFACLossKind,
+  KFACOptions,
+  KFACQuadraticModel,
+  KroneckerBlock,
+} from '../src/kfac/options.js';
 
 /** Damping factor after a rejected step (rejectSteps). */
 const REJECT_DAMPING_INCREASE = 10;
 
-const warned = new Set<string>();
-function warnOnce(msg: string): void {
-  if (warned.has(msg)) return;
-  warned.add(msg);
-  console.warn(msg);
+/** What the step stages share. */
+interface StepContext {
+  k: number;
+  burnIn: boolean;
+  statsStep: boolean;
+  dampingStep: boolean;
+  f: () => tf.Scalar;
+  est: KFACEstimation;
+  plan: CotangentPlan;
+  cap: CaptureResult;
+  entries: StepEntry[];
 }
 
-/** How the back-propagated cotangent sets of a step are laid out (set by the sampler). */
-interface CotangentPlan {
-  /** Sets back-propagated (one backward pass each, for the counters). */
-  sets: number;
-  /** dsSampled[0, stats) feed the factor statistics ... */
-  stats: number;
-  /** ... and dsSampled[quadFrom, end) the quadratic model. */
-  quadFrom: number;
-  /** The quadratic model's sets are the columns of the output curvature's root (exact). */
-  quadExact: boolean;
+/** The chosen step: u = alpha Delta + mu delta, and m0(u) when the quadratic model chose it. */
+interface ChosenStep {
+  alpha: number;
+  mu: number;
+  update: VectorMap;
+  modelChange: number | undefined;
 }
 
-export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
+export class KFAC extends KFACBase {
   static get className(): string {
     return 'CurvatureKFAC';
   }
@@ -284,304 +182,45 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
    */
   readonly counters: EvaluationCounters = { lossEvals: 0, gradEvals: 0, hvpEvals: 0 };
 
-  private readonly explicit: BlockSpec[] = [];
-  private blocksCache: KroneckerBlock[] | undefined;
-  private unsupportedLayers: string[] = [];
-  private resolvedLossKind: KFACLossKind | undefined;
-  private resolvedEstimation: KFACEstimation | undefined;
-  /** Whether the model came from the constructor (attachModel never replaces it). */
-  private readonly modelGiven: boolean;
   /** Steps undone because they raised the batch loss (rejectSteps; not saved with the weights). */
   rejectedSteps = 0;
   /** Step sizes chosen at the last update (learning rate alpha, momentum mu). */
   lastStep: { alpha: number; mu: number } = { alpha: Number.NaN, mu: Number.NaN };
 
-  constructor(options: KFACOptions = {}) {
-    super('KFAC', KFAC_OPTIONS, options);
-    const o = this.options;
-    this.modelGiven = o.model !== undefined;
-    if (o.minDamping > o.maxDamping) throw invalidOption('minDamping', o.minDamping, 'must be <= maxDamping');
-    if (o.damping < o.minDamping || o.damping > o.maxDamping) {
-      throw invalidOption(
-        'damping',
-        o.damping,
-        `must be in [minDamping, maxDamping] = [${o.minDamping}, ${o.maxDamping}]`,
-      );
-    }
-    if (o.factorRank > 0 && o.adaptive) {
-      warnOnce(
-        'KFAC: factorRank with adaptive: true is experimental (the quadratic model stretches the step along the ' +
-          'truncated directions; a measured mlp-mnist run diverged): prefer adaptive: false with a learning rate (docs/kfac.md)',
-      );
-    }
-    // float32-representable, as when scalar state was saved as float32 (it is now saved as
-    // float64), so that trajectories are unchanged.
-    this.numericState.damping = Math.fround(o.damping);
-    this.numericState.rho = Number.NaN;
-  }
-
-  /** The curvature estimation in use ('empirical' when the output distribution is unknown). */
-  get estimationInUse(): KFACEstimation {
-    return this.blocks.length > 0 ? this.estimation() : 'empirical';
-  }
-
-  /** The output distribution used for sampled targets, if known. */
-  get lossKindInUse(): KFACLossKind | undefined {
-    return this.lossKind();
-  }
-
-  /** Current damping lambda. */
-  get damping(): number {
-    return this.numericState.damping!;
-  }
-
-  /** Register a dense layer of a plain-tf model (the matMul whose right operand is `kernel`). */
-  registerDense(layer: DenseRegistration): this {
-    if (!(layer.kernel instanceof tf.Variable)) throw new Error('KFAC.registerDense: kernel must be a tf.Variable');
-    const spec: DenseBlockSpec = { name: layer.name ?? layer.kernel.name, kernel: layer.kernel };
-    if (layer.bias !== undefined) spec.bias = layer.bias;
-    new DenseBlock(spec); // validates shapes now
-    if (this.explicit.some((s) => s.kernel === layer.kernel)) {
-      throw new Error(`KFAC.registerDense: kernel '${layer.kernel.name}' is already registered`);
-    }
-    this.explicit.push(spec);
-    this.blocksCache = undefined;
-    return this;
-  }
-
-  /**
-   * Register a 2-D convolution of a plain-tf model (KFC block: the conv2d node whose filter is
-   * `kernel`, with the registered strides and padding).
-   */
-  registerConv2d(layer: Conv2dRegistration): this {
-    if (!(layer.kernel instanceof tf.Variable)) throw new Error('KFAC.registerConv2d: kernel must be a tf.Variable');
-    const st = layer.strides ?? 1;
-    const spec: ConvBlockSpec = {
-      name: layer.name ?? layer.kernel.name,
-      kernel: layer.kernel,
-      strides: typeof st === 'number' ? [st, st] : [st[0], st[1]],
-      padding: layer.padding ?? 'valid',
-    };
-    if (layer.bias !== undefined) spec.bias = layer.bias;
-    new ConvBlock(spec); // validates shapes now
-    if (this.explicit.some((s) => s.kernel === layer.kernel)) {
-      throw new Error(`KFAC.registerConv2d: kernel '${layer.kernel.name}' is already registered`);
-    }
-    this.explicit.push(spec);
-    this.blocksCache = undefined;
-    return this;
-  }
-
-  /**
-   * Use the Dense and Conv2D layers of `model` (a tfjs-layers model this optimizer is compiled with).
-   * Called by `model.compile({ optimizer })` (src/layers/registration.ts installCompileHook),
-   * which is how a K-FAC rebuilt by `tf.loadLayersModel` (fromConfig, no model) finds the
-   * layers of the model it was reloaded with; call it yourself when you compile some other way.
-   * A `model` given to the constructor is kept (this is then a no-op).
-   */
-  attachModel(model: tf.LayersModel): void {
-    if (this.modelGiven || this.options.model === model) return;
-    (this.options as { model: tf.LayersModel | undefined }).model = modelOption.parse(model, 'model');
-    this.blocksCache = undefined;
-    this.resolvedLossKind = undefined;
-    this.resolvedEstimation = undefined;
-  }
-
-  /**
-   * Restored factors ('@kfac/<layer>' state from setWeights / tf.loadLayersModel) must belong
-   * to a block this optimizer has; otherwise it would train those layers with the diagonal
-   * fallback from scratch and wreck a trained model. Refuse instead, naming the fix.
-   */
-  private checkRestoredBlocks(blocks: readonly KroneckerBlock[]): void {
-    const have = new Set(blocks.map((b) => `@kfac/${b.name}`));
-    const orphans = this.stateKeys().filter((k) => k.startsWith('@kfac/') && !have.has(k));
-    if (orphans.length === 0) return;
-    const names = orphans.map((k) => `'${k.slice('@kfac/'.length)}'`).join(', ');
-    throw new Error(
-      blocks.length === 0
-        ? `KFAC holds restored factors for layers ${names} but has no model: it was rebuilt from its config ` +
-            '(tf.loadLayersModel / fromConfig) and not compiled with a tfjs-layers model. Compile the model with it ' +
-            '(model.compile({ optimizer, loss })) or call kfac.attachModel(model) before training.'
-        : `KFAC holds restored factors for layers ${names}, which its model does not have (its layers with blocks: ` +
-            `${blocks.map((b) => `'${b.name}'`).join(', ')}). Restore into the model the state was saved with ` +
-            '(tf.loadLayersModel keeps layer names) or start a fresh KFAC.',
-    );
-  }
-
-  /** The curvature blocks in use (resolved from the model on first use). */
-  get blocks(): readonly KroneckerBlock[] {
-    if (this.blocksCache === undefined) {
-      const specs = [...this.explicit];
-      const model = this.options.model;
-      if (model !== undefined) {
-        const found = denseBlocksOf(model);
-        for (const s of found.all) if (!specs.some((e) => e.kernel === s.kernel)) specs.push(s);
-        this.unsupportedLayers = found.unsupported;
-      }
-      this.blocksCache = specs.map((s) => (isConvSpec(s) ? new ConvBlock(s) : new DenseBlock(s)));
-    }
-    return this.blocksCache;
-  }
-
-  /** Factors of a block (the EMA statistics), or undefined before its first update. */
-  factors(blockName: string): { A: tf.Tensor2D; G: tf.Tensor2D } | undefined {
-    const s = this.stateFor(`@kfac/${blockName}`);
-    const A = s.get('A');
-    const G = s.get('G');
-    return A && G ? { A: A as tf.Tensor2D, G: G as tf.Tensor2D } : undefined;
-  }
-
-  override applyGradients(_variableGradients: tf.NamedTensorMap | NamedTensorLike[]): void {
-    throw new Error(
-      'KFAC needs the loss closure to capture layer activations: call minimize(f) or model.fit, not applyGradients',
-    );
-  }
-
-  protected override onNonFinite(event: SkipEvent): void {
-    this.numericState.damping = Math.fround(Math.min(this.damping * 10, this.options.maxDamping));
-    super.onNonFinite(event);
-  }
-
-  // ------------------------------------------------------------------ configuration
-
-  private lossKind(): KFACLossKind | undefined {
-    if (this.resolvedLossKind !== undefined) return this.resolvedLossKind;
-    const o = this.options;
-    if (o.lossKind !== 'auto') return (this.resolvedLossKind = o.lossKind);
-    const model = o.model as (tf.LayersModel & { loss?: unknown }) | undefined;
-    const loss = model?.loss;
-    const name = typeof loss === 'string' ? loss : Array.isArray(loss) && loss.length === 1 ? loss[0] : undefined;
-    const act = model ? denseBlocksOf(model).outputActivation : undefined;
-    if (typeof name === 'string') {
-      const n = name.toLowerCase().replace(/_/g, '');
-      if ((n === 'categoricalcrossentropy' || n === 'sparsecategoricalcrossentropy') && act === 'softmax') {
-        return (this.resolvedLossKind = 'softmax-cross-entropy');
-      }
-      if (n === 'binarycrossentropy' && act === 'sigmoid') return (this.resolvedLossKind = 'sigmoid-cross-entropy');
-      if ((n === 'meansquarederror' || n === 'mse') && (act === 'linear' || act === undefined)) {
-        return (this.resolvedLossKind = 'mse');
-      }
-    }
-    return undefined;
-  }
-
-  private estimation(): KFACEstimation {
-    if (this.resolvedEstimation !== undefined) return this.resolvedEstimation;
-    const want = this.options.estimation;
-    if (want !== 'empirical' && this.lossKind() === undefined) {
-      warnOnce(
-        `KFAC: estimation '${want}' needs the output distribution; set lossKind (or compile the model with ` +
-          "categoricalCrossentropy+softmax, binaryCrossentropy+sigmoid or meanSquaredError+linear). Using 'empirical'.",
-      );
-      return (this.resolvedEstimation = 'empirical');
-    }
-    return (this.resolvedEstimation = want);
-  }
-
-  /**
-   * The cotangent sets back-propagated from the logits: target samples for the factor
-   * statistics, and for the quadratic model either the columns of a square root of the output
-   * curvature (exact: sum_k c_k c_k^T = H_L per example, so the projections give u^T J^T H_L J u)
-   * or target samples. `plan` records how the sets returned are laid out.
-   */
-  private sampler(
-    estimation: KFACEstimation,
-    kind: KFACLossKind,
-    step: number,
-    wantQuad: boolean,
-    statsStep: boolean,
-    plan: CotangentPlan,
-  ): CotangentSampler {
-    const o = this.options;
-    // tfjs treats a seed of 0 as 'no seed' (Math.random): start at 1.
-    const seed0 = 1 + o.seed * 1_000_003 + step * 2;
-    return (logits) => {
-      const [n, d] = logits.shape;
-      const one = (seed: number, exact: boolean): tf.Tensor2D[] => {
-        if (kind === 'softmax-cross-entropy') {
-          const p = tf.softmax(logits);
-          if (exact) {
-            // Column k: sqrt(p_k) (e_k - p) / n, all d at once as [d, n, d].
-            const root = tf.expandDims(tf.transpose(tf.sqrt(p)), 2);
-            return tf.unstack(
-              tf.div(tf.mul(root, tf.sub(tf.reshape(tf.eye(d), [d, 1, d]), tf.expandDims(p, 0))), n),
-            ) as tf.Tensor2D[];
-          }
-          const y = tf.oneHot(tf.reshape(tf.multinomial(logits, 1, seed), [n]) as tf.Tensor1D, d);
-          return [tf.div(tf.sub(p, y), n) as tf.Tensor2D];
-        }
-        if (kind === 'sigmoid-cross-entropy') {
-          const s = tf.sigmoid(logits);
-          const c = Math.sqrt(1 / d) / n;
-          if (exact) {
-            // Column k: sqrt(s_k (1 - s_k)) e_k c.
-            const sd = tf.expandDims(tf.transpose(tf.sqrt(tf.mul(s, tf.sub(1, s)))), 2);
-            return tf.unstack(tf.mul(tf.mul(sd, tf.reshape(tf.eye(d), [d, 1, d])), c)) as tf.Tensor2D[];
-          }
-          const y = tf.cast(tf.less(tf.randomUniform([n, d], 0, 1, 'float32', seed), s), 'float32');
-          return [tf.mul(tf.sub(s, y), c) as tf.Tensor2D];
-        }
-        const c = Math.sqrt(2 / d) / n;
-        if (exact) {
-          return tf.unstack(tf.mul(tf.tile(tf.reshape(tf.eye(d), [d, 1, d]), [1, n, 1]), c)) as tf.Tensor2D[];
-        }
-        return [tf.mul(tf.randomNormal([n, d], 0, 1, 'float32', seed), c) as tf.Tensor2D];
-      };
-      if (estimation === 'exact') {
-        const cols = one(seed0, true);
-        Object.assign(plan, { sets: cols.length, stats: cols.length, quadFrom: 0, quadExact: true });
-        return cols;
-      }
-      const exactQuad = wantQuad && o.quadraticModel === 'exact' && d <= o.exactQuadraticMaxOutputs;
-      // 'fisher': one sample for the statistics (also the quadratic model's first when sampled),
-      // a fresh second one for a sampled quadratic model.
-      const draws =
-        estimation !== 'fisher' ? 0 : exactQuad ? (statsStep ? 1 : 0) : wantQuad && o.freshQuadraticSample ? 2 : 1;
-      const samples = [...Array(draws).keys()].flatMap((i) => one(seed0 + i, false));
-      const cols = exactQuad ? one(seed0, true) : [];
-      Object.assign(plan, {
-        sets: samples.length + cols.length,
-        stats: Math.min(samples.length, 1),
-        quadFrom: exactQuad ? samples.length : 0,
-        quadExact: exactQuad,
-      });
-      return [...samples, ...cols];
-    };
-  }
-
-  /** Cotangents for the factor statistics and for the quadratic model. */
-  private static split(l: { dsTrue?: tf.Tensor2D; dsSampled: tf.Tensor2D[] }, plan: CotangentPlan) {
-    const stats = l.dsTrue ? [l.dsTrue] : l.dsSampled.slice(0, plan.stats);
-    // A sampled quadratic model averages both samples: the fresh one is independent of the
-    // step, and the average halves the variance (one fresh sample alone let alpha overshoot).
-    const quad = l.dsTrue && !plan.quadExact ? [l.dsTrue] : l.dsSampled.slice(plan.quadFrom);
-    return { stats, quad };
-  }
-
   // ------------------------------------------------------------------ the step
 
   override minimize(f: () => tf.Scalar, returnCost = false, varList?: tf.Variable[]): tf.Scalar | null {
     const o = this.options;
-    const blocks = this.blocks;
-    this.checkRestoredBlocks(blocks);
+    const layers = this.blocks;
+    const restoreError = orphanedStateError(this.stateKeys(), layers);
+    if (restoreError) throw restoreError;
     const k = this.iterations;
     const burnIn = k < o.burnIn;
     const statsStep = burnIn || k % o.statsUpdatePeriod === 0;
     const dampingStep = o.adaptDamping && !burnIn && (k + 1) % o.dampingInterval === 0;
     const wantQuad = !burnIn && (o.adaptive || dampingStep);
     const needCurvature = statsStep || wantQuad;
-    const est = blocks.length > 0 ? this.estimation() : 'empirical';
+    const est = layers.length > 0 ? this.estimation() : 'empirical';
     const kind = this.lossKind();
     const plan: CotangentPlan = { sets: 0, stats: 0, quadFrom: 0, quadExact: false };
     const useSampler =
       needCurvature && kind !== undefined && (est !== 'empirical' || (wantQuad && o.quadraticModel === 'exact'));
+    const sampling = {
+      estimation: est,
+      // tfjs treats a seed of 0 as 'no seed' (Math.random): start at 1.
+      seed: 1 + o.seed * 1_000_003 + k * 2,
+      wantQuad,
+      exactQuadraticMaxOutputs: o.quadraticModel === 'exact' ? o.exactQuadraticMaxOutputs : undefined,
+      freshQuadraticSample: o.freshQuadraticSample,
+      statsStep,
+    };
     // One loss and gradient pass (a gradient includes its loss value: src/harness/cost.ts); each
     // back-propagated cotangent set (a target sample or a column of the output curvature's root)
     // adds one backward pass above the first layer.
     this.counters.gradEvals += 1;
-    const cap = captureGradients(f, varList, [...blocks], {
+    const cap = captureGradients(f, varList, [...layers], {
       recordTrueGradients: needCurvature && est === 'empirical',
-      ...(useSampler ? { sampler: this.sampler(est, kind, k, wantQuad, statsStep, plan) } : {}),
+      ...(useSampler ? { sampler: cotangentSampler({ ...sampling, kind }, plan) } : {}),
     });
     this.counters.gradEvals += plan.sets;
     try {
@@ -606,7 +245,7 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
         }
       }
       this.claimByName(names);
-      const applied = this.step(cap, entries, blocks, { k, burnIn, statsStep, dampingStep, f, est, plan });
+      const applied = this.step({ k, burnIn, statsStep, dampingStep, f, est, plan, cap, entries });
       if (applied) this.incrementIterations();
       return this.finish(cap, returnCost);
     } catch (err) {
@@ -616,367 +255,143 @@ export class KFAC extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
     }
   }
 
-  /** Save a factor inverse in a block's slots: 'Ainv', or 'AU', 'AUt', 'Acoef', 'Atail', 'Abasis'. */
-  private static storeInverse(st: SlotState, p: 'A' | 'G', inv: FactorInverse): void {
-    if (!isLowRank(inv)) {
-      st.set(`${p}inv`, inv);
-      return;
-    }
-    st.set(`${p}U`, inv.U);
-    st.set(`${p}Ut`, inv.Ut);
-    st.set(`${p}coef`, inv.coef);
-    st.set(`${p}tail`, inv.tail);
-    st.set(`${p}basis`, inv.basis);
-  }
-
-  /** The stored inverse of the wanted form, as the preconditioner applies it, if any. */
-  private static loadInverse(st: SlotState, p: 'A' | 'G', lowRank: boolean): AppliedInverse | undefined {
-    if (!lowRank) return st.get(`${p}inv`) as tf.Tensor2D | undefined;
-    const [U, Ut, coef, tail] = ['U', 'Ut', 'coef', 'tail'].map((x) => st.get(`${p}${x}`));
-    if (!U || !Ut || !coef || !tail || !st.has(`${p}basis`)) return undefined;
-    return { U: U as tf.Tensor2D, Ut: Ut as tf.Tensor2D, coef: coef as tf.Tensor1D, tail: tail as tf.Scalar };
-  }
-
-  private disposeCapture(cap: CaptureResult): void {
-    tf.dispose(cap.grads);
-    for (const l of cap.layers) {
-      if (!l) continue;
-      l.a.dispose();
-      l.dsTrue?.dispose();
-      tf.dispose(l.dsSampled);
-    }
-  }
-
-  private finish(cap: CaptureResult, returnCost: boolean): tf.Scalar | null {
-    this.disposeCapture(cap);
-    if (returnCost) return cap.value;
-    cap.value.dispose();
-    return null;
-  }
-
-  private step(
-    cap: CaptureResult,
-    entries: { name: string; variable: tf.Variable; grad: tf.Tensor }[],
-    blocks: readonly KroneckerBlock[],
-    s: {
-      k: number;
-      burnIn: boolean;
-      statsStep: boolean;
-      dampingStep: boolean;
-      f: () => tf.Scalar;
-      est: KFACEstimation;
-      plan: CotangentPlan;
-    },
-  ): boolean {
+  /** One K-FAC update from a captured gradient pass; false when it was skipped. */
+  private step(s: StepContext): boolean {
     const o = this.options;
-    const byName = new Map(entries.map((e) => [e.name, e]));
-    // Blocks whose layers appeared on the tape and whose variables are being trained.
-    const active: { block: KroneckerBlock; index: number }[] = [];
-    blocks.forEach((block, index) => {
-      const inList = block.variables.some((v) => byName.has(v.name));
-      if (!inList) return;
-      if (cap.layers[index] === undefined) {
-        warnOnce(
-          `KFAC: layer '${block.name}' was not found in the loss computation; using the diagonal fallback for it`,
-        );
-        return;
-      }
-      active.push({ block, index });
-    });
-    const covered = new Set(active.flatMap(({ block }) => block.variables.map((v) => v.name)));
-    const fallback = entries.filter((e) => !covered.has(e.name));
-    if (fallback.length > 0) {
-      const what =
-        this.unsupportedLayers.length > 0
-          ? `layers ${this.unsupportedLayers.join(', ')}`
-          : `variables ${fallback.map((e) => e.name).join(', ')}`;
-      warnOnce(`KFAC: no Kronecker-factored block for ${what}; using a diagonal preconditioner for them`);
-    }
-    const batch = cap.layers.find((l) => l !== undefined)?.a.shape[0] ?? 1;
+    const { active, fallback } = this.estimator.activeBlocks(s.cap, s.entries, this.unsupportedLayers);
+    const batch = s.cap.layers.find((l) => l !== undefined)?.a.shape[0] ?? 1;
     const lambda = this.damping;
-    let applied = true;
-
-    tf.tidy(() => {
-      // 1. Factor statistics.
+    const names = s.entries.map((e) => e.name);
+    return tf.tidy(() => {
+      const rows = (fraction: number) => Math.max(1, Math.round(fraction * batch));
       if (s.statsStep) {
-        for (const { block, index } of active) {
-          const l = cap.layers[index]!;
-          const ds = KFAC.split(l, s.plan).stats;
-          if (ds.length === 0) continue;
-          const st = this.stateFor(`@kfac/${block.name}`);
-          const t = st.step + 1;
-          const decay = Math.min(1 - 1 / t, o.statsDecay);
-          // Dense: inputs [n, in]; conv: images [n, H, W, cin] (the cast only satisfies the union).
-          const A = block.factorA(l.a as tf.Tensor2D);
-          const G = block.factorG(ds, l.a.shape[0], s.est !== 'exact');
-          st.set('A', st.has('A') ? ema(st.get('A')!, A, decay) : A);
-          st.set('G', st.has('G') ? ema(st.get('G')!, G, decay) : G);
-          st.step = t;
-        }
+        this.estimator.updateCurvatureEstimate(active, s.plan, o.statsDecay, s.est !== 'exact', rows(o.statsSubsample));
       }
-      if (s.burnIn) return;
-
-      // 2. Inverses of the damped factors (explicit, or low-rank plus tail: factorRank).
-      const rank = o.factorRank;
-      const inverses = new Map<KroneckerBlock, { Ainv: AppliedInverse; Ginv: AppliedInverse }>();
-      for (const { block } of active) {
-        const st = this.stateFor(`@kfac/${block.name}`);
-        if (!st.has('A')) continue;
-        const lowA = useLowRank(block.inDim, rank);
-        const lowG = useLowRank(block.outDim, rank);
-        let Ainv = KFAC.loadInverse(st, 'A', lowA);
-        let Ginv = KFAC.loadInverse(st, 'G', lowG);
-        if (s.k % o.inverseUpdatePeriod === 0 || !Ainv || !Ginv) {
-          const basis = (p: 'A' | 'G', low: boolean) =>
-            low ? (st.get(`${p}basis`) as tf.Tensor2D | undefined) : undefined;
-          const bA = basis('A', lowA);
-          const bG = basis('G', lowG);
-          const fresh = DenseBlock.dampedInverses(st.get('A') as tf.Tensor2D, st.get('G') as tf.Tensor2D, lambda, {
-            rank,
-            ...(bA ? { basisA: bA } : {}),
-            ...(bG ? { basisG: bG } : {}),
-            seed: 1 + o.seed * 7919 + s.k,
-          });
-          KFAC.storeInverse(st, 'A', fresh.Ainv);
-          KFAC.storeInverse(st, 'G', fresh.Ginv);
-          [Ainv, Ginv] = [fresh.Ainv, fresh.Ginv];
-        }
-        inverses.set(block, { Ainv: Ainv!, Ginv: Ginv! });
-      }
-
-      // 3. Gradient (with weight decay) and preconditioned direction, per variable.
-      const wd = o.weightDecay;
-      const g = new Map<string, tf.Tensor>();
-      for (const e of entries) g.set(e.name, wd === 0 ? e.grad : tf.add(e.grad, tf.mul(e.variable, wd)));
-      const dir = new Map<string, tf.Tensor>();
-      for (const { block } of active) {
-        const inv = inverses.get(block);
-        if (!inv) {
-          block.variables.forEach((v) => dir.set(v.name, tf.neg(g.get(v.name) ?? tf.zerosLike(v))));
-          continue;
-        }
-        const gm = block.toMatrix(
-          g.get(block.kernel.name) ?? tf.zerosLike(block.kernel),
-          block.bias ? g.get(block.bias.name) : undefined,
-        );
-        const p = block.fromMatrix(tf.neg(DenseBlock.precondition(gm, inv.Ainv, inv.Ginv)));
-        dir.set(block.kernel.name, p.kernel);
-        if (block.bias && p.bias) dir.set(block.bias.name, p.bias);
-      }
-      const diagCurv = new Map<string, tf.Tensor>();
-      for (const e of fallback) {
-        const vs = this.variableState(e.name);
-        const sq = tf.mul(tf.square(e.grad), batch);
-        const v = vs.has('diag') ? ema(vs.get('diag')!, sq, o.statsDecay) : sq;
-        if (s.statsStep) vs.set('diag', v);
-        diagCurv.set(e.name, v);
-        dir.set(e.name, tf.neg(tf.div(g.get(e.name)!, tf.add(v, lambda))));
-      }
-
-      // 4. Step sizes.
-      const prev = new Map<string, tf.Tensor>();
-      for (const e of entries) {
-        const p = this.variableState(e.name).get('velocity');
-        if (p !== undefined) prev.set(e.name, p);
-      }
-      const names = entries.map((e) => e.name);
-      const zero = (n: string) => tf.zerosLike(byName.get(n)!.variable);
-      const curvatureOk =
-        active.length > 0 &&
-        active.every(({ index }) => {
-          const l = cap.layers[index]!;
-          return l.dsTrue !== undefined || l.dsSampled.length > 0;
-        });
-      // The quadratic model's cotangent sets per active block, stacked [sets, n, out] once.
-      const quadSets = new Map<KroneckerBlock, tf.Tensor3D>();
-      const quadStack = (
-        block: KroneckerBlock,
-        l: NonNullable<CaptureResult['layers'][number]>,
-      ): tf.Tensor3D | undefined => {
-        if (!quadSets.has(block)) {
-          const ds = KFAC.split(l, s.plan).quad;
-          if (ds.length === 0) return undefined;
-          quadSets.set(block, (ds.length === 1 ? tf.expandDims(ds[0]!, 0) : tf.stack(ds)) as tf.Tensor3D);
-        }
-        return quadSets.get(block);
-      };
-      const quadForms = (vecs: Map<string, tf.Tensor>[]): tf.Tensor => {
-        // Gram matrix u_j^T F u_k over the vectors, F from the captured cotangents.
-        const m = vecs.length;
-        const proj: (tf.Tensor | undefined)[] = []; // [vector] -> projections [sets, n], summed over blocks
-        let S = 0;
-        for (const { block, index } of active) {
-          const l = cap.layers[index]!;
-          const ds = quadStack(block, l);
-          if (ds === undefined) continue;
-          S = Math.max(S, ds.shape[0]);
-          const aHom = block.homogeneous(l.a as tf.Tensor2D) as tf.Tensor2D;
-          vecs.forEach((vec, j) => {
-            const vm = block.toMatrix(
-              vec.get(block.kernel.name) ?? zero(block.kernel.name),
-              block.bias ? vec.get(block.bias.name) : undefined,
-            );
-            // One ã V product (conv: conv(x, V) + v_b) per vector, shared by the cotangent sets.
-            const pr = block.projectionStack(aHom, vm, ds);
-            const cur = proj[j];
-            proj[j] =
-              cur === undefined || cur.shape[0] !== pr.shape[0] || cur.shape[1] !== pr.shape[1] ? pr : tf.add(cur, pr);
-          });
-        }
-        const rows: tf.Tensor[] = [];
-        for (let j = 0; j < m; j++) {
-          for (let q = 0; q < m; q++) {
-            const pj = proj[j];
-            const pq = proj[q];
-            let acc: tf.Tensor = pj && pq ? tf.sum(tf.mul(pj, pq)) : tf.scalar(0);
-            acc = tf.mul(acc, s.plan.quadExact ? batch : batch / Math.max(S, 1));
-            // Fallback variables: their diagonal curvature.
-            for (const e of fallback) {
-              const a = vecs[j]!.get(e.name);
-              const b = vecs[q]!.get(e.name);
-              if (a && b) acc = tf.add(acc, tf.sum(tf.mul(tf.mul(a, b), diagCurv.get(e.name)!)));
-            }
-            rows.push(acc);
-          }
-        }
-        return tf.stack(rows);
-      };
-      const dot = (a: Map<string, tf.Tensor>, b: Map<string, tf.Tensor>): tf.Tensor =>
-        tf.addN(names.map((n) => (a.get(n) && b.get(n) ? tf.sum(tf.mul(a.get(n)!, b.get(n)!)) : tf.scalar(0))));
-
-      let alpha: number;
-      let mu: number;
-      let update: Map<string, tf.Tensor>;
-      // The quadratic model's predicted change m(delta) (no damping), when the step sizes came
-      // from it: rho reuses the same curvature products (kfac-jax).
-      let modelChange: number | undefined;
-      const combine = (al: number, m: number): Map<string, tf.Tensor> => {
-        const u = new Map<string, tf.Tensor>();
-        for (const n of names) {
-          let x = tf.mul(dir.get(n)!, al);
-          const p = prev.get(n);
-          if (p !== undefined && m !== 0) x = tf.add(x, tf.mul(p, m));
-          u.set(n, x);
-        }
-        return u;
-      };
-      if (o.adaptive && curvatureOk) {
-        const hasPrev = prev.size > 0;
-        const vecs = hasPrev ? [dir, prev] : [dir];
-        const Q = quadForms(vecs);
-        const reg = lambda + wd;
-        const extras = [dot(g, dir), dot(dir, dir)];
-        if (hasPrev) extras.push(dot(g, prev), dot(dir, prev), dot(prev, prev));
-        const vals = tf.concat([Q, tf.stack(extras)]).dataSync();
-        if (!hasPrev) {
-          const q11 = vals[0]! + reg * vals[2]!;
-          alpha = q11 > 0 ? -vals[1]! / q11 : 0;
-          mu = 0;
-          if (!Number.isFinite(alpha)) alpha = 0;
-          modelChange = alpha * vals[1]! + 0.5 * alpha * alpha * (vals[0]! + wd * vals[2]!);
-        } else {
-          const [f11, f12, , f22, gd, dd, gp, dp, pp] = [
-            vals[0]!,
-            vals[1]!,
-            vals[2]!,
-            vals[3]!,
-            vals[4]!,
-            vals[5]!,
-            vals[6]!,
-            vals[7]!,
-            vals[8]!,
-          ];
-          const a11 = f11 + reg * dd;
-          const a12 = f12 + reg * dp;
-          const a22 = f22 + reg * pp;
-          const det = a11 * a22 - a12 * a12;
-          mu = det > 1e-12 * a11 * a22 ? -(-a12 * gd + a11 * gp) / det : 0;
-          // Momentum outside [0, maxMomentum] means the model distrusts the previous step:
-          // clip it and take the best learning rate for the clipped momentum.
-          mu = Math.min(Math.max(Number.isFinite(mu) ? mu : 0, 0), MAX_MOMENTUM);
-          alpha = a11 > 0 ? -(gd + mu * a12) / a11 : 0;
-          if (!Number.isFinite(alpha)) [alpha, mu] = [0, 0];
-          const fuu = alpha * alpha * f11 + 2 * alpha * mu * f12 + mu * mu * f22;
-          const uu = alpha * alpha * dd + 2 * alpha * mu * dp + mu * mu * pp;
-          modelChange = alpha * gd + mu * gp + 0.5 * (fuu + wd * uu);
-        }
-        if (!Number.isFinite(alpha) || !Number.isFinite(mu)) [alpha, mu] = [0, 0];
-        update = combine(alpha, mu);
-      } else {
-        alpha = this.currentLearningRate();
-        mu = o.momentum;
-        if (o.klClip > 0) {
-          const gd = Math.abs(dot(g, dir).dataSync()[0]!);
-          const sq = alpha * alpha * gd;
-          if (sq > o.klClip) {
-            const c = Math.sqrt(o.klClip / sq);
-            for (const n of names) dir.set(n, tf.mul(dir.get(n)!, c));
-          }
-        }
-        update = combine(alpha, mu);
-      }
-
+      if (s.burnIn) return true;
+      const refresh = s.k % o.inverseUpdatePeriod === 0;
+      const inverses = this.estimator.updateCache(active, lambda, refresh, o.factorRank, 1 + o.seed * 7919 + s.k);
+      const grad = new Map(s.entries.map((e) => [e.name, addL2WeightDecay(e.grad, e.variable, o.weightDecay)]));
+      const dir = this.estimator.multiplyMatpower(active, grad, inverses);
+      const slots = (name: string) => this.variableState(name);
+      const diagonal = diagonalFallback(fallback, grad, dir, {
+        batch,
+        lambda,
+        decay: o.statsDecay,
+        statsStep: s.statsStep,
+        slots,
+      });
+      const model = new QuadraticModel(active, s.plan, batch, diagonal, rows(o.quadraticSubsample));
+      const chosen = this.chooseStep(model, names, grad, dir, lambda);
       // A finite gradient can still give a non-finite step (an overflowing preconditioner or
       // step size): skip it rather than write it into the weights.
-      if (o.skipNonFinite && !this.allFinite([...update.values()])) {
+      if (o.skipNonFinite && !this.allFinite([...chosen.update.values()])) {
         this.recordSkip('update', names);
-        applied = false;
-        return;
+        return false;
       }
-      this.lastStep = { alpha, mu };
-      // 5. Apply (keeping the old values while the step may still be rejected).
-      const reject = o.rejectSteps && o.adaptive;
-      const before = reject ? entries.map((e) => tf.clone(e.variable)) : [];
-      for (const e of entries) e.variable.assign(tf.add(e.variable, update.get(e.name)!));
-
-      // 6. The loss after the step on the same batch: Levenberg-Marquardt damping adaptation
-      // every dampingInterval steps, and (rejectSteps) undoing a step that raised it.
-      const adapt = s.dampingStep && curvatureOk;
-      let rejected = false;
-      if (adapt || reject) {
-        const model = !adapt
-          ? tf.scalar(0)
-          : modelChange !== undefined
-            ? tf.scalar(modelChange)
-            : tf.add(dot(g, update), tf.mul(tf.add(quadForms([update]), tf.mul(dot(update, update), wd)), 0.5));
-        let wdChange: tf.Tensor = tf.scalar(0);
-        if (wd > 0) {
-          // theta was updated in place: wd/2 (|theta|^2 - |theta - u|^2) = wd (theta.u) - wd/2 |u|^2.
-          const th = new Map(entries.map((e) => [e.name, e.variable as tf.Tensor]));
-          wdChange = tf.sub(tf.mul(dot(th, update), wd), tf.mul(dot(update, update), wd / 2));
-        }
-        const newLoss = this.evaluateClosure(s.f);
-        this.counters.lossEvals += 1;
-        const vals = tf.stack([tf.reshape(model, []), tf.sub(tf.add(newLoss, wdChange), cap.value)]).dataSync();
-        const omega = o.dampingDecay ** o.dampingInterval;
-        let d = this.damping;
-        if (adapt) {
-          const rho = vals[1]! / vals[0]!;
-          this.numericState.rho = rho;
-          if (!Number.isFinite(rho) || rho < 0.25) d /= omega;
-          else if (rho > 0.75) d *= omega;
-        }
-        // kfac-jax's use_step_rejection: the model failed badly (the loss went up, or is not
-        // finite): back to the old parameters and momentum, with 10x the damping (as after a
-        // non-finite step; one Levenberg-Marquardt factor barely shortens the next step).
-        rejected = reject && !(vals[1]! <= 0);
-        if (rejected) {
-          entries.forEach((e, i) => e.variable.assign(before[i]!));
-          d *= REJECT_DAMPING_INCREASE;
-          this.rejectedSteps += 1;
-        }
-        this.numericState.damping = Math.fround(Math.min(Math.max(d, o.minDamping), o.maxDamping));
-      }
-
-      // 7. Remember the update for momentum.
-      if (rejected) return;
-      for (const e of entries) {
-        const vs = this.variableState(e.name);
-        vs.set('velocity', update.get(e.name)!);
-        vs.step += 1;
-      }
+      this.lastStep = { alpha: chosen.alpha, mu: chosen.mu };
+      const rejected = this.applyAndCheck(s, model, grad, chosen);
+      if (!rejected) this.rememberUpdate(s.entries, chosen.update);
+      return true;
     });
-    return applied;
+  }
+
+  /**
+   * The step sizes: (alpha, mu) minimising the quadratic model (adaptive), or the learning rate
+   * and momentum with Delta shrunk to the KL clip.
+   */
+  private chooseStep(model: QuadraticModel, names: string[], g: VectorMap, dir: VectorMap, lambda: number): ChosenStep {
+    const o = this.options;
+    const prev: VectorMap = new Map();
+    for (const n of names) {
+      const p = this.variableState(n).get('velocity');
+      if (p !== undefined) prev.set(n, p);
+    }
+    const combine = (alpha: number, mu: number): VectorMap =>
+      new Map(
+        names.map((n) => {
+          const c = { momentum: mu, dampening: 0, nesterov: false };
+          return [n, momentumDirection(mu !== 0 ? prev.get(n) : undefined, tf.mul(dir.get(n)!, alpha), c).buffer];
+        }),
+      );
+    if (o.adaptive && model.available) {
+      const hasPrev = prev.size > 0;
+      const Q = model.curvatureGram(hasPrev ? [dir, prev] : [dir]);
+      const extras = [dot(names, g, dir), dot(names, dir, dir)];
+      if (hasPrev) extras.push(dot(names, g, prev), dot(names, dir, prev), dot(names, prev, prev));
+      const v = [...tf.concat([Q, tf.stack(extras)]).dataSync()];
+      const products = hasPrev
+        ? { F: v.slice(0, 4), gd: v[4]!, dd: v[5]!, gp: v[6]!, dp: v[7]!, pp: v[8]! }
+        : { F: v.slice(0, 1), gd: v[1]!, dd: v[2]! };
+      const { alpha, mu, modelChange } = solveQuadraticModel(products, lambda + o.weightDecay, o.weightDecay);
+      return { alpha, mu, update: combine(alpha, mu), modelChange };
+    }
+    const alpha = this.currentLearningRate();
+    if (o.klClip > 0) {
+      const sq = alpha * alpha * Math.abs(dot(names, g, dir).dataSync()[0]!);
+      if (sq > o.klClip) for (const n of names) dir.set(n, tf.mul(dir.get(n)!, Math.sqrt(o.klClip / sq)));
+    }
+    return { alpha, mu: o.momentum, update: combine(alpha, o.momentum), modelChange: undefined };
+  }
+
+  /**
+   * theta += u; then the loss after the step on the same batch: Levenberg-Marquardt damping
+   * adaptation every dampingInterval steps, and (rejectSteps) undoing a step that raised it.
+   * Returns whether the step was undone.
+   */
+  private applyAndCheck(s: StepContext, model: QuadraticModel, g: VectorMap, c: ChosenStep): boolean {
+    const o = this.options;
+    const { entries } = s;
+    const names = entries.map((e) => e.name);
+    const reject = o.rejectSteps && o.adaptive;
+    const before = reject ? entries.map((e) => tf.clone(e.variable)) : [];
+    for (const e of entries) e.variable.assign(tf.add(e.variable, c.update.get(e.name)!));
+    const adapt = s.dampingStep && model.available;
+    if (!adapt && !reject) return false;
+    const wd = o.weightDecay;
+    const u = c.update;
+    // The predicted change m0(u), without lambda (the one the step sizes came from, if any).
+    const predicted = !adapt
+      ? tf.scalar(0)
+      : c.modelChange !== undefined
+        ? tf.scalar(c.modelChange)
+        : tf.add(dot(names, g, u), tf.mul(tf.add(model.curvatureGram([u]), tf.mul(dot(names, u, u), wd)), 0.5));
+    let wdChange: tf.Tensor = tf.scalar(0);
+    if (wd > 0) {
+      // theta was updated in place: wd/2 (|theta|^2 - |theta - u|^2) = wd (theta.u) - wd/2 |u|^2.
+      const th = new Map(entries.map((e) => [e.name, e.variable as tf.Tensor]));
+      wdChange = tf.sub(tf.mul(dot(names, th, u), wd), tf.mul(dot(names, u, u), wd / 2));
+    }
+    const newLoss = this.evaluateClosure(s.f);
+    this.counters.lossEvals += 1;
+    const vals = tf.stack([tf.reshape(predicted, []), tf.sub(tf.add(newLoss, wdChange), s.cap.value)]).dataSync();
+    const actual = vals[1]!;
+    let d = this.damping;
+    if (adapt) {
+      const rho = actual / vals[0]!;
+      this.numericState.rho = rho;
+      const omega = o.dampingDecay ** o.dampingInterval;
+      d = adaptDamping(d, Number.isFinite(rho) ? rho : Number.NaN, { increase: 1 / omega, decrease: omega });
+    }
+    // kfac-jax's use_step_rejection: the model failed badly (the loss went up, or is not
+    // finite): back to the old parameters and momentum, with 10x the damping (as after a
+    // non-finite step; one Levenberg-Marquardt factor barely shortens the next step).
+    const rejected = reject && !(actual <= 0);
+    if (rejected) {
+      entries.forEach((e, i) => e.variable.assign(before[i]!));
+      d *= REJECT_DAMPING_INCREASE;
+      this.rejectedSteps += 1;
+    }
+    this.numericState.damping = Math.fround(Math.min(Math.max(d, o.minDamping), o.maxDamping));
+    return rejected;
+  }
+
+  /** Remember the update for momentum. */
+  private rememberUpdate(entries: StepEntry[], update: VectorMap): void {
+    for (const e of entries) {
+      const vs = this.variableState(e.name);
+      vs.set('velocity', update.get(e.name)!);
+      vs.step += 1;
+    }
   }
 
   /**

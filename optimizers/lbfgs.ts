@@ -59,9 +59,20 @@ import {
   type EvaluationCounters,
   type NamedTensorLike,
 } from '../src/optim/base.js';
-import { invalidOption, option, optionDocs, type OptionSpec, type OptionsInput } from '../src/optim/options.js';
+import {
+  invalidOption,
+  numberFromText,
+  option,
+  optionDocs,
+  type OptionSpec,
+  type OptionsInput,
+} from '../src/optim/options.js';
 import { releaseKept, scalarClosure, valueAndGradients } from '../src/curvature/closure.js';
 import { flatten, ParameterPoint, unflatten } from '../src/curvature/vector.js';
+import { strongWolfe } from '../src/optim/strong-wolfe.js';
+
+export { cubicInterpolate, strongWolfe } from '../src/optim/strong-wolfe.js';
+export type { LinePoint, StrongWolfeOptions } from '../src/optim/strong-wolfe.js';
 
 export type LBFGSLineSearch = 'strong_wolfe' | null;
 
@@ -75,6 +86,8 @@ const lineSearchOption: OptionSpec<LBFGSLineSearch> = {
     if (v === 'strongWolfe') return 'strong_wolfe';
     throw invalidOption(name, v, "must be 'strong_wolfe' or null");
   },
+  type: "'strong_wolfe' | null",
+  fromText: (raw) => (raw === 'null' ? null : raw),
 };
 
 const maxEvalOption: OptionSpec<number | undefined> = {
@@ -87,6 +100,8 @@ const maxEvalOption: OptionSpec<number | undefined> = {
     }
     return v;
   },
+  type: 'integer',
+  fromText: (raw, name) => numberFromText(raw, name, { min: 1, integer: true }),
 };
 
 export const LBFGS_OPTIONS = {
@@ -114,178 +129,6 @@ export interface LBFGSStepInfo {
   evaluations: number;
   /** Why the step ended. */
   reason: 'max-iter' | 'max-eval' | 'tolerance-grad' | 'tolerance-change' | 'directional-derivative' | 'non-finite';
-}
-
-// ------------------------------------------------------------------ line search (scalar)
-
-/**
- * torch's `_cubic_interpolate`: the minimiser of the cubic through (x1, f1, g1), (x2, f2, g2),
- * clamped to bounds (default [min(x1, x2), max(x1, x2)]); the bounds' midpoint when the cubic
- * has no real minimiser.
- */
-export function cubicInterpolate(
-  x1: number,
-  f1: number,
-  g1: number,
-  x2: number,
-  f2: number,
-  g2: number,
-  bounds?: [number, number],
-): number {
-  let xmin: number;
-  let xmax: number;
-  if (bounds !== undefined) [xmin, xmax] = bounds;
-  else [xmin, xmax] = x1 <= x2 ? [x1, x2] : [x2, x1];
-  const d1 = g1 + g2 - (3 * (f1 - f2)) / (x1 - x2);
-  const d2Square = d1 * d1 - g1 * g2;
-  if (d2Square >= 0) {
-    const d2 = Math.sqrt(d2Square);
-    const minPos =
-      x1 <= x2
-        ? x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
-        : x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2));
-    return pyMin(pyMax(minPos, xmin), xmax);
-  }
-  return (xmin + xmax) / 2;
-}
-
-// Python's min/max (first argument unless the second compares strictly better), NaN included.
-function pyMax(a: number, b: number): number {
-  return b > a ? b : a;
-}
-function pyMin(a: number, b: number): number {
-  return b < a ? b : a;
-}
-
-/** One evaluation of the line search: loss, gradient (opaque) and slope g^T d. */
-export interface LinePoint<G> {
-  f: number;
-  g: G;
-  gtd: number;
-}
-
-export interface StrongWolfeOptions {
-  c1?: number;
-  c2?: number;
-  toleranceChange?: number;
-  maxLs?: number;
-}
-
-/**
- * torch's `_strong_wolfe` (lswolfe.lua): `evaluate(t)` returns f, g and g^T d at x + t d;
- * `dNorm` is max|d|. Returns the accepted step, its loss and gradient, and the number of
- * evaluations. Gradients are opaque here: the caller owns (and frees) what `evaluate` made.
- */
-export function strongWolfe<G>(
-  evaluate: (t: number) => LinePoint<G>,
-  t: number,
-  f: number,
-  g: G,
-  gtd: number,
-  dNorm: number,
-  options: StrongWolfeOptions = {},
-): { f: number; g: G; t: number; evals: number } {
-  const c1 = options.c1 ?? 1e-4;
-  const c2 = options.c2 ?? 0.9;
-  const toleranceChange = options.toleranceChange ?? 1e-9;
-  const maxLs = options.maxLs ?? 25;
-  let { f: fNew, g: gNew, gtd: gtdNew } = evaluate(t);
-  let evals = 1;
-  let tPrev = 0;
-  let fPrev = f;
-  let gPrev = g;
-  let gtdPrev = gtd;
-  let done = false;
-  let lsIter = 0;
-  let bracket: number[] = [];
-  let bracketF: number[] = [];
-  let bracketG: G[] = [];
-  let bracketGtd: number[] = [];
-  while (lsIter < maxLs) {
-    if (fNew > f + c1 * t * gtd || (lsIter > 1 && fNew >= fPrev)) {
-      bracket = [tPrev, t];
-      bracketF = [fPrev, fNew];
-      bracketG = [gPrev, gNew];
-      bracketGtd = [gtdPrev, gtdNew];
-      break;
-    }
-    if (Math.abs(gtdNew) <= -c2 * gtd) {
-      bracket = [t];
-      bracketF = [fNew];
-      bracketG = [gNew];
-      done = true;
-      break;
-    }
-    if (gtdNew >= 0) {
-      bracket = [tPrev, t];
-      bracketF = [fPrev, fNew];
-      bracketG = [gPrev, gNew];
-      bracketGtd = [gtdPrev, gtdNew];
-      break;
-    }
-    // extrapolate
-    const minStep = t + 0.01 * (t - tPrev);
-    const maxStep = t * 10;
-    const tmp = t;
-    t = cubicInterpolate(tPrev, fPrev, gtdPrev, t, fNew, gtdNew, [minStep, maxStep]);
-    tPrev = tmp;
-    fPrev = fNew;
-    gPrev = gNew;
-    gtdPrev = gtdNew;
-    ({ f: fNew, g: gNew, gtd: gtdNew } = evaluate(t));
-    evals++;
-    lsIter++;
-  }
-  if (lsIter === maxLs) {
-    bracket = [0, t];
-    bracketF = [f, fNew];
-    bracketG = [g, gNew];
-  }
-
-  // zoom
-  let insufProgress = false;
-  let [lowPos, highPos] = bracketF[0]! <= bracketF[bracketF.length - 1]! ? [0, 1] : [1, 0];
-  while (!done && lsIter < maxLs) {
-    if (Math.abs(bracket[1]! - bracket[0]!) * dNorm < toleranceChange) break;
-    t = cubicInterpolate(bracket[0]!, bracketF[0]!, bracketGtd[0]!, bracket[1]!, bracketF[1]!, bracketGtd[1]!);
-    const bMax = Math.max(bracket[0]!, bracket[1]!);
-    const bMin = Math.min(bracket[0]!, bracket[1]!);
-    const eps = 0.1 * (bMax - bMin);
-    if (pyMin(bMax - t, t - bMin) < eps) {
-      if (insufProgress || t >= bMax || t <= bMin) {
-        t = Math.abs(t - bMax) < Math.abs(t - bMin) ? bMax - eps : bMin + eps;
-        insufProgress = false;
-      } else {
-        insufProgress = true;
-      }
-    } else {
-      insufProgress = false;
-    }
-    ({ f: fNew, g: gNew, gtd: gtdNew } = evaluate(t));
-    evals++;
-    lsIter++;
-    if (fNew > f + c1 * t * gtd || fNew >= bracketF[lowPos]!) {
-      bracket[highPos] = t;
-      bracketF[highPos] = fNew;
-      bracketG[highPos] = gNew;
-      bracketGtd[highPos] = gtdNew;
-      [lowPos, highPos] = bracketF[0]! <= bracketF[1]! ? [0, 1] : [1, 0];
-    } else {
-      if (Math.abs(gtdNew) <= -c2 * gtd) {
-        done = true;
-      } else if (gtdNew * (bracket[highPos]! - bracket[lowPos]!) >= 0) {
-        bracket[highPos] = bracket[lowPos]!;
-        bracketF[highPos] = bracketF[lowPos]!;
-        bracketG[highPos] = bracketG[lowPos]!;
-        bracketGtd[highPos] = bracketGtd[lowPos]!;
-      }
-      bracket[lowPos] = t;
-      bracketF[lowPos] = fNew;
-      bracketG[lowPos] = gNew;
-      bracketGtd[lowPos] = gtdNew;
-    }
-  }
-  return { f: bracketF[lowPos]!, g: bracketG[lowPos]!, t: bracket[lowPos]!, evals };
 }
 
 // ------------------------------------------------------------------ the optimizer

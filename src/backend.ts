@@ -21,6 +21,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { silenceCpuFirstUseNotice } from './tfjs-internals/engine.js';
+import { installWasmKernels } from './tfjs-internals/wasm-kernels.js';
 
 export type BackendName = 'tensorflow' | 'webgpu' | 'webgl' | 'wasm' | 'cpu';
 const KNOWN: readonly BackendName[] = ['tensorflow', 'webgpu', 'webgl', 'wasm', 'cpu'];
@@ -110,6 +111,7 @@ export async function initBackend(preferred?: string, options: InitBackendOption
     );
   }
   if (options.wasmPaths !== undefined) setWasmPaths(options.wasmPaths);
+  installWasmKernels();
   if (wanted !== undefined) {
     const why = await trySet(wanted as BackendName);
     if (why !== undefined) throw new Error(`Backend '${wanted}' is unavailable: ${why}.`);

@@ -24,7 +24,12 @@ import { main } from './cli/program.js';
 
 export { main, buildProgram, packageVersion } from './cli/program.js';
 export { UsageError, processIO, type CliIO } from './cli/io.js';
-export { parseAssignments } from './cli/parse.js';
+export {
+  optimizerAssignments,
+  optimizerOptionsFromText,
+  problemOptionsFromText,
+  optimizerOptionsSchema,
+} from './cli/options.js';
 export { configSchema, loadConfig } from './cli/config.js';
 
 function invokedDirectly(): boolean {

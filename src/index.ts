@@ -15,3 +15,4 @@ export * from './linalg/index.js';
 export * from './curvature/index.js';
 export * from './layers/index.js';
 export * from '../optimizers/index.js';
+export * from './async/index.js';

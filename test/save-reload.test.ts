@@ -26,7 +26,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { Adam, HessianFree, KFAC, LBFGS, Muon, Newton, RMSProp, SGD, Shampoo } from '../optimizers/index.js';
+import { Adam, HessianFree, KFAC, LBFGS, Muon, Newton, RMSProp, SGD, Shampoo, SOAP } from '../optimizers/index.js';
+import { AdaHessian, Sophia } from '../optimizers/index.js';
 import { CurvatureOptimizer } from '../src/optim/index.js';
 import { installCompileHook } from '../src/layers/registration.js';
 import { randomArray } from './optim-helpers.js';
@@ -188,6 +189,27 @@ const CASES: Case[] = [
   {
     name: 'Muon (momentum slot on kernels, AdamW slots on biases, own Adam learning rate)',
     make: () => new Muon({ learningRate: 0.02, weightDecay: 0.01, adamLearningRate: 3e-3 }),
+  },
+  {
+    name: 'AdaHessian (estimate count, seeded probes per step: an estimate after the reload)',
+    make: () => new AdaHessian({ learningRate: 0.05, updateEach: 4, weightDecay: 0.01 }),
+    before: (opt) => expect((opt as AdaHessian).hessianSteps).toBe(3),
+  },
+  {
+    name: 'Sophia (Hutchinson in fit, seeded probes per step, curvature EMA slot)',
+    make: () => new Sophia({ learningRate: 0.01, rho: 1, updateInterval: 4 }),
+    before: (opt) => expect((opt as Sophia).lastEstimator).toBe('hutchinson'),
+  },
+  {
+    name: 'SOAP (eigenbases refreshed before and after the reload, factored biases, merged dims)',
+    make: () =>
+      new SOAP({
+        learningRate: 0.01,
+        preconditionFrequency: 3,
+        precondition1d: true,
+        mergeDims: true,
+        shampooBeta: 0.9,
+      }),
   },
 ];
 

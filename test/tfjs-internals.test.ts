@@ -18,8 +18,16 @@
 // - the cpu backend's `firstUse` flag (src/backend.ts silences its tfjs-node advice).
 // - tfjs-layers' fit calls optimizer.minimize(lossClosure, true, trainableWeights) once per
 //   batch (the drop-in contract of Newton, HessianFree and K-FAC).
+// - The wasm kernel swaps are not installed on import, and are by initBackend, the first curvature
+//   optimizer and the first matrix-calculus call (src/tfjs-internals/wasm-kernels.ts).
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 
@@ -187,5 +195,60 @@ describe('tfjs internals curvature relies on (tfjs ' + tf.version.tfjs + ')', ()
     }
     tf.dispose([xs, ys]);
     model.dispose();
+  });
+});
+
+// The wasm kernel swaps (src/tfjs-internals/wasm-kernels.ts) are installed by initBackend or by
+// the first curvature optimizer / matrix-calculus call, not on import. Each case runs in a fresh
+// process: the kernel registry is global to a tfjs instance.
+describe('when the wasm kernel swaps are installed', () => {
+  const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+  const tfPath = createRequire(join(root, 'package.json')).resolve('@tensorflow/tfjs');
+  // Prints, as JSON, whether the swaps are in place after import and after `trigger`.
+  const script = (trigger: string): string =>
+    [
+      `const tf = await import(${JSON.stringify(tfPath)});`,
+      `const c = await import(${JSON.stringify(join(root, 'src/index.ts'))});`,
+      "const state = () => ({ conv: tf.getKernel('Conv2DBackpropFilter', 'wasm') !== undefined,",
+      "  matMul: tf.getKernel('BatchMatMul', 'wasm').kernelFunc !== stockMatMul });",
+      "const stockMatMul = tf.getKernel('BatchMatMul', 'wasm').kernelFunc;",
+      'const afterImport = state();',
+      trigger,
+      'const afterTrigger = state();',
+      // A conv filter gradient runs on wasm only with the swaps (the stock backend lacks it).
+      "await tf.setBackend('wasm');",
+      'const x = tf.ones([1, 4, 4, 1]); const w = tf.ones([2, 2, 1, 1]);',
+      "const g = tf.grad((f) => tf.sum(tf.conv2d(x, f, 1, 'valid')))(w).dataSync();",
+      'console.log(JSON.stringify({ afterImport, afterTrigger, grad: Array.from(g) }));',
+    ].join('\n');
+  const cases: [string, string][] = [
+    ['initBackend', "await c.initBackend('cpu');"],
+    ['tf.setBackend then a curvature optimizer', "await tf.setBackend('wasm'); new c.SGD({ learningRate: 0.1 });"],
+    [
+      'a matrix-calculus call',
+      "await tf.setBackend('wasm'); c.hvp((a) => tf.sum(tf.square(a)), [tf.ones([2])], [tf.ones([2])]);",
+    ],
+  ];
+  it.each(cases)('not on import; installed by %s', async (_name, trigger) => {
+    const dir = mkdtempSync(join(tmpdir(), 'curvature-kernels-'));
+    const file = join(dir, 'check.mts');
+    writeFileSync(file, script(trigger));
+    const run = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      execFile(process.execPath, ['--import', 'tsx', file], { cwd: root, encoding: 'utf8' }, (err, stdout, stderr) =>
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+    rmSync(dir, { recursive: true, force: true });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const out = JSON.parse(run.stdout) as {
+      afterImport: { conv: boolean; matMul: boolean };
+      afterTrigger: { conv: boolean; matMul: boolean };
+      grad: number[];
+    };
+    expect(out.afterImport).toEqual({ conv: false, matMul: false });
+    expect(out.afterTrigger).toEqual({ conv: true, matMul: true });
+    // d/dw sum(conv(ones, w)) = the number of windows (3 x 3) in every filter entry.
+    expect(out.grad).toEqual([9, 9, 9, 9]);
   });
 });

@@ -14,6 +14,7 @@
  * - hessian(f, x) has shape [...x.shape, ...x.shape].
  */
 import * as tf from '@tensorflow/tfjs';
+import { installWasmKernels } from '../tfjs-internals/wasm-kernels.js';
 
 /** Default limit on the number of entries of an explicit Jacobian or Hessian (16 MiB float32). */
 export const DEFAULT_MAX_ENTRIES = 4 * 1024 * 1024;
@@ -46,7 +47,9 @@ function assertTensorList(xs: unknown, what: string, fn: string): asserts xs is 
   xs.forEach((x, i) => assertTensor(x, `${what}[${i}]`, fn));
 }
 
+/** Every public function here starts with this check; it also installs the wasm kernel swaps. */
 function assertFunction(f: unknown, fn: string): void {
+  installWasmKernels();
   if (typeof f !== 'function') throw new TypeError(`${fn}: f must be a function, got ${describe(f)}.`);
 }
 

@@ -4,7 +4,8 @@ import { problems } from '../../experiments/index.js';
 import { checkProblem } from '../harness/check.js';
 import { fmt } from '../report/tables.js';
 import { toUsage, type CliIO } from './io.js';
-import { collect, parseAssignments, parseNonNegativeInt } from './parse.js';
+import { problemOptionsFromText } from './options.js';
+import { collect, parseNonNegativeInt } from './parse.js';
 import { checkProblemName, useBackend, type GlobalOpts } from './validate.js';
 
 export interface CheckOpts extends GlobalOpts {
@@ -18,7 +19,7 @@ export async function checkCommand(io: CliIO, opts: CheckOpts): Promise<number> 
   checkProblemName(opts.problem);
   await useBackend(opts);
   const problem = toUsage(() =>
-    problems.get(opts.problem, { ...parseAssignments(opts.problemOption), seed: opts.seed }),
+    problems.get(opts.problem, { ...problemOptionsFromText(opts.problem, opts.problemOption), seed: opts.seed }),
   );
   try {
     const r = checkProblem(problem, { seed: opts.seed });

@@ -21,12 +21,11 @@ import { summaryText } from '../report/tables.js';
 import { writeReport } from '../report/index.js';
 import { loadConfig } from './config.js';
 import { progress, toUsage, UsageError, type CliIO } from './io.js';
+import { optimizerAssignments, problemOptionsFromText } from './options.js';
 import {
   addBudgetOptions,
   budgetFrom,
   collect,
-  optimizerAssignments,
-  parseAssignments,
   parseList,
   parsePositiveInt,
   targetOption,
@@ -71,7 +70,7 @@ export async function resolveComparison(opts: CompareOpts): Promise<ComparisonSp
     checkProblemName(opts.problem!);
     const p: ProblemConfig = {
       problem: opts.problem!,
-      options: parseAssignments(opts.problemOption),
+      options: problemOptionsFromText(opts.problem!, opts.problemOption),
       budget: budget ?? { steps: 200 },
     };
     spec = { problems: [p], optimizers: opts.optimizers ?? [...optimizerRegistry.keys()], seeds: [] };

@@ -1,9 +1,13 @@
-/** Comparison config files (docs/cli.md): a strict zod schema and a one-line error for anything wrong. */
+/**
+ * Comparison config files (docs/cli.md): a strict zod schema and a one-line error for anything
+ * wrong. Optimizer options are checked by the optimizers' own OptionSpecs (./options.ts).
+ */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import { formatZodIssues } from '../../experiments/index.js';
 import type { ComparisonSpec, ProblemConfig } from '../harness/compare.js';
 import { UsageError } from './io.js';
+import { optimizerOptionsSchema } from './options.js';
 
 const budgetSchema = z
   .object({
@@ -27,7 +31,7 @@ const problemConfigSchema = z
     evalEvery: z.number().int().positive().optional(),
     recordEvery: z.number().int().positive().optional(),
     gradNormEvery: z.number().int().min(0).optional(),
-    hyperparameters: z.record(z.string(), optionsRecord).optional(),
+    hyperparameters: optimizerOptionsSchema.optional(),
     optimizerBudgets: z.record(z.string(), budgetSchema).optional(),
     exclude: z.record(z.string(), z.string()).optional(),
   })
@@ -37,7 +41,7 @@ export const configSchema = z
     name: z.string().optional(),
     problems: z.array(problemConfigSchema).min(1),
     optimizers: z.array(z.string().min(1)).min(1),
-    optimizerOptions: z.record(z.string(), optionsRecord).optional(),
+    optimizerOptions: optimizerOptionsSchema.optional(),
     seeds: z.union([z.number().int().positive(), z.array(z.number().int().min(0)).min(1)]),
   })
   .strict();

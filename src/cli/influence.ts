@@ -4,9 +4,9 @@ import { problems } from '../../experiments/index.js';
 import { runInfluenceCommand, solveLine } from '../report/influence.js';
 import { fmt } from '../report/tables.js';
 import { toUsage, UsageError, type CliIO } from './io.js';
+import { problemOptionsFromText } from './options.js';
 import {
   addCurvatureProblemOptions,
-  parseAssignments,
   parseNonNegativeInt,
   parseNonNegativeNumber,
   parsePositiveInt,
@@ -37,7 +37,7 @@ export async function influenceCommand(io: CliIO, opts: InfluenceOpts): Promise<
   const outDir = opts.out !== undefined ? ensureWritableDir(opts.out) : undefined;
   await useBackend(opts);
   const problem = toUsage(() =>
-    problems.get(opts.problem, { ...parseAssignments(opts.problemOption), seed: opts.seed }),
+    problems.get(opts.problem, { ...problemOptionsFromText(opts.problem, opts.problemOption), seed: opts.seed }),
   );
   try {
     const r = await runInfluenceCommand({

@@ -1,4 +1,4 @@
-/** `curvature list`: optimizers with every option and default, problems, suites. */
+/** `curvature list`: optimizers with every option, its type and default, problems, suites. */
 import type { Command } from 'commander';
 import { optimizerRegistry } from '../../optimizers/index.js';
 import { problems, suites } from '../../experiments/index.js';
@@ -8,9 +8,13 @@ export function listCommand(io: CliIO, opts: { json?: boolean }): void {
   const optimizers = [...optimizerRegistry.values()].map((e) => ({
     name: e.name,
     description: e.description,
-    options: e.options.map((o) => ({ name: o.name, default: o.default, description: o.description })),
+    options: e.options.map((o) => ({ name: o.name, default: o.default, type: o.type, description: o.description })),
   }));
-  const probs = problems.list().map((p) => ({ name: p.name, description: p.description, options: p.options }));
+  const probs = problems.list().map((p) => ({
+    name: p.name,
+    description: p.description,
+    options: p.options.map((o) => ({ name: o.name, default: o.default, type: o.type, description: o.description })),
+  }));
   const suiteList = Object.values(suites).map((s) => ({
     name: s.name,
     description: s.description,
@@ -25,12 +29,14 @@ export function listCommand(io: CliIO, opts: { json?: boolean }): void {
   const lines: string[] = ['Optimizers:'];
   for (const o of optimizers) {
     lines.push(`  ${o.name}  ${o.description}`);
-    for (const x of o.options) lines.push(`      --set ${x.name}=${show(x.default)}  ${x.description}`);
+    for (const x of o.options) lines.push(`      --set ${x.name}=${show(x.default)}  (${x.type}) ${x.description}`);
   }
   lines.push('', 'Problems:');
   for (const p of probs) {
     lines.push(`  ${p.name}  ${p.description}`);
-    for (const x of p.options) lines.push(`      --problem-option ${x.name}=${show(x.default)}  ${x.description}`);
+    for (const x of p.options) {
+      lines.push(`      --problem-option ${x.name}=${show(x.default)}  (${x.type ?? 'JSON'}) ${x.description}`);
+    }
   }
   lines.push('', 'Suites:');
   for (const s of suiteList) lines.push(`  ${s.name}  ${s.description} (${s.seeds} seeds: ${s.problems.join(', ')})`);

@@ -1,6 +1,7 @@
 /**
- * Argument parsers (commander reports their errors with the option name), option assignments
- * (`--set key=value`), budgets, and the one-line errors for flags that contradict each other.
+ * Argument parsers (commander reports their errors with the option name), budgets, and the
+ * one-line errors for flags that contradict each other. Option assignments (`--set key=value`)
+ * are read by the options' own specs in ./options.ts.
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { logGrid } from '../harness/compare.js';
@@ -45,25 +46,6 @@ export function parseList(v: string): string[] {
 export function collect(v: string, prev: string[] = []): string[] {
   if (!v.includes('=')) throw new InvalidArgumentError('expected key=value.');
   return [...prev, v];
-}
-
-/** key=value pairs; values are parsed as JSON when they are JSON (numbers, booleans, arrays). */
-export function parseAssignments(pairs: string[] | undefined): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const p of pairs ?? []) {
-    const i = p.indexOf('=');
-    const key = p.slice(0, i).trim();
-    const raw = p.slice(i + 1).trim();
-    if (key === '') throw new UsageError(`Invalid assignment '${p}': expected key=value.`);
-    let value: unknown = raw;
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      value = raw;
-    }
-    out[key] = value;
-  }
-  return out;
 }
 
 /** --grid min:max:num -> the log-spaced values. */
@@ -135,25 +117,4 @@ export function addCurvatureProblemOptions(cmd: Command): Command {
 /** A target training loss: a positive number (losses here are >= 0 and reach 0 only in the limit). */
 export function targetOption(description: string): Option {
   return new Option('--target <loss>', description).argParser(parsePositiveNumber);
-}
-
-/**
- * `--set [optimizer.]key=value` assignments split per optimizer; an optimizer prefix that is not
- * in the run is an error (it would silently do nothing).
- */
-export function optimizerAssignments(
-  pairs: string[] | undefined,
-  optimizers: string[],
-): Record<string, Record<string, unknown>> {
-  const out: Record<string, Record<string, unknown>> = {};
-  for (const [k, v] of Object.entries(parseAssignments(pairs))) {
-    const dot = k.indexOf('.');
-    const targets = dot > 0 ? [k.slice(0, dot)] : optimizers;
-    const key = dot > 0 ? k.slice(dot + 1) : k;
-    if (dot > 0 && !optimizers.includes(targets[0]!)) {
-      throw new UsageError(`--set ${k}: optimizer '${targets[0]}' is not in this run (${optimizers.join(', ')}).`);
-    }
-    for (const o of targets) out[o] = { ...(out[o] ?? {}), [key]: v };
-  }
-  return out;
 }

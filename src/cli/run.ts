@@ -8,11 +8,11 @@ import { formatCounts } from '../harness/cost.js';
 import { fmt } from '../report/tables.js';
 import { writeReport } from '../report/index.js';
 import { progress, UsageError, type CliIO } from './io.js';
+import { optimizerOptionsFromText, problemOptionsFromText } from './options.js';
 import {
   addBudgetOptions,
   budgetFrom,
   collect,
-  parseAssignments,
   parseNonNegativeInt,
   parsePositiveNumber,
   targetOption,
@@ -42,7 +42,7 @@ export interface RunOpts extends GlobalOpts, BudgetFlags {
 
 /** The comparison of one run that `run` performs (pure). */
 export function runSpec(opts: RunOpts): ComparisonSpec {
-  const optimizerOptions = parseAssignments(opts.set);
+  const optimizerOptions = optimizerOptionsFromText(opts.optimizer, opts.set);
   if (opts.lr !== undefined) {
     if ('learningRate' in optimizerOptions)
       throw new UsageError('Give the learning rate once: --lr or --set learningRate=..., not both.');
@@ -50,7 +50,7 @@ export function runSpec(opts: RunOpts): ComparisonSpec {
   }
   const problemConfig: ProblemConfig = {
     problem: opts.problem,
-    options: parseAssignments(opts.problemOption),
+    options: problemOptionsFromText(opts.problem, opts.problemOption),
     budget: budgetFrom(opts) ?? { steps: 100 },
   };
   if (opts.target !== undefined) problemConfig.target = opts.target;

@@ -4,7 +4,8 @@ import { problems } from '../../experiments/index.js';
 import { runSpectrumCommand } from '../report/spectrum.js';
 import { fmt } from '../report/tables.js';
 import { toUsage, UsageError, type CliIO } from './io.js';
-import { addCurvatureProblemOptions, parseAssignments, parseNonNegativeInt, parsePositiveInt } from './parse.js';
+import { problemOptionsFromText } from './options.js';
+import { addCurvatureProblemOptions, parseNonNegativeInt, parsePositiveInt } from './parse.js';
 import { checkProblemName, ensureWritableDir, useBackend, type GlobalOpts } from './validate.js';
 
 export interface SpectrumOpts extends GlobalOpts {
@@ -28,7 +29,7 @@ export async function spectrumCommand(io: CliIO, opts: SpectrumOpts): Promise<nu
   const outDir = opts.out !== undefined ? ensureWritableDir(opts.out) : undefined;
   await useBackend(opts);
   const problem = toUsage(() =>
-    problems.get(opts.problem, { ...parseAssignments(opts.problemOption), seed: opts.seed }),
+    problems.get(opts.problem, { ...problemOptionsFromText(opts.problem, opts.problemOption), seed: opts.seed }),
   );
   const started = Date.now();
   const showPhases = opts.progress && !opts.json;

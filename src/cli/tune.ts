@@ -7,11 +7,11 @@ import { writeFileAtomic } from '../report/results.js';
 import { fmt, textTable } from '../report/tables.js';
 import { writeReport } from '../report/index.js';
 import { progress, UsageError, type CliIO } from './io.js';
+import { optimizerOptionsFromText, problemOptionsFromText } from './options.js';
 import {
   addBudgetOptions,
   budgetFrom,
   collect,
-  parseAssignments,
   parseGrid,
   parseList,
   parsePositiveInt,
@@ -55,13 +55,13 @@ export async function tuneCommand(io: CliIO, opts: TuneOpts): Promise<number> {
   checkProblemName(opts.problem);
   checkOptimizerName(opts.optimizer);
   const grid = tuneGrid(opts);
-  const optimizerOptions = parseAssignments(opts.set);
+  const optimizerOptions = optimizerOptionsFromText(opts.optimizer, opts.set);
   if (opts.param in optimizerOptions)
     throw new UsageError(
       `--set ${opts.param}=... fixes the option that --param ${opts.param} tunes: give one of them.`,
     );
   const out = opts.out !== undefined ? ensureWritableDir(opts.out) : undefined;
-  const problemOptions = parseAssignments(opts.problemOption);
+  const problemOptions = problemOptionsFromText(opts.problem, opts.problemOption);
   const budget = budgetFrom(opts) ?? { steps: 200 };
   // Every run here uses the whole budget: the measure is the final training loss.
   const problem = {

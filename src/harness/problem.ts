@@ -116,7 +116,10 @@ export interface ProblemBaseOptions {
 export interface ProblemEntry {
   name: string;
   description: string;
-  /** Options with defaults, for `curvature list` and docs. */
-  options: { name: string; default: unknown; description: string }[];
+  /**
+   * Options with defaults, for `curvature list` and docs; `type` and `fromText` (the value read
+   * from `--problem-option name=value` by the option's type) when the schema declares them.
+   */
+  options: { name: string; default: unknown; description: string; type?: string; fromText?(raw: string): unknown }[];
   create(options?: Record<string, unknown>): Problem;
 }

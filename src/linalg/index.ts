@@ -39,3 +39,5 @@ export type { LinalgKernel } from './kernels.js';
 export { linalgKernel, setLinalgKernel, linalgKernelError } from './kernels.js';
 export type { Block, BlockPlan } from './blocking.js';
 export { splitDim, mergeSmallDims, blockPlan } from './blocking.js';
+export type { QrResult } from './qr.js';
+export { qr, orthonormalBasis } from './qr.js';

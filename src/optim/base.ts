@@ -49,7 +49,7 @@
  *   update inside `tf.tidy`, and finish with `this.incrementIterations()`. Override
  *   `applyGradients` to throw a clear error if a gradient alone is not enough.
  *
- * ## State registration (what getWeights/setWeights carry)
+ * ## State registration (what getWeights/setWeights carry; the store and format: ./slots.ts)
  * Everything written through `state.set(slot, tensor)` (a non-trainable tf.Variable the base
  * owns), every `state.step`, `this.iterations`, and every number in `this.numericState`
  * (scalar hyper-state such as damping; `skippedSteps` lives there; saved bit-exactly as a
@@ -73,6 +73,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { registeredVariable } from '../tfjs-internals/engine.js';
+import { installWasmKernels } from '../tfjs-internals/wasm-kernels.js';
+import { decodeState, encodeState, SlotStore, type SlotState } from './slots.js';
 import { option, resolveOptions, type OptionSpecs, type ResolvedOptions } from './options.js';
 import { learningRateAt, learningRateFromConfig, learningRateToConfig, type LearningRate } from './schedules.js';
 
@@ -103,18 +105,7 @@ export const BASE_OPTION_SPECS = {
 export type CurvatureOptionSpecs = OptionSpecs &
   typeof BASE_OPTION_SPECS & { learningRate: ReturnType<typeof option.learningRate> };
 
-/** Per-key optimizer state: tensor slots plus an update count. */
-export interface SlotState {
-  /** Updates already applied to this variable (PyTorch `state['step']` before increment). */
-  step: number;
-  /** The slot's current value, or undefined before its first `set`. */
-  get(slot: string): tf.Tensor | undefined;
-  /** Create (first call) or overwrite the slot. The base keeps its own copy. */
-  set(slot: string, value: tf.Tensor): void;
-  has(slot: string): boolean;
-  /** Slot names in creation order. */
-  slots(): string[];
-}
+export type { SlotState } from './slots.js';
 
 export interface StepContext {
   /** The update count before this step (0 for the first update). */
@@ -133,73 +124,6 @@ export interface GradientEntry {
 export interface NamedTensorLike {
   name: string;
   tensor: tf.Tensor;
-}
-
-const GLOBAL_PREFIX = '__optimizer__';
-const STEP_SLOT = 'step';
-
-/**
- * Scalar hyper-state (damping, rho, counts) is saved bit-exactly: the float64 as its two 32-bit
- * halves in an int32 tensor of shape [2], in the platform's byte order (little-endian wherever
- * tfjs runs; tfjs weight files are native-order typed arrays too), since tfjs weights hold no
- * float64. Checkpoints written before this format held a float32 scalar, which `decodeNumber`
- * still reads.
- */
-function encodeNumber(v: number): tf.Tensor {
-  const words = new Int32Array(new Float64Array([v]).buffer);
-  return tf.tensor1d(words, 'int32');
-}
-
-async function decodeNumber(t: tf.Tensor, name: string, owner: string): Promise<number> {
-  const data = await t.data();
-  if (t.dtype === 'int32' && t.size === 2) {
-    return new Float64Array(Int32Array.from(data as Int32Array).buffer)[0]!;
-  }
-  if (t.size === 1) return data[0]! as number; // old format: a float32 scalar
-  throw new Error(
-    `${owner}.setWeights: '${name}' must be a float32 scalar or an int32 pair holding a float64, got ${t.dtype} of shape [${t.shape}]`,
-  );
-}
-
-class StateEntry implements SlotState {
-  step = 0;
-  private readonly values = new Map<string, tf.Variable>();
-
-  get(slot: string): tf.Tensor | undefined {
-    return this.values.get(slot);
-  }
-
-  has(slot: string): boolean {
-    return this.values.has(slot);
-  }
-
-  slots(): string[] {
-    return [...this.values.keys()];
-  }
-
-  set(slot: string, value: tf.Tensor): void {
-    if (slot.includes('/') || slot === STEP_SLOT) {
-      throw new Error(`Invalid slot name '${slot}' (must not contain '/' nor be '${STEP_SLOT}')`);
-    }
-    const existing = this.values.get(slot);
-    if (existing && existing.dtype === value.dtype && tf.util.arraysEqual(existing.shape, value.shape)) {
-      existing.assign(value);
-    } else {
-      existing?.dispose();
-      // tf.variable shares the data buffer (ref-counted), so disposing `value` later is safe.
-      this.values.set(slot, tf.variable(value, false));
-    }
-  }
-
-  adopt(slot: string, v: tf.Variable): void {
-    this.values.get(slot)?.dispose();
-    this.values.set(slot, v);
-  }
-
-  dispose(): void {
-    for (const v of this.values.values()) v.dispose();
-    this.values.clear();
-  }
 }
 
 /**
@@ -224,13 +148,13 @@ export abstract class CurvatureOptimizer<S extends CurvatureOptionSpecs = Curvat
 
   private readonly displayName: string;
   private readonly specs: S;
-  private state = new Map<string, StateEntry>();
-  /** Restored keys not yet matched to a variable, in saved order (positional adoption). */
-  private unclaimed: string[] = [];
+  private slots = new SlotStore();
   private readonly skipListeners = new Set<SkipListener>();
 
   protected constructor(displayName: string, specs: S, given: object | undefined) {
     super();
+    // The wasm kernel swaps, for users who chose wasm with tf.setBackend (wasm-kernels.ts).
+    installWasmKernels();
     this.displayName = displayName;
     this.specs = specs;
     this.options = resolveOptions(displayName, specs, given);
@@ -402,14 +326,7 @@ export abstract class CurvatureOptimizer<S extends CurvatureOptionSpecs = Curvat
 
   /** State under an arbitrary key (non-variable keys should start with '@'). */
   protected stateFor(key: string): SlotState {
-    let s = this.state.get(key);
-    if (s === undefined) {
-      s = new StateEntry();
-      this.state.set(key, s);
-    } else {
-      this.unclaimed = this.unclaimed.filter((k) => k !== key);
-    }
-    return s;
+    return this.slots.stateFor(key);
   }
 
   /**
@@ -417,29 +334,17 @@ export abstract class CurvatureOptimizer<S extends CurvatureOptionSpecs = Curvat
    * (restores into a reloaded model whose variable names got suffixes).
    */
   protected variableState(name: string): SlotState {
-    if (!this.state.has(name)) {
-      const donorKey = this.unclaimed.find((k) => !k.startsWith('@'));
-      if (donorKey !== undefined) {
-        const donor = this.state.get(donorKey)!;
-        this.state.delete(donorKey);
-        this.state.set(name, donor);
-        this.unclaimed = this.unclaimed.filter((k) => k !== donorKey);
-        return donor;
-      }
-    }
-    return this.stateFor(name);
+    return this.slots.variableState(name);
   }
 
   /** Mark restored entries whose variables are present by name, before positional adoption. */
   protected claimByName(names: string[]): void {
-    if (this.unclaimed.length === 0) return;
-    const present = new Set(names);
-    this.unclaimed = this.unclaimed.filter((k) => !present.has(k));
+    this.slots.claimByName(names);
   }
 
   /** Keys that currently hold state, in creation (saved) order. */
   protected stateKeys(): string[] {
-    return [...this.state.keys()];
+    return this.slots.keys();
   }
 
   /**
@@ -447,62 +352,19 @@ export abstract class CurvatureOptimizer<S extends CurvatureOptionSpecs = Curvat
    * '<key>/<slot>'. Returns copies that the caller owns (dispose them when done).
    */
   override async getWeights(): Promise<NamedTensorLike[]> {
-    const out: NamedTensorLike[] = [{ name: 'iter', tensor: tf.scalar(this.iterations, 'int32') }];
-    for (const [k, v] of Object.entries(this.numericState)) {
-      out.push({ name: `${GLOBAL_PREFIX}/${k}`, tensor: encodeNumber(v) });
-    }
-    for (const [key, entry] of this.state) {
-      out.push({ name: `${key}/${STEP_SLOT}`, tensor: tf.scalar(entry.step, 'int32') });
-      for (const slot of entry.slots()) {
-        out.push({ name: `${key}/${slot}`, tensor: tf.clone(entry.get(slot)!) });
-      }
-    }
-    return out;
+    return [
+      { name: 'iter', tensor: tf.scalar(this.iterations, 'int32') },
+      ...encodeState(this.numericState, this.slots),
+    ];
   }
 
   /** Replace all state by what getWeights produced (tensors are copied; caller keeps its own). */
   override async setWeights(weights: NamedTensorLike[]): Promise<void> {
-    let iterations = this.iterations;
-    const numeric: Record<string, number> = { skippedSteps: 0 };
-    const next = new Map<string, StateEntry>();
-    const entry = (key: string): StateEntry => {
-      let e = next.get(key);
-      if (e === undefined) {
-        e = new StateEntry();
-        next.set(key, e);
-      }
-      return e;
-    };
-    try {
-      for (const { name, tensor } of weights) {
-        if (name === 'iter') {
-          iterations = (await tensor.data())[0]!;
-          continue;
-        }
-        const cut = name.lastIndexOf('/');
-        if (cut <= 0) {
-          throw new Error(`${this.displayName}.setWeights: unexpected weight name '${name}'`);
-        }
-        const key = name.slice(0, cut);
-        const slot = name.slice(cut + 1);
-        if (key === GLOBAL_PREFIX) numeric[slot] = await decodeNumber(tensor, name, this.displayName);
-        else if (slot === STEP_SLOT) entry(key).step = (await tensor.data())[0]!;
-        // The variable shares the (ref-counted) buffer; the caller may dispose `tensor`.
-        else
-          entry(key).adopt(
-            slot,
-            tf.tidy(() => tf.variable(tensor.toFloat(), false)),
-          );
-      }
-    } catch (err) {
-      for (const e of next.values()) e.dispose();
-      throw err;
-    }
-    for (const e of this.state.values()) e.dispose();
-    this.state = next;
-    this.unclaimed = [...next.keys()];
-    this.numericState = { ...this.numericState, ...numeric };
-    this.iterations_ = iterations;
+    const restored = await decodeState(weights, this.displayName);
+    this.slots.dispose();
+    this.slots = restored.slots;
+    this.numericState = { ...this.numericState, ...restored.numeric };
+    if (restored.iterations !== undefined) this.iterations_ = restored.iterations;
   }
 
   /** Serialisable options (callbacks omitted, schedules as their config). */
@@ -532,8 +394,6 @@ export abstract class CurvatureOptimizer<S extends CurvatureOptionSpecs = Curvat
 
   /** Dispose every state variable; the optimizer can keep stepping (state restarts). */
   override dispose(): void {
-    for (const e of this.state.values()) e.dispose();
-    this.state.clear();
-    this.unclaimed = [];
+    this.slots.dispose();
   }
 }

@@ -13,8 +13,8 @@ export type {
   SlotState,
   StepContext,
 } from './base.js';
-export { option, resolveOptions, optionDocs, invalidOption } from './options.js';
-export type { OptionSpec, OptionSpecs, OptionsInput, ResolvedOptions, NumberBounds } from './options.js';
+export { option, resolveOptions, optionDocs, optionFromText, invalidOption } from './options.js';
+export type { OptionDoc, OptionSpec, OptionSpecs, OptionsInput, ResolvedOptions, NumberBounds } from './options.js';
 // Schedules are reached through the `schedules` namespace (schedules.cosineDecay, ...) so that
 // short names like `linear` or `join` do not crowd the package's top level.
 export { schedules, scheduleFromConfig, learningRateAt, isSchedule } from './schedules.js';

@@ -6,6 +6,12 @@
  * PyTorch-style messages that name the option and the bad value
  * (`Invalid learningRate: -1 (must be >= 0)`), and `optionDocs` turns the same record into
  * the registry's documentation, so defaults live in exactly one place.
+ *
+ * The same record is the one option dialect from the library to the CLI and config files:
+ * `optionFromText` reads `--set name=value` by the option's declared text form (`fromText`: a
+ * number is a number, a choice is its string, `true`/`false` a boolean; no guessing), a config
+ * file's values go through `parse` (src/cli/options.ts derives the config schema's check from
+ * these specs), and `optionDocs` adds each option's `type` for `curvature list`.
  */
 import { isSchedule, type LearningRate } from './schedules.js';
 
@@ -16,6 +22,13 @@ export interface OptionSpec<T> {
   parse(value: unknown, name: string): T;
   /** False for options that cannot go into getConfig (callbacks). Default true. */
   readonly serializable?: boolean;
+  /** The value's type as `curvature list` shows it, e.g. 'number', 'integer', "'a' | 'b'". Default 'JSON'. */
+  readonly type?: string;
+  /**
+   * Reads the option written as text (`--set name=value`) into the value `parse` checks. Without
+   * it the text must be JSON (arrays, objects, null), read strictly.
+   */
+  fromText?(raw: string, name: string): unknown;
 }
 
 export type OptionSpecs = Record<string, OptionSpec<any>>;
@@ -80,10 +93,25 @@ function checkNumber(value: unknown, name: string, b: NumberBounds): number {
   return value;
 }
 
+/** A number written as text: `1e-3`, `0.9`, `10`; anything else names the option. */
+export function numberFromText(raw: string, name: string, b: NumberBounds = {}): number {
+  const n = Number(raw);
+  if (raw.trim() === '' || Number.isNaN(n)) throw invalidOption(name, raw, `${boundsText(b)}; expected a number`);
+  return n;
+}
+
+const numberType = (b: NumberBounds): string => (b.integer ? 'integer' : 'number');
+
 /** Builders for the common kinds of option. */
 export const option = {
   number(defaultValue: number, description: string, bounds: NumberBounds = {}): OptionSpec<number> {
-    return { default: defaultValue, description, parse: (v, name) => checkNumber(v, name, bounds) };
+    return {
+      default: defaultValue,
+      description,
+      parse: (v, name) => checkNumber(v, name, bounds),
+      type: numberType(bounds),
+      fromText: (raw, name) => numberFromText(raw, name, bounds),
+    };
   },
   /** A coefficient in [0, 1) such as beta1, beta2, alpha, momentum. */
   decay(defaultValue: number, description: string): OptionSpec<number> {
@@ -97,6 +125,11 @@ export const option = {
         if (typeof v !== 'boolean') throw invalidOption(name, v, 'must be true or false');
         return v;
       },
+      type: 'boolean',
+      fromText(raw, name) {
+        if (raw === 'true' || raw === 'false') return raw === 'true';
+        throw invalidOption(name, raw, 'must be true or false');
+      },
     };
   },
   /** A non-negative number, or a schedule of the step (see schedules.ts). */
@@ -108,6 +141,9 @@ export const option = {
         if (typeof v === 'function' || isSchedule(v)) return v as LearningRate;
         return checkNumber(v, name, { min: 0 });
       },
+      // As text, a number: a schedule is code (it would not survive results.json either).
+      type: 'number',
+      fromText: (raw, name) => numberFromText(raw, name, { min: 0 }),
     };
   },
   /** One of a fixed set of strings. */
@@ -121,6 +157,8 @@ export const option = {
         }
         return v as T;
       },
+      type: values.map((x) => `'${x}'`).join(' | '),
+      fromText: (raw) => raw,
     };
   },
   /** A number within bounds, or undefined (the default: "derive it", e.g. from another option). */
@@ -129,6 +167,8 @@ export const option = {
       default: undefined,
       description,
       parse: (v, name) => (v === undefined ? undefined : checkNumber(v, name, bounds)),
+      type: numberType(bounds),
+      fromText: (raw, name) => numberFromText(raw, name, bounds),
     };
   },
   /** A function option (callbacks); never serialised. */
@@ -142,6 +182,10 @@ export const option = {
           throw invalidOption(name, v, 'must be a function');
         }
         return v as F | undefined;
+      },
+      type: 'function',
+      fromText(raw, name) {
+        throw invalidOption(name, raw, 'a function: set it in code, not as text');
       },
     };
   },
@@ -174,11 +218,45 @@ export function resolveOptions<S extends OptionSpecs>(
   return out as ResolvedOptions<S>;
 }
 
-/** The registry's documentation of an option record (`curvature list`). */
-export function optionDocs(specs: OptionSpecs): { name: string; default: unknown; description: string }[] {
+/** JSON text, read strictly (no fallback to a string): the text form of compound values. */
+function jsonFromText(raw: string, name: string): unknown {
+  try {
+    return JSON.parse(raw) as unknown;
+  } catch {
+    throw invalidOption(name, raw, 'expected JSON here, e.g. [1, 2] or null');
+  }
+}
+
+/**
+ * An option written as text (`--set name=value`), read by its spec's text form and checked by
+ * its `parse`: the CLI's only way from text to an option value.
+ */
+export function optionFromText<T>(spec: OptionSpec<T>, raw: string, name: string): T {
+  const value = spec.fromText ? spec.fromText(raw.trim(), name) : jsonFromText(raw, name);
+  return spec.parse(value, name);
+}
+
+/** One option as the registry documents it; `fromText` / `parse` check a value the spec's way. */
+export interface OptionDoc {
+  name: string;
+  default: unknown;
+  description: string;
+  /** The value's type ('number', 'integer', 'boolean', "'a' | 'b'", 'JSON', ...). */
+  type: string;
+  /** `--set name=value`: the text read and checked (throws `Invalid name: ...`). */
+  fromText(raw: string): unknown;
+  /** A value from a config file or code, checked (throws `Invalid name: ...`). */
+  parse(value: unknown): unknown;
+}
+
+/** The registry's documentation of an option record (`curvature list`, `--set`, config files). */
+export function optionDocs(specs: OptionSpecs): OptionDoc[] {
   return Object.entries(specs).map(([name, s]) => ({
     name,
     default: s.default,
     description: s.description,
+    type: s.type ?? 'JSON',
+    fromText: (raw: string) => optionFromText(s, raw, name),
+    parse: (value: unknown) => (value === undefined ? s.default : s.parse(value, name)) as unknown,
   }));
 }

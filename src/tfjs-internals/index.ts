@@ -10,4 +10,5 @@ export {
 } from './engine.js';
 export type { TapeNode, EngineState } from './engine.js';
 export { installCompileHook } from './layers-compile.js';
+export { installWasmKernels } from './wasm-kernels.js';
 export type { ModelAttachable } from './layers-compile.js';

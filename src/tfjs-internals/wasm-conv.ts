@@ -11,8 +11,8 @@
  *
  * Every kernel here is a composition of the wasm backend's own kernels on TensorInfos (XNNPACK
  * Conv2D / DepthwiseConv2dNative with SIMD, plus Transpose, Reshape, PadV2, Slice, Reverse, Sum),
- * temporaries disposed with backend.disposeData. With x [B,H,W,Ci], dy [B,OH,OW,Co], filter
- * [KH,KW,Ci,Co], strides s and the forward's pads (top, left):
+ * temporaries disposed with backend.disposeData (the runner: wasm-ops.ts). With x [B,H,W,Ci],
+ * dy [B,OH,OW,Co], filter [KH,KW,Ci,Co], strides s and the forward's pads (top, left):
  *
  *   dW[kh,kw,ci,co] = sum_{b,oh,ow} x[b, oh*s+kh-top, ow*s+kw-left, ci] dy[b,oh,ow,co]
  *     = a stride-1 convolution with dilation s of x^T [Ci,H,W,B] (batch Ci, channels B) by
@@ -33,122 +33,18 @@
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 
-type Info = tf.TensorInfo;
-type Backend = {
-  disposeData(dataId: object): unknown;
-  makeOutput(shape: number[], dtype: tf.DataType): Info;
-  typedArrayFromHeap(info: Info): Float32Array | Int32Array | Uint8Array;
-};
-type KernelArgs = { inputs: Record<string, Info>; backend: Backend; attrs?: Record<string, unknown> };
-type Func = (args: KernelArgs) => Info | Info[];
-type Pad = 'same' | 'valid' | number | [[number, number], [number, number], [number, number], [number, number]];
-type Rounding = 'floor' | 'round' | 'ceil' | undefined;
-type Shape4 = [number, number, number, number];
-
-const NEEDED = [
-  'Conv2D',
-  'DepthwiseConv2dNative',
-  'Transpose',
-  'Reshape',
-  'PadV2',
-  'Slice',
-  'Reverse',
-  'Sum',
-  'ScatterNd',
-  'BatchMatMul',
-] as const;
-type Needed = (typeof NEEDED)[number];
-
-/** A small runner over the wasm kernels that records temporaries to dispose. */
-class Ops {
-  private readonly temps: Info[] = [];
-  constructor(
-    private readonly funcs: Record<Needed, Func>,
-    private readonly backend: Backend,
-  ) {}
-
-  private run(name: Needed, inputs: Record<string, Info>, attrs: Record<string, unknown>): Info {
-    const out = this.funcs[name]({ inputs, backend: this.backend, attrs }) as Info;
-    this.temps.push(out);
-    return out;
-  }
-  transpose(x: Info, perm: number[]): Info {
-    return this.run('Transpose', { x }, { perm });
-  }
-  reshape(x: Info, shape: number[]): Info {
-    return this.run('Reshape', { x }, { shape });
-  }
-  pad(x: Info, paddings: [number, number][]): Info {
-    return this.run('PadV2', { x }, { paddings, constantValue: 0 });
-  }
-  slice(x: Info, begin: number[], size: number[]): Info {
-    if (size.every((d, i) => d === x.shape[i] && begin[i] === 0)) return x;
-    return this.run('Slice', { x }, { begin, size });
-  }
-  reverse(x: Info, dims: number[]): Info {
-    return this.run('Reverse', { x }, { dims });
-  }
-  sum(x: Info, axis: number[]): Info {
-    return this.run('Sum', { x }, { axis, keepDims: false });
-  }
-  /** Stride-1 convolution with explicit padding [top, bottom, left, right] and dilation d. */
-  conv(x: Info, filter: Info, pads: number[], dilations: [number, number], depthwise = false): Info {
-    const pad: Pad = [
-      [0, 0],
-      [pads[0], pads[1]],
-      [pads[2], pads[3]],
-      [0, 0],
-    ];
-    const name = depthwise ? 'DepthwiseConv2dNative' : 'Conv2D';
-    return this.run(name, { x, filter }, { strides: [1, 1], pad, dilations, dataFormat: 'NHWC' });
-  }
-  /** Zero-dilate the spatial axes of [B,OH,OW,C] by strides (sh, sw): [B,(OH-1)sh+1,(OW-1)sw+1,C]. */
-  dilate(dy: Info, sh: number, sw: number): Info {
-    if (sh === 1 && sw === 1) return dy;
-    const [b, oh, ow, c] = dy.shape;
-    const r = this.reshape(dy, [b, oh, 1, ow, 1, c]);
-    const p = this.pad(r, [
-      [0, 0],
-      [0, 0],
-      [0, sh - 1],
-      [0, 0],
-      [0, sw - 1],
-      [0, 0],
-    ]);
-    const flat = this.reshape(p, [b, oh * sh, ow * sw, c]);
-    return this.slice(flat, [0, 0, 0, 0], [b, (oh - 1) * sh + 1, (ow - 1) * sw + 1, c]);
-  }
-  /** Max pooling's values and flat argmax indices (batch included), as MaxPoolWithArgmax. */
-  argmax(x: Info, attrs: Record<string, unknown>): Info {
-    const outs = maxPoolWithArgmax(this.backend, x, { ...attrs, includeBatchInIndex: true });
-    this.temps.push(...outs);
-    return outs[1];
-  }
-  /** A zero tensor of `size` elements with `updates` added at `indices` (duplicates summed). */
-  scatter(indices: Info, updates: Info, size: number): Info {
-    return this.run('ScatterNd', { indices, updates }, { shape: [size] });
-  }
-  matMul(a: Info, b: Info): Info {
-    return this.run('BatchMatMul', { a, b }, { transposeA: false, transposeB: false });
-  }
-  /** A float32 output tensor and a zeroed view of it (views taken after every allocation). */
-  zeros(shape: number[]): Info {
-    const out = this.backend.makeOutput(shape, 'float32');
-    this.temps.push(out);
-    return out;
-  }
-  view(x: Info): Float32Array {
-    return this.backend.typedArrayFromHeap(x) as Float32Array;
-  }
-  /** Dispose every temporary except `keep`. */
-  finish(keep: Info): Info {
-    for (const t of this.temps) if (t !== keep) this.backend.disposeData(t.dataId);
-    return keep;
-  }
-  fail(): void {
-    for (const t of this.temps) this.backend.disposeData(t.dataId);
-  }
-}
+import {
+  NEEDED,
+  Ops,
+  type Backend,
+  type Func,
+  type Info,
+  type KernelArgs,
+  type Needed,
+  type Pad,
+  type Rounding,
+  type Shape4,
+} from './wasm-ops.js';
 
 function channelsLast(dataFormat: unknown, kernel: string): void {
   if (dataFormat !== undefined && dataFormat !== 'NHWC' && dataFormat !== 'channelsLast') {
@@ -307,12 +203,19 @@ function maxPoolWithArgmax(backend: Backend, x: Info, attrs: Record<string, unkn
   return [pooled, indexes];
 }
 
+/** Max pooling's values and flat argmax indices (batch included), as MaxPoolWithArgmax. */
+function argmax(ops: Ops, x: Info, attrs: Record<string, unknown>): Info {
+  const outs = maxPoolWithArgmax(ops.backend, x, { ...attrs, includeBatchInIndex: true });
+  ops.track(...outs);
+  return outs[1];
+}
+
 /**
  * MaxPoolGrad: dx = dy scattered to each window's argmax (summed where windows overlap). The
  * stock wasm kernel is wrong for windows whose values are all negative (see the header).
  */
 function maxPoolGrad(ops: Ops, dy: Info, input: Info, attrs: Record<string, unknown>): Info {
-  const indexes = ops.argmax(input, attrs);
+  const indexes = argmax(ops, input, attrs);
   if (!tf.util.arraysEqual(indexes.shape, dy.shape)) {
     throw new Error(
       `curvature: MaxPoolGrad on wasm: dy has shape [${dy.shape}] but the pooled input has shape [${indexes.shape}]` +
