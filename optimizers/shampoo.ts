@@ -131,7 +131,8 @@ import {
 import { shampooKernels } from '../src/optim/shampoo-kernels.js';
 import { layoutOf, type Layout } from './shampoo/layout.js';
 import { ShampooRules, type StepPlan } from './shampoo/rules.js';
-import { computeRoots, type ShampooRootMethod } from './shampoo/roots.js';
+import { computeRoots, type RootRules, type ShampooRootMethod } from './shampoo/roots.js';
+import { AsyncRoots } from './shampoo/async-roots.js';
 import type { ShampooBackend, ShampooInternals, ShampooPreconditioner } from './shampoo/preconditioner.js';
 import { TfjsDiagonal, TfjsKronecker } from './shampoo/tfjs-backend.js';
 import { HostDiagonal, HostKronecker } from './shampoo/host-backend.js';
@@ -169,6 +170,11 @@ export const SHAMPOO_OPTIONS = {
     'Float64 inverse roots by eigendecomposition or coupled Newton',
   ),
   preconditionFrequency: option.number(10, 'Recompute inverse roots every this many steps', { min: 1, integer: true }),
+  rootStaleness: option.number(
+    0,
+    'Roots computed in a worker thread (src/async) from a snapshot, used up to this many steps late; 0 = computed in the step',
+    { min: 0, integer: true },
+  ),
   statisticsComputeSteps: option.number(
     1,
     'Update the statistics every this many steps (scalable_shampoo statistics_compute_steps); 1 = every step',
@@ -227,6 +233,8 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
   private readonly preconditioners = new Map<string, { L: Layout; pc: ShampooPreconditioner | null }>();
   /** Host copies of the slots the host backend updates in place. */
   private readonly hostSlots: HostSlotStore;
+  /** Root refreshes in a worker (rootStaleness > 0), else null (computed in the step). */
+  private readonly asyncRoots: AsyncRoots | null;
 
   /** `internals`: internal and test hooks (ShampooInternals), not part of the saved config. */
   constructor(options: ShampooOptions = {}, internals: ShampooInternals = {}) {
@@ -250,6 +258,20 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     this.numericState.failedInverseRoots = 0;
     this.numericState.inverseRoots = 0;
     this.hostSlots = new HostSlotStore(this);
+    this.asyncRoots =
+      o.rootStaleness > 0 && o.inverseRootMethod === 'eigen'
+        ? new AsyncRoots(
+            {
+              maxStaleness: o.rootStaleness,
+              deterministic: internals.deterministicRoots ?? false,
+              service: internals.matrixService,
+            },
+            () => (this.numericState.failedInverseRoots = this.failedInverseRoots + 1),
+          )
+        : null;
+    if (o.rootStaleness > 0 && o.inverseRootMethod !== 'eigen') {
+      throw invalidOption('rootStaleness', o.rootStaleness, "asynchronous roots need inverseRootMethod 'eigen'");
+    }
   }
 
   /** Inverse roots that failed or were non-finite (the previous root was kept). Saved with the state. */
@@ -276,10 +298,12 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     this.hostSlots.flush();
     await super.setWeights(weights);
     this.hostSlots.reset(); // the state was replaced
+    this.asyncRoots?.reset(); // work in flight belongs to the old state
   }
 
   override dispose(): void {
     this.hostSlots.reset();
+    this.asyncRoots?.reset();
     super.dispose();
   }
 
@@ -336,7 +360,13 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     };
     if (pc.diagonal || plan.updateStatistics) pc.updateStatistics(state, g, plan);
     lap('statistics');
-    if (plan.refreshRoots && !pc.diagonal) this.refreshRoots(pc, state, L, plan);
+    if (this.asyncRoots !== null && !pc.diagonal) {
+      if (plan.precondition) {
+        const c = this.asyncRoots.step(state, pc, plan.t, plan.refreshRoots, () => this.rootRules(L, plan));
+        this.numericState.inverseRoots = this.inverseRootCount + c.roots;
+        this.numericState.failedInverseRoots = this.failedInverseRoots + c.failed;
+      }
+    } else if (plan.refreshRoots && !pc.diagonal) this.refreshRoots(pc, state, L, plan);
     lap('roots');
     const d = pc.direction(state, g, plan, param.shape);
     lap('direction');
@@ -367,19 +397,23 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
    * factor (or the identity) and is counted; an all-zero statistic keeps it and is not counted.
    */
   private refreshRoots(pc: ShampooPreconditioner, state: SlotState, L: Layout, plan: StepPlan): void {
-    const results = computeRoots(pc.statistics(state), {
-      method: this.options.inverseRootMethod,
-      // r = 2k over the preconditioned dimensions (one-sided: 2, the full-matrix AdaGrad root of that side).
-      exponent: this.rules.rootExponent(L.preconditioned.filter(Boolean).length),
-      scale: plan.statScale,
-      ...this.rules.epsilon,
-    });
+    const results = computeRoots(pc.statistics(state), this.rootRules(L, plan));
     for (const r of results) {
       if (r.kind === 'zero') continue;
       this.numericState.inverseRoots = this.inverseRootCount + 1;
       if (r.kind === 'ok') pc.setRoot(state, r.block, r.dim, r.factor, r.n);
       else this.numericState.failedInverseRoots = this.failedInverseRoots + 1;
     }
+  }
+
+  private rootRules(L: Layout, plan: StepPlan): RootRules {
+    return {
+      method: this.options.inverseRootMethod,
+      // r = 2k over the preconditioned dimensions (one-sided: 2, the full-matrix AdaGrad root of that side).
+      exponent: this.rules.rootExponent(L.preconditioned.filter(Boolean).length),
+      scale: plan.statScale,
+      ...this.rules.epsilon,
+    };
   }
 }
 
