@@ -51,9 +51,18 @@
  *     float32 noise; 1e-6 relative (scalable_shampoo, whose roots are float32 too) leaves
  *     ~3e-3 errors; 1e-4 is accurate to ~3e-5 but damps more (Kronecker least squares, 200
  *     steps: 10500x vs 28600x loss reduction, Adam 1170x; docs/shampoo.md).
- *   preconditionFrequency 10 (DS 1): roots are computed in float64 JavaScript on the CPU,
- *     ~100x slower than DS's GPU eigh, so they are amortised by default.
- *   maxPreconditionerDim 256 (DS 1024): a 1024 eigendecomposition takes seconds here.
+ *   preconditionFrequency 20 (DS 1; 10 before issue 16): roots are computed in float64 on the
+ *     CPU, ~100x slower than DS's GPU eigh, so they are amortised; chosen by time to target
+ *     (scripts/bench/time-to-target.ts, docs/shampoo.md "Time to target"): with block 128 it
+ *     took 0.62x the seconds of f = 10 / block 256 on mlp-mnist at about the same steps.
+ *   maxPreconditionerDim 128 (DS 1024; 256 before issue 16): the preconditioning products cost
+ *     O(b) per gradient entry and a b^3 eigendecomposition per factor, so 128-blocks halve the
+ *     per-step products of 256-blocks and cut a refresh ~4x; steps to target were unchanged.
+ *   skipPreconditioningDimSizeGt 0 (off; scalable_shampoo 4096): one-sided Shampoo for huge
+ *     dimensions; on mlp-mnist it is 1.3x Adam per step instead of ~1.5-1.9x but needs 0.91x
+ *     Adam's steps instead of 0.67-0.73x, so it does not pay there.
+ *   rootStaleness 0 (synchronous): > 0 computes the roots in a src/async worker thread from a
+ *     snapshot (Anil et al. 2020), used up to that many steps late (optimizers/shampoo/async-roots.ts).
  *   grafting 'adam' (DS none; 'adagrad' before issue 13): without grafting the step size has no
  *     first-order scale to borrow and a learning rate does not transfer from other optimizers;
  *     DS's own examples all graft, its README from Adam (0.999 / 1e-8). Adam rather than AdaGrad
@@ -169,7 +178,7 @@ export const SHAMPOO_OPTIONS = {
     ['eigen', 'coupled-newton'],
     'Float64 inverse roots by eigendecomposition or coupled Newton',
   ),
-  preconditionFrequency: option.number(10, 'Recompute inverse roots every this many steps', { min: 1, integer: true }),
+  preconditionFrequency: option.number(20, 'Recompute inverse roots every this many steps', { min: 1, integer: true }),
   rootStaleness: option.number(
     0,
     'Roots computed in a worker thread (src/async) from a snapshot, used up to this many steps late; 0 = computed in the step',
@@ -191,7 +200,7 @@ export const SHAMPOO_OPTIONS = {
       integer: true,
     },
   ),
-  maxPreconditionerDim: option.number(256, 'Largest preconditioner side; larger dimensions are blocked', {
+  maxPreconditionerDim: option.number(128, 'Largest preconditioner side; larger dimensions are blocked', {
     min: 1,
     integer: true,
   }),
