@@ -93,6 +93,7 @@
  *   optimizers/shampoo/tfjs-backend.ts  the preconditioners as tfjs ops
  *   optimizers/shampoo/host-backend.ts  the same on host copies: WebAssembly kernels for 2-D
  *                                       parameters, a JavaScript loop for vectors
+ *   optimizers/shampoo/async-roots.ts   the same in a src/async worker (rootStaleness > 0)
  *   optimizers/shampoo/layout.ts        blocks from src/linalg blockPlan
  *   src/optim/grafting.ts               grafting as a diagonal preconditioner (GraftingRule)
  * The backend is chosen once per optimizer, at its first step (when the tfjs backend is known):

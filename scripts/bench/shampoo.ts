@@ -43,8 +43,10 @@ export async function run(): Promise<string> {
   const variants: Variant[] = [
     { name: 'Adam', make: () => new Adam({ learningRate: 1e-3 }), steps: 20 },
     sh('Shampoo defaults', {}),
+    // Roots in a src/async worker thread, used up to 10 steps late (Anil et al. 2020).
+    sh('Shampoo defaults, rootStaleness 10 (worker)', { rootStaleness: 10 }),
+    sh('Shampoo f=10, block 256 (defaults before issue 16)', { preconditionFrequency: 10, maxPreconditionerDim: 256 }),
     sh('Shampoo f=10, block 128', { preconditionFrequency: 10, maxPreconditionerDim: 128 }),
-    sh('Shampoo f=20, block 128', { preconditionFrequency: 20, maxPreconditionerDim: 128 }),
     sh('Shampoo f=20, block 256', { preconditionFrequency: 20, maxPreconditionerDim: 256 }),
     // One-sided: the 784 side unpreconditioned (scalable_shampoo skip_preconditioning_dim_size_gt).
     sh('Shampoo one-sided (skip > 256), block 1024', { skipPreconditioningDimSizeGt: 256, maxPreconditionerDim: 1024 }),
