@@ -51,9 +51,18 @@
  *     float32 noise; 1e-6 relative (scalable_shampoo, whose roots are float32 too) leaves
  *     ~3e-3 errors; 1e-4 is accurate to ~3e-5 but damps more (Kronecker least squares, 200
  *     steps: 10500x vs 28600x loss reduction, Adam 1170x; docs/shampoo.md).
- *   preconditionFrequency 10 (DS 1): roots are computed in float64 JavaScript on the CPU,
- *     ~100x slower than DS's GPU eigh, so they are amortised by default.
- *   maxPreconditionerDim 256 (DS 1024): a 1024 eigendecomposition takes seconds here.
+ *   preconditionFrequency 20 (DS 1; 10 before issue 16): roots are computed in float64 on the
+ *     CPU, ~100x slower than DS's GPU eigh, so they are amortised; chosen by time to target
+ *     (scripts/bench/time-to-target.ts, docs/shampoo.md "Time to target"): with block 128 it
+ *     took 0.62x the seconds of f = 10 / block 256 on mlp-mnist at about the same steps.
+ *   maxPreconditionerDim 128 (DS 1024; 256 before issue 16): the preconditioning products cost
+ *     O(b) per gradient entry and a b^3 eigendecomposition per factor, so 128-blocks halve the
+ *     per-step products of 256-blocks and cut a refresh ~4x; steps to target were unchanged.
+ *   skipPreconditioningDimSizeGt 0 (off; scalable_shampoo 4096): one-sided Shampoo for huge
+ *     dimensions; on mlp-mnist it is 1.3x Adam per step instead of ~1.5-1.9x but needs 0.91x
+ *     Adam's steps instead of 0.67-0.73x, so it does not pay there.
+ *   rootStaleness 0 (synchronous): > 0 computes the roots in a src/async worker thread from a
+ *     snapshot (Anil et al. 2020), used up to that many steps late (optimizers/shampoo/async-roots.ts).
  *   grafting 'adam' (DS none; 'adagrad' before issue 13): without grafting the step size has no
  *     first-order scale to borrow and a learning rate does not transfer from other optimizers;
  *     DS's own examples all graft, its README from Adam (0.999 / 1e-8). Adam rather than AdaGrad
@@ -84,6 +93,7 @@
  *   optimizers/shampoo/tfjs-backend.ts  the preconditioners as tfjs ops
  *   optimizers/shampoo/host-backend.ts  the same on host copies: WebAssembly kernels for 2-D
  *                                       parameters, a JavaScript loop for vectors
+ *   optimizers/shampoo/async-roots.ts   the same in a src/async worker (rootStaleness > 0)
  *   optimizers/shampoo/layout.ts        blocks from src/linalg blockPlan
  *   src/optim/grafting.ts               grafting as a diagonal preconditioner (GraftingRule)
  * The backend is chosen once per optimizer, at its first step (when the tfjs backend is known):
@@ -131,14 +141,15 @@ import {
 import { shampooKernels } from '../src/optim/shampoo-kernels.js';
 import { layoutOf, type Layout } from './shampoo/layout.js';
 import { ShampooRules, type StepPlan } from './shampoo/rules.js';
-import { computeRoots, type ShampooRootMethod } from './shampoo/roots.js';
+import { computeRoots, type RootRules, type ShampooRootMethod } from './shampoo/roots.js';
+import { AsyncRoots } from './shampoo/async-roots.js';
 import type { ShampooBackend, ShampooInternals, ShampooPreconditioner } from './shampoo/preconditioner.js';
 import { TfjsDiagonal, TfjsKronecker } from './shampoo/tfjs-backend.js';
 import { HostDiagonal, HostKronecker } from './shampoo/host-backend.js';
 import { HostSlotStore } from './shampoo/host-slots.js';
 
 export type { ShampooRootMethod } from './shampoo/roots.js';
-export type { ShampooInternals } from './shampoo/preconditioner.js';
+export type { ShampooInternals, ShampooProfile } from './shampoo/preconditioner.js';
 
 export const SHAMPOO_OPTIONS = {
   ...BASE_OPTION_SPECS,
@@ -168,7 +179,12 @@ export const SHAMPOO_OPTIONS = {
     ['eigen', 'coupled-newton'],
     'Float64 inverse roots by eigendecomposition or coupled Newton',
   ),
-  preconditionFrequency: option.number(10, 'Recompute inverse roots every this many steps', { min: 1, integer: true }),
+  preconditionFrequency: option.number(20, 'Recompute inverse roots every this many steps', { min: 1, integer: true }),
+  rootStaleness: option.number(
+    0,
+    'Roots computed in a worker thread (src/async) from a snapshot, used up to this many steps late; 0 = computed in the step',
+    { min: 0, integer: true },
+  ),
   statisticsComputeSteps: option.number(
     1,
     'Update the statistics every this many steps (scalable_shampoo statistics_compute_steps); 1 = every step',
@@ -185,10 +201,15 @@ export const SHAMPOO_OPTIONS = {
       integer: true,
     },
   ),
-  maxPreconditionerDim: option.number(256, 'Largest preconditioner side; larger dimensions are blocked', {
+  maxPreconditionerDim: option.number(128, 'Largest preconditioner side; larger dimensions are blocked', {
     min: 1,
     integer: true,
   }),
+  skipPreconditioningDimSizeGt: option.number(
+    0,
+    'Dimensions (after merging) larger than this get no preconditioner, the others still do (one-sided Shampoo; scalable_shampoo skip_preconditioning_dim_size_gt); 0 = precondition all',
+    { min: 0, integer: true },
+  ),
   mergeDims: option.boolean(true, 'Merge adjacent small dimensions while their product <= maxPreconditionerDim'),
   grafting: option.choice<GraftingType>('adam', GRAFTING_TYPES, 'Per-block step norm from this first-order method'),
   graftingEpsilon: option.optionalNumber('Grafting epsilon (default 1e-10 adagrad, else 1e-8)', { min: 0 }),
@@ -222,6 +243,8 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
   private readonly preconditioners = new Map<string, { L: Layout; pc: ShampooPreconditioner | null }>();
   /** Host copies of the slots the host backend updates in place. */
   private readonly hostSlots: HostSlotStore;
+  /** Root refreshes in a worker (rootStaleness > 0), else null (computed in the step). */
+  private readonly asyncRoots: AsyncRoots | null;
 
   /** `internals`: internal and test hooks (ShampooInternals), not part of the saved config. */
   constructor(options: ShampooOptions = {}, internals: ShampooInternals = {}) {
@@ -245,6 +268,20 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     this.numericState.failedInverseRoots = 0;
     this.numericState.inverseRoots = 0;
     this.hostSlots = new HostSlotStore(this);
+    this.asyncRoots =
+      o.rootStaleness > 0 && o.inverseRootMethod === 'eigen'
+        ? new AsyncRoots(
+            {
+              maxStaleness: o.rootStaleness,
+              deterministic: internals.deterministicRoots ?? false,
+              service: internals.matrixService,
+            },
+            () => (this.numericState.failedInverseRoots = this.failedInverseRoots + 1),
+          )
+        : null;
+    if (o.rootStaleness > 0 && o.inverseRootMethod !== 'eigen') {
+      throw invalidOption('rootStaleness', o.rootStaleness, "asynchronous roots need inverseRootMethod 'eigen'");
+    }
   }
 
   /** Inverse roots that failed or were non-finite (the previous root was kept). Saved with the state. */
@@ -271,10 +308,12 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     this.hostSlots.flush();
     await super.setWeights(weights);
     this.hostSlots.reset(); // the state was replaced
+    this.asyncRoots?.reset(); // work in flight belongs to the old state
   }
 
   override dispose(): void {
     this.hostSlots.reset();
+    this.asyncRoots?.reset();
     super.dispose();
   }
 
@@ -294,7 +333,8 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     const key = shape.join('x');
     let entry = this.preconditioners.get(key);
     if (entry === undefined) {
-      const L = layoutOf(shape, this.options.maxPreconditionerDim, this.options.mergeDims);
+      const o = this.options;
+      const L = layoutOf(shape, o.maxPreconditionerDim, o.mergeDims, o.skipPreconditioningDimSizeGt);
       this.backend ??= this.resolveBackend();
       const K = this.backend === 'host' ? shampooKernels() : null;
       let pc: ShampooPreconditioner | null = null;
@@ -320,9 +360,27 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     if (pc === null) return tf.clone(param);
     const plan = this.rules.plan(state.step + 1);
     const g = o.decoupledWeightDecay ? grad : addL2WeightDecay(grad, param, o.weightDecay);
+    const prof = this.internals.profile;
+    let t0 = prof === undefined ? 0 : performance.now();
+    const lap = (part: 'statistics' | 'roots' | 'direction') => {
+      if (prof === undefined) return;
+      const t1 = performance.now();
+      prof[part] += t1 - t0;
+      t0 = t1;
+    };
     if (pc.diagonal || plan.updateStatistics) pc.updateStatistics(state, g, plan);
-    if (plan.refreshRoots && !pc.diagonal) this.refreshRoots(pc, state, L, plan);
+    lap('statistics');
+    if (this.asyncRoots !== null && !pc.diagonal) {
+      if (plan.precondition) {
+        const c = this.asyncRoots.step(state, pc, plan.t, plan.refreshRoots, () => this.rootRules(L, plan));
+        this.numericState.inverseRoots = this.inverseRootCount + c.roots;
+        this.numericState.failedInverseRoots = this.failedInverseRoots + c.failed;
+      }
+    } else if (plan.refreshRoots && !pc.diagonal) this.refreshRoots(pc, state, L, plan);
+    lap('roots');
     const d = pc.direction(state, g, plan, param.shape);
+    lap('direction');
+    if (prof !== undefined) prof.updates++;
     return descend(param, this.finishDirection(d, param, state), ctx.learningRate);
   }
 
@@ -349,18 +407,23 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
    * factor (or the identity) and is counted; an all-zero statistic keeps it and is not counted.
    */
   private refreshRoots(pc: ShampooPreconditioner, state: SlotState, L: Layout, plan: StepPlan): void {
-    const results = computeRoots(pc.statistics(state), {
-      method: this.options.inverseRootMethod,
-      exponent: this.rules.rootExponent(L.merged.length),
-      scale: plan.statScale,
-      ...this.rules.epsilon,
-    });
+    const results = computeRoots(pc.statistics(state), this.rootRules(L, plan));
     for (const r of results) {
       if (r.kind === 'zero') continue;
       this.numericState.inverseRoots = this.inverseRootCount + 1;
       if (r.kind === 'ok') pc.setRoot(state, r.block, r.dim, r.factor, r.n);
       else this.numericState.failedInverseRoots = this.failedInverseRoots + 1;
     }
+  }
+
+  private rootRules(L: Layout, plan: StepPlan): RootRules {
+    return {
+      method: this.options.inverseRootMethod,
+      // r = 2k over the preconditioned dimensions (one-sided: 2, the full-matrix AdaGrad root of that side).
+      exponent: this.rules.rootExponent(L.preconditioned.filter(Boolean).length),
+      scale: plan.statScale,
+      ...this.rules.epsilon,
+    };
   }
 }
 

@@ -38,6 +38,20 @@ export class HostKronecker implements ShampooPreconditioner {
 
   updateStatistics(state: SlotState, g: tf.Tensor, plan: StepPlan): void {
     const L = this.L;
+    const [onL, onR] = L.preconditioned;
+    if (!onL || !onR) {
+      // One-sided: only the preconditioned side's Gram products.
+      if (!onL && !onR) return;
+      const side = onL ? 0 : 1;
+      const prevSide = L.blocks.map((_, b) => this.store.get(state, `L${b}_${side}`));
+      const { alpha, beta } = plan.statistics;
+      const bufs = this.K.statisticsSide(hostValues(g), grid2d(L), side, prevSide, alpha, beta);
+      bufs.forEach((buf, b) => {
+        const n = L.blocks[b]![side]!;
+        this.store.commit(state, `L${b}_${side}`, buf, [n, n]);
+      });
+      return;
+    }
     const prev = L.blocks.map((_, b) => {
       const sl = this.store.get(state, `L${b}_0`);
       const sr = this.store.get(state, `L${b}_1`);
@@ -53,8 +67,11 @@ export class HostKronecker implements ShampooPreconditioner {
   }
 
   statistics(state: SlotState): StatisticSnapshot[] {
+    const on = this.L.preconditioned;
     return this.L.blocks.flatMap((sizes, b) =>
-      sizes.map((n, i) => ({ block: b, dim: i, n, values: bufferView(this.store.get(state, `L${b}_${i}`)!).slice() })),
+      sizes.flatMap((n, i) =>
+        on[i] ? [{ block: b, dim: i, n, values: bufferView(this.store.get(state, `L${b}_${i}`)!).slice() }] : [],
+      ),
     );
   }
 

@@ -16,12 +16,18 @@ export interface Layout {
   blocks: number[][];
   /** Start offset of every block along each merged dimension (parallel to `splits`). */
   offsets: number[][];
+  /**
+   * Per merged dimension: has statistics and roots (false: larger than skipPreconditioningDimSizeGt,
+   * left unpreconditioned, i.e. one-sided Shampoo for that parameter).
+   */
+  preconditioned: boolean[];
   /** Vectors (one dimension > 1) get a diagonal preconditioner. */
   diagonal: boolean;
   empty: boolean;
 }
 
-export function layoutOf(shape: readonly number[], maxDim: number, merge: boolean): Layout {
+/** `skipGt` > 0: merged dimensions larger than it get no preconditioner (scalable_shampoo's skip_preconditioning_dim_size_gt). */
+export function layoutOf(shape: readonly number[], maxDim: number, merge: boolean, skipGt = 0): Layout {
   const plan = blockPlan(shape, maxDim, { merge });
   const merged = plan.mergedShape;
   const k = merged.length;
@@ -34,6 +40,7 @@ export function layoutOf(shape: readonly number[], maxDim: number, merge: boolea
     splits,
     blocks: plan.blocks.map((b) => b.size),
     offsets,
+    preconditioned: merged.map((d) => skipGt <= 0 || d <= skipGt),
     // Biases and other vectors (one dimension > 1) are diagonal; a small matrix merged into
     // one dimension (e.g. [6, 5] -> [30]) keeps a full preconditioner, as in DS.
     diagonal: shape.filter((d) => d !== 1).length <= 1,

@@ -12,6 +12,7 @@
  * the slots whenever `flush` is called (getWeights) and forgets them on `reset` (setWeights).
  */
 import type * as tf from '@tensorflow/tfjs';
+import type { MatrixService } from '../../src/async/index.js';
 import type { SlotState } from '../../src/optim/base.js';
 import type { StepPlan } from './rules.js';
 import type { StatisticSnapshot } from './roots.js';
@@ -43,4 +44,21 @@ export interface ShampooInternals {
    * tfjs ops elsewhere; 'tfjs': tfjs ops everywhere (tests compare the two).
    */
   backend?: 'auto' | 'tfjs';
+  /** rootStaleness > 0: the service computing the eigendecompositions (default: one shared worker). */
+  matrixService?: MatrixService;
+  /** rootStaleness > 0: install each result exactly rootStaleness steps after its snapshot (reproducible). */
+  deterministicRoots?: boolean;
+  /** When given, milliseconds spent per part are added to it (benchmarks: scripts/bench/shampoo.ts). */
+  profile?: ShampooProfile;
+}
+
+export interface ShampooProfile {
+  /** Statistics updates (Gram products, EMA). */
+  statistics: number;
+  /** Root refreshes (snapshot, float64 eigendecompositions, install). */
+  roots: number;
+  /** Directions (first moment, grafting, preconditioning products, per-block grafting). */
+  direction: number;
+  /** Parameter updates timed. */
+  updates: number;
 }

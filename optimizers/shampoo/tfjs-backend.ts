@@ -13,16 +13,23 @@ import type { ShampooPreconditioner } from './preconditioner.js';
 import type { StatisticSnapshot } from './roots.js';
 import { emaTensor, type ShampooRules, type StepPlan } from './rules.js';
 
-/** The Gram matrices G_(i) G_(i)^T of one block along each of its dimensions. */
-function modeGrams(x: tf.Tensor): tf.Tensor[] {
+/** The Gram matrices G_(i) G_(i)^T of one block along each of its dimensions (null where `on[i]` is false). */
+function modeGrams(x: tf.Tensor, on: boolean[]): (tf.Tensor | null)[] {
   const k = x.rank;
   if (k === 2) {
     // Explicit transpose: a transposed matMul is 10x slower on wasm.
     const xt = tf.transpose(x);
-    return [tf.matMul(x as tf.Tensor2D, xt as tf.Tensor2D), tf.matMul(xt as tf.Tensor2D, x as tf.Tensor2D)];
+    return [
+      on[0] ? tf.matMul(x as tf.Tensor2D, xt as tf.Tensor2D) : null,
+      on[1] ? tf.matMul(xt as tf.Tensor2D, x as tf.Tensor2D) : null,
+    ];
   }
-  const out: tf.Tensor[] = [];
+  const out: (tf.Tensor | null)[] = [];
   for (let i = 0; i < k; i++) {
+    if (!on[i]) {
+      out.push(null);
+      continue;
+    }
     const perm = [i, ...x.shape.map((_, j) => j).filter((j) => j !== i)];
     const xi = tf.reshape(i === 0 ? x : tf.transpose(x, perm), [x.shape[i]!, -1]) as tf.Tensor2D;
     out.push(tf.matMul(xi, tf.transpose(xi)));
@@ -94,16 +101,18 @@ export class TfjsKronecker implements ShampooPreconditioner {
   constructor(private readonly L: Layout) {}
 
   updateStatistics(state: SlotState, g: tf.Tensor, plan: StepPlan): void {
+    const on = this.L.preconditioned;
     splitBlocks(g, this.L).forEach((block, b) =>
-      modeGrams(block).forEach((s, i) =>
-        state.set(`L${b}_${i}`, emaTensor(state.get(`L${b}_${i}`), s, plan.statistics)),
-      ),
+      modeGrams(block, on).forEach((s, i) => {
+        if (s !== null) state.set(`L${b}_${i}`, emaTensor(state.get(`L${b}_${i}`), s, plan.statistics));
+      }),
     );
   }
 
   statistics(state: SlotState): StatisticSnapshot[] {
+    const on = this.L.preconditioned;
     return this.L.blocks.flatMap((sizes, b) =>
-      sizes.map((n, i) => ({ block: b, dim: i, n, values: hostValues(state.get(`L${b}_${i}`)!) })),
+      sizes.flatMap((n, i) => (on[i] ? [{ block: b, dim: i, n, values: hostValues(state.get(`L${b}_${i}`)!) }] : [])),
     );
   }
 

@@ -9,7 +9,7 @@ import { cpus, loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { losses } from '../../src/autodiff/index.js';
 import { Adam } from '../../optimizers/adam.js';
-import { Shampoo, type ShampooOptions } from '../../optimizers/shampoo.js';
+import { Shampoo, type ShampooOptions, type ShampooProfile } from '../../optimizers/shampoo.js';
 import { eighRows } from '../../src/linalg/index.js';
 import { timeKernelProducts } from '../../src/optim/shampoo-kernels.js';
 
@@ -33,36 +33,35 @@ export async function run(): Promise<string> {
     tf.zeros([10]),
   ];
 
-  const shampoo = (o: ShampooOptions) => () => new Shampoo({ learningRate: 1e-3, grafting: 'adam', ...o });
+  const profiles = new Map<string, ShampooProfile>();
+  const shampoo = (o: ShampooOptions, name: string) => () => {
+    const profile: ShampooProfile = { statistics: 0, roots: 0, direction: 0, updates: 0 };
+    profiles.set(name, profile);
+    return new Shampoo({ learningRate: 1e-3, grafting: 'adam', ...o }, { profile });
+  };
+  const sh = (name: string, o: ShampooOptions): Variant => ({ name, make: shampoo(o, name), steps: 20 });
   const variants: Variant[] = [
     { name: 'Adam', make: () => new Adam({ learningRate: 1e-3 }), steps: 20 },
-    {
-      name: 'Shampoo f=10, block 128',
-      make: shampoo({ preconditionFrequency: 10, maxPreconditionerDim: 128 }),
-      steps: 20,
-    },
-    {
-      name: 'Shampoo f=20, block 128',
-      make: shampoo({ preconditionFrequency: 20, maxPreconditionerDim: 128 }),
-      steps: 20,
-    },
-    {
-      name: 'Shampoo f=20, block 256',
-      make: shampoo({ preconditionFrequency: 20, maxPreconditionerDim: 256 }),
-      steps: 20,
-    },
+    sh('Shampoo defaults', {}),
+    // Roots in a src/async worker thread, used up to 10 steps late (Anil et al. 2020).
+    sh('Shampoo defaults, rootStaleness 10 (worker)', { rootStaleness: 10 }),
+    sh('Shampoo f=10, block 256 (defaults before issue 16)', { preconditionFrequency: 10, maxPreconditionerDim: 256 }),
+    sh('Shampoo f=10, block 128', { preconditionFrequency: 10, maxPreconditionerDim: 128 }),
+    sh('Shampoo f=20, block 256', { preconditionFrequency: 20, maxPreconditionerDim: 256 }),
+    // One-sided: the 784 side unpreconditioned (scalable_shampoo skip_preconditioning_dim_size_gt).
+    sh('Shampoo one-sided (skip > 256), block 1024', { skipPreconditioningDimSizeGt: 256, maxPreconditionerDim: 1024 }),
     // Opt-in: statistics every 10 steps (scalable_shampoo's statistics_compute_steps).
-    {
-      name: 'Shampoo f=20, block 128, statisticsComputeSteps 10',
-      make: shampoo({ preconditionFrequency: 20, maxPreconditionerDim: 128, statisticsComputeSteps: 10 }),
-      steps: 20,
-    },
+    sh('Shampoo f=20, block 128, statisticsComputeSteps 10', {
+      preconditionFrequency: 20,
+      maxPreconditionerDim: 128,
+      statisticsComputeSteps: 10,
+    }),
     // Diagnostic: the per-step cost without root refreshes (roots once, at step 1).
-    {
-      name: 'Shampoo block 128, no root refreshes',
-      make: shampoo({ preconditionFrequency: 1e9, startPreconditioningStep: 1, maxPreconditionerDim: 128 }),
-      steps: 20,
-    },
+    sh('Shampoo block 128, no root refreshes', {
+      preconditionFrequency: 1e9,
+      startPreconditioningStep: 1,
+      maxPreconditionerDim: 128,
+    }),
   ];
 
   const state = variants.map((v) => {
@@ -136,6 +135,25 @@ export async function run(): Promise<string> {
     lines.push(
       `| ${s.v.name} | ${t.toFixed(1)} | ${(t / adam).toFixed(2)} | ${fastest(s.times).toFixed(1)} | ${(fastest(s.times) / adamMin).toFixed(2)} | ` +
         `${sh ? sh.inverseRootCount : '-'} | ${sh ? sh.failedInverseRoots : '-'} |`,
+    );
+  }
+  lines.push('');
+  lines.push(
+    "Where Shampoo's time goes (ms per step, all rounds incl. warm-up; statistics = Gram products and EMA, " +
+      'roots = float64 root refreshes amortised, direction = moments, grafting and preconditioning products; ' +
+      'the rest of the step is the gradient and the parameter update):',
+    '',
+    '| variant | statistics | roots | direction | total step (median) |',
+    '|---|---:|---:|---:|---:|',
+  );
+  for (const s of state) {
+    const p = profiles.get(s.v.name);
+    if (p === undefined) continue;
+    // 4 parameters per step.
+    const steps = p.updates / 4;
+    const per = (x: number) => (x / steps).toFixed(2);
+    lines.push(
+      `| ${s.v.name} | ${per(p.statistics)} | ${per(p.roots)} | ${per(p.direction)} | ${median(s.times).toFixed(1)} |`,
     );
   }
   lines.push('');

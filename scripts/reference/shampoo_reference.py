@@ -180,8 +180,8 @@ class Reference:
 
 
 # The documented defaults (optimizers/shampoo.ts) that the reference uses.
-DEFAULTS = dict(learningRate=1e-2, beta1=0.9, epsilon=1e-5, preconditionFrequency=10, startPreconditioningStep=-1,
-                maxPreconditionerDim=256, graftingBeta2=0.999, graftingEpsilon=1e-8)
+DEFAULTS = dict(learningRate=1e-2, beta1=0.9, epsilon=1e-5, preconditionFrequency=20, startPreconditioningStep=-1,
+                maxPreconditionerDim=128, graftingBeta2=0.999, graftingEpsilon=1e-8)
 
 CASES = [
     dict(name='square full-rank 17x17', shape=[17, 17], seed=1),
@@ -207,11 +207,12 @@ CONV_CASES = [
 
 FIXTURES = [
     # Defaults except the frequency: roots at steps 4, 8, 12, 16, 20 (stale in between), so
-    # preconditioning starts early enough to matter within 20 steps.
-    ('shampoo-reference-f4.json', dict(preconditionFrequency=4), CASES),
-    # All defaults (start 10, roots at 10 and 20) on two shapes.
+    # preconditioning starts early enough to matter within 20 steps; block 256 (the default
+    # before issue 16) so that the 258x2 case is cut 256 + 2 and the 2x129x2 case is one block.
+    ('shampoo-reference-f4.json', dict(preconditionFrequency=4, maxPreconditionerDim=256), CASES),
+    # All defaults (start 20, roots at 20) on two shapes.
     ('shampoo-reference-defaults.json', dict(), [CASES[1], CASES[4]]),
-    ('shampoo-reference-conv.json', dict(preconditionFrequency=4), CONV_CASES),
+    ('shampoo-reference-conv.json', dict(preconditionFrequency=4, maxPreconditionerDim=256), CONV_CASES),
 ]
 
 STEPS = 20

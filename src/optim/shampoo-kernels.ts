@@ -197,6 +197,18 @@ export interface ShampooKernels {
     alpha: number,
     beta: number,
   ): [HostBuffer, HostBuffer][];
+  /**
+   * The same for one side only (0: S_L = G_b G_b^T, 1: S_R = G_b^T G_b), for one-sided Shampoo
+   * (a dimension left unpreconditioned): stats[b] is that side's buffer.
+   */
+  statisticsSide(
+    g: Float32Array,
+    grid: BlockGrid2d,
+    side: 0 | 1,
+    stats: (HostBuffer | undefined)[],
+    alpha: number,
+    beta: number,
+  ): HostBuffer[];
   /** The preconditioned (and grafted) direction [m, n]; roots[b] = [W_L, W_R] (factors), undefined = identity. */
   precondition(f: Float32Array, grid: BlockGrid2d, roots: RootPair[], graft: Float32Array | undefined): Float32Array;
   /**
@@ -306,6 +318,31 @@ function makeKernels(w: Exports): ShampooKernels {
         // S_R = G_b^T G_b: A[i][p] = G_b[p][i], B = G_b.
         w.sgemm(bw, bw, h, alpha, gb, 1, n, gb, n, bet, pr, bw, 1);
         w.mirror_upper(pr, bw, bw);
+      });
+      return bufs;
+    },
+
+    statisticsSide(g, grid, side, stats, alpha, beta) {
+      const { m, n } = grid;
+      const bs = blocks(grid);
+      const bufs = bs.map(({ h, w: bw }, b) => stats[b] ?? allocBuffer(side === 0 ? h * h : bw * bw));
+      const A = new Arena(w);
+      const pg = A.take(m * n);
+      const pt = side === 0 ? A.take(maxBlock(grid)) : 0;
+      A.ready();
+      A.view(pg, m * n).set(g);
+      bs.forEach(({ r0, c0, h, w: bw }, b) => {
+        const gb = pg + 4 * (r0 * n + c0);
+        const bet = stats[b] === undefined ? 0 : beta;
+        const p = bufs[b]!.off;
+        if (side === 0) {
+          w.transpose(gb, n, h, bw, pt);
+          w.sgemm(h, h, bw, alpha, gb, n, 1, pt, h, bet, p, h, 1);
+          w.mirror_upper(p, h, h);
+        } else {
+          w.sgemm(bw, bw, h, alpha, gb, 1, n, gb, n, bet, p, bw, 1);
+          w.mirror_upper(p, bw, bw);
+        }
       });
       return bufs;
     },
