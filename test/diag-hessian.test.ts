@@ -405,9 +405,9 @@ describe('AdaHessian and Sophia conventions', () => {
     opt.minimize(() => lossOfKind('softmax-cross-entropy', y, logits()), false, [W1!, b1!, W2!, b2!]);
     const wa = a.getWeights().map((w) => Array.from(w.dataSync()));
     const wb = b.getWeights().map((w) => Array.from(w.dataSync()));
-    const w0 = model()
-      .getWeights()
-      .map((w) => Array.from(w.dataSync()));
+    const m0 = model();
+    const w0 = m0.getWeights().map((w) => Array.from(w.dataSync()));
+    m0.dispose();
     wa.forEach((w, i) => {
       const stepA = w.map((v, j) => v - w0[i]![j]!);
       const stepB = wb[i]!.map((v, j) => v - w0[i]![j]!);
