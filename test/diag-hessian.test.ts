@@ -361,6 +361,64 @@ describe('AdaHessian and Sophia conventions', () => {
     tf.dispose([x, labels]);
   });
 
+  it('inside model.fit the HVP through the compiled Keras loss is exact: same step as the project loss on logits', async () => {
+    const x = tf.tensor(tf.randomNormal([16, 4], 0, 1, 'float32', 11).dataSync(), [16, 4]);
+    const y = tf
+      .oneHot(
+        tf.tensor1d(
+          Array.from({ length: 16 }, (_, i) => i % 3),
+          'int32',
+        ),
+        3,
+      )
+      .toFloat();
+    const model = () => {
+      const m = tf.sequential({
+        layers: [
+          tf.layers.dense({ inputShape: [4], units: 5, activation: 'tanh' }),
+          tf.layers.dense({ units: 3, activation: 'softmax' }),
+        ],
+      });
+      m.setWeights(
+        m
+          .getWeights()
+          .map((w, i) => tf.tensor(tf.randomNormal(w.shape, 0, 0.7, 'float32', 40 + i).dataSync(), w.shape)),
+      );
+      return m;
+    };
+    // Probes independent of the variable names and of the step (the same numbers for both runs).
+    const probes = () => new StepProbes(5, 0);
+    const opts = {
+      learningRate: 0.05,
+      updateEach: 1,
+      spatialAverageBlockSize: [1, 1, 1, 1] as [number, number, number, number],
+      probes,
+    };
+    const a = model();
+    a.compile({ optimizer: new AdaHessian(opts), loss: 'categoricalCrossentropy' });
+    await a.fit(x, y, { epochs: 1, batchSize: 16, shuffle: false, verbose: 0 });
+    const b = model();
+    const [W1, b1, W2, b2] = b.trainableWeights.map((w) => w.read() as tf.Variable);
+    const logits = () =>
+      tf.add(tf.matMul(tf.tanh(tf.add(tf.matMul(x as tf.Tensor2D, W1 as tf.Tensor2D), b1!)), W2 as tf.Tensor2D), b2!);
+    const opt = new AdaHessian(opts);
+    opt.minimize(() => lossOfKind('softmax-cross-entropy', y, logits()), false, [W1!, b1!, W2!, b2!]);
+    const wa = a.getWeights().map((w) => Array.from(w.dataSync()));
+    const wb = b.getWeights().map((w) => Array.from(w.dataSync()));
+    const m0 = model();
+    const w0 = m0.getWeights().map((w) => Array.from(w.dataSync()));
+    m0.dispose();
+    wa.forEach((w, i) => {
+      const stepA = w.map((v, j) => v - w0[i]![j]!);
+      const stepB = wb[i]!.map((v, j) => v - w0[i]![j]!);
+      expect(relErr(stepA, stepB), `weight ${i}`).toBeLessThan(1e-4);
+    });
+    a.dispose();
+    b.dispose();
+    opt.dispose();
+    tf.dispose([x, y]);
+  });
+
   it('Sophia-G through a bound problem (the harness path): GNB estimates, one extra gradient per estimate', () => {
     const pb = build('mlp-softmax', sophiaFixture.problems['mlp-softmax']!);
     const batch = { x: tf.zeros([1]), y: tf.zeros([1]), size: 6 };

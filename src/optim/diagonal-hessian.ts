@@ -45,7 +45,7 @@ import {
   type GradientEntry,
   type NamedTensorLike,
 } from './base.js';
-import type { OptionSpec } from './options.js';
+import { invalidOption, type OptionSpec } from './options.js';
 
 /** Random numbers for one step's estimate. */
 export interface ProbeGenerator {
@@ -89,7 +89,7 @@ export function probesOption(): OptionSpec<ProbeSource | undefined> {
     serializable: false,
     parse(v, name) {
       if (v !== undefined && typeof v !== 'function') {
-        throw new Error(`Invalid option '${name}': must be a function (iteration) => ProbeGenerator, got ${typeof v}.`);
+        throw invalidOption(name, v, 'must be a function (iteration) => ProbeGenerator');
       }
       return v as ProbeSource | undefined;
     },
