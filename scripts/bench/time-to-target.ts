@@ -104,6 +104,8 @@ const CONFIGS: Config[] = [
   { label: 'Shampoo defaults', optimizer: 'shampoo', options: {} },
   { label: 'Muon defaults', optimizer: 'muon', options: {} },
   { label: 'SOAP defaults', optimizer: 'soap', options: {} },
+  { label: 'AdaHessian defaults', optimizer: 'adahessian', options: {} },
+  { label: 'Sophia defaults', optimizer: 'sophia', options: {} },
 ];
 
 function selectedConfigs(): Config[] {
