@@ -102,6 +102,7 @@ import { curvatureFunctionsFor, dampedProduct, dampedSolve, gradientPass } from 
 import { diagonalPreconditioner } from './hessian-free/preconditioner.js';
 import { dampingRatioFor, heldOutDamping, PREVIOUS_STEP } from './hessian-free/mini-batch.js';
 import { backtrackIterates } from './hessian-free/backtrack.js';
+import { linearizeDense, type DenseLinearization } from './hessian-free/dense-ggn.js';
 
 export {
   HESSIAN_FREE_OPTIONS,
@@ -111,6 +112,7 @@ export {
   type HessianFreeNegativeCurvature,
   type HessianFreeOptions,
   type HessianFreePreconditioner,
+  type HessianFreeGGNProduct,
   type HessianFreeStepInfo,
 } from './hessian-free/options.js';
 export { perExampleSquaredGradients } from './hessian-free/preconditioner.js';
@@ -177,7 +179,8 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
   override minimize(f: () => tf.Scalar, returnCost = false, varList?: tf.Variable[]): tf.Scalar | null {
     const o = this.options;
     const loss = scalarClosure('HessianFree', f);
-    const { fns, release } = curvatureFunctionsFor(this.pending, this.problem, this.pendingBatch, o.curvatureFraction);
+    const curvatureFns = curvatureFunctionsFor(this.pending, this.problem, this.pendingBatch, o.curvatureFraction);
+    const { fns, release } = curvatureFns;
     const gradientBatch = this.pendingBatch;
     const batchSize = gradientBatch?.size ?? 1;
     this.pending = undefined;
@@ -200,7 +203,7 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
       accepted: false,
       curvature: mode,
       curvatureSource: mode === 'hessian' ? 'none' : fns !== undefined ? 'functions' : 'tape',
-      dampingRatio: dampingRatioFor(o.dampingRatio, tapeGGN, this.stateFor(WARM_START)),
+      dampingRatio: dampingRatioFor(o.dampingRatio, tapeGGN, this.stateFor(WARM_START), gradientBatch),
       heldOutRho: NaN,
       loss: NaN,
       newLoss: NaN,
@@ -219,6 +222,7 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
     };
     this.lastStep = step;
     const toDispose: tf.Tensor[] = [...grads];
+    let dense: DenseLinearization | undefined;
     const rule: DampingRule = {
       increase: o.dampingIncrease,
       decrease: o.dampingDecrease,
@@ -269,9 +273,14 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
       if (precondition.diag) toDispose.push(precondition.diag);
       const warm = this.warmStart(g.size);
       if (warm) toDispose.push(warm);
+      // A bound problem's Dense stack: linearise once, products without autodiff (./hessian-free/dense-ggn.ts).
+      dense =
+        mode === 'ggn' && o.ggnProduct === 'linearized' && curvatureFns.batch !== undefined
+          ? linearizeDense(this.problem!, curvatureFns.batch, vars)
+          : undefined;
 
       const solved = dampedSolve(
-        (l) => dampedProduct({ mode, loss, vars, fns, tape: tapeGGN }, l, () => step.hvpEvals++),
+        (l) => dampedProduct({ mode, loss, vars, fns, tape: tapeGGN, dense }, l, () => step.hvpEvals++),
         b,
         warm,
         lambda,
@@ -356,6 +365,7 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
     } finally {
       release();
       tapeGGN?.dispose();
+      dense?.dispose();
       tf.dispose(toDispose);
       this.counters.lossEvals += step.lossEvals;
       this.counters.hvpEvals += step.hvpEvals;

@@ -26,6 +26,7 @@ import {
   type TapeGaussNewton,
 } from '../../src/layers/gauss-newton-capture.js';
 import type { Batch, Problem } from '../../src/harness/problem.js';
+import type { DenseLinearization } from './dense-ggn.js';
 import type { CurvatureFunctions, HessianFreeCurvature, HessianFreeNegativeCurvature } from './options.js';
 
 /**
@@ -37,7 +38,7 @@ export function curvatureFunctionsFor(
   problem: Problem | undefined,
   batch: Batch | undefined,
   fraction: number,
-): { fns: CurvatureFunctions | undefined; release: () => void } {
+): { fns: CurvatureFunctions | undefined; release: () => void; batch?: Batch } {
   const p = problem;
   if (given !== undefined) return { fns: given, release: () => {} };
   if (p?.outputs === undefined || p.lossFromOutputs === undefined) return { fns: undefined, release: () => {} };
@@ -56,6 +57,7 @@ export function curvatureFunctionsFor(
   return {
     fns: { outputs: () => outputs(sub), lossFromOutputs: (z) => lossFromOutputs(z, sub) },
     release: () => tf.dispose(owned),
+    batch: sub,
   };
 }
 
@@ -123,6 +125,8 @@ export interface ProductSource {
   vars: tf.Variable[];
   fns: CurvatureFunctions | undefined;
   tape: TapeGaussNewton | undefined;
+  /** Products of a Dense stack linearised for this step (./dense-ggn.ts). */
+  dense?: DenseLinearization;
 }
 
 /**
@@ -145,9 +149,11 @@ export function dampedProduct(
         const bv =
           src.mode === 'hessian'
             ? hvpVars(src.loss, src.vars, vs)
-            : fromTape !== undefined
-              ? fromTape(vs)
-              : ggnvpVars(src.fns!.outputs, src.fns!.lossFromOutputs, src.vars, vs);
+            : src.dense !== undefined
+              ? src.dense.product(vs)
+              : fromTape !== undefined
+                ? fromTape(vs)
+                : ggnvpVars(src.fns!.outputs, src.fns!.lossFromOutputs, src.vars, vs);
         return tf.add(flatten(bv), tf.mul(v, l)) as tf.Tensor1D;
       }),
     );

@@ -12,6 +12,8 @@ export type HessianFreePreconditioner = 'none' | 'squared-gradient' | 'martens';
 export type HessianFreeNegativeCurvature = 'raise-damping' | 'steihaug';
 export type HessianFreeDampingRatio = 'auto' | 'batch' | 'next-batch';
 
+export type HessianFreeGGNProduct = 'linearized' | 'autodiff';
+
 export const HESSIAN_FREE_OPTIONS = {
   ...BASE_OPTION_SPECS,
   learningRate: option.learningRate(1, 'First trial step of the Armijo line search on the CG direction'),
@@ -70,6 +72,12 @@ export const HESSIAN_FREE_OPTIONS = {
     min: 0,
     integer: true,
   }),
+  ggnProduct: option.choice<HessianFreeGGNProduct>(
+    'linearized',
+    ['linearized', 'autodiff'],
+    "Gauss-Newton products of a bound Dense-stack problem: 'linearized' (forward pass once per step, " +
+      "then two passes of matrix products each) or 'autodiff' (ggnvpVars for every product)",
+  ),
   curvatureFraction: option.number(1, 'Fraction of the batch used for curvature products (needs a batch)', {
     min: 0,
     max: 1,
