@@ -285,7 +285,8 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
         warm,
         lambda,
         {
-          maxIterations: o.maxIterations,
+          maxIterations:
+            step.dampingRatio === 'next-batch' ? Math.min(o.maxIterations, o.miniBatchMaxIterations) : o.maxIterations,
           tolerance: o.cgTolerance,
           precondition: precondition.apply,
           negativeCurvature: o.negativeCurvature,

@@ -23,6 +23,13 @@ interface GGNCase {
 }
 const ref = JSON.parse(fs.readFileSync(new URL('./fixtures/hessian-free-reference.json', import.meta.url), 'utf8')) as {
   ggn: { x: number[][]; kernel1: number[][]; bias1: number[]; kernel2: number[][]; bias2: number[]; cases: GGNCase[] };
+  ggnDeep: {
+    x: number[][];
+    widths: number[];
+    activations: string[];
+    params: (number[] | number[][])[];
+    cases: { loss: LossKind; y: number[][]; v: number[]; Gv: number[] }[];
+  };
 };
 
 beforeAll(async () => {
@@ -51,7 +58,7 @@ const LOSSES: Record<LossKind, (y: tf.Tensor, z: tf.Tensor) => tf.Scalar> = {
  */
 function denseProblem(opts: {
   widths: number[];
-  hidden: string;
+  hidden: string | string[];
   output?: string;
   lossKind: LossKind;
   lossAs?: LossKind;
@@ -65,7 +72,11 @@ function denseProblem(opts: {
       tf.layers.dense({
         units: widths[l + 1]!,
         inputShape: l === 0 ? [widths[0]!] : undefined,
-        activation: (l + 2 < widths.length ? opts.hidden : (opts.output ?? 'linear')) as 'linear',
+        activation: (l + 2 < widths.length
+          ? Array.isArray(opts.hidden)
+            ? opts.hidden[l]
+            : opts.hidden
+          : (opts.output ?? 'linear')) as 'linear',
         kernelInitializer: tf.initializers.glorotUniform({ seed: (opts.seed ?? 1) + l }),
         biasInitializer: tf.initializers.randomNormal({ stddev: 0.1, seed: (opts.seed ?? 1) + 10 + l }),
       }),
@@ -130,6 +141,23 @@ describe('linearised Dense Gauss-Newton products', () => {
       p.dispose();
     }
     expect(checked).toBe(3);
+  });
+
+  it('match the float64 reference on a 4-6-5-3 relu/tanh stack (softmax and sigmoid cross-entropy)', () => {
+    const d = ref.ggnDeep;
+    for (const c of d.cases) {
+      const p = denseProblem({ widths: d.widths, hidden: d.activations, lossKind: c.loss });
+      p.model.setWeights(d.params.map((w) => tf.tensor(w)));
+      const batch: Batch = { x: tf.tensor2d(d.x), y: tf.tensor2d(c.y), size: d.x.length };
+      const lin = linearizeDense(p, batch, p.params)!;
+      expect(lin).toBeDefined();
+      const vs = splitLike(c.v, p.params);
+      const out = lin.product(vs);
+      expect(relErr(flat(out), c.Gv)).toBeLessThan(1e-4);
+      tf.dispose([...vs, ...out, batch.x, batch.y]);
+      lin.dispose();
+      p.dispose();
+    }
   });
 
   it('equal ggnvpVars on a 4-layer relu autoencoder and a tanh classifier, leak-free', () => {
