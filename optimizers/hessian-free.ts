@@ -27,30 +27,37 @@
  *
  * Defaults: learningRate 1, curvature 'auto' ('ggn' when curvature functions are given for
  * the step or captured from the tape, else 'hessian'), damping 1 (init2winit; Martens used 45
- * for his autoencoders), maxIterations 250 (Martens), cgTolerance 5e-4, warmStartDecay 0.95,
- * dampingIncrease 1.5, dampingDecrease 2/3, c1 1e-2, lineSearchShrink 0.8, maxLineSearch 60,
- * preconditioner 'none' (exponent 0.75), curvatureFraction 1, minDamping 1e-8, maxDamping 1e8,
+ * for his autoencoders), maxIterations 250 (Martens), miniBatchMaxIterations 10, cgTolerance
+ * 5e-4, warmStartDecay 0.95, dampingIncrease 1.5, dampingDecrease 2/3, c1 1e-2,
+ * lineSearchShrink 0.8, maxLineSearch 60, preconditioner 'none' (exponent 0.75),
+ * curvatureFraction 0.5, ggnProduct 'linearized', minDamping 1e-8, maxDamping 1e8,
  * negativeCurvature 'raise-damping', maxDampingRaises 10, dampingRatio 'auto' ('next-batch'
- * when the captured batch changes from step to step, i.e. mini-batches in model.fit).
+ * when the step's batch changes from step to step: mini-batches in model.fit, or batches given
+ * with setCurvatureBatch).
  *
- * Gauss-Newton products need the network outputs and the loss as a function of them, for the
- * same examples as the loss closure:
- * - `setCurvatureFunctions` (any model), or `setCurvatureBatch(batch)` after
- *   `bindProblem(problem)` (harness problems; the registry's `create(options, { problem })` binds);
- * - otherwise (model.fit, or a closure of Dense layers) they are captured from the gradient
- *   pass's tape (src/layers/gauss-newton-capture.ts, on K-FAC's capture of
- *   src/layers/capture.ts): the output layer is the last matMul with a kernel variable, the
- *   targets a leaf tensor the loss reads, and the compiled loss is identified by value among
- *   categoricalCrossentropy, sparseCategoricalCrossentropy, binaryCrossentropy and
- *   meanSquaredError (tfjs passes the optimizer only the closure, never the model or
- *   model.loss). Softmax + (sparse) categorical cross-entropy and sigmoid + binary
- *   cross-entropy take the GGN at the logits with the matching loss (Schraudolph 2002;
- *   Martens & Sutskever 2012): softmax / sigmoid cross-entropy of the logits is convex, so G is
- *   PSD and exact for the convex part of the composition. Mean squared error takes it at the
- *   model output. Anything else (a loss function of your own, regularizers, sample weights,
- *   cross-entropy after another activation) falls back to Hessian products with one
- *   console warning (curvature 'ggn' throws instead, naming the reason).
+ * Defaults chosen by time to target (issue 16; scripts/bench/time-to-target.ts, wasm, 2 shared
+ * cores under heavy load, so per-step times are noisy; see docs/optimizers.md for the tables):
+ * - ggnProduct 'linearized' (bound Dense-stack problems, ./hessian-free/dense-ggn.ts): the
+ *   Jacobian is fixed within a step, so the layer inputs and activation slopes are computed once
+ *   and each product is two passes of matrix products with a closed-form output Hessian; at batch
+ *   128 a product cost 1.0x (mlp-mnist) and 0.55x (autoencoder-mnist) a gradient, against 2.9x
+ *   and 2.5x for ggnvpVars (median of 15, same process).
+ * - dampingRatio 'auto' now also covers harness mini-batches (before: 'batch' there): at 60
+ *   steps (seed 0) training loss 0.2465 against 0.4796 on mlp-mnist, 0.1327 against 0.1401 on
+ *   autoencoder-mnist (curvature on 1/4 of the batch, 10 CG iterations, squared-gradient
+ *   preconditioner in both).
+ * - miniBatchMaxIterations 10 (Martens' relative-progress rule alone ran 30-37 iterations per
+ *   step here): CG runs are cut short on mini-batches (Kiros 2013), 20 iterations gave no lower
+ *   loss at 60 steps on autoencoder-mnist (0.1325 against 0.1327) at twice the products.
+ * - curvatureFraction 0.5 (Martens 2010 used 1/10 to 1/3 of much larger batches): on batches of
+ *   128, 1/2 beat 1/4 and 1/8 at equal steps (autoencoder-mnist at 60 steps: 0.1161, 0.1327,
+ *   0.1420 with 5 iterations).
+ * - preconditioner 'none' kept: 'squared-gradient' was not consistently better in these runs and
+ *   'martens' costs one more gradient pass per step (0.1533 against 0.1401 at 60 steps).
+ * Full-batch problems and plain closures keep Martens' 250-iteration cap and the 'batch' ratio.
  *
+ * Where Gauss-Newton products come from (given functions, a bound problem, or captured from
+ * the tape in model.fit): optimizers/hessian-free/curvature.ts.
  * Negative curvature ('raise-damping', after More & Sorensen 1983): optimizers/hessian-free/curvature.ts.
  * Mini-batches and the 'next-batch' ratio (why lambda needs held-out evidence on small
  * batches, with measurements): optimizers/hessian-free/mini-batch.ts.

@@ -6,6 +6,24 @@
  * problem's `outputs` / `lossFromOutputs` on the first ceil(curvatureFraction * batch) examples
  * of the step's batch) or from the gradient pass's tape (src/layers/gauss-newton-capture.ts).
  *
+ * Gauss-Newton products need the network outputs and the loss as a function of them, for the
+ * same examples as the loss closure:
+ * - `setCurvatureFunctions` (any model), or `setCurvatureBatch(batch)` after
+ *   `bindProblem(problem)` (harness problems; the registry's `create(options, { problem })` binds);
+ * - otherwise (model.fit, or a closure of Dense layers) they are captured from the gradient
+ *   pass's tape (src/layers/gauss-newton-capture.ts, on K-FAC's capture of
+ *   src/layers/capture.ts): the output layer is the last matMul with a kernel variable, the
+ *   targets a leaf tensor the loss reads, and the compiled loss is identified by value among
+ *   categoricalCrossentropy, sparseCategoricalCrossentropy, binaryCrossentropy and
+ *   meanSquaredError (tfjs passes the optimizer only the closure, never the model or
+ *   model.loss). Softmax + (sparse) categorical cross-entropy and sigmoid + binary
+ *   cross-entropy take the GGN at the logits with the matching loss (Schraudolph 2002;
+ *   Martens & Sutskever 2012): softmax / sigmoid cross-entropy of the logits is convex, so G is
+ *   PSD and exact for the convex part of the composition. Mean squared error takes it at the
+ *   model output. Anything else (a loss function of your own, regularizers, sample weights,
+ *   cross-entropy after another activation) falls back to Hessian products with one
+ *   console warning (curvature 'ggn' throws instead, naming the reason).
+ *
  * Negative curvature (Hessian mode; the GGN is PSD): Martens' paper uses only the GGN, and a
  * Steihaug stop (Steihaug 1983) keeps a truncated solution of an indefinite model, which on
  * mini-batch Hessians was the issue-13 failure (lambda never raised, steps that overfit the
