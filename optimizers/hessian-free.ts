@@ -35,29 +35,16 @@
  * when the step's batch changes from step to step: mini-batches in model.fit, or batches given
  * with setCurvatureBatch).
  *
- * Defaults chosen by time to target (issue 16; scripts/bench/time-to-target.ts, wasm, 2 shared
- * cores under heavy load, so per-step times are noisy; see docs/optimizers.md for the tables):
- * - ggnProduct 'linearized' (bound Dense-stack problems, ./hessian-free/dense-ggn.ts): the
- *   Jacobian is fixed within a step, so the layer inputs and activation slopes are computed once
- *   and each product is two passes of matrix products with a closed-form output Hessian; at batch
- *   128 a product cost 1.0x (mlp-mnist) and 0.55x (autoencoder-mnist) a gradient, against 2.9x
- *   and 2.5x for ggnvpVars (median of 15, same process).
- * - dampingRatio 'auto' now also covers harness mini-batches (before: 'batch' there): at 60
- *   steps (seed 0) training loss 0.2465 against 0.4796 on mlp-mnist, 0.1327 against 0.1401 on
- *   autoencoder-mnist (curvature on 1/4 of the batch, 10 CG iterations, squared-gradient
- *   preconditioner in both).
- * - miniBatchMaxIterations 10 (Martens' relative-progress rule alone ran 30-37 iterations per
- *   step here): CG runs are cut short on mini-batches (Kiros 2013), 20 iterations gave no lower
- *   loss at 60 steps on autoencoder-mnist (0.1325 against 0.1327) at twice the products.
- * - curvatureFraction 0.5 (Martens 2010 used 1/10 to 1/3 of much larger batches): on batches of
- *   128, 1/2 beat 1/4 and 1/8 at equal steps (autoencoder-mnist at 60 steps: 0.1161, 0.1327,
- *   0.1420 with 5 iterations).
- * - preconditioner 'none' kept: 'squared-gradient' was not consistently better in these runs and
- *   'martens' costs one more gradient pass per step (0.1533 against 0.1401 at 60 steps).
- * Full-batch problems and plain closures keep Martens' 250-iteration cap and the 'batch' ratio.
- * Together (3 seeds, ratios to tuned Adam in the same run): autoencoder-mnist from 0/3 seeds at
- * target, 3786 ms/step (62x Adam), to 2/3 at 0.32x Adam's steps and 2.54x its seconds,
- * 475 ms/step (7x); mlp-mnist from 1175 ms/step (51x) to 564 (11x), target still missed.
+ * Defaults chosen by time to target (issue 16; scripts/bench/time-to-target.ts, wasm; numbers
+ * and sweeps in docs/optimizers.md): ggnProduct 'linearized' (a product on 128 examples costs
+ * 0.55-1.0 gradients instead of 2.5-2.9), dampingRatio 'auto' also on harness mini-batches
+ * (mlp-mnist after 60 steps 0.2465 instead of 0.4796), miniBatchMaxIterations 10 (Martens' rule
+ * alone ran 30-37 iterations; 20 were no better at 60 steps), curvatureFraction 0.5 (1/2 beat 1/4
+ * and 1/8 at equal steps), preconditioner 'none' kept. Full-batch problems and plain closures
+ * keep Martens' 250-iteration cap and the 'batch' ratio. Together (3 seeds, ratios to tuned
+ * Adam in one run): autoencoder-mnist from 0/3 seeds at target, 3786 ms/step (62x Adam), to
+ * 2/3 at 0.32x Adam's steps and 2.54x its seconds, 475 ms/step (7x); mlp-mnist from 1175
+ * ms/step (51x) to 564 (11x), target still missed. MINI_BATCH_SETTINGS (below): 0.97x.
  *
  * Where Gauss-Newton products come from (given functions, a bound problem, or captured from
  * the tape in model.fit): optimizers/hessian-free/curvature.ts.
@@ -133,6 +120,20 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
   static get className(): string {
     return 'CurvatureHessianFree';
   }
+
+  /**
+   * Mini-batch settings for harness problems (bound problem, setCurvatureBatch): curvature on a
+   * quarter of the batch, the squared-gradient preconditioner, lambda from 0.1. Measured on
+   * autoencoder-mnist (time to target, 3 seeds, same run): 3/3 seeds at 0.48x tuned Adam's steps
+   * and 0.97x its seconds, where the defaults took 0.33x and 2.00x (docs/optimizers.md). Not the
+   * defaults: damping and the preconditioner also drive model.fit and plain closures, whose
+   * defaults the float64 reference trajectories pin. `new HessianFree({ ...HessianFree.MINI_BATCH_SETTINGS })`.
+   */
+  static readonly MINI_BATCH_SETTINGS: Readonly<HessianFreeOptions> = Object.freeze({
+    curvatureFraction: 0.25,
+    preconditioner: 'squared-gradient',
+    damping: 0.1,
+  });
 
   lastStep: HessianFreeStepInfo | undefined;
   readonly counters: EvaluationCounters = { lossEvals: 0, gradEvals: 0, hvpEvals: 0 };

@@ -260,4 +260,23 @@ describe('HessianFree on a bound Dense problem', () => {
     expect(full.steps[5]!.newLoss).toBeLessThan(full.steps[0]!.loss);
     tf.dispose([x, y, ...batches.flatMap((b) => [b.x, b.y])]);
   });
+
+  it('MINI_BATCH_SETTINGS: valid options; on changing batches CG stops at 10 iterations and the full loss falls', () => {
+    const { x, y } = data();
+    const batches: Batch[] = [0, 16, 32, 48].map((s) => ({ x: x.slice(s, 16), y: y.slice(s, 16), size: 16 }));
+    const p = denseProblem({ widths: [10, 12, 4], hidden: 'tanh', lossKind: 'softmax-cross-entropy', seed: 5 });
+    const opt = new HessianFree({ ...HessianFree.MINI_BATCH_SETTINGS }).bindProblem(p);
+    const all: Batch = { x, y, size: 64 };
+    const full = () => tf.tidy(() => p.loss(all).dataSync()[0]!);
+    const f0 = full();
+    for (let k = 0; k < 12; k++) {
+      const b = batches[k % 4]!;
+      opt.setCurvatureBatch(b);
+      opt.minimize(() => p.loss(b), false, p.params);
+      expect(opt.lastStep!.cgIterations).toBeLessThanOrEqual(k === 0 ? 250 : 10);
+    }
+    expect(full()).toBeLessThan(0.8 * f0);
+    p.dispose();
+    tf.dispose([x, y, ...batches.flatMap((b) => [b.x, b.y])]);
+  });
 });
