@@ -27,30 +27,27 @@
  *
  * Defaults: learningRate 1, curvature 'auto' ('ggn' when curvature functions are given for
  * the step or captured from the tape, else 'hessian'), damping 1 (init2winit; Martens used 45
- * for his autoencoders), maxIterations 250 (Martens), cgTolerance 5e-4, warmStartDecay 0.95,
- * dampingIncrease 1.5, dampingDecrease 2/3, c1 1e-2, lineSearchShrink 0.8, maxLineSearch 60,
- * preconditioner 'none' (exponent 0.75), curvatureFraction 1, minDamping 1e-8, maxDamping 1e8,
+ * for his autoencoders), maxIterations 250 (Martens), miniBatchMaxIterations 10, cgTolerance
+ * 5e-4, warmStartDecay 0.95, dampingIncrease 1.5, dampingDecrease 2/3, c1 1e-2,
+ * lineSearchShrink 0.8, maxLineSearch 60, preconditioner 'none' (exponent 0.75),
+ * curvatureFraction 0.5, ggnProduct 'linearized', minDamping 1e-8, maxDamping 1e8,
  * negativeCurvature 'raise-damping', maxDampingRaises 10, dampingRatio 'auto' ('next-batch'
- * when the captured batch changes from step to step, i.e. mini-batches in model.fit).
+ * when the step's batch changes from step to step: mini-batches in model.fit, or batches given
+ * with setCurvatureBatch).
  *
- * Gauss-Newton products need the network outputs and the loss as a function of them, for the
- * same examples as the loss closure:
- * - `setCurvatureFunctions` (any model), or `setCurvatureBatch(batch)` after
- *   `bindProblem(problem)` (harness problems; the registry's `create(options, { problem })` binds);
- * - otherwise (model.fit, or a closure of Dense layers) they are captured from the gradient
- *   pass's tape (src/layers/gauss-newton-capture.ts, on K-FAC's capture of
- *   src/layers/capture.ts): the output layer is the last matMul with a kernel variable, the
- *   targets a leaf tensor the loss reads, and the compiled loss is identified by value among
- *   categoricalCrossentropy, sparseCategoricalCrossentropy, binaryCrossentropy and
- *   meanSquaredError (tfjs passes the optimizer only the closure, never the model or
- *   model.loss). Softmax + (sparse) categorical cross-entropy and sigmoid + binary
- *   cross-entropy take the GGN at the logits with the matching loss (Schraudolph 2002;
- *   Martens & Sutskever 2012): softmax / sigmoid cross-entropy of the logits is convex, so G is
- *   PSD and exact for the convex part of the composition. Mean squared error takes it at the
- *   model output. Anything else (a loss function of your own, regularizers, sample weights,
- *   cross-entropy after another activation) falls back to Hessian products with one
- *   console warning (curvature 'ggn' throws instead, naming the reason).
+ * Defaults chosen by time to target (issue 16; scripts/bench/time-to-target.ts, wasm; numbers
+ * and sweeps in docs/optimizers.md): ggnProduct 'linearized' (a product on 128 examples costs
+ * 0.55-1.0 gradients instead of 2.5-2.9), dampingRatio 'auto' also on harness mini-batches
+ * (mlp-mnist after 60 steps 0.2465 instead of 0.4796), miniBatchMaxIterations 10 (Martens' rule
+ * alone ran 30-37 iterations; 20 were no better at 60 steps), curvatureFraction 0.5 (1/2 beat 1/4
+ * and 1/8 at equal steps), preconditioner 'none' kept. Full-batch problems and plain closures
+ * keep Martens' 250-iteration cap and the 'batch' ratio. Together (3 seeds, ratios to tuned
+ * Adam in one run): autoencoder-mnist from 0/3 seeds at target, 3786 ms/step (62x Adam), to
+ * 2/3 at 0.32x Adam's steps and 2.54x its seconds, 475 ms/step (7x); mlp-mnist from 1175
+ * ms/step (51x) to 564 (11x), target still missed. MINI_BATCH_SETTINGS (below): 0.97x.
  *
+ * Where Gauss-Newton products come from (given functions, a bound problem, or captured from
+ * the tape in model.fit): optimizers/hessian-free/curvature.ts.
  * Negative curvature ('raise-damping', after More & Sorensen 1983): optimizers/hessian-free/curvature.ts.
  * Mini-batches and the 'next-batch' ratio (why lambda needs held-out evidence on small
  * batches, with measurements): optimizers/hessian-free/mini-batch.ts.
@@ -102,6 +99,7 @@ import { curvatureFunctionsFor, dampedProduct, dampedSolve, gradientPass } from 
 import { diagonalPreconditioner } from './hessian-free/preconditioner.js';
 import { dampingRatioFor, heldOutDamping, PREVIOUS_STEP } from './hessian-free/mini-batch.js';
 import { backtrackIterates } from './hessian-free/backtrack.js';
+import { linearizeDense, type DenseLinearization } from './hessian-free/dense-ggn.js';
 
 export {
   HESSIAN_FREE_OPTIONS,
@@ -111,6 +109,7 @@ export {
   type HessianFreeNegativeCurvature,
   type HessianFreeOptions,
   type HessianFreePreconditioner,
+  type HessianFreeGGNProduct,
   type HessianFreeStepInfo,
 } from './hessian-free/options.js';
 export { perExampleSquaredGradients } from './hessian-free/preconditioner.js';
@@ -121,6 +120,20 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
   static get className(): string {
     return 'CurvatureHessianFree';
   }
+
+  /**
+   * Mini-batch settings for harness problems (bound problem, setCurvatureBatch): curvature on a
+   * quarter of the batch, the squared-gradient preconditioner, lambda from 0.1. Measured on
+   * autoencoder-mnist (time to target, 3 seeds, same run): 3/3 seeds at 0.48x tuned Adam's steps
+   * and 0.97x its seconds, where the defaults took 0.33x and 2.00x (docs/optimizers.md). Not the
+   * defaults: damping and the preconditioner also drive model.fit and plain closures, whose
+   * defaults the float64 reference trajectories pin. `new HessianFree({ ...HessianFree.MINI_BATCH_SETTINGS })`.
+   */
+  static readonly MINI_BATCH_SETTINGS: Readonly<HessianFreeOptions> = Object.freeze({
+    curvatureFraction: 0.25,
+    preconditioner: 'squared-gradient',
+    damping: 0.1,
+  });
 
   lastStep: HessianFreeStepInfo | undefined;
   readonly counters: EvaluationCounters = { lossEvals: 0, gradEvals: 0, hvpEvals: 0 };
@@ -177,7 +190,8 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
   override minimize(f: () => tf.Scalar, returnCost = false, varList?: tf.Variable[]): tf.Scalar | null {
     const o = this.options;
     const loss = scalarClosure('HessianFree', f);
-    const { fns, release } = curvatureFunctionsFor(this.pending, this.problem, this.pendingBatch, o.curvatureFraction);
+    const curvatureFns = curvatureFunctionsFor(this.pending, this.problem, this.pendingBatch, o.curvatureFraction);
+    const { fns, release } = curvatureFns;
     const gradientBatch = this.pendingBatch;
     const batchSize = gradientBatch?.size ?? 1;
     this.pending = undefined;
@@ -200,7 +214,7 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
       accepted: false,
       curvature: mode,
       curvatureSource: mode === 'hessian' ? 'none' : fns !== undefined ? 'functions' : 'tape',
-      dampingRatio: dampingRatioFor(o.dampingRatio, tapeGGN, this.stateFor(WARM_START)),
+      dampingRatio: dampingRatioFor(o.dampingRatio, tapeGGN, this.stateFor(WARM_START), gradientBatch),
       heldOutRho: NaN,
       loss: NaN,
       newLoss: NaN,
@@ -219,6 +233,7 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
     };
     this.lastStep = step;
     const toDispose: tf.Tensor[] = [...grads];
+    let dense: DenseLinearization | undefined;
     const rule: DampingRule = {
       increase: o.dampingIncrease,
       decrease: o.dampingDecrease,
@@ -269,14 +284,20 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
       if (precondition.diag) toDispose.push(precondition.diag);
       const warm = this.warmStart(g.size);
       if (warm) toDispose.push(warm);
+      // A bound problem's Dense stack: linearise once, products without autodiff (./hessian-free/dense-ggn.ts).
+      dense =
+        mode === 'ggn' && o.ggnProduct === 'linearized' && curvatureFns.batch !== undefined
+          ? linearizeDense(this.problem!, curvatureFns.batch, vars)
+          : undefined;
 
       const solved = dampedSolve(
-        (l) => dampedProduct({ mode, loss, vars, fns, tape: tapeGGN }, l, () => step.hvpEvals++),
+        (l) => dampedProduct({ mode, loss, vars, fns, tape: tapeGGN, dense }, l, () => step.hvpEvals++),
         b,
         warm,
         lambda,
         {
-          maxIterations: o.maxIterations,
+          maxIterations:
+            step.dampingRatio === 'next-batch' ? Math.min(o.maxIterations, o.miniBatchMaxIterations) : o.maxIterations,
           tolerance: o.cgTolerance,
           precondition: precondition.apply,
           negativeCurvature: o.negativeCurvature,
@@ -356,6 +377,7 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
     } finally {
       release();
       tapeGGN?.dispose();
+      dense?.dispose();
       tf.dispose(toDispose);
       this.counters.lossEvals += step.lossEvals;
       this.counters.hvpEvals += step.hvpEvals;

@@ -6,6 +6,24 @@
  * problem's `outputs` / `lossFromOutputs` on the first ceil(curvatureFraction * batch) examples
  * of the step's batch) or from the gradient pass's tape (src/layers/gauss-newton-capture.ts).
  *
+ * Gauss-Newton products need the network outputs and the loss as a function of them, for the
+ * same examples as the loss closure:
+ * - `setCurvatureFunctions` (any model), or `setCurvatureBatch(batch)` after
+ *   `bindProblem(problem)` (harness problems; the registry's `create(options, { problem })` binds);
+ * - otherwise (model.fit, or a closure of Dense layers) they are captured from the gradient
+ *   pass's tape (src/layers/gauss-newton-capture.ts, on K-FAC's capture of
+ *   src/layers/capture.ts): the output layer is the last matMul with a kernel variable, the
+ *   targets a leaf tensor the loss reads, and the compiled loss is identified by value among
+ *   categoricalCrossentropy, sparseCategoricalCrossentropy, binaryCrossentropy and
+ *   meanSquaredError (tfjs passes the optimizer only the closure, never the model or
+ *   model.loss). Softmax + (sparse) categorical cross-entropy and sigmoid + binary
+ *   cross-entropy take the GGN at the logits with the matching loss (Schraudolph 2002;
+ *   Martens & Sutskever 2012): softmax / sigmoid cross-entropy of the logits is convex, so G is
+ *   PSD and exact for the convex part of the composition. Mean squared error takes it at the
+ *   model output. Anything else (a loss function of your own, regularizers, sample weights,
+ *   cross-entropy after another activation) falls back to Hessian products with one
+ *   console warning (curvature 'ggn' throws instead, naming the reason).
+ *
  * Negative curvature (Hessian mode; the GGN is PSD): Martens' paper uses only the GGN, and a
  * Steihaug stop (Steihaug 1983) keeps a truncated solution of an indefinite model, which on
  * mini-batch Hessians was the issue-13 failure (lambda never raised, steps that overfit the
@@ -26,6 +44,7 @@ import {
   type TapeGaussNewton,
 } from '../../src/layers/gauss-newton-capture.js';
 import type { Batch, Problem } from '../../src/harness/problem.js';
+import type { DenseLinearization } from './dense-ggn.js';
 import type { CurvatureFunctions, HessianFreeCurvature, HessianFreeNegativeCurvature } from './options.js';
 
 /**
@@ -37,7 +56,7 @@ export function curvatureFunctionsFor(
   problem: Problem | undefined,
   batch: Batch | undefined,
   fraction: number,
-): { fns: CurvatureFunctions | undefined; release: () => void } {
+): { fns: CurvatureFunctions | undefined; release: () => void; batch?: Batch } {
   const p = problem;
   if (given !== undefined) return { fns: given, release: () => {} };
   if (p?.outputs === undefined || p.lossFromOutputs === undefined) return { fns: undefined, release: () => {} };
@@ -56,6 +75,7 @@ export function curvatureFunctionsFor(
   return {
     fns: { outputs: () => outputs(sub), lossFromOutputs: (z) => lossFromOutputs(z, sub) },
     release: () => tf.dispose(owned),
+    batch: sub,
   };
 }
 
@@ -123,6 +143,8 @@ export interface ProductSource {
   vars: tf.Variable[];
   fns: CurvatureFunctions | undefined;
   tape: TapeGaussNewton | undefined;
+  /** Products of a Dense stack linearised for this step (./dense-ggn.ts). */
+  dense?: DenseLinearization;
 }
 
 /**
@@ -145,9 +167,11 @@ export function dampedProduct(
         const bv =
           src.mode === 'hessian'
             ? hvpVars(src.loss, src.vars, vs)
-            : fromTape !== undefined
-              ? fromTape(vs)
-              : ggnvpVars(src.fns!.outputs, src.fns!.lossFromOutputs, src.vars, vs);
+            : src.dense !== undefined
+              ? src.dense.product(vs)
+              : fromTape !== undefined
+                ? fromTape(vs)
+                : ggnvpVars(src.fns!.outputs, src.fns!.lossFromOutputs, src.vars, vs);
         return tf.add(flatten(bv), tf.mul(v, l)) as tf.Tensor1D;
       }),
     );

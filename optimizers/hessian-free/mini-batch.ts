@@ -33,6 +33,7 @@ import { lossValue } from '../../src/curvature/closure.js';
 import { adaptDamping, reductionRatio, type DampingRule } from '../../src/curvature/damping.js';
 import { ParameterPoint } from '../../src/curvature/vector.js';
 import type { TapeGaussNewton } from '../../src/layers/gauss-newton-capture.js';
+import type { Batch } from '../../src/harness/problem.js';
 import type { HessianFreeDampingRatio } from './options.js';
 
 /** The step taken, for the next step's 'next-batch' ratio (empty when none). */
@@ -41,20 +42,32 @@ export const PREVIOUS_STEP = 'previousStep';
 const FINGERPRINT = 'batchFingerprint';
 
 /**
- * 'auto': 'next-batch' when the step's batch comes from the tape (model.fit, or a closure of
- * Dense layers) and differs from the previous step's (mini-batches); else 'batch'.
+ * A fingerprint of a batch given with setCurvatureBatch, as the tape capture's: [size, weighted
+ * sums of the targets and of the inputs].
+ */
+export function batchFingerprint(batch: Batch): number[] {
+  const weightedSum = (t: tf.Tensor): number =>
+    tf.tidy(() => tf.sum(tf.mul(tf.reshape(t.toFloat(), [-1]), tf.sin(tf.range(1, t.size + 1)))).dataSync()[0]!);
+  return [batch.size, weightedSum(batch.y), weightedSum(batch.x)];
+}
+
+/**
+ * 'auto': 'next-batch' when the step's batch is known (captured from the tape in model.fit or a
+ * closure of Dense layers, or given with setCurvatureBatch) and differs from the previous
+ * step's (mini-batches); else 'batch'.
  */
 export function dampingRatioFor(
   choice: HessianFreeDampingRatio,
   ggn: TapeGaussNewton | undefined,
   state: SlotState,
+  batch?: Batch,
 ): 'batch' | 'next-batch' {
   if (choice !== 'auto') return choice;
   // The previous batch's fingerprint is a slot (float32, compared as float32), so that a
   // restored optimizer (getWeights/setWeights, model.save) decides exactly as the original.
   const saved = state.get(FINGERPRINT);
   const prev = saved === undefined ? [] : Array.from(saved.dataSync());
-  const next = (ggn?.fingerprint ?? []).map(Math.fround);
+  const next = (ggn?.fingerprint ?? (batch !== undefined ? batchFingerprint(batch) : [])).map(Math.fround);
   // [0] is the batch size: a stored 0 means no fingerprint.
   tf.tidy(() => state.set(FINGERPRINT, tf.tensor1d(next.length > 0 ? next : [0, 0, 0])));
   if (next.length === 0 || prev.length === 0 || prev[0] === 0) return 'batch';
@@ -83,7 +96,7 @@ export function heldOutDamping(
   const before = new ParameterPoint(vars);
   let rho: number;
   try {
-    before.moveTo(prev.reshape([size]) as tf.Tensor1D, -1);
+    tf.tidy(() => before.moveTo(prev.reshape([size]) as tf.Tensor1D, -1));
     rho = reductionRatio(f0 - lossValue(loss), predicted);
   } finally {
     before.restore();

@@ -12,6 +12,8 @@ export type HessianFreePreconditioner = 'none' | 'squared-gradient' | 'martens';
 export type HessianFreeNegativeCurvature = 'raise-damping' | 'steihaug';
 export type HessianFreeDampingRatio = 'auto' | 'batch' | 'next-batch';
 
+export type HessianFreeGGNProduct = 'linearized' | 'autodiff';
+
 export const HESSIAN_FREE_OPTIONS = {
   ...BASE_OPTION_SPECS,
   learningRate: option.learningRate(1, 'First trial step of the Armijo line search on the CG direction'),
@@ -26,6 +28,12 @@ export const HESSIAN_FREE_OPTIONS = {
   minDamping: option.number(1e-8, 'Lower bound of lambda', { min: 0 }),
   maxDamping: option.number(1e8, 'Upper bound of lambda', { min: 0 }),
   maxIterations: option.number(250, 'Maximum CG iterations per step', { min: 1, integer: true }),
+  miniBatchMaxIterations: option.number(
+    10,
+    "CG iteration cap on mini-batches (when the 'next-batch' ratio is in effect): short CG runs bound how far " +
+      'a step fits its batch (Kiros 2013; Martens & Sutskever 2012)',
+    { min: 1, integer: true },
+  ),
   cgTolerance: option.number(5e-4, "Martens' relative-progress tolerance of CG (0 = run to maxIterations)", { min: 0 }),
   warmStartDecay: option.number(0.95, 'CG starts from this times the previous solution (0 = cold start)', {
     min: 0,
@@ -64,13 +72,20 @@ export const HESSIAN_FREE_OPTIONS = {
     'auto',
     ['auto', 'batch', 'next-batch'],
     "Batch on which rho adapts lambda: 'batch' (the step's own), 'next-batch' (the previous step's reduction " +
-      "re-measured on the next step's batch; lowers lambda only on that evidence), 'auto' ('next-batch' in model.fit)",
+      "re-measured on the next step's batch; lowers lambda only on that evidence), 'auto' ('next-batch' when the " +
+      'batch changes between steps: model.fit or setCurvatureBatch with mini-batches)',
   ),
   maxDampingRaises: option.number(10, "Re-solves per step under negativeCurvature 'raise-damping'", {
     min: 0,
     integer: true,
   }),
-  curvatureFraction: option.number(1, 'Fraction of the batch used for curvature products (needs a batch)', {
+  ggnProduct: option.choice<HessianFreeGGNProduct>(
+    'linearized',
+    ['linearized', 'autodiff'],
+    "Gauss-Newton products of a bound Dense-stack problem: 'linearized' (forward pass once per step, " +
+      "then two passes of matrix products each) or 'autodiff' (ggnvpVars for every product)",
+  ),
+  curvatureFraction: option.number(0.5, 'Fraction of the batch used for curvature products (needs a batch)', {
     min: 0,
     max: 1,
     minExclusive: true,

@@ -27,6 +27,10 @@ Writes test/fixtures/hessian-free-reference.json with
    step's own rho only raises lambda). CG from 0.95 x the previous last iterate, at most 8
    iterations (iterates saved at 5, 7 and 8 for backtracking), Armijo from t = 1.
 
+4. ggnDeep: Gauss-Newton products of a 4-6-5-3 relu/tanh stack (linear logits) on a batch of 5,
+   G at the logits with softmax and with sigmoid cross-entropy: HessianFree's linearised Dense
+   products (optimizers/hessian-free/dense-ggn.ts) on more than one hidden layer.
+
 Run: /usr/bin/python3 scripts/reference/hessian_free_reference.py
 """
 import json
@@ -399,6 +403,60 @@ def hf_fit_trajectory(rng):
     }
 
 
+# ------------------------------------------------------------------------------------------
+# 4. Gauss-Newton products of a deeper stack (HessianFree's linearised Dense products,
+#    optimizers/hessian-free/dense-ggn.ts): 4 -> 6 (relu) -> 5 (tanh) -> 3 (linear logits),
+#    batch 5, G at the logits with softmax cross-entropy (mean over rows) and sigmoid
+#    cross-entropy (mean over all elements). J by hand-written forward mode, as above.
+
+def deep_with_tangent(x, params, tangent, acts):
+    h, dh = x, np.zeros_like(x)
+    L = len(params) // 2
+    for l in range(L):
+        W, b = params[2 * l], params[2 * l + 1]
+        V, c = tangent[2 * l], tangent[2 * l + 1]
+        z = h @ W + b
+        dz = dh @ W + h @ V + c
+        if l + 1 == L:
+            return z, dz
+        if acts[l] == 'relu':
+            h, dh = np.maximum(z, 0), (z > 0) * dz
+        else:
+            h = np.tanh(z)
+            dh = (1 - h ** 2) * dz
+
+
+def ggn_deep(rng):
+    n, widths, acts = 5, [4, 6, 5, 3], ['relu', 'tanh']
+    x = rng.normal(size=(n, widths[0]))
+    params = []
+    for a, b in zip(widths[:-1], widths[1:]):
+        params += [rng.normal(scale=0.8, size=(a, b)), rng.normal(scale=0.3, size=b)]
+    z, _ = deep_with_tangent(x, params, [np.zeros_like(q) for q in params], acts)
+    J = np.stack([deep_with_tangent(x, params, t, acts)[1].reshape(-1) for t in unit_tangents(params)], axis=1)
+    k = widths[-1]
+    cases = []
+    for loss in ('softmax-cross-entropy', 'sigmoid-cross-entropy'):
+        if loss == 'softmax-cross-entropy':
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            p = e / e.sum(axis=1, keepdims=True)
+            y = np.eye(k)[rng.integers(0, k, size=n)]
+            H = loss_hessian('categoricalCrossentropy', p, n, k)
+        else:
+            p = 1 / (1 + np.exp(-z))
+            y = (rng.uniform(size=(n, k)) > 0.5).astype(float)
+            H = loss_hessian('binaryCrossentropy', p, n, k)
+        v = rng.normal(size=J.shape[1])
+        cases.append({'loss': loss, 'y': y.tolist(), 'v': v.tolist(), 'Gv': (J.T @ H @ J @ v).tolist()})
+    return {
+        'x': x.tolist(),
+        'widths': widths,
+        'activations': acts,
+        'params': [q.tolist() for q in params],
+        'cases': cases,
+    }
+
+
 def main():
     rng = np.random.default_rng(20261201)
     out = {
@@ -406,6 +464,7 @@ def main():
         'ggn': ggn_cases(rng),
         'raise': hf_raise_trajectory(),
         'fit': hf_fit_trajectory(np.random.default_rng(7)),
+        'ggnDeep': ggn_deep(np.random.default_rng(99)),
     }
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, 'w') as fh:
