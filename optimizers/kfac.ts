@@ -52,7 +52,8 @@
  * adaptDamping true, dampingInterval 5, dampingDecay 0.9 (kfac-jax), statsDecay 0.95,
  * statsUpdatePeriod 1, inverseUpdatePeriod 5, estimation 'fisher', lossKind 'auto',
  * learningRate 1e-3 and momentum 0.9 (used when adaptive is false), klClip 0, weightDecay 0,
- * burnIn 0, seed 0, factorRank 0 (exact inverses).
+ * burnIn 0, seed 0, factorRank 0 (exact inverses), statsSubsample 1 and quadraticSubsample 1
+ * (statistics and the quadratic model's curvature on the first fraction of the batch).
  *
  * References: Martens & Grosse (2015), "Optimizing Neural Networks with Kronecker-factored
  * Approximate Curvature"; Grosse & Martens (2016) (KFC, conv layers); Ba, Grosse & Martens (2017)
