@@ -57,8 +57,8 @@ function flopFloors(o: KFACOptions, gflops: number): Record<string, number> {
   const sum = (f: (i: number, o: number) => number) => layers.reduce((s, [i, out]) => s + f(i, out), 0);
   const ms = (flops: number) => flops / (gflops * 1e6);
   const statsEvery = o.statsUpdatePeriod ?? 1;
-  const nStats = n * (o.statsSubsample ?? 1);
-  const nQuad = n * (o.quadraticSubsample ?? 1);
+  const nStats = Math.min(n, o.statsBatchSize || n);
+  const nQuad = Math.min(n, o.quadraticBatchSize || n);
   const adaptive = o.adaptive ?? true;
   return {
     'A statistics (ã^T ã)': ms((2 * sum((i) => nStats * i * i)) / statsEvery),
@@ -95,7 +95,7 @@ export async function run(): Promise<string> {
       name: 'K-FAC adaptive, stats every 5 steps, inverses every 20',
       options: { statsUpdatePeriod: 5, inverseUpdatePeriod: 20 },
     },
-    { name: 'K-FAC adaptive, stats on a quarter of the batch', options: { statsSubsample: 0.25 } },
+    { name: 'K-FAC adaptive, statistics on 64 of the 256 examples', options: { statsBatchSize: 64 } },
     { name: 'K-FAC empirical, adaptive', options: { estimation: 'empirical' } },
     { name: 'K-FAC defaults + factorRank 64', options: { factorRank: 64 } },
     {
