@@ -45,8 +45,8 @@ function timeMethod(obj: Timed, key: string, label: string, acc: Map<string, num
  * FLOP floors (ms per step at `gflops`) of the breakdown's parts for the bench's 784-256-10
  * MLP at batch 256 (factor sizes 785 and 257 for A, 256 and 10 for G), with the options' periods
  * and sub-batches: A: n d_in^2, G: n d_out^2 per set, preconditioning: d_in^2 d_out + d_in d_out^2,
- * projections: n d_in d_out per vector (two), inverse: d^3 per factor (an explicit inverse),
- * all multiply-adds x 2.
+ * projections: n d_in d_out per vector (two), inverse: d^3 per factor (an explicit inverse;
+ * low-rank factors (factorRank) 4 d r per column and no inverse floor), all multiply-adds x 2.
  */
 function flopFloors(o: KFACOptions, gflops: number): Record<string, number> {
   const n = 256;
@@ -60,11 +60,18 @@ function flopFloors(o: KFACOptions, gflops: number): Record<string, number> {
   const nStats = Math.min(n, o.statsBatchSize || n);
   const nQuad = Math.min(n, o.quadraticBatchSize || n);
   const adaptive = o.adaptive ?? true;
+  // factorRank r: a factor of size d > 2r is applied as 4 d r products per column (its inverse
+  // refresh is a sketch, no d^3 floor is given for it).
+  const r = o.factorRank ?? 0;
+  const low = (d: number) => r > 0 && 2 * r < d;
+  const left = (i: number, out: number) => (low(i) ? 2 * i * r * out : i * i * out);
+  const right = (i: number, out: number) => (low(out) ? 2 * i * out * r : i * out * out);
+  const inverse = (d: number) => (low(d) ? 0 : d ** 3);
   return {
     'A statistics (ã^T ã)': ms((2 * sum((i) => nStats * i * i)) / statsEvery),
     'G statistics (n ds^T ds)': ms((2 * sum((_, out) => nStats * out * out)) / statsEvery),
-    'inverse refresh (amortised)': ms((2 * sum((i, out) => i ** 3 + out ** 3)) / (o.inverseUpdatePeriod ?? 5)),
-    'preconditioning Ainv V Ginv': ms(2 * sum((i, out) => i * i * out + i * out * out)),
+    'inverse refresh (amortised)': ms((2 * sum((i, out) => inverse(i) + inverse(out))) / (o.inverseUpdatePeriod ?? 5)),
+    'preconditioning Ainv V Ginv': ms(2 * sum((i, out) => left(i, out) + right(i, out))),
     'quadratic model projections ã V': adaptive ? ms(2 * 2 * sum((i, out) => nQuad * i * out)) : 0,
   };
 }
