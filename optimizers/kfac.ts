@@ -52,11 +52,12 @@
  * adaptDamping true, dampingInterval 5, dampingDecay 0.9 (kfac-jax), statsDecay 0.95,
  * statsUpdatePeriod 1, inverseUpdatePeriod 5, estimation 'fisher', lossKind 'auto',
  * learningRate 1e-3 and momentum 0.9 (used when adaptive is false), klClip 0, weightDecay 0,
- * burnIn 0, seed 0, factorRank 0 (exact inverses), statsBatchSize 0 and quadraticBatchSize 0
- * (statistics and the quadratic model's curvature on the batch's first examples; 0: all, as
- * Martens 2010's curvature mini-batch). What each part of a step costs against its FLOP floor,
- * and what the cheaper settings cost in steps: docs/kfac.md, "Where a default step's time goes"
- * (measured on a heavily loaded machine; the defaults stay kfac-jax's).
+ * burnIn 0, seed 0, factorRank 0 (exact inverses), statsBatchSize 32 (the factor statistics
+ * from the batch's first 32 examples, as Martens 2010's curvature mini-batch; kfac-jax: the whole
+ * batch; chosen by time to target, issue 16: the A statistics were the largest part of a step)
+ * and quadraticBatchSize 0 (the quadratic model over the whole batch; 0: all). What each part
+ * of a step costs against its FLOP floor, and what the cheaper settings cost in steps:
+ * docs/kfac.md, "Where a default step's time goes".
  *
  * References: Martens & Grosse (2015), "Optimizing Neural Networks with Kronecker-factored
  * Approximate Curvature"; Grosse & Martens (2016) (KFC, conv layers); Ba, Grosse & Martens (2017)

@@ -52,7 +52,7 @@ export const KFAC_OPTIONS = {
   statsUpdatePeriod: option.number(1, 'Steps between factor statistics updates', period),
   inverseUpdatePeriod: option.number(5, 'Steps between inverse refreshes', period),
   statsBatchSize: option.number(
-    0,
+    32,
     'Examples of each mini-batch (its first ones) whose activations and output gradients feed the factor statistics; 0: all',
     { min: 0, integer: true },
   ),
