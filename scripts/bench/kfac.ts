@@ -194,7 +194,12 @@ export async function run(): Promise<string> {
     const restore = [
       timeMethod(kp, 'minimize', 'total', acc),
       timeMethod(kp, 'step', 'step', acc),
-      timeMethod(kp, 'evaluateClosure', 'damping check (closure re-evaluated every 5 steps)', acc),
+      timeMethod(
+        kp,
+        'evaluateClosure',
+        'step check (closure re-evaluated: every step with rejectSteps, else every 5)',
+        acc,
+      ),
       timeMethod(DenseBlock.prototype as unknown as Timed, 'factorA', 'A statistics (ã^T ã)', acc),
       timeMethod(DenseBlock.prototype as unknown as Timed, 'factorG', 'G statistics (n ds^T ds)', acc),
       timeMethod(DenseBlock as unknown as Timed, 'dampedInverses', 'inverse refresh (amortised)', acc),
