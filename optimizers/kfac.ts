@@ -52,7 +52,12 @@
  * adaptDamping true, dampingInterval 5, dampingDecay 0.9 (kfac-jax), statsDecay 0.95,
  * statsUpdatePeriod 1, inverseUpdatePeriod 5, estimation 'fisher', lossKind 'auto',
  * learningRate 1e-3 and momentum 0.9 (used when adaptive is false), klClip 0, weightDecay 0,
- * burnIn 0, seed 0, factorRank 0 (exact inverses).
+ * burnIn 0, seed 0, factorRank 0 (exact inverses), statsBatchSize 32 (the factor statistics
+ * from the batch's first 32 examples, as Martens 2010's curvature mini-batch; kfac-jax: the whole
+ * batch; chosen by time to target, issue 16: the A statistics were the largest part of a step)
+ * and quadraticBatchSize 0 (the quadratic model over the whole batch; 0: all). What each part
+ * of a step costs against its FLOP floor, and what the cheaper settings cost in steps:
+ * docs/kfac.md, "Where a default step's time goes".
  *
  * References: Martens & Grosse (2015), "Optimizing Neural Networks with Kronecker-factored
  * Approximate Curvature"; Grosse & Martens (2016) (KFC, conv layers); Ba, Grosse & Martens (2017)
@@ -263,9 +268,9 @@ export class KFAC extends KFACBase {
     const lambda = this.damping;
     const names = s.entries.map((e) => e.name);
     return tf.tidy(() => {
-      const rows = (fraction: number) => Math.max(1, Math.round(fraction * batch));
+      const rows = (count: number) => (count === 0 ? batch : Math.min(count, batch));
       if (s.statsStep) {
-        this.estimator.updateCurvatureEstimate(active, s.plan, o.statsDecay, s.est !== 'exact', rows(o.statsSubsample));
+        this.estimator.updateCurvatureEstimate(active, s.plan, o.statsDecay, s.est !== 'exact', rows(o.statsBatchSize));
       }
       if (s.burnIn) return true;
       const refresh = s.k % o.inverseUpdatePeriod === 0;
@@ -280,7 +285,7 @@ export class KFAC extends KFACBase {
         statsStep: s.statsStep,
         slots,
       });
-      const model = new QuadraticModel(active, s.plan, batch, diagonal, rows(o.quadraticSubsample));
+      const model = new QuadraticModel(active, s.plan, batch, diagonal, rows(o.quadraticBatchSize));
       const chosen = this.chooseStep(model, names, grad, dir, lambda);
       // A finite gradient can still give a non-finite step (an overflowing preconditioner or
       // step size): skip it rather than write it into the weights.

@@ -1,5 +1,5 @@
 // K-FAC's cheaper-step options: statistics and the quadratic model on the first examples of the
-// mini-batch (statsSubsample, quadraticSubsample). Checked by equivalence: on a batch made of
+// mini-batch (statsBatchSize, quadraticBatchSize). Checked by equivalence: on a batch made of
 // the same examples twice, the first half carries the whole batch's curvature, so the factors
 // and the step sizes must equal the full batch's ('exact' estimation: no sampling).
 import * as tf from '@tensorflow/tfjs';
@@ -37,9 +37,9 @@ function maxRelDiff(a: tf.Tensor, b: tf.Tensor): number {
 }
 
 describe('K-FAC on a sub-batch', () => {
-  it('statsSubsample 0.5 on a doubled batch gives the full batch factors', () => {
+  it('statsBatchSize 4 on a doubled batch gives the full batch factors', () => {
     const full = setup({});
-    const half = setup({ statsSubsample: 0.5 });
+    const half = setup({ statsBatchSize: 4 });
     for (const s of [full, half]) s.opt.minimize(s.loss, false, s.vars);
     for (const name of ['h', 'out']) {
       const F = full.opt.factors(name)!;
@@ -47,8 +47,8 @@ describe('K-FAC on a sub-batch', () => {
       expect(maxRelDiff(H.A, F.A)).toBeLessThan(1e-6);
       expect(maxRelDiff(H.G, F.G)).toBeLessThan(1e-6);
     }
-    // A quarter of the batch (2 of the 4 distinct examples) is a different estimate.
-    const quarter = setup({ statsSubsample: 0.25 });
+    // 2 of the 4 distinct examples give a different estimate.
+    const quarter = setup({ statsBatchSize: 2 });
     quarter.opt.minimize(quarter.loss, false, quarter.vars);
     expect(maxRelDiff(quarter.opt.factors('h')!.A, full.opt.factors('h')!.A)).toBeGreaterThan(1e-3);
     for (const s of [full, half, quarter]) {
@@ -57,9 +57,9 @@ describe('K-FAC on a sub-batch', () => {
     }
   });
 
-  it('quadraticSubsample 0.5 on a doubled batch gives the full batch step sizes, without leaks', () => {
+  it('quadraticBatchSize 4 on a doubled batch gives the full batch step sizes, without leaks', () => {
     const full = setup({});
-    const half = setup({ quadraticSubsample: 0.5 });
+    const half = setup({ quadraticBatchSize: 4 });
     const steps: { alpha: number; mu: number }[][] = [[], []];
     [full, half].forEach((s, i) => {
       for (let k = 0; k < 3; k++) {
@@ -80,8 +80,20 @@ describe('K-FAC on a sub-batch', () => {
     }
   });
 
-  it('rejects fractions outside (0, 1]', () => {
-    expect(() => new KFAC({ statsSubsample: 0 })).toThrow(/statsSubsample/);
-    expect(() => new KFAC({ quadraticSubsample: 1.5 })).toThrow(/quadraticSubsample/);
+  it('rejects example counts that are not integers >= 0', () => {
+    expect(() => new KFAC({ statsBatchSize: -1 })).toThrow(/statsBatchSize/);
+    expect(() => new KFAC({ quadraticBatchSize: 1.5 })).toThrow(/quadraticBatchSize/);
+  });
+
+  it('a count at or above the batch size is the whole batch', () => {
+    const full = setup({});
+    const big = setup({ statsBatchSize: 64, quadraticBatchSize: 8 });
+    for (const s of [full, big]) for (let k = 0; k < 2; k++) s.opt.minimize(s.loss, false, s.vars);
+    expect(big.opt.lastStep).toEqual(full.opt.lastStep);
+    expect(maxRelDiff(big.opt.factors('h')!.A, full.opt.factors('h')!.A)).toBe(0);
+    for (const s of [full, big]) {
+      s.opt.dispose();
+      s.dispose();
+    }
   });
 });

@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { losses } from '../../src/autodiff/index.js'; // also installs the fast transposed wasm matMul
 import { SGD } from '../../optimizers/sgd.js';
-import { KFAC, type KFACOptions } from '../../optimizers/kfac.js';
+import { KFAC, KFAC_OPTIONS, type KFACOptions } from '../../optimizers/kfac.js';
 import { DenseBlock } from '../../src/layers/dense.js';
 
 interface Variant {
@@ -41,6 +41,42 @@ function timeMethod(obj: Timed, key: string, label: string, acc: Map<string, num
   };
 }
 
+/**
+ * FLOP floors (ms per step at `gflops`) of the breakdown's parts for the bench's 784-256-10
+ * MLP at batch 256 (factor sizes 785 and 257 for A, 256 and 10 for G), with the options' periods
+ * and sub-batches: A: n d_in^2, G: n d_out^2 per set, preconditioning: d_in^2 d_out + d_in d_out^2,
+ * projections: n d_in d_out per vector (two), inverse: d^3 per factor (an explicit inverse;
+ * low-rank factors (factorRank) 4 d r per column and no inverse floor), all multiply-adds x 2.
+ */
+function flopFloors(o: KFACOptions, gflops: number): Record<string, number> {
+  const n = 256;
+  const layers = [
+    [785, 256],
+    [257, 10],
+  ] as const;
+  const sum = (f: (i: number, o: number) => number) => layers.reduce((s, [i, out]) => s + f(i, out), 0);
+  const ms = (flops: number) => flops / (gflops * 1e6);
+  const statsEvery = o.statsUpdatePeriod ?? 1;
+  const statsBatch = o.statsBatchSize ?? KFAC_OPTIONS.statsBatchSize.default;
+  const nStats = statsBatch === 0 ? n : Math.min(n, statsBatch);
+  const nQuad = Math.min(n, o.quadraticBatchSize || n);
+  const adaptive = o.adaptive ?? true;
+  // factorRank r: a factor of size d > 2r is applied as 4 d r products per column (its inverse
+  // refresh is a sketch, no d^3 floor is given for it).
+  const r = o.factorRank ?? 0;
+  const low = (d: number) => r > 0 && 2 * r < d;
+  const left = (i: number, out: number) => (low(i) ? 2 * i * r * out : i * i * out);
+  const right = (i: number, out: number) => (low(out) ? 2 * i * out * r : i * out * out);
+  const inverse = (d: number) => (low(d) ? 0 : d ** 3);
+  return {
+    'A statistics (ã^T ã)': ms((2 * sum((i) => nStats * i * i)) / statsEvery),
+    'G statistics (n ds^T ds)': ms((2 * sum((_, out) => nStats * out * out)) / statsEvery),
+    'inverse refresh (amortised)': ms((2 * sum((i, out) => inverse(i) + inverse(out))) / (o.inverseUpdatePeriod ?? 5)),
+    'preconditioning Ainv V Ginv': ms(2 * sum((i, out) => left(i, out) + right(i, out))),
+    'quadratic model projections ã V': adaptive ? ms(2 * 2 * sum((i, out) => nQuad * i * out)) : 0,
+  };
+}
+
 /** The recommended fast settings of docs/kfac.md. */
 const FAST_SETTINGS: KFACOptions = { ...KFAC.FAST_SETTINGS };
 
@@ -50,7 +86,14 @@ export async function run(): Promise<string> {
   const Y = tf.oneHot(tf.randomUniform([256], 0, 10, 'int32', seed + 1), 10).toFloat();
   const variants: Variant[] = [
     { name: 'SGD' },
-    { name: 'K-FAC defaults = kfac-jax defaults (fisher, adaptive, stats every step, inverses every 5)', options: {} },
+    {
+      name: 'K-FAC defaults (fisher, adaptive, statistics every step on 32 examples, inverses every 5)',
+      options: {},
+    },
+    {
+      name: 'K-FAC previous defaults = kfac-jax defaults (statistics on the whole batch)',
+      options: { statsBatchSize: 0 },
+    },
     {
       name: 'K-FAC as tensorflow/kfac PeriodicInvCovUpdateKfacOpt (fixed lr, momentum 0.9, stats every step, inverses every 10)',
       options: { adaptive: false, adaptDamping: false, inverseUpdatePeriod: 10 },
@@ -62,6 +105,10 @@ export async function run(): Promise<string> {
     {
       name: 'K-FAC fixed lr, stats every 5 steps, inverses every 10',
       options: { adaptive: false, adaptDamping: false, statsUpdatePeriod: 5, inverseUpdatePeriod: 10 },
+    },
+    {
+      name: 'K-FAC adaptive, stats every 5 steps, inverses every 20',
+      options: { statsUpdatePeriod: 5, inverseUpdatePeriod: 20 },
     },
     { name: 'K-FAC empirical, adaptive', options: { estimation: 'empirical' } },
     { name: 'K-FAC defaults + factorRank 64', options: { factorRank: 64 } },
@@ -147,7 +194,12 @@ export async function run(): Promise<string> {
     const restore = [
       timeMethod(kp, 'minimize', 'total', acc),
       timeMethod(kp, 'step', 'step', acc),
-      timeMethod(kp, 'evaluateClosure', 'damping check (closure re-evaluated every 5 steps)', acc),
+      timeMethod(
+        kp,
+        'evaluateClosure',
+        'step check (closure re-evaluated: every step with rejectSteps, else every 5)',
+        acc,
+      ),
       timeMethod(DenseBlock.prototype as unknown as Timed, 'factorA', 'A statistics (ã^T ã)', acc),
       timeMethod(DenseBlock.prototype as unknown as Timed, 'factorG', 'G statistics (n ds^T ds)', acc),
       timeMethod(DenseBlock as unknown as Timed, 'dampedInverses', 'inverse refresh (amortised)', acc),
@@ -180,17 +232,40 @@ export async function run(): Promise<string> {
     ];
     const named = parts.slice(1).reduce((sum, [, t]) => sum + t, 0);
     parts.push(['rest of the step (EMA, damping traces, step sizes, dots, update, tidy)', stepOnly - named]);
+    // The sampled-target / exact-column backward passes and the capture's bookkeeping: what the
+    // capture costs beyond a plain gradient (an SGD step is a gradient and an axpy).
+    parts.splice(1, 0, [
+      '  of which beyond an SGD step (target passes, capture, finiteness checks)',
+      total - stepOnly - sgdStep,
+    ]);
+    const o = d.v.options ?? {};
+    const floor = flopFloors(o, rate);
     lines.push(
       '',
       `Breakdown of ${title} (${steps} steps, ${total.toFixed(1)} ms/step; SGD in the same rounds ` +
-        `${sgdStep.toFixed(1)} ms/step):`,
+        `${sgdStep.toFixed(1)} ms/step). FLOP floor: the part's multiply-adds x 2 at the measured ` +
+        `matMul rate (${rate.toFixed(1)} GFLOP/s, a 256 x 785 x 256 product), amortised over its period:`,
       '',
-      '| part | ms / step | in SGD steps |',
-      '|---|---:|---:|',
-      ...parts.map(([k, t]) => `| ${k} | ${t.toFixed(1)} | ${(t / sgdStep).toFixed(2)} |`),
+      '| part | ms / step | in SGD steps | FLOP floor ms |',
+      '|---|---:|---:|---:|',
+      ...parts.map(
+        ([k, t]) =>
+          `| ${k} | ${t.toFixed(1)} | ${(t / sgdStep).toFixed(2)} | ${floor[k] === undefined ? '' : floor[k]!.toFixed(1)} |`,
+      ),
     );
   };
+  // The matMul rate the floors are measured against.
+  const rate = tf.tidy(() => {
+    const a = tf.randomNormal([256, 785]);
+    const b = tf.randomNormal([785, 256]);
+    tf.matMul(a, b).dataSync();
+    const reps = 20;
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) tf.matMul(a, b).dataSync();
+    return (reps * 2 * 256 * 785 * 256) / ((performance.now() - t0) / 1000) / 1e9;
+  });
   breakdown(1, 'the default K-FAC step');
+  breakdown(2, 'the previous default step (statistics on the whole batch)');
   breakdown(FAST, 'the fast settings');
   lines.push('');
   for (const s of state) {

@@ -113,7 +113,7 @@ export class KroneckerFactoredBlock {
     const st = this.slots();
     const t = st.step + 1;
     const w = Math.min(1 - 1 / t, decay);
-    // On the first `rows` examples only (statsSubsample): A over them; ds (scaled 1/n) times n^2/m.
+    // On the first `rows` examples only (statsBatchSize): A over them; ds (scaled 1/n) times n^2/m.
     const n = a.shape[0]!;
     const m = rows === undefined ? n : Math.min(n, Math.max(1, rows));
     const sub = (x: tf.Tensor) => (m === n ? x : tf.slice(x, 0, m));

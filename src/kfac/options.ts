@@ -30,7 +30,6 @@ export const modelOption: OptionSpec<tf.LayersModel | undefined> = {
 
 const positive = { min: 0, minExclusive: true };
 const period = { min: 1, integer: true };
-const fraction = { min: 0, max: 1, minExclusive: true };
 
 export const KFAC_OPTIONS = {
   ...BASE_OPTION_SPECS,
@@ -52,15 +51,15 @@ export const KFAC_OPTIONS = {
   statsDecay: option.decay(0.95, 'EMA decay of the Kronecker factors'),
   statsUpdatePeriod: option.number(1, 'Steps between factor statistics updates', period),
   inverseUpdatePeriod: option.number(5, 'Steps between inverse refreshes', period),
-  statsSubsample: option.number(
-    1,
-    'Fraction of the mini-batch (its first examples) whose activations and output gradients feed the factor statistics',
-    fraction,
+  statsBatchSize: option.number(
+    32,
+    'Examples of each mini-batch (its first ones) whose activations and output gradients feed the factor statistics; 0: all',
+    { min: 0, integer: true },
   ),
-  quadraticSubsample: option.number(
-    1,
-    "Fraction of the mini-batch (its first examples) over which the quadratic model's curvature is taken",
-    fraction,
+  quadraticBatchSize: option.number(
+    0,
+    "Examples of each mini-batch (its first ones) over which the quadratic model's curvature is taken; 0: all",
+    { min: 0, integer: true },
   ),
   factorRank: option.number(
     0,
