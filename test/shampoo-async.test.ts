@@ -60,11 +60,17 @@ describe('Shampoo with asynchronous roots', () => {
     const start = tf.tidy(() => Mlp.create(7).loss().dataSync()[0]!);
     expect(sync.loss).toBeLessThan(0.8 * start);
     expect(Math.abs(late.loss - sync.loss)).toBeLessThan(0.1 * sync.loss);
-    const err = relErr(late.w, sync.w);
-    expect(err).toBeGreaterThan(0); // the roots really were late
-    expect(err).toBeLessThan(3e-2);
+    // Free-running, a small job can come back within its own step (then the trajectory equals the
+    // synchronous one): only the closeness is asserted here; the lateness is asserted below.
+    expect(relErr(late.w, sync.w)).toBeLessThan(3e-2);
     expect(late.failed).toBe(0);
     expect(late.leak).toBe(0);
+    // Deterministic mode swaps each root in exactly rootStaleness steps late: a different, close trajectory.
+    const det = train({ ...options, rootStaleness: 2 }, { matrixService: worker, deterministicRoots: true }, 25);
+    const err = relErr(det.w, sync.w);
+    expect(err).toBeGreaterThan(0);
+    expect(err).toBeLessThan(3e-2);
+    expect(Math.abs(det.loss - sync.loss)).toBeLessThan(0.1 * sync.loss);
   });
 
   it('refuses rootStaleness with coupled Newton roots', () => {
