@@ -109,6 +109,7 @@ const CONFIGS: Config[] = [
   { label: 'K-FAC defaults', optimizer: 'kfac', options: {} },
   { label: 'K-FAC FAST_SETTINGS', optimizer: 'kfac', options: { ...KFAC.FAST_SETTINGS } },
   { label: 'Shampoo defaults', optimizer: 'shampoo', options: {} },
+  { label: 'Shampoo, roots in a worker (rootStaleness 10)', optimizer: 'shampoo', options: { rootStaleness: 10 } },
   { label: 'Muon defaults', optimizer: 'muon', options: {} },
   { label: 'SOAP defaults', optimizer: 'soap', options: {} },
   { label: 'AdaHessian defaults', optimizer: 'adahessian', options: {} },
