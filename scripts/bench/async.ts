@@ -102,7 +102,7 @@ export async function run(): Promise<string> {
   lines.push(
     'Float64 symmetric eigendecomposition (src/linalg eigh) and damped SPD inverse (spdInverse, Cholesky; ' +
       "K-FAC's factor inverses) in the worker against inline on the main thread, wasm kernels; load average " +
-      `${loadavg()[0]!.toFixed(1)} at start. Worker start-up (first job, loads the module graph incl. tfjs): ` +
+      `${loadavg()[0]!.toFixed(1)} at start. Worker start-up (first 8 x 8 job, loads the worker's module graph): ` +
       `${startMs.toFixed(0)} ms.`,
     '',
     '| operation | n | inline, wall (ms) | inline, main-thread CPU (ms) | worker, submit to result (ms) | overhead (ms) |',

@@ -12,6 +12,10 @@
  * A second table checks accuracy (not speed) on ill-conditioned spectra against the float64
  * eigh result, for every method.
  *
+ * A third table times eighRows at n = 784 on degenerate spectra (Shampoo/SOAP's statistic of
+ * MNIST's first layer: a Gram matrix with exactly zero rows and a many-fold zero eigenvalue)
+ * against a random symmetric matrix of the same size.
+ *
  * Env LINALG_BENCH_SIZES=128,256 limits the sizes (default 128,256,512,1024).
  */
 import { loadavg } from 'node:os';
@@ -33,6 +37,7 @@ import {
 } from '../../src/linalg/index.js';
 import type { Mat64, InverseRootMethod } from '../../src/linalg/index.js';
 import { mulberry32 } from '../../src/rng.js';
+import { loadMnist } from '../../experiments/index.js';
 
 const rng = mulberry32;
 
@@ -58,6 +63,59 @@ function conditioned(n: number, cond: number, seed: number): Mat64 {
   const a = matmulABt(transpose(scaled), transpose(vt));
   for (let i = 0; i < n; i++) for (let j = 0; j < i; j++) a.data[i * n + j] = a.data[j * n + i];
   return a;
+}
+
+/** X X^T for X (n x k) uniform in [-0.5, 0.5) with `zeros` rows exactly zero (spread over 0..n-1). */
+function zeroRowGram(n: number, k: number, zeros: number, seed: number): Mat64 {
+  const r = rng(seed);
+  const x = mat64(n, k);
+  const step = n / zeros;
+  const zero = new Set(Array.from({ length: zeros }, (_, i) => Math.floor(i * step)));
+  for (let i = 0; i < n; i++) if (!zero.has(i)) for (let j = 0; j < k; j++) x.data[i * k + j] = r() - 0.5;
+  return matmulABt(x, x, true);
+}
+
+/** X^T X (784 x 784) for X the first m MNIST training digits (pixels in [0, 1]). */
+function mnistGram(m: number, offset: number): Mat64 {
+  const d = loadMnist();
+  const xt = mat64(784, m);
+  for (let i = 0; i < m; i++) for (let j = 0; j < 784; j++) xt.data[j * m + i] = d.trainX[(offset + i) * 784 + j];
+  return matmulABt(xt, xt, true);
+}
+
+/** eighRows at n = 784, random symmetric against degenerate Gram matrices (median of 3). */
+function degenerateTable(): string[] {
+  const n = 784;
+  const r = rng(5);
+  const sym = mat64(n, n);
+  for (let i = 0; i < n; i++) for (let j = i; j < n; j++) sym.data[i * n + j] = sym.data[j * n + i] = r() - 0.5;
+  const cases: [string, Mat64][] = [
+    ['random symmetric', sym],
+    ['X X^T, X 784 x 128 uniform, 164 zero rows', zeroRowGram(n, 128, 164, 6)],
+    ['MNIST X^T X, 256 digits', mnistGram(256, 0)],
+    ['MNIST X^T X, 8 digits (rank 8)', mnistGram(8, 0)],
+    ['MNIST X^T X, 8 digits, times 1e-12', { rows: n, cols: n, data: mnistGram(8, 0).data.map((v) => v * 1e-12) }],
+  ];
+  const out: string[] = [];
+  for (const [name, a] of cases) {
+    const ts: number[] = [];
+    let zeros = 0;
+    let status = 'ok';
+    for (let rep = 0; rep < 3; rep++) {
+      const t0 = performance.now();
+      try {
+        const { values } = eighRows(a);
+        ts.push(performance.now() - t0);
+        const top = Math.max(Math.abs(values[0]), Math.abs(values[n - 1]));
+        zeros = values.filter((v) => Math.abs(v) <= 1e-12 * top).length;
+      } catch (e) {
+        ts.push(performance.now() - t0);
+        status = `throws: ${(e as Error).message}`;
+      }
+    }
+    out.push(`| ${name} | ${fmtMs(median(ts))} | ${zeros} | ${status} |`);
+  }
+  return out;
 }
 
 function median(xs: number[]): number {
@@ -194,6 +252,13 @@ export async function run(): Promise<string> {
     '| cond | eps | eigh, JS kernels | newton-f32 | newton (f64) |',
     '|---|---|---|---|---|',
     ...acc,
+    '',
+    `eighRows at n = 784 on degenerate spectra (${kernel} kernels; median of 3; load ${load()}): "zero eigenvalues" counts`,
+    '|lambda| <= 1e-12 max|lambda|.',
+    '',
+    '| matrix | eighRows | zero eigenvalues | result |',
+    '|---|---|---|---|',
+    ...degenerateTable(),
     '',
   ].join('\n');
 }

@@ -24,6 +24,13 @@
  * ~2x at 256, which remains as eighWasm and as its fallback). Without wasm, the JS loops below.
  * Inputs with max|a_ij| outside [2^-400, 2^400] are scaled by an exact power of two first.
  *
+ * Degenerate spectra (rank-deficient statistics such as Shampoo/SOAP's G G^T of MNIST, with
+ * exactly zero rows and a many-fold zero eigenvalue): the Householder vectors are stored scaled
+ * by 1/sigma (beta = sigma/|v0| in [1/2, 1]), and a column whose off-diagonal part is below
+ * 2^-100 max|a_ij| is taken as reduced. Before, the round-off residue in the null space shrank by
+ * ~eps per step until beta = 1/(sigma |v0|) overflowed: non-finite eigenvalues (e.g. X^T X of 8
+ * MNIST digits, at any scale). test/linalg-eigh-degenerate.test.ts.
+ *
  * Errors: input must be square, finite and symmetric (relative asymmetry <= 1e-6; the upper
  * triangle is used). QL failing to converge in 60 sweeps for one eigenvalue throws (never seen
  * in practice, but never a silent NaN). `eighResidual` estimates ||A V - V diag(lambda)||_F /
@@ -63,6 +70,11 @@ function tridiagonalize(a: Float64Array, n: number): { d: Float64Array; e: Float
   const e = new Float64Array(n);
   const beta = new Float64Array(n);
   const p = new Float64Array(n);
+  // A column whose off-diagonal part is below 2^-100 max|a_ij| is taken as reduced (H = I): see
+  // tred in ./wasm/linalg.c (round-off residue in the null space of a rank-deficient matrix).
+  let amax = 0;
+  for (let i = 0; i < n; i++) for (let j = i; j < n; j++) amax = Math.max(amax, Math.abs(a[i * n + j]));
+  const negligible = amax * 2 ** -100;
   for (let k = 0; k < n - 2; k++) {
     const rk = k * n;
     d[k] = a[rk + k];
@@ -77,7 +89,7 @@ function tridiagonalize(a: Float64Array, n: number): { d: Float64Array; e: Float
       }
     }
     const x0 = a[rk + k + 1];
-    if (scale === 0 || sigma2 === 0) {
+    if (scale <= negligible || sigma2 === 0) {
       // Already tridiagonal in this column: H = I.
       e[k] = x0;
       beta[k] = 0;
@@ -87,8 +99,11 @@ function tridiagonalize(a: Float64Array, n: number): { d: Float64Array; e: Float
     const sigma = Math.sqrt(x0s * x0s + sigma2) * scale;
     const alpha = x0 >= 0 ? -sigma : sigma;
     const v0 = x0 - alpha; // = x0 + sign(x0) sigma, no cancellation
-    a[rk + k + 1] = v0;
-    const b = 1 / (sigma * Math.abs(v0));
+    // v scaled by 1/sigma and beta = sigma/|v0| in [1/2, 1]: the same H = I - beta v v^T at any
+    // scale of the input (1/(sigma |v0|) overflows for sigma below ~1e-154).
+    for (let j = k + 2; j < n; j++) a[rk + j] /= sigma;
+    a[rk + k + 1] = v0 / sigma;
+    const b = sigma / Math.abs(v0);
     beta[k] = b;
     e[k] = alpha;
     // p = b * A22 v over the upper triangle of A22 (rows/cols k+1..n-1), v = a[rk + k+1..].

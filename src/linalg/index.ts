@@ -4,13 +4,13 @@
  * ml-matrix matrices and 2-D tf tensors, and validates shape, finiteness and symmetry.
  */
 export type { Mat64, MatrixInput } from './matrix.js';
+export { toTensor } from './tensor.js';
 export {
   mat64,
   identity,
   toMat64,
   toArray2D,
   toMlMatrix,
-  toTensor,
   matmul,
   matmulABt,
   matvec,
@@ -32,7 +32,8 @@ export type {
   MatrixPowerResult,
   SpectralWeights,
 } from './roots.js';
-export { inverseRoot, inverseRootFromEigen, matrixPower, inverseRootError, reconstruct } from './roots.js';
+export { inverseRootFromEigen, matrixPower, inverseRootError, reconstruct } from './roots.js';
+export { inverseRoot } from './roots-f32.js';
 export type { ModificationStrategy, ModifiedSolveOptions, ModifiedSolveResult } from './modified.js';
 export { solveModified } from './modified.js';
 export type { LinalgKernel } from './kernels.js';

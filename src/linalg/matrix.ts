@@ -2,6 +2,10 @@
  * Mat64: a dense float64 row-major matrix, the one matrix type of src/linalg, with input
  * validation, conversions (number[][], ml-matrix, tfjs tensors) and the matmul kernels.
  *
+ * No runtime import of '@tensorflow/tfjs' (only types): the matrix worker (src/async/worker.ts)
+ * imports this module and must not load tfjs. Tensors are recognised structurally (`isTensorLike`);
+ * `toTensor` lives in ./tensor.ts.
+ *
  * Layout: element (i, j) is `data[i * cols + j]`. Functions never alias their output with an
  * input unless their name says `InPlace`.
  *
@@ -15,7 +19,7 @@
  * `assertFinite`, so a non-square, mismatched or non-finite input is a thrown Error that names
  * the function, the argument and the problem, never a NaN result.
  */
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { AbstractMatrix, Matrix } from 'ml-matrix';
 import { wasm, gemmAbtWasm } from './kernels.js';
 import { mulberry32 } from '../rng.js';
@@ -58,6 +62,16 @@ export function isMat64(x: unknown): x is Mat64 {
 }
 
 /**
+ * A tf.Tensor, recognised by its shape, rank and dataSync (tfjs itself is not imported here: see
+ * the file header). Any object with these members is read as a tensor.
+ */
+export function isTensorLike(x: unknown): x is tf.Tensor {
+  if (typeof x !== 'object' || x === null) return false;
+  const t = x as { shape?: unknown; rank?: unknown; dataSync?: unknown };
+  return Array.isArray(t.shape) && typeof t.rank === 'number' && typeof t.dataSync === 'function';
+}
+
+/**
  * Convert any MatrixInput to Mat64 (a copy unless `x` already is a Mat64, which is returned as
  * is). `where` names the caller and argument in error messages, e.g. 'cholesky(A)'.
  */
@@ -88,7 +102,7 @@ export function toMat64(x: MatrixInput, where = 'matrix'): Mat64 {
     const data = new Float64Array(rows * cols);
     for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) data[i * cols + j] = x.get(i, j);
     m = { rows, cols, data };
-  } else if (x instanceof tf.Tensor) {
+  } else if (isTensorLike(x)) {
     if (x.rank !== 2) throw new Error(`${where}: expected a 2-D tensor, got shape [${x.shape.join(', ')}]`);
     m = {
       rows: x.shape[0] as number,
@@ -310,11 +324,6 @@ export function toArray2D(m: Mat64): number[][] {
 
 export function toMlMatrix(m: Mat64): Matrix {
   return new Matrix(toArray2D(m));
-}
-
-/** A float32 tf.Tensor2D (tfjs computes in float32; values are rounded). */
-export function toTensor(m: Mat64): tf.Tensor2D {
-  return tf.tensor2d(Float32Array.from(m.data), [m.rows, m.cols], 'float32');
 }
 
 /** Deterministic RNG (mulberry32, src/rng.ts) for probes; not exported from the package index. */

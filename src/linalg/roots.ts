@@ -20,7 +20,9 @@
  *    until max|M - I| <= tolerance. M -> I and X -> A^{-1/p}. Each iteration costs
  *    (2 + ceil(log2 p) + popcount) matmuls; ./matrix.ts matmul in float64.
  *  - 'newton-f32': the same iteration in float32 on the active tfjs backend (tf.matMul; wasm
- *    ~18 GFLOP/s here). Accuracy is limited by float32 (~1e-6 relative for well-conditioned
+ *    ~18 GFLOP/s here), in ./roots-f32.ts: this module does not load tfjs (the matrix worker
+ *    imports it), so its `inverseRoot` throws for 'newton-f32'; the package's `inverseRoot`
+ *    (./index.ts re-exports ./roots-f32.ts) handles every method. Accuracy is limited by float32 (~1e-6 relative for well-conditioned
  *    A); the iteration stops at the tolerance or when max|M - I| stops decreasing, keeping the
  *    best iterate.
  *
@@ -29,7 +31,6 @@
  * cond for a correct float64 result; a caller can reject or fall back when it is large.
  * Newton also returns `newtonResidual` = max|M - I| and `converged`.
  */
-import * as tf from '@tensorflow/tfjs';
 import {
   Mat64,
   MatrixInput,
@@ -278,7 +279,8 @@ function matPow(m: Mat64, p: number): Mat64 {
   return result as Mat64;
 }
 
-function maxAbsMinusIdentity(d: Float64Array | Float32Array, n: number): number {
+/** max |M - I| (NaN -> Infinity); shared with ./roots-f32.ts. */
+export function maxAbsMinusIdentity(d: Float64Array | Float32Array, n: number): number {
   let err = 0;
   for (let i = 0; i < n; i++) {
     for (let j = 0; j < n; j++) {
@@ -296,7 +298,7 @@ function maxAbsMinusIdentity(d: Float64Array | Float32Array, n: number): number 
  * z = 1 / (1.1 lambda_max_est) (30 power iterations, which can only underestimate lambda_max,
  * and stays < p + 1 unless off by more than 4.5x) saves log(ratio)/log(2.4) iterations.
  */
-function newtonScale(A: Mat64, p: number): number {
+export function newtonScale(A: Mat64, p: number): number {
   const zF = (p + 1) / (2 * frobeniusNorm(A));
   const lmax = largestEigenvalue(A);
   return lmax > 0 ? Math.max(zF, 1 / (1.1 * lmax)) : zF;
@@ -327,75 +329,35 @@ function newton64(A: Mat64, p: number, tol: number, maxIter: number) {
   return { X, err, it };
 }
 
-function newton32(A: Mat64, p: number, tol: number, maxIter: number) {
-  const n = A.rows;
-  const alpha = -1 / p;
-  const z = newtonScale(A, p);
-  const eye = tf.eye(n);
-  let X = tf.mul(eye, z ** (1 / p)) as tf.Tensor2D;
-  let M = tf.tensor2d(
-    Float32Array.from(A.data, (v) => v * z),
-    [n, n],
-  );
-  let best = tf.keep(X.clone());
-  let err = maxAbsMinusIdentity(M.dataSync() as Float32Array, n);
-  let bestErr = err;
-  let it = 0;
-  let stall = 0;
-  while (bestErr > tol && it < maxIter) {
-    it++;
-    const [Xn, Mn, En] = tf.tidy(() => {
-      const Mp = tf.add(tf.mul(M, alpha), tf.mul(eye, 1 - alpha)) as tf.Tensor2D;
-      const Xn = tf.matMul(X, Mp);
-      let P: tf.Tensor2D | null = null;
-      let base: tf.Tensor2D = Mp;
-      let e = p;
-      while (e > 0) {
-        if (e & 1) P = P === null ? base : (tf.matMul(P, base) as tf.Tensor2D);
-        e >>= 1;
-        if (e > 0) base = tf.matMul(base, base);
-      }
-      const Mn = tf.matMul(P as tf.Tensor2D, M);
-      const dev = tf.max(tf.abs(tf.sub(Mn, eye)));
-      return [Xn, Mn, dev] as [tf.Tensor2D, tf.Tensor2D, tf.Tensor];
-    });
-    X.dispose();
-    M.dispose();
-    X = Xn as tf.Tensor2D;
-    M = Mn as tf.Tensor2D;
-    err = (En.dataSync() as Float32Array)[0];
-    En.dispose();
-    if (err !== err) err = Infinity;
-    if (err < bestErr) {
-      best.dispose();
-      best = tf.keep(X.clone());
-      bestErr = err;
-      stall = 0;
-    } else if (++stall >= 2 || !Number.isFinite(err)) {
-      break; // float32 floor reached (or divergence): keep the best iterate
-    }
-  }
-  const data = Float64Array.from(best.dataSync() as Float32Array);
-  tf.dispose([X, M, best, eye]);
-  // Symmetrise the float32 result.
-  const out: Mat64 = { rows: n, cols: n, data };
-  for (let i = 0; i < n; i++) {
-    for (let j = i + 1; j < n; j++) {
-      const s = 0.5 * (data[i * n + j] + data[j * n + i]);
-      data[i * n + j] = s;
-      data[j * n + i] = s;
-    }
-  }
-  return { X: out, err: bestErr, it };
+/** The float32 Newton iteration on the shifted matrix (./roots-f32.ts). */
+export type NewtonF32 = (A: Mat64, p: number, tol: number, maxIter: number) => { X: Mat64; err: number; it: number };
+
+/**
+ * (A + eps I)^{-1/p} for symmetric PSD A, p a positive integer. See the file header. This entry
+ * is tfjs-free: method 'newton-f32' throws here; use the package's `inverseRoot` (./roots-f32.ts).
+ */
+export function inverseRoot(a: MatrixInput, p: number, options: InverseRootOptions = {}): InverseRootResult {
+  return inverseRootWith(a, p, options, null);
 }
 
-/** (A + eps I)^{-1/p} for symmetric PSD A, p a positive integer. See the file header. */
-export function inverseRoot(a: MatrixInput, p: number, options: InverseRootOptions = {}): InverseRootResult {
+/** inverseRoot with the float32 Newton iteration supplied by the caller (null: not available). */
+export function inverseRootWith(
+  a: MatrixInput,
+  p: number,
+  options: InverseRootOptions,
+  newton32: NewtonF32 | null,
+): InverseRootResult {
   const method = options.method ?? 'eigh';
   const where = `inverseRoot(A, ${p}, ${method})`;
   if (!(Number.isInteger(p) && p >= 1)) throw new Error(`${where}: p must be a positive integer, got ${p}`);
   if (method !== 'eigh' && method !== 'newton' && method !== 'newton-f32') {
     throw new Error(`${where}: method must be 'eigh', 'newton' or 'newton-f32'`);
+  }
+  if (method === 'newton-f32' && newton32 === null) {
+    throw new Error(
+      `${where}: 'newton-f32' needs tfjs and is not available from src/linalg/roots.ts; ` +
+        "use inverseRoot from the package (src/linalg/index.ts, which adds './roots-f32.ts')",
+    );
   }
   const A = symmetricInput(a, where);
   const n = A.rows;
@@ -419,7 +381,8 @@ export function inverseRoot(a: MatrixInput, p: number, options: InverseRootOptio
   const shifted: Mat64 = { rows: n, cols: n, data: A.data.slice() };
   for (let i = 0; i < n; i++) shifted.data[i * n + i] += epsilon;
   if (frobeniusNorm(shifted) === 0) throw new Error(`${where}: matrix is zero; pass epsilon > 0`);
-  const { X, err, it } = method === 'newton' ? newton64(shifted, p, tol, maxIter) : newton32(shifted, p, tol, maxIter);
+  const { X, err, it } =
+    method === 'newton' || newton32 === null ? newton64(shifted, p, tol, maxIter) : newton32(shifted, p, tol, maxIter);
   const error = inverseRootError(A, X, p, epsilon);
   return { root: X, method, epsilon, clamped: 0, error, iterations: it, newtonResidual: err, converged: err <= tol };
 }

@@ -127,6 +127,15 @@ EXPORT void tred(f64 *a, int n, f64 *d, f64 *e, f64 *beta, f64 *w1, f64 *w2) {
   f64 *pw = w2;     /* w of the pending (previous) step */
   const f64 *pv = 0; /* v of the pending step (row k-1 of a) */
   int pending = 0;
+  /* A column whose off-diagonal part is below 2^-100 max|a_ij| is taken as reduced (H = I), a
+     perturbation far below rounding (QL itself deflates at eps ||T||). Without it, a rank-
+     deficient matrix (a Gram matrix with a many-fold zero eigenvalue) leaves round-off residue
+     in its null space that every further step shrinks by ~eps, into subnormals (slow) and to
+     1/(sigma |v0|) overflowing (non-finite eigenvalues for max|a_ij| below ~1e-6). */
+  f64 amax = 0;
+  for (int i = 0; i < n; i++)
+    for (int j = i; j < n; j++) { f64 t = fabs_(a[(long)i * n + j]); if (t > amax) amax = t; }
+  const f64 negligible = amax * 7.888609052210118e-31; /* 2^-100 */
   for (int k = 0; k < n - 2; k++) {
     f64 *rk = a + (long)k * n;
     if (pending) rank2_row(rk + k, pv + k, pw + k, pv[k], pw[k], n - k);
@@ -136,7 +145,7 @@ EXPORT void tred(f64 *a, int n, f64 *d, f64 *e, f64 *beta, f64 *w1, f64 *w2) {
     f64 sigma2 = 0;
     if (scale > 0) for (int j = k + 2; j < n; j++) { f64 t = rk[j] / scale; sigma2 += t * t; }
     f64 x0 = rk[k + 1];
-    if (scale == 0 || sigma2 == 0) {
+    if (scale <= negligible || sigma2 == 0) {
       e[k] = x0;
       beta[k] = 0;
       /* still owe the pending update to rows k+1..n-1 */
@@ -153,8 +162,17 @@ EXPORT void tred(f64 *a, int n, f64 *d, f64 *e, f64 *beta, f64 *w1, f64 *w2) {
     f64 sigma = sqrt_(x0s * x0s + sigma2) * scale;
     f64 alpha = x0 >= 0 ? -sigma : sigma;
     f64 v0 = x0 - alpha;
-    rk[k + 1] = v0;
-    f64 b = 1 / (sigma * fabs_(v0));
+    /* v scaled by 1/sigma (entries <= 1, v0/sigma in [1, 2]) and beta = sigma/|v0| in [1/2, 1]:
+       the same H = I - beta v v^T at any scale of the input (1/(sigma |v0|) overflows for
+       sigma below ~1e-154) */
+    f64 rs = 1 / sigma;
+    if (rs <= 1e300) {
+      for (int j = k + 2; j < n; j++) rk[j] *= rs;
+    } else {
+      for (int j = k + 2; j < n; j++) rk[j] /= sigma;
+    }
+    rk[k + 1] = v0 / sigma;
+    f64 b = sigma / fabs_(v0);
     beta[k] = b;
     e[k] = alpha;
     const f64 *v = rk; /* v[j], j = k+1..n-1 */
