@@ -226,7 +226,9 @@ describe('AsyncRefresh with the matrix worker', () => {
     expect(refresh.step(2, false, () => [stats(6, 2)])).toBe(good);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toMatch(/matrix worker: eigh: batch\[0\] \(n = 6\).*non-finite entry NaN/);
-    expect(refresh.step(3, true, () => [stats(6, 3)])).toBe(good);
+    // Step 3 submits a good snapshot; a small job may already be back within that same call (a
+    // loaded machine can pause the main thread between submit and poll), so only step 4 is pinned.
+    refresh.step(3, true, () => [stats(6, 3)]);
     expect(refresh.step(4, false, () => [stats(6, 4)])).not.toBe(good);
     expect(refresh.currentStep).toBe(3);
   });
