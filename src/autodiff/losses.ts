@@ -29,9 +29,26 @@ function assertSameShape(fn: string, labels: tf.Tensor, other: tf.Tensor, otherN
 export type LossKind = 'softmax-cross-entropy' | 'sigmoid-cross-entropy' | 'mse';
 export const LOSS_KINDS: readonly LossKind[] = ['softmax-cross-entropy', 'sigmoid-cross-entropy', 'mse'];
 
+/**
+ * max(x) along `axis` (kept dims) with a zero gradient. logSumExp shifts by the max only for
+ * stability: its derivative through the shift cancels exactly, so differentiating it (Max's
+ * gradient: Equal, Cast and products, at every order of an HVP) is wasted work.
+ */
+function stableShift(x: tf.Tensor, axis: number): tf.Tensor {
+  const shift = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const z = args[0] as tf.Tensor;
+    return { value: tf.max(z, axis, true), gradFunc: () => tf.zerosLike(z) };
+  });
+  return shift(x);
+}
+
 export function logSoftmax(logits: tf.Tensor, axis = -1): tf.Tensor {
   assertTensor(logits, 'logits', 'losses.logSoftmax');
-  return tf.tidy(() => tf.sub(logits, tf.logSumExp(logits, axis, true)));
+  return tf.tidy(() => {
+    // tf.logSumExp's arithmetic (max + log(sum(exp(x - max)))), with the max off the gradient path.
+    const m = stableShift(logits, axis);
+    return tf.sub(logits, tf.add(m, tf.log(tf.sum(tf.exp(tf.sub(logits, m)), axis, true))));
+  });
 }
 
 /** Mean over the batch of -sum_k labels_k log softmax(logits)_k. Labels: one-hot or soft. */

@@ -42,17 +42,41 @@ export function installWasmMatMulTranspose(): void {
   const transposeFunc = transpose.kernelFunc as unknown as (args: KernelArgs) => tf.TensorInfo;
   const kernelFunc = (args: KernelArgs): tf.TensorInfo => {
     const { inputs, backend, attrs = {} } = args;
-    if (!attrs.transposeA && !attrs.transposeB) return matMulFunc(args);
+    const tA = Boolean(attrs.transposeA);
+    const tB = Boolean(attrs.transposeB);
+    if (!tA && !tB) return matMulFunc(args);
     const temps: tf.TensorInfo[] = [];
-    const plain = (x: tf.TensorInfo, flag: unknown): tf.TensorInfo => {
-      if (!flag) return x;
+    const transposed = (x: tf.TensorInfo): tf.TensorInfo => {
       const t = transposeFunc({ inputs: { x }, backend, attrs: { perm: swapLast2(x.shape.length) } });
       temps.push(t);
       return t;
     };
+    const plain = (x: tf.TensorInfo, flag: boolean): tf.TensorInfo => (flag ? transposed(x) : x);
+    const { a, b } = inputs;
+    // Two ways to a plain product: transpose the flagged operands, or compute the transposed
+    // result C^T = op(b)^T op(a)^T (transposing the unflagged operands) and transpose it back.
+    // Take the one that moves fewer elements: for A^T B with A [256,784] (the input of a first
+    // layer) and B [256,128], 133k elements instead of 200k.
+    const size = (x: tf.TensorInfo): number => x.shape.reduce((p, d) => p * d, 1);
+    const rows = a.shape[a.shape.length - (tA ? 1 : 2)];
+    const cols = b.shape[b.shape.length - (tB ? 2 : 1)];
+    const batchOf = (x: tf.TensorInfo): number => x.shape.slice(0, -2).reduce((p, d) => p * d, 1);
+    const batch = Math.max(batchOf(a), batchOf(b));
+    const direct = (tA ? size(a) : 0) + (tB ? size(b) : 0);
+    const swapped = (tA ? 0 : size(a)) + (tB ? 0 : size(b)) + batch * rows * cols;
     try {
+      if (swapped < direct && a.shape.length === b.shape.length) {
+        const ct = matMulFunc({
+          inputs: { a: plain(b, !tB), b: plain(a, !tA) },
+          backend,
+          attrs: { ...attrs, transposeA: false, transposeB: false },
+        });
+        temps.push(ct);
+        const c = transposeFunc({ inputs: { x: ct }, backend, attrs: { perm: swapLast2(ct.shape.length) } });
+        return c;
+      }
       return matMulFunc({
-        inputs: { a: plain(inputs.a, attrs.transposeA), b: plain(inputs.b, attrs.transposeB) },
+        inputs: { a: plain(a, tA), b: plain(b, tB) },
         backend,
         attrs: { ...attrs, transposeA: false, transposeB: false },
       });
@@ -64,6 +88,18 @@ export function installWasmMatMulTranspose(): void {
   fastConfig = { ...original, kernelFunc: kernelFunc as unknown as tf.KernelFunc };
   tf.unregisterKernel('BatchMatMul', 'wasm');
   tf.registerKernel(fastConfig);
+}
+
+/**
+ * True when a matMul with transposeA/transposeB costs about as much as a plain one on the active
+ * backend: every backend but wasm, and wasm once the wrapper above is the registered kernel
+ * (withStockWasmMatMul swaps it out). The BatchMatMul gradient (src/autodiff/registrations.ts)
+ * asks for transposed products only then: the transpose happens inside the kernel, off the tape,
+ * so a second-order pass does not differentiate (and re-transpose) explicit Transpose ops.
+ */
+export function transposedMatMulIsFast(): boolean {
+  if (tf.getBackend() !== 'wasm') return true;
+  return wrapped && tf.getKernel('BatchMatMul', 'wasm') === fastConfig;
 }
 
 let identityShared = false;
