@@ -362,6 +362,9 @@ function noDilation(dilations: unknown, kernel: string): void {
   }
 }
 
+/** Whether the stock Conv2DBackpropInput's setupFunc has been run (withStockWasmConvInput). */
+let stockSetUp = false;
+
 /**
  * Run `fn` with tfjs-backend-wasm's stock Conv2DBackpropInput (the others have no stock
  * version) -- for benchmarks and tests that compare with it.
@@ -370,6 +373,13 @@ export function withStockWasmConvInput<T>(fn: () => T): T {
   const stock = stockConfigs.get('Conv2DBackpropInput');
   const fast = fastConfigs.get('Conv2DBackpropInput');
   if (!stock || !fast) return fn();
+  // The stock kernel binds its wasm function in setupFunc, which tfjs runs only for kernels
+  // registered when the backend initialises: if the swap came first, bind it here, once.
+  const backend = tf.findBackend('wasm');
+  if (!stockSetUp && stock.setupFunc && backend) {
+    stock.setupFunc(backend);
+    stockSetUp = true;
+  }
   tf.unregisterKernel('Conv2DBackpropInput', 'wasm');
   tf.registerKernel(stock);
   try {
