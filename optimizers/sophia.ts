@@ -58,7 +58,7 @@ import {
   type ProbeGenerator,
 } from '../src/optim/diagonal-hessian.js';
 import { option, optionDocs, type OptionsInput } from '../src/optim/options.js';
-import { ema } from '../src/optim/transforms.js';
+import { decoupledWeightDecay, ema } from '../src/optim/transforms.js';
 
 export type SophiaEstimator = 'auto' | 'gnb' | 'hutchinson';
 
@@ -135,7 +135,7 @@ export class Sophia extends DiagonalHessianOptimizer<typeof SOPHIA_OPTIONS> {
       state.set('hessian', h);
     }
     const lr = ctx.learningRate;
-    const p = o.weightDecay === 0 ? param : tf.mul(param, 1 - lr * o.weightDecay);
+    const p = decoupledWeightDecay(param, lr, o.weightDecay);
     const ratio = tf.clipByValue(tf.div(m, tf.maximum(tf.mul(h, o.rho), o.eps)), -o.clipThreshold, o.clipThreshold);
     return tf.sub(p, tf.mul(ratio, lr));
   }
