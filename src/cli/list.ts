@@ -29,7 +29,11 @@ export function listCommand(io: CliIO, opts: { json?: boolean }): void {
   const lines: string[] = ['Optimizers:'];
   for (const o of optimizers) {
     lines.push(`  ${o.name}  ${o.description}`);
-    for (const x of o.options) lines.push(`      --set ${x.name}=${show(x.default)}  (${x.type}) ${x.description}`);
+    for (const x of o.options) {
+      // Function-valued options (callbacks, probe generators) have no text form: set them in code.
+      if (x.type === 'function') lines.push(`      (in code only) ${x.name}  (function) ${x.description}`);
+      else lines.push(`      --set ${x.name}=${show(x.default)}  (${x.type}) ${x.description}`);
+    }
   }
   lines.push('', 'Problems:');
   for (const p of probs) {
