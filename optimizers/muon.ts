@@ -174,7 +174,7 @@ export function newtonSchulz(
   X = tf.div(X, s);
   X = tf.div(X, tf.add(tf.norm(X), tf.div(eps, s)));
   const [a, b, c] = coeffs;
-  // X^T is formed explicitly: wasm's transposed matMul is slow (src/autodiff/wasm-matmul.ts).
+  // X^T is formed explicitly: wasm's transposed matMul is slow (src/tfjs-internals/wasm-matmul.ts).
   // aX + (bA + cA^2)X is computed as (aI + bA + cA^2) X: the m x m sum is cheap, and the two
   // elementwise passes over the m x n iterate are saved.
   const aI = tf.mul(tf.eye(X.shape[0]), a);
