@@ -33,10 +33,10 @@
  *
  * Where this differs from the authors' code, and why:
  * - `updateEach` (default 10; davda54/ada-hessian's `update_each`): the Hessian estimate (one
- *   HVP, 3.9x a gradient on the bench MLP, wasm) is taken every updateEach steps and v changes only
+ *   HVP, 2.1x a gradient on the bench MLP, wasm) is taken every updateEach steps and v changes only
  *   then; the authors estimate every step (updateEach 1 reproduces them exactly). At 1 a step
- *   costs 2.8x an Adam step on the bench MLP, at 10 1.25x; issue 17 asks for <= 2.5x at the default
- *   period (`npm run bench -- second-order`; docs/optimizers.md has the measurements).
+ *   costs 3.4x an Adam step on the bench MLP, at 10 1.44x (BENCHMARKS.md, quiet run); issue 17
+ *   asks for <= 2.5x at the default period (`npm run bench -- second-order`; docs/optimizers.md).
  * - The bias correction of v uses n, the number of estimates taken (equal to t at updateEach 1).
  * - Probes come from a seeded generator (`seed`, per step; `probes` injects one), not torch's
  *   global generator, so a restored optimizer draws the same probes as the original.

@@ -42,9 +42,11 @@
  * alone ran 30-37 iterations; 20 were no better at 60 steps), curvatureFraction 0.5 (1/2 beat 1/4
  * and 1/8 at equal steps), preconditioner 'none' kept. Full-batch problems and plain closures
  * keep Martens' 250-iteration cap and the 'batch' ratio. Together (3 seeds, ratios to tuned
- * Adam in one run): autoencoder-mnist from 0/3 seeds at target, 3786 ms/step (62x Adam), to
- * 2/3 at 0.32x Adam's steps and 2.54x its seconds, 475 ms/step (7x); mlp-mnist from 1175
- * ms/step (51x) to 564 (11x), target still missed. MINI_BATCH_SETTINGS (below): 0.97x.
+ * Adam in one run under load): autoencoder-mnist from 0/3 seeds at target, 3786 ms/step (62x
+ * Adam), to 2/3 at 0.32x Adam's steps and 2.54x its seconds, 475 ms/step (7x); mlp-mnist from
+ * 1175 ms/step (51x) to 564 (11x), target still missed. BENCHMARKS.md, quiet run: autoencoder-mnist
+ * 1/3 at 0.31x steps and 2.83x seconds (87.2 ms/step, ~10x Adam), mlp-mnist missed (~11x Adam);
+ * MINI_BATCH_SETTINGS (below) missed both (its 0.97x was measured under load).
  *
  * Where Gauss-Newton products come from (given functions, a bound problem, or captured from
  * the tape in model.fit): optimizers/hessian-free/curvature.ts.
@@ -124,8 +126,10 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
   /**
    * Mini-batch settings for harness problems (bound problem, setCurvatureBatch): curvature on a
    * quarter of the batch, the squared-gradient preconditioner, lambda from 0.1. Measured on
-   * autoencoder-mnist (time to target, 3 seeds, same run): 3/3 seeds at 0.48x tuned Adam's steps
-   * and 0.97x its seconds, where the defaults took 0.33x and 2.00x (docs/optimizers.md). Not the
+   * autoencoder-mnist under load (time to target, 3 seeds, same run): 3/3 seeds at 0.48x tuned
+   * Adam's steps and 0.97x its seconds, where the defaults took 0.33x and 2.00x
+   * (docs/optimizers.md); BENCHMARKS.md's quiet run did not reproduce it (0/3 seeds at the target
+   * within the 3x budget; the defaults 1/3 at 0.31x / 2.83x). Not the
    * defaults: damping and the preconditioner also drive model.fit and plain closures, whose
    * defaults the float64 reference trajectories pin. `new HessianFree({ ...HessianFree.MINI_BATCH_SETTINGS })`.
    */

@@ -60,10 +60,10 @@
  * (52 M: x W1, h W2 and their weight gradients; the input needs none), so no dense float32 NS can
  * bring a step below ~3.7x an Adam step there at equal throughput (1.3x needs batches of ~2,300).
  * The iteration already runs on the smaller side, with no transposed matMul (one explicit
- * transpose of the m x n iterate per step, ~1% of the step) and the quintic fused into one
+ * transpose of the m x n iterate per iteration, ~9% of the step) and the quintic fused into one
  * m x m polynomial times X; keeping X^T as a second iterate instead (X^T <- X^T B, B symmetric)
- * was measured slower (one more m^2 n product). `npm run bench -- muon` measures 3.4x an Adam
- * step at batch 256 and 1.5x at 1024 (wasm, quiet machine), and breaks the time down.
+ * was measured slower (one more m^2 n product). `npm run bench -- muon` measures 3.6x an Adam
+ * step at batch 256 and 1.8x at 1024 (wasm; BENCHMARKS.md, quiet run), and breaks the time down.
  *
  * State slots: 'mu' (2-D variables), 'expAvg' and 'expAvgSq' (the others).
  *
@@ -174,7 +174,7 @@ export function newtonSchulz(
   X = tf.div(X, s);
   X = tf.div(X, tf.add(tf.norm(X), tf.div(eps, s)));
   const [a, b, c] = coeffs;
-  // X^T is formed explicitly: wasm's transposed matMul is slow (src/autodiff/wasm-matmul.ts).
+  // X^T is formed explicitly: wasm's transposed matMul is slow (src/tfjs-internals/wasm-matmul.ts).
   // aX + (bA + cA^2)X is computed as (aI + bA + cA^2) X: the m x m sum is cheap, and the two
   // elementwise passes over the m x n iterate are saved.
   const aI = tf.mul(tf.eye(X.shape[0]), a);

@@ -54,7 +54,8 @@
  *   preconditionFrequency 20 (DS 1; 10 before issue 16): roots are computed in float64 on the
  *     CPU, ~100x slower than DS's GPU eigh, so they are amortised; chosen by time to target
  *     (scripts/bench/time-to-target.ts, docs/shampoo.md "Time to target"): with block 128 it
- *     took 0.62x the seconds of f = 10 / block 256 on mlp-mnist at about the same steps.
+ *     took 0.62x the seconds of f = 10 / block 256 on mlp-mnist at about the same steps (under
+ *     load; BENCHMARKS.md, quiet run: 1.69x Adam's step against 2.44x for f = 10 / block 256).
  *   maxPreconditionerDim 128 (DS 1024; 256 before issue 16): the preconditioning products cost
  *     O(b) per gradient entry and a b^3 eigendecomposition per factor, so 128-blocks halve the
  *     per-step products of 256-blocks and cut a refresh ~4x; steps to target were unchanged.

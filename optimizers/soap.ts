@@ -68,8 +68,8 @@
  * start. For a 784 x 128 kernel that is ~275 M multiply-adds a step and ~2.5 G per refresh,
  * against 52 M for the forward and backward pass of a batch of 256: on the 784-128-10 MLP the
  * FLOP ratio to an Adam step is 11x at batch 256 and 3.5x at 1024 (`npm run bench -- soap`
- * measured 10x and 3.1x); with maxPreconditionDim 512 (the 784 side unfactored) 1.8x and 1.2x
- * (measured 1.6x and 1.1x).
+ * measured 9.7x and 3.6x; BENCHMARKS.md, quiet run); with maxPreconditionDim 512 (the 784 side
+ * unfactored) 1.8x and 1.2x (measured 1.7x and 1.2x).
  *
  * State slots: 'expAvg' (m, in the eigenbasis), 'expAvgSq' (v, in the eigenbasis), 'GG<i>' and
  * 'Q<i>' per factored dimension i of the merged shape. `failedEigenbases` is saved too.
