@@ -123,6 +123,11 @@ import { cotangentSampler, diagonalFallback, type CotangentPlan, type StepEntry 
 import { KFAC_OPTIONS, type KFACEstimation, type KFACLossKind, type KFACOptions } from '../src/kfac/options.js';
 import { dot, QuadraticModel, solveQuadraticModel, type VectorMap } from '../src/kfac/quadratic-model.js';
 import { orphanedStateError } from '../src/kfac/registry.js';
+import { AsyncInverses } from '../src/kfac/async-inverses.js';
+import { blockStateKey } from '../src/kfac/blocks.js';
+import type { MatrixService } from '../src/async/index.js';
+import type { NamedTensorLike } from '../src/optim/base.js';
+import { invalidOption } from '../src/optim/options.js';
 
 export { KFAC_OPTIONS } from '../src/kfac/options.js';
 export type {
@@ -134,6 +139,14 @@ export type {
   KFACQuadraticModel,
   KroneckerBlock,
 } from '../src/kfac/options.js';
+
+/** Internal and test hooks (not part of the saved config). */
+export interface KFACInternals {
+  /** inverseStaleness > 0: the service computing the inverses (default: one shared worker). */
+  matrixService?: MatrixService;
+  /** inverseStaleness > 0: swap each result in exactly inverseStaleness steps after its snapshot (reproducible). */
+  deterministicInverses?: boolean;
+}
 
 /** Damping factor after a rejected step (rejectSteps). */
 const REJECT_DAMPING_INCREASE = 10;
@@ -191,6 +204,44 @@ export class KFAC extends KFACBase {
   rejectedSteps = 0;
   /** Step sizes chosen at the last update (learning rate alpha, momentum mu). */
   lastStep: { alpha: number; mu: number } = { alpha: Number.NaN, mu: Number.NaN };
+  /** Inverses refreshed in a worker (inverseStaleness > 0), else null (computed in the step). */
+  readonly asyncInverses: AsyncInverses | null;
+  /** Asynchronous inverse refreshes that failed or were non-finite (the previous inverses were kept). */
+  failedInverses = 0;
+
+  /** `internals`: internal and test hooks (KFACInternals), not part of the saved config. */
+  constructor(options: KFACOptions = {}, internals: KFACInternals = {}) {
+    super(options);
+    const o = this.options;
+    if (o.inverseStaleness > 0 && o.factorRank > 0) {
+      throw invalidOption(
+        'inverseStaleness',
+        o.inverseStaleness,
+        'asynchronous inverses need exact factor inverses (factorRank 0); low-rank inverses stay synchronous',
+      );
+    }
+    this.asyncInverses =
+      o.inverseStaleness > 0
+        ? new AsyncInverses(
+            {
+              maxStaleness: o.inverseStaleness,
+              deterministic: internals.deterministicInverses ?? false,
+              ...(internals.matrixService ? { service: internals.matrixService } : {}),
+            },
+            () => (this.failedInverses += 1),
+          )
+        : null;
+  }
+
+  override async setWeights(weights: NamedTensorLike[]): Promise<void> {
+    await super.setWeights(weights);
+    this.asyncInverses?.reset(); // work in flight belongs to the old state
+  }
+
+  override dispose(): void {
+    this.asyncInverses?.reset();
+    super.dispose();
+  }
 
   // ------------------------------------------------------------------ the step
 
@@ -273,7 +324,14 @@ export class KFAC extends KFACBase {
         this.estimator.updateCurvatureEstimate(active, s.plan, o.statsDecay, s.est !== 'exact', rows(o.statsBatchSize));
       }
       if (s.burnIn) return true;
-      const refresh = s.k % o.inverseUpdatePeriod === 0;
+      let refresh = s.k % o.inverseUpdatePeriod === 0;
+      if (this.asyncInverses !== null) {
+        for (const { block } of active) {
+          if (!block.hasEstimate) continue;
+          this.asyncInverses.step(block.name, this.stateFor(blockStateKey(block.name)), s.k, refresh, lambda);
+        }
+        refresh = false; // the slots hold the inverses in use (computed inline when there were none)
+      }
       const inverses = this.estimator.updateCache(active, lambda, refresh, o.factorRank, 1 + o.seed * 7919 + s.k);
       const grad = new Map(s.entries.map((e) => [e.name, addL2WeightDecay(e.grad, e.variable, o.weightDecay)]));
       const dir = this.estimator.multiplyMatpower(active, grad, inverses);
