@@ -52,7 +52,8 @@
  * adaptDamping true, dampingInterval 5, dampingDecay 0.9 (kfac-jax), statsDecay 0.95,
  * statsUpdatePeriod 1, inverseUpdatePeriod 5, estimation 'fisher', lossKind 'auto',
  * learningRate 1e-3 and momentum 0.9 (used when adaptive is false), klClip 0, weightDecay 0,
- * burnIn 0, seed 0, factorRank 0 (exact inverses), statsBatchSize 32 (the factor statistics
+ * burnIn 0, seed 0, factorRank 0 (exact inverses), inverseStaleness 0 (inverses computed in the
+ * step), statsBatchSize 32 (the factor statistics
  * from the batch's first 32 examples, as Martens 2010's curvature mini-batch; kfac-jax: the whole
  * batch; chosen by time to target, issue 16: the A statistics were the largest part of a step)
  * and quadraticBatchSize 0 (the quadratic model over the whole batch; 0: all). What each part
@@ -92,6 +93,12 @@
  * - Inverses come from a block Schur-complement inverse on tfjs matMuls (float32) with float64
  *   leaves, recomputed every inverseUpdatePeriod steps; damping changes take effect at the next
  *   refresh (kfac-jax can re-damp eigendecompositions without refactorising).
+ * - inverseStaleness k > 0 (off by default): the refresh of step s submits a float64 snapshot of
+ *   the damped factors A + pi sqrt(lambda) I, G + sqrt(lambda)/pi I (lambda of step s) to a
+ *   src/async worker, which inverts them by Cholesky; the result replaces Ainv/Ginv at step s + k
+ *   at the latest (src/kfac/async-inverses.ts; a block's first inverses are computed inline).
+ *   Cholesky, not eigh: the blocks need no eigenbasis since damping changes wait for the next
+ *   refresh anyway, and it is ~9x fewer flops. Not with factorRank > 0 (refused).
  * - Loss scaling follows tfjs (mean over the batch and over outputs for MSE / sigmoid
  *   cross-entropy): the sampled cotangents are scaled so that E[g g^T] equals the loss's
  *   Gauss-Newton matrix.
@@ -99,7 +106,10 @@
  *   of a separate pass over data.
  *
  * State: per block '@kfac/<layer>' slots A, G, Ainv, Ginv, or with factorRank for a large
- * factor X: XU, XUt, Xcoef, Xtail, Xbasis (step = statistics updates); per
+ * factor X: XU, XUt, Xcoef, Xtail, Xbasis (step = statistics updates); per variable the momentum
+ * buffer 'velocity'. Checkpoints (getWeights/setWeights) capture these slots: with
+ * inverseStaleness the inverses in use, not the worker's job in flight, which setWeights drops
+ * (the restored run keeps the saved inverses until its next scheduled refresh arrives).
  *
  * Structure (kfac-jax's): curvature blocks own their factors and inverse cache
  * (src/kfac/blocks.ts: updateCurvatureEstimate, updateCache, multiplyMatpower), the estimator
