@@ -194,7 +194,32 @@ describe('K-FAC with asynchronous factor inverses', () => {
     q.dispose();
   });
 
+  it('a failed refresh keeps the previous inverses and is counted; training goes on', () => {
+    const inline = createInlineMatrixService();
+    // A service whose jobs fail (the worker rejects non-finite input the same way).
+    const failing: MatrixService = Object.assign(Object.create(inline) as MatrixService, {
+      submitSpdInverses: (batch: readonly { n: number; data: Float64Array }[]) =>
+        inline.submitSpdInverses(batch.map((m) => ({ n: m.n, data: new Float64Array(m.data.length).fill(NaN) }))),
+    });
+    const warn = console.warn;
+    const r = (() => {
+      try {
+        console.warn = () => {};
+        return train({ inverseStaleness: 1 }, { matrixService: failing, deterministicInverses: true }, 10);
+      } finally {
+        console.warn = warn;
+      }
+    })();
+    // The refreshes of steps 3 and 6 of two blocks fail when due (at 4 and 7; the one of step 9
+    // is due at 10); the inline first inverses (step 0) stay in use.
+    expect(r.failed).toBe(4);
+    expect(r.stats!.inline).toBe(2);
+    expect(r.w.every((x) => Number.isFinite(x))).toBe(true);
+    expect(r.leak).toBe(0);
+  });
+
   it('refuses a bad inverseStaleness, and low-rank factor inverses with it', () => {
+    expect(new KFAC({}).asyncInverses).toBeNull();
     expect(() => new KFAC({ inverseStaleness: -1 })).toThrow(/inverseStaleness/);
     expect(() => new KFAC({ inverseStaleness: 1.5 })).toThrow(/inverseStaleness/);
     expect(() => new KFAC({ inverseStaleness: 2, factorRank: 8 })).toThrow(/inverseStaleness.*factorRank 0/);
