@@ -52,7 +52,8 @@
  * adaptDamping true, dampingInterval 5, dampingDecay 0.9 (kfac-jax), statsDecay 0.95,
  * statsUpdatePeriod 1, inverseUpdatePeriod 5, estimation 'fisher', lossKind 'auto',
  * learningRate 1e-3 and momentum 0.9 (used when adaptive is false), klClip 0, weightDecay 0,
- * burnIn 0, seed 0, factorRank 0 (exact inverses), statsBatchSize 32 (the factor statistics
+ * burnIn 0, seed 0, factorRank 0 (exact inverses), inverseStaleness 0 (inverses computed in the
+ * step), statsBatchSize 32 (the factor statistics
  * from the batch's first 32 examples, as Martens 2010's curvature mini-batch; kfac-jax: the whole
  * batch; chosen by time to target, issue 16: the A statistics were the largest part of a step)
  * and quadraticBatchSize 0 (the quadratic model over the whole batch; 0: all). What each part
@@ -92,6 +93,12 @@
  * - Inverses come from a block Schur-complement inverse on tfjs matMuls (float32) with float64
  *   leaves, recomputed every inverseUpdatePeriod steps; damping changes take effect at the next
  *   refresh (kfac-jax can re-damp eigendecompositions without refactorising).
+ * - inverseStaleness k > 0 (off by default): the refresh of step s submits a float64 snapshot of
+ *   the damped factors A + pi sqrt(lambda) I, G + sqrt(lambda)/pi I (lambda of step s) to a
+ *   src/async worker, which inverts them by Cholesky; the result replaces Ainv/Ginv at step s + k
+ *   at the latest (src/kfac/async-inverses.ts; a block's first inverses are computed inline).
+ *   Cholesky, not eigh: the blocks need no eigenbasis since damping changes wait for the next
+ *   refresh anyway, and it is ~9x fewer flops. Not with factorRank > 0 (refused).
  * - Loss scaling follows tfjs (mean over the batch and over outputs for MSE / sigmoid
  *   cross-entropy): the sampled cotangents are scaled so that E[g g^T] equals the loss's
  *   Gauss-Newton matrix.
@@ -99,7 +106,10 @@
  *   of a separate pass over data.
  *
  * State: per block '@kfac/<layer>' slots A, G, Ainv, Ginv, or with factorRank for a large
- * factor X: XU, XUt, Xcoef, Xtail, Xbasis (step = statistics updates); per
+ * factor X: XU, XUt, Xcoef, Xtail, Xbasis (step = statistics updates); per variable the momentum
+ * buffer 'velocity'. Checkpoints (getWeights/setWeights) capture these slots: with
+ * inverseStaleness the inverses in use, not the worker's job in flight, which setWeights drops
+ * (the restored run keeps the saved inverses until its next scheduled refresh arrives).
  *
  * Structure (kfac-jax's): curvature blocks own their factors and inverse cache
  * (src/kfac/blocks.ts: updateCurvatureEstimate, updateCache, multiplyMatpower), the estimator
@@ -123,6 +133,11 @@ import { cotangentSampler, diagonalFallback, type CotangentPlan, type StepEntry 
 import { KFAC_OPTIONS, type KFACEstimation, type KFACLossKind, type KFACOptions } from '../src/kfac/options.js';
 import { dot, QuadraticModel, solveQuadraticModel, type VectorMap } from '../src/kfac/quadratic-model.js';
 import { orphanedStateError } from '../src/kfac/registry.js';
+import { AsyncInverses } from '../src/kfac/async-inverses.js';
+import { blockStateKey } from '../src/kfac/blocks.js';
+import type { MatrixService } from '../src/async/index.js';
+import type { NamedTensorLike } from '../src/optim/base.js';
+import { invalidOption } from '../src/optim/options.js';
 
 export { KFAC_OPTIONS } from '../src/kfac/options.js';
 export type {
@@ -134,6 +149,14 @@ export type {
   KFACQuadraticModel,
   KroneckerBlock,
 } from '../src/kfac/options.js';
+
+/** Internal and test hooks (not part of the saved config). */
+export interface KFACInternals {
+  /** inverseStaleness > 0: the service computing the inverses (default: one shared worker). */
+  matrixService?: MatrixService;
+  /** inverseStaleness > 0: swap each result in exactly inverseStaleness steps after its snapshot (reproducible). */
+  deterministicInverses?: boolean;
+}
 
 /** Damping factor after a rejected step (rejectSteps). */
 const REJECT_DAMPING_INCREASE = 10;
@@ -191,6 +214,44 @@ export class KFAC extends KFACBase {
   rejectedSteps = 0;
   /** Step sizes chosen at the last update (learning rate alpha, momentum mu). */
   lastStep: { alpha: number; mu: number } = { alpha: Number.NaN, mu: Number.NaN };
+  /** Inverses refreshed in a worker (inverseStaleness > 0), else null (computed in the step). */
+  readonly asyncInverses: AsyncInverses | null;
+  /** Asynchronous inverse refreshes that failed or were non-finite (the previous inverses were kept). */
+  failedInverses = 0;
+
+  /** `internals`: internal and test hooks (KFACInternals), not part of the saved config. */
+  constructor(options: KFACOptions = {}, internals: KFACInternals = {}) {
+    super(options);
+    const o = this.options;
+    if (o.inverseStaleness > 0 && o.factorRank > 0) {
+      throw invalidOption(
+        'inverseStaleness',
+        o.inverseStaleness,
+        'asynchronous inverses need exact factor inverses (factorRank 0); low-rank inverses stay synchronous',
+      );
+    }
+    this.asyncInverses =
+      o.inverseStaleness > 0
+        ? new AsyncInverses(
+            {
+              maxStaleness: o.inverseStaleness,
+              deterministic: internals.deterministicInverses ?? false,
+              ...(internals.matrixService ? { service: internals.matrixService } : {}),
+            },
+            () => (this.failedInverses += 1),
+          )
+        : null;
+  }
+
+  override async setWeights(weights: NamedTensorLike[]): Promise<void> {
+    await super.setWeights(weights);
+    this.asyncInverses?.reset(); // work in flight belongs to the old state
+  }
+
+  override dispose(): void {
+    this.asyncInverses?.reset();
+    super.dispose();
+  }
 
   // ------------------------------------------------------------------ the step
 
@@ -273,7 +334,14 @@ export class KFAC extends KFACBase {
         this.estimator.updateCurvatureEstimate(active, s.plan, o.statsDecay, s.est !== 'exact', rows(o.statsBatchSize));
       }
       if (s.burnIn) return true;
-      const refresh = s.k % o.inverseUpdatePeriod === 0;
+      let refresh = s.k % o.inverseUpdatePeriod === 0;
+      if (this.asyncInverses !== null) {
+        for (const { block } of active) {
+          if (!block.hasEstimate) continue;
+          this.asyncInverses.step(block.name, this.stateFor(blockStateKey(block.name)), s.k, refresh, lambda);
+        }
+        refresh = false; // the slots hold the inverses in use (computed inline when there were none)
+      }
       const inverses = this.estimator.updateCache(active, lambda, refresh, o.factorRank, 1 + o.seed * 7919 + s.k);
       const grad = new Map(s.entries.map((e) => [e.name, addL2WeightDecay(e.grad, e.variable, o.weightDecay)]));
       const dir = this.estimator.multiplyMatpower(active, grad, inverses);

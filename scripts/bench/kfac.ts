@@ -90,6 +90,7 @@ export async function run(): Promise<string> {
       name: 'K-FAC defaults (fisher, adaptive, statistics every step on 32 examples, inverses every 5)',
       options: {},
     },
+    { name: 'K-FAC defaults, inverseStaleness 5 (worker)', options: { inverseStaleness: 5 } },
     {
       name: 'K-FAC previous defaults = kfac-jax defaults (statistics on the whole batch)',
       options: { statsBatchSize: 0 },
@@ -133,6 +134,8 @@ export async function run(): Promise<string> {
   ];
   const stepsPerRound = 20;
   const FAST = variants.findIndex((v) => v.options === FAST_SETTINGS);
+  const PREVIOUS = variants.findIndex((v) => v.options?.statsBatchSize === 0);
+  const ASYNC = variants.findIndex((v) => v.options?.inverseStaleness !== undefined);
 
   const state = variants.map((v, i) => {
     const model = tf.sequential();
@@ -182,6 +185,16 @@ export async function run(): Promise<string> {
     const t = median(s.times);
     lines.push(
       `| ${s.v.name} | ${t.toFixed(1)} | ${(t / sgd).toFixed(2)} (${(Math.min(...s.times) / best).toFixed(2)}) |`,
+    );
+  }
+  const asyncStats = (state[ASYNC]!.opt as KFAC).asyncInverses?.stats();
+  if (asyncStats) {
+    lines.push(
+      '',
+      `inverseStaleness 5: the factor inverses (Cholesky, float64) of damped snapshots in a src/async worker; ` +
+        `over the run ${asyncStats.inline} computed inline (first), ${asyncStats.submitted} submitted, ` +
+        `${asyncStats.swapped} swapped in, ${asyncStats.skipped} requests skipped (one in flight), ` +
+        `${asyncStats.blocked} steps blocked for ${asyncStats.blockedMs.toFixed(0)} ms in all.`,
     );
   }
 
@@ -265,7 +278,7 @@ export async function run(): Promise<string> {
     return (reps * 2 * 256 * 785 * 256) / ((performance.now() - t0) / 1000) / 1e9;
   });
   breakdown(1, 'the default K-FAC step');
-  breakdown(2, 'the previous default step (statistics on the whole batch)');
+  breakdown(PREVIOUS, 'the previous default step (statistics on the whole batch)');
   breakdown(FAST, 'the fast settings');
   lines.push('');
   for (const s of state) {

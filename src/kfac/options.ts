@@ -51,6 +51,11 @@ export const KFAC_OPTIONS = {
   statsDecay: option.decay(0.95, 'EMA decay of the Kronecker factors'),
   statsUpdatePeriod: option.number(1, 'Steps between factor statistics updates', period),
   inverseUpdatePeriod: option.number(5, 'Steps between inverse refreshes', period),
+  inverseStaleness: option.number(
+    0,
+    'Factor inverses computed in a worker thread (src/async, Cholesky) from a damped snapshot, used up to this many steps late; 0 = computed in the step',
+    { min: 0, integer: true },
+  ),
   statsBatchSize: option.number(
     32,
     'Examples of each mini-batch (its first ones) whose activations and output gradients feed the factor statistics; 0: all',
