@@ -14,26 +14,21 @@
  * work in flight is dropped by setWeights (the next refresh recomputes from the restored
  * statistics).
  */
-import { AsyncRefresh, createMatrixWorker } from '../../src/async/index.js';
+import { AsyncRefresh, createInlineMatrixService, sharedMatrixWorker } from '../../src/async/index.js';
 import type { EighOutput, MatrixService, SymmetricMatrix64 } from '../../src/async/index.js';
-import { eigh, inverseRootFromEigen } from '../../src/linalg/index.js';
+import { inverseRootFromEigen } from '../../src/linalg/index.js';
 import type { SlotState } from '../../src/optim/base.js';
 import type { ShampooPreconditioner } from './preconditioner.js';
 import type { RootRules, StatisticSnapshot } from './roots.js';
+
+/** First roots of a parameter, due at their own step: the worker's computation, on this thread. */
+const inlineService = createInlineMatrixService();
 
 interface Snapshot {
   step: number;
   meta: { block: number; dim: number; n: number }[];
   mats: SymmetricMatrix64[];
   rules: RootRules;
-}
-
-let shared: MatrixService | undefined;
-
-/** One worker per process, shared by every Shampoo that does not pass its own service. */
-function sharedService(): MatrixService {
-  shared ??= createMatrixWorker();
-  return shared;
 }
 
 /** The symmetrised, scaled float64 matrices of the non-zero statistics. */
@@ -112,10 +107,10 @@ export class AsyncRoots {
   private entryFor(state: SlotState) {
     let e = this.refreshes.get(state);
     if (e === undefined) {
-      const service = this.options.service ?? sharedService();
+      const service = this.options.service ?? sharedMatrixWorker();
       const refresh = new AsyncRefresh<Snapshot, EighOutput[]>({
         submit: (s) => service.submitEigh(s.mats),
-        inline: (s) => s.mats.map((m) => eighOutput(m)),
+        inline: (s) => inlineService.submitEigh(s.mats).wait(),
         maxStaleness: this.options.maxStaleness,
         deterministic: this.options.deterministic,
         onError: () => this.onFailure(),
@@ -126,11 +121,6 @@ export class AsyncRoots {
     }
     return e;
   }
-}
-
-function eighOutput(m: SymmetricMatrix64): EighOutput {
-  const { values, vectors } = eigh({ rows: m.n, cols: m.n, data: m.data });
-  return { n: m.n, values, vectors: vectors.data };
 }
 
 /** W = diag(w) V^T for every decomposition (vectors are columns), installed; failures counted. */

@@ -14,7 +14,7 @@ export type {
   MatrixServiceMode,
 } from './types.js';
 export type { MatrixWorkerOptions } from './service.js';
-export { createMatrixWorker } from './service.js';
+export { createMatrixWorker, sharedMatrixWorker } from './service.js';
 export { createInlineMatrixService } from './inline.js';
 export type { AsyncRefreshOptions, AsyncRefreshStats, RefreshOptions } from './refresh.js';
 export { AsyncRefresh, createEighRefresh, createInverseRootRefresh, createSpdInverseRefresh } from './refresh.js';

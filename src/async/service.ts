@@ -146,3 +146,14 @@ export function createMatrixWorker(options: MatrixWorkerOptions = {}): MatrixSer
   };
   return service;
 }
+
+let shared: MatrixService | undefined;
+
+/**
+ * One matrix worker per process (created on first use), shared by every optimizer that is not
+ * given its own service: Shampoo's roots and K-FAC's inverses queue on the same second core.
+ */
+export function sharedMatrixWorker(): MatrixService {
+  shared ??= createMatrixWorker();
+  return shared;
+}

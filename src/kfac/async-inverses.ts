@@ -21,17 +21,10 @@
  * using them until its next scheduled refresh is swapped in.
  */
 import * as tf from '@tensorflow/tfjs';
-import { createMatrixWorker, createSpdInverseRefresh, type AsyncRefresh } from '../async/index.js';
+import { sharedMatrixWorker, createSpdInverseRefresh, type AsyncRefresh } from '../async/index.js';
 import type { MatrixService, SpdInverseOutput, SymmetricMatrix64 } from '../async/index.js';
 import type { SlotState } from '../optim/base.js';
-
-let shared: MatrixService | undefined;
-
-/** One worker per process, shared by every K-FAC that does not pass its own service. */
-function sharedService(): MatrixService {
-  shared ??= createMatrixWorker();
-  return shared;
-}
+import { splitDamping } from '../layers/dense.js';
 
 /** The pi-adjusted damping split (DenseBlock.factoredDamping) from float64 factor data. */
 export function snapshotDamping(A: SymmetricMatrix64, G: SymmetricMatrix64, lambda: number) {
@@ -40,11 +33,7 @@ export function snapshotDamping(A: SymmetricMatrix64, G: SymmetricMatrix64, lamb
     for (let i = 0; i < m.n; i++) s += m.data[i * m.n + i]!;
     return s / m.n;
   };
-  const [ta, tg] = [trace(A), trace(G)];
-  let pi = ta > 0 && tg > 0 ? Math.sqrt(ta / tg) : 1;
-  if (!Number.isFinite(pi) || pi <= 0) pi = 1;
-  const s = Math.sqrt(lambda);
-  return { dampA: pi * s, dampG: s / pi };
+  return splitDamping(trace(A), trace(G), lambda);
 }
 
 /** [A + dampA I, G + dampG I] as float64 from the block's slots (lambda: the damping in effect). */
@@ -133,7 +122,7 @@ export class AsyncInverses {
   }
 
   private createRefresh() {
-    const service = this.options.service ?? sharedService();
+    const service = this.options.service ?? sharedMatrixWorker();
     // The damping is in the snapshot (it differs between A and G): the service adds none.
     return createSpdInverseRefresh(
       service,

@@ -20,7 +20,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { SlotState } from '../optim/base.js';
 import { ema } from '../optim/transforms.js';
 import { ConvBlock } from '../layers/conv.js';
-import { DenseBlock, isLowRank, type AppliedInverse, type FactorInverse } from '../layers/dense.js';
+import { DenseBlock, isLowRank, splitDamping, type AppliedInverse, type FactorInverse } from '../layers/dense.js';
 import { useLowRank } from '../layers/lowrank.js';
 
 /** A K-FAC layer geometry: a dense layer or a 2-D convolution (KFC, src/layers/conv.ts). */
@@ -53,11 +53,7 @@ export interface FactorSnapshot {
  */
 export function eigenDamping(A: FactorEigen, G: FactorEigen, lambda: number): { dampA: number; dampG: number } {
   const trace = (e: FactorEigen) => e.values.reduce((s, v) => s + v, 0) / e.n;
-  const [ta, tg] = [trace(A), trace(G)];
-  let pi = ta > 0 && tg > 0 ? Math.sqrt(ta / tg) : 1;
-  if (!Number.isFinite(pi) || pi <= 0) pi = 1;
-  const s = Math.sqrt(lambda);
-  return { dampA: pi * s, dampG: s / pi };
+  return splitDamping(trace(A), trace(G), lambda);
 }
 
 /**

@@ -57,6 +57,23 @@ export interface DenseBlockSpec {
   bias?: tf.Variable;
 }
 
+/**
+ * Martens & Grosse's pi-adjusted split of damping lambda between two Kronecker factors, from their
+ * mean traces (tr A / dim A, tr G / dim G): pi = sqrt(traceA / traceG) (1 when either is not
+ * positive), A gets pi sqrt(lambda) and G sqrt(lambda) / pi. The one rule behind
+ * DenseBlock.factoredDamping (tensor traces), K-FAC's eigenvalue cache and its worker snapshots.
+ */
+export function splitDamping(
+  traceA: number,
+  traceG: number,
+  lambda: number,
+): { dampA: number; dampG: number; pi: number } {
+  let pi = traceA > 0 && traceG > 0 ? Math.sqrt(traceA / traceG) : 1;
+  if (!Number.isFinite(pi) || pi <= 0) pi = 1;
+  const s = Math.sqrt(lambda);
+  return { dampA: pi * s, dampG: s / pi, pi };
+}
+
 export class DenseBlock {
   readonly name: string;
   readonly kernel: tf.Variable;
@@ -134,10 +151,7 @@ export class DenseBlock {
     const traceG = tg!.dataSync()[0]! / G.shape[0];
     ta!.dispose();
     tg!.dispose();
-    let pi = traceA > 0 && traceG > 0 ? Math.sqrt(traceA / traceG) : 1;
-    if (!Number.isFinite(pi) || pi <= 0) pi = 1;
-    const s = Math.sqrt(lambda);
-    return { dampA: pi * s, dampG: s / pi, pi };
+    return splitDamping(traceA, traceG, lambda);
   }
 
   /**
