@@ -54,11 +54,31 @@ export function makeNet(x: tf.Tensor2D, labels: tf.Tensor2D, seed: number): Net 
   return { vars, loss };
 }
 
-export function timeBlock(opt: tf.Optimizer, net: Net): number {
+/** A seeded batch of 784-pixel inputs in [0.5, 1.5) and one-hot labels cycling 0..9 (the benches' MLP data). */
+export function syntheticBatch(batch: number): [tf.Tensor2D, tf.Tensor2D] {
+  const r = seeded(1);
+  const x = tf.tensor2d(
+    Float32Array.from({ length: batch * 784 }, () => r() + 0.5),
+    [batch, 784],
+  );
+  const labels = tf
+    .oneHot(
+      tf.tensor1d(
+        Int32Array.from({ length: batch }, (_, i) => i % 10),
+        'int32',
+      ),
+      10,
+    )
+    .toFloat() as tf.Tensor2D;
+  return [x, labels];
+}
+
+/** Mean ms per step over one block of `block` minimize steps. */
+export function timeBlock(opt: tf.Optimizer, net: Net, block = BLOCK): number {
   const t0 = performance.now();
-  for (let i = 0; i < BLOCK; i++) opt.minimize(net.loss, false, net.vars);
+  for (let i = 0; i < block; i++) opt.minimize(net.loss, false, net.vars);
   net.vars[0]!.dataSync();
-  return (performance.now() - t0) / BLOCK;
+  return (performance.now() - t0) / block;
 }
 
 /** The fastest block: on a shared machine, load only ever adds time. */
@@ -76,38 +96,26 @@ export function interleavedBest(
   b: tf.Optimizer,
   netB: Net,
   rounds: number,
+  block = BLOCK,
 ): [number, number] {
-  timeBlock(a, netA); // warm-up: kernels, state allocation
-  timeBlock(b, netB);
+  timeBlock(a, netA, block); // warm-up: kernels, state allocation
+  timeBlock(b, netB, block);
   const ta: number[] = [];
   const tb: number[] = [];
   for (let k = 0; k < rounds; k++) {
     if (k % 2 === 0) {
-      ta.push(timeBlock(a, netA));
-      tb.push(timeBlock(b, netB));
+      ta.push(timeBlock(a, netA, block));
+      tb.push(timeBlock(b, netB, block));
     } else {
-      tb.push(timeBlock(b, netB));
-      ta.push(timeBlock(a, netA));
+      tb.push(timeBlock(b, netB, block));
+      ta.push(timeBlock(a, netA, block));
     }
   }
   return [best(ta), best(tb)];
 }
 
 export async function run(): Promise<string> {
-  const r = seeded(1);
-  const x = tf.tensor2d(
-    Float32Array.from({ length: BATCH * 784 }, () => r() + 0.5),
-    [BATCH, 784],
-  );
-  const labels = tf
-    .oneHot(
-      tf.tensor1d(
-        Int32Array.from({ length: BATCH }, (_, i) => i % 10),
-        'int32',
-      ),
-      10,
-    )
-    .toFloat() as tf.Tensor2D;
+  const [x, labels] = syntheticBatch(BATCH);
 
   const pairs: [string, () => tf.Optimizer, string, () => tf.Optimizer][] = [
     ['SGD', () => new SGD({ learningRate: 0.01 }), 'tf.train.sgd', () => tf.train.sgd(0.01)],

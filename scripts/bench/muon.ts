@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Adam, Muon, newtonSchulz } from '../../optimizers/index.js';
-import { interleavedBest, makeNet, seeded } from './first-order.js';
+import { interleavedBest, makeNet, syntheticBatch } from './first-order.js';
 
 const ROUNDS = 8;
 const NS_COEFFS: [number, number, number] = [3.4445, -4.775, 2.0315];
@@ -86,20 +86,7 @@ export async function run(): Promise<string> {
   const rows: string[] = [];
   let detail: string[] = [];
   for (const batch of [256, 1024]) {
-    const r = seeded(1);
-    const x = tf.tensor2d(
-      Float32Array.from({ length: batch * 784 }, () => r() + 0.5),
-      [batch, 784],
-    );
-    const labels = tf
-      .oneHot(
-        tf.tensor1d(
-          Int32Array.from({ length: batch }, (_, i) => i % 10),
-          'int32',
-        ),
-        10,
-      )
-      .toFloat() as tf.Tensor2D;
+    const [x, labels] = syntheticBatch(batch);
     const netA = makeNet(x, labels, 2);
     const netB = makeNet(x, labels, 2);
     const a = new Muon({ learningRate: 0.02, adamLearningRate: 1e-3 });

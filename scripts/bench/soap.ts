@@ -12,35 +12,10 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import { Adam, SOAP } from '../../optimizers/index.js';
-import { makeNet, seeded, type Net } from './first-order.js';
+import { interleavedBest, makeNet, syntheticBatch } from './first-order.js';
 
 const ROUNDS = 4;
 const BLOCK = 20;
-
-function timeBlock(opt: tf.Optimizer, net: Net): number {
-  const t0 = performance.now();
-  for (let i = 0; i < BLOCK; i++) opt.minimize(net.loss, false, net.vars);
-  net.vars[0]!.dataSync();
-  return (performance.now() - t0) / BLOCK;
-}
-
-function data(batch: number): [tf.Tensor2D, tf.Tensor2D] {
-  const r = seeded(1);
-  const x = tf.tensor2d(
-    Float32Array.from({ length: batch * 784 }, () => r() + 0.5),
-    [batch, 784],
-  );
-  const labels = tf
-    .oneHot(
-      tf.tensor1d(
-        Int32Array.from({ length: batch }, (_, i) => i % 10),
-        'int32',
-      ),
-      10,
-    )
-    .toFloat() as tf.Tensor2D;
-  return [x, labels];
-}
 
 /**
  * Multiply-adds a SOAP step adds to the gradient, per kernel m x n with factors on the sides
@@ -85,21 +60,14 @@ export async function run(): Promise<string> {
     ['maxPreconditionDim 512', { maxPreconditionDim: 512 }],
   ];
   for (const batch of [256, 1024]) {
-    const [x, labels] = data(batch);
+    const [x, labels] = syntheticBatch(batch);
     for (const [label, options] of configs) {
       const netA = makeNet(x, labels, 2);
       const netB = makeNet(x, labels, 2);
       const a = new SOAP({ learningRate: 3e-3, ...options });
       const b = new Adam({ learningRate: 1e-3 });
-      timeBlock(a, netA); // warm-up: first eigh, kernels, state
-      timeBlock(b, netB);
-      const ta: number[] = [];
-      const tb: number[] = [];
-      for (let k = 0; k < ROUNDS; k++) {
-        ta.push(timeBlock(a, netA));
-        tb.push(timeBlock(b, netB));
-      }
-      const [ma, mb] = [Math.min(...ta), Math.min(...tb)];
+      // One warm-up block each (first eigh, kernels, state), then alternating blocks of BLOCK steps.
+      const [ma, mb] = interleavedBest(a, netA, b, netB, ROUNDS, BLOCK);
       rows.push(`| ${batch} | ${label} | ${ma.toFixed(2)} | ${mb.toFixed(2)} | ${(ma / mb).toFixed(2)} |`);
       a.dispose();
       b.dispose();
