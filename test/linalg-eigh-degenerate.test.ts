@@ -12,6 +12,7 @@ import { describe, it, expect } from 'vitest';
 import { Matrix, EigenvalueDecomposition } from 'ml-matrix';
 import { Mat64, matmulABt, eighRows, setLinalgKernel } from '../src/linalg/index.js';
 import { seededRandom } from './helpers/fd.js';
+import { eighQuality } from './helpers/matrix.js';
 import { loadMnist } from '../experiments/index.js';
 
 /** G G^T for G (n x k) random with `zeros` exactly zero rows at random positions, times `scale`. */
@@ -31,37 +32,12 @@ function degenerateGram(n: number, k: number, zeros: number, scale: number, seed
   return { a, zeroRows };
 }
 
+/** Residual, orthogonality and eigenvalue error (test/helpers/matrix.ts), and that the values ascend. */
 function check(a: Mat64, values: Float64Array, vt: Float64Array) {
-  const n = a.rows;
-  let amax = 0;
-  for (const x of a.data) amax = Math.max(amax, Math.abs(x));
-  const s = 1 / amax;
-  let na = 0;
-  for (const x of a.data) na += (x * s) ** 2;
-  na = Math.sqrt(na);
-  let res = 0;
-  for (let k = 0; k < n; k++) {
-    for (let i = 0; i < n; i++) {
-      let t = 0;
-      for (let j = 0; j < n; j++) t += a.data[i * n + j]! * s * vt[k * n + j]!;
-      res += (t - values[k]! * s * vt[k * n + i]!) ** 2;
-    }
-  }
-  let orth = 0;
-  for (let k = 0; k < n; k++) {
-    for (let l = 0; l <= k; l++) {
-      let t = 0;
-      for (let i = 0; i < n; i++) t += vt[k * n + i]! * vt[l * n + i]!;
-      orth = Math.max(orth, Math.abs(t - (k === l ? 1 : 0)));
-    }
-  }
-  const ref = new EigenvalueDecomposition(
-    new Matrix(Array.from({ length: n }, (_, i) => Array.from(a.data.subarray(i * n, i * n + n), (x) => x * s))),
-    { assumeSymmetric: true },
-  ).realEigenvalues.sort((x, y) => x - y);
-  let valErr = 0;
-  for (let k = 0; k < n; k++) valErr = Math.max(valErr, Math.abs(values[k]! * s - ref[k]!));
-  return { residual: Math.sqrt(res) / na, orth, valErr: valErr / na };
+  const q = eighQuality(a, values, vt);
+  let ascending = true;
+  for (let k = 1; k < values.length; k++) if (values[k]! < values[k - 1]!) ascending = false;
+  return { residual: q.res, orth: q.orth, valErr: q.ev, ascending };
 }
 
 describe('eigh on Gram matrices with a many-fold zero eigenvalue', () => {
@@ -85,6 +61,7 @@ describe('eigh on Gram matrices with a many-fold zero eigenvalue', () => {
         expect(q.residual).toBeLessThan(1e-13);
         expect(q.orth).toBeLessThan(1e-12);
         expect(q.valErr).toBeLessThan(1e-13);
+        expect(q.ascending).toBe(true);
         // rank k: n - k eigenvalues are zero to round-off
         const top = values[n - 1]!;
         expect(values.filter((v) => Math.abs(v) <= 1e-12 * top).length).toBe(n - k);

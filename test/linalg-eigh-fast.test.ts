@@ -7,10 +7,10 @@
  * relative to ||A||_F.
  */
 import { describe, it, expect } from 'vitest';
-import { Matrix, EigenvalueDecomposition } from 'ml-matrix';
 import { Mat64, mat64, matmulABt, eigh, eighRows, setLinalgKernel } from '../src/linalg/index.js';
 import { wasm, eighWasm, eighWasmFast } from '../src/linalg/kernels.js';
 import { seededRandom } from './helpers/fd.js';
+import { eighQuality as quality } from './helpers/matrix.js';
 
 function randSym(n: number, seed: number): Mat64 {
   const r = seededRandom(seed);
@@ -55,43 +55,6 @@ function transposeData(x: Float64Array, rows: number, cols: number): Float64Arra
   const y = new Float64Array(rows * cols);
   for (let i = 0; i < rows; i++) for (let j = 0; j < cols; j++) y[j * rows + i] = x[i * cols + j]!;
   return y;
-}
-
-/** Exact checks of (values, vt) for A, in a scale-free form. */
-function quality(a: Mat64, values: Float64Array, vt: Float64Array) {
-  const n = a.rows;
-  let amax = 0;
-  for (const x of a.data) amax = Math.max(amax, Math.abs(x));
-  const s = amax > 0 ? 1 / amax : 1; // compare A / max|a| (no overflow in the checks)
-  let na = 0;
-  for (const x of a.data) na += (x * s) ** 2;
-  na = Math.sqrt(na) || 1;
-  let res = 0;
-  for (let k = 0; k < n; k++) {
-    for (let i = 0; i < n; i++) {
-      let t = 0;
-      for (let j = 0; j < n; j++) t += a.data[i * n + j]! * s * vt[k * n + j]!;
-      res += (t - values[k]! * s * vt[k * n + i]!) ** 2;
-    }
-  }
-  let orth = 0;
-  for (let k = 0; k < n; k++) {
-    for (let l = 0; l <= k; l++) {
-      let t = 0;
-      for (let i = 0; i < n; i++) t += vt[k * n + i]! * vt[l * n + i]!;
-      orth = Math.max(orth, Math.abs(t - (k === l ? 1 : 0)));
-    }
-  }
-  const ref = new EigenvalueDecomposition(
-    new Matrix(Array.from({ length: n }, (_, i) => Array.from(a.data.subarray(i * n, i * n + n), (x) => x * s))),
-    {
-      assumeSymmetric: true,
-    },
-  ).realEigenvalues.sort((x, y) => x - y);
-  const sorted = Array.from(values, (x) => x * s).sort((x, y) => x - y);
-  let ev = 0;
-  for (let k = 0; k < n; k++) ev = Math.max(ev, Math.abs(ref[k]! - sorted[k]!));
-  return { res: Math.sqrt(res) / na, orth, ev: ev / na };
 }
 
 const w = wasm();
