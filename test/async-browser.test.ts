@@ -2,16 +2,12 @@
 // the worker entry bundled by esbuild; the service runs in a module Web Worker, equals the inline
 // eigensolver, cannot block the main thread (AsyncRefresh keeps the stale result instead), and a
 // worker that fails to load falls back to inline with one explanation.
-import { build } from 'esbuild';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
+import type { Server } from 'node:http';
 import type { Browser, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { chromiumAvailable, launchChromium, watchPage } from './helpers/chromium.js';
+import { PAGE_HTML, bundleForBrowser, chromiumAvailable, openTestPage, serveFiles } from './helpers/chromium.js';
 import type { AsyncPageResult } from './browser/async-page.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
 const available = chromiumAvailable('test/async-browser.test.ts');
 
 let server: Server | undefined;
@@ -19,40 +15,20 @@ let browser: Browser | undefined;
 let page: Page | undefined;
 const problems: string[] = [];
 
-async function bundle(entry: string): Promise<Uint8Array> {
-  const r = await build({
-    entryPoints: [entry],
-    absWorkingDir: root,
-    bundle: true,
-    platform: 'browser',
-    format: 'esm',
-    target: 'es2020',
-    write: false,
-    logLevel: 'silent',
-  });
-  return r.outputFiles[0]!.contents;
-}
-
 describe.skipIf(!available)('matrix worker in headless Chromium', () => {
   beforeAll(async () => {
-    const [pageJs, workerJs] = await Promise.all([bundle('test/browser/async-page.ts'), bundle('src/async/worker.ts')]);
-    const files: Record<string, [string, Uint8Array | string]> = {
-      '/': ['text/html', '<!doctype html><meta charset="utf-8"><script type="module" src="/page.js"></script>'],
+    const [pageJs, workerJs] = await Promise.all([
+      bundleForBrowser('test/browser/async-page.ts'),
+      bundleForBrowser('src/async/worker.ts'),
+    ]);
+    const served = await serveFiles({
+      '/': ['text/html', PAGE_HTML],
       '/page.js': ['text/javascript', pageJs],
       '/worker.js': ['text/javascript', workerJs],
       '/broken-worker.js': ['text/javascript', 'throw new Error("broken worker");'],
-    };
-    server = createServer((req, res) => {
-      const f = files[req.url ?? '/'];
-      if (f) res.writeHead(200, { 'content-type': f[0] }).end(f[1]);
-      else res.writeHead(req.url === '/favicon.ico' ? 204 : 404).end();
     });
-    await new Promise<void>((ok) => server!.listen(0, '127.0.0.1', ok));
-    browser = await launchChromium();
-    page = await browser.newPage();
-    watchPage(page, problems);
-    await page.goto(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
-    await page.waitForFunction('globalThis.pageReady === true', { timeout: 30_000 });
+    server = served.server;
+    ({ browser, page } = await openTestPage(served.url, problems));
   }, 90_000);
 
   afterAll(async () => {

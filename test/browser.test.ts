@@ -3,15 +3,20 @@
 // WebGL (SwiftShader) backends. SGD, Adam, K-FAC, Shampoo and HessianFree train a small model
 // through model.fit (the loss falls), and a Hessian-vector product equals the Node result.
 import * as tf from '@tensorflow/tfjs';
-import { build } from 'esbuild';
 import { existsSync, readFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Browser, Page } from 'puppeteer-core';
-import { chromiumAvailable, launchChromium, watchPage } from './helpers/chromium.js';
+import {
+  PAGE_HTML,
+  bundleForBrowser,
+  chromiumAvailable,
+  openTestPage,
+  serveFiles,
+  type ServedFile,
+} from './helpers/chromium.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hvp, initBackend } from '../src/index.js';
 import type { SuiteResult } from './browser/page.js';
@@ -27,44 +32,22 @@ let page: Page | undefined;
 const problems: string[] = [];
 
 async function startServer(): Promise<string> {
-  const bundle = await build({
-    entryPoints: [join(root, 'test/browser/page.ts')],
-    bundle: true,
-    platform: 'browser',
-    format: 'esm',
-    target: 'es2020',
-    write: false,
-    logLevel: 'silent',
-  });
-  const js = bundle.outputFiles[0]!.contents;
-  const html =
-    '<!doctype html><meta charset="utf-8"><title>curvature</title><script type="module" src="/page.js"></script>';
-  server = createServer((req, res) => {
-    const url = req.url ?? '/';
-    if (url === '/' || url === '/index.html') {
-      res.writeHead(200, { 'content-type': 'text/html' }).end(html);
-    } else if (url === '/page.js') {
-      res.writeHead(200, { 'content-type': 'text/javascript' }).end(js);
-    } else if (url === '/favicon.ico') {
-      res.writeHead(204).end();
-    } else if (/^\/wasm\/[\w.-]+\.wasm$/.test(url) && existsSync(join(wasmDir, 'dist', url.slice(6)))) {
-      res.writeHead(200, { 'content-type': 'application/wasm' }).end(readFileSync(join(wasmDir, 'dist', url.slice(6))));
-    } else {
-      res.writeHead(404).end();
-    }
-  });
-  await new Promise<void>((ok) => server!.listen(0, '127.0.0.1', ok));
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const wasmFile = (path: string): ServedFile | undefined => {
+    const file = /^\/wasm\/[\w.-]+\.wasm$/.test(path) ? join(wasmDir, 'dist', path.slice(6)) : '';
+    return file && existsSync(file) ? ['application/wasm', readFileSync(file)] : undefined;
+  };
+  const html: ServedFile = ['text/html', PAGE_HTML];
+  const served = await serveFiles(
+    { '/': html, '/index.html': html, '/page.js': ['text/javascript', await bundleForBrowser('test/browser/page.ts')] },
+    wasmFile,
+  );
+  server = served.server;
+  return served.url;
 }
 
 describe.skipIf(!available)('in headless Chromium', () => {
   beforeAll(async () => {
-    const url = await startServer();
-    browser = await launchChromium();
-    page = await browser.newPage();
-    watchPage(page, problems);
-    await page.goto(url);
-    await page.waitForFunction('globalThis.pageReady === true', { timeout: 30_000 });
+    ({ browser, page } = await openTestPage(await startServer(), problems));
   }, 90_000);
 
   afterAll(async () => {
