@@ -44,7 +44,7 @@ const ELEMENTWISE = new Set([
   'swish',
 ]);
 
-interface ActivationLike {
+export interface ActivationLike {
   apply(x: tf.Tensor): tf.Tensor;
   getClassName(): string;
 }
@@ -61,13 +61,23 @@ interface DenseStack {
   activations: ActivationLike[];
 }
 
-/** The problem's model as kernels, biases and activations when it is a Dense stack over `vars`. */
-function denseStack(problem: Problem, vars: tf.Variable[]): DenseStack | undefined {
-  const model = problem.model;
-  if (model === undefined) return undefined;
-  const layers = model.layers;
-  if (layers.length === 0 || vars.length !== 2 * layers.length) return undefined;
-  const stack: DenseStack = { kernels: [], biases: [], activations: [] };
+/** A model that is a stack of Dense layers whose kernels and biases are the step's variables. */
+export interface DenseLayers {
+  kernels: tf.Tensor2D[];
+  biases: tf.Tensor[];
+  /** Each layer's activation (undefined: none). */
+  activations: (ActivationLike | undefined)[];
+}
+
+/**
+ * The problem's model as Dense layers when its trainable weights are exactly `vars`, in order
+ * (kernel, bias per layer); undefined otherwise. Shared by the linearised products and the
+ * preconditioner's per-example gradients.
+ */
+export function denseLayers(problem: Problem, vars: tf.Variable[]): DenseLayers | undefined {
+  const layers = problem.model?.layers;
+  if (layers === undefined || layers.length === 0 || vars.length !== 2 * layers.length) return undefined;
+  const out: DenseLayers = { kernels: [], biases: [], activations: [] };
   for (let l = 0; l < layers.length; l++) {
     const layer = layers[l]!;
     const w = layer.trainableWeights;
@@ -75,15 +85,27 @@ function denseStack(problem: Problem, vars: tf.Variable[]): DenseStack | undefin
     const kernel = w[0]!.read();
     const bias = w[1]!.read();
     if (vars[2 * l] !== kernel || vars[2 * l + 1] !== bias || kernel.rank !== 2) return undefined;
-    const act = (layer as unknown as { activation?: ActivationLike }).activation;
-    if (act === undefined || !ELEMENTWISE.has(act.getClassName())) return undefined;
-    // The outputs are the last layer's pre-activation (logits), as the harness's problems define them.
-    if (l + 1 === layers.length && act.getClassName() !== 'linear') return undefined;
-    stack.kernels.push(kernel as tf.Tensor2D);
-    stack.biases.push(bias);
-    stack.activations.push(act);
+    out.kernels.push(kernel as tf.Tensor2D);
+    out.biases.push(bias);
+    out.activations.push((layer as unknown as { activation?: ActivationLike }).activation);
   }
-  return stack;
+  return out;
+}
+
+/**
+ * The Dense layers when every activation is elementwise and the last is linear (the outputs
+ * are the last layer's pre-activation, the logits, as the harness's problems define them).
+ */
+function denseStack(problem: Problem, vars: tf.Variable[]): DenseStack | undefined {
+  const d = denseLayers(problem, vars);
+  if (d === undefined) return undefined;
+  const activations: ActivationLike[] = [];
+  for (const [l, act] of d.activations.entries()) {
+    if (act === undefined || !ELEMENTWISE.has(act.getClassName())) return undefined;
+    if (l + 1 === d.activations.length && act.getClassName() !== 'linear') return undefined;
+    activations.push(act);
+  }
+  return { kernels: d.kernels, biases: d.biases, activations };
 }
 
 /** Problems whose `outputs` were checked to equal the Dense stack's forward pass. */

@@ -12,10 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { SlotState } from '../../src/optim/base.js';
 import type { Batch, Problem } from '../../src/harness/problem.js';
 import type { HessianFreePreconditioner } from './options.js';
-
-interface ActivationLike {
-  apply(x: tf.Tensor): tf.Tensor;
-}
+import { denseLayers } from './dense-ggn.js';
 
 /**
  * Martens' preconditioner statistic (1/N) sum_i grad_i^2 over the per-example gradients of a
@@ -32,30 +29,15 @@ export function perExampleSquaredGradients(
   batch: Batch,
   vars: tf.Variable[],
 ): tf.Tensor1D | undefined {
-  const model = problem.model;
-  if (model === undefined || problem.lossFromOutputs === undefined) return undefined;
-  const layers = model.layers;
-  if (layers.length === 0 || vars.length !== 2 * layers.length) return undefined;
-  const kernels: tf.Tensor[] = [];
-  const biases: tf.Tensor[] = [];
-  for (let l = 0; l < layers.length; l++) {
-    const layer = layers[l]!;
-    const w = layer.trainableWeights;
-    if (layer.getClassName() !== 'Dense' || w.length !== 2) return undefined;
-    const kernel = w[0]!.read();
-    const bias = w[1]!.read();
-    if (vars[2 * l] !== kernel || vars[2 * l + 1] !== bias || kernel.rank !== 2) return undefined;
-    kernels.push(kernel);
-    biases.push(bias);
-  }
+  if (problem.lossFromOutputs === undefined) return undefined;
+  const dense = denseLayers(problem, vars);
+  if (dense === undefined) return undefined;
+  const { kernels, biases } = dense;
   const lossFromOutputs = problem.lossFromOutputs.bind(problem);
   const n = batch.size;
   return tf.tidy(() => {
     const x = batch.x.reshape([n, -1]);
-    const activation = (l: number, z: tf.Tensor): tf.Tensor => {
-      const act = (layers[l] as unknown as { activation?: ActivationLike }).activation;
-      return act !== undefined ? act.apply(z) : z;
-    };
+    const activation = (l: number, z: tf.Tensor): tf.Tensor => dense.activations[l]?.apply(z) ?? z;
     // The layers' inputs a_l (tf.grads disposes what its function creates, so a separate pass).
     const inputs: tf.Tensor[] = [x];
     for (let l = 0; l + 1 < kernels.length; l++) {
