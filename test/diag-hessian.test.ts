@@ -25,6 +25,7 @@ import {
   type ProbeGenerator,
 } from '../optimizers/index.js';
 import { lossOfKind, StepProbes } from '../src/optim/diagonal-hessian.js';
+import { relErr } from './optim-helpers.js';
 
 interface ProblemJson {
   kind: LossKind;
@@ -54,16 +55,6 @@ const load = (f: string): Fixture =>
   JSON.parse(readFileSync(new URL(`./fixtures/${f}`, import.meta.url), 'utf8')) as Fixture;
 const adaFixture = load('adahessian-reference.json');
 const sophiaFixture = load('sophia-reference.json');
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 /** The fixture problem in tfjs: variables, outputs() and the loss closure. */
 function build(name: string, p: ProblemJson) {

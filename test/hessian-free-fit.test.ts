@@ -10,7 +10,7 @@ import { initBackend } from '../src/backend.js';
 import { HessianFree } from '../optimizers/hessian-free.js';
 import { captureGaussNewton } from '../src/layers/gauss-newton-capture.js';
 import { ggnvpVars, losses } from '../src/autodiff/index.js';
-import { Mlp } from './optim-helpers.js';
+import { Mlp, relErr } from './optim-helpers.js';
 
 interface GGNCase {
   activation: 'softmax' | 'sigmoid' | 'linear' | 'tanh';
@@ -65,16 +65,6 @@ beforeAll(async () => {
 afterEach(() => {
   vi.restoreAllMocks();
 });
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 /** The issue's task: 96 examples, 6 features, 3 classes from a noisy linear teacher. */
 function issueData(seed: number) {

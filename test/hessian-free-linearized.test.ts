@@ -12,6 +12,7 @@ import { ggnvpVars, losses } from '../src/autodiff/index.js';
 import { HessianFree } from '../optimizers/hessian-free.js';
 import { linearizeDense } from '../optimizers/hessian-free/dense-ggn.js';
 import type { Batch, LossKind, Problem } from '../src/harness/problem.js';
+import { relErr } from './optim-helpers.js';
 
 interface GGNCase {
   activation: 'softmax' | 'sigmoid' | 'linear' | 'tanh';
@@ -35,16 +36,6 @@ const ref = JSON.parse(fs.readFileSync(new URL('./fixtures/hessian-free-referenc
 beforeAll(async () => {
   await initBackend('cpu');
 });
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 const LOSSES: Record<LossKind, (y: tf.Tensor, z: tf.Tensor) => tf.Scalar> = {
   'softmax-cross-entropy': losses.softmaxCrossEntropy,

@@ -12,6 +12,7 @@ import { initBackend } from '../src/backend.js';
 import { Muon, newtonSchulz, type MuonOptions } from '../optimizers/muon.js';
 import { getOptimizerEntry } from '../optimizers/index.js';
 import { warmupCosine } from '../src/optim/schedules.js';
+import { relErr } from './optim-helpers.js';
 
 interface Fixture {
   shapes: Record<string, number[]>;
@@ -36,16 +37,6 @@ interface Fixture {
 
 const fixture = JSON.parse(readFileSync(new URL('./fixtures/muon-reference.json', import.meta.url), 'utf8')) as Fixture;
 const NAMES = Object.keys(fixture.shapes);
-
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
-}
 
 /** Singular values of a small matrix via the eigenvalues of X^T X (float64 Jacobi). */
 function singularValues(x: number[], rows: number, cols: number): number[] {

@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
 import { Shampoo, type ShampooInternals, type ShampooOptions } from '../optimizers/shampoo.js';
+import { relErr } from './optim-helpers.js';
 
 /** Force the tfjs-ops backend (the constructor's internal hook) for the optimizers made next. */
 let forceTfjs = false;
@@ -80,16 +81,6 @@ function decode(b64: string): Float64Array {
   const bytes = Buffer.from(b64, 'base64');
   const f = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
   return Float64Array.from(f);
-}
-
-function relErr(got: Float64Array, want: Float64Array): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < want.length; i++) {
-    num += (got[i]! - want[i]!) ** 2;
-    den += want[i]! ** 2;
-  }
-  return Math.sqrt(num / den);
 }
 
 let counter = 0;
