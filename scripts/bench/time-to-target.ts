@@ -36,13 +36,15 @@
  * (Adam is always tuned and run: it sets the target); TTT_EXTRA (a JSON array of
  * `{ label, optimizer, options }`) adds rows, e.g.
  * `TTT_EXTRA='[{"label":"K-FAC T=10","optimizer":"kfac","options":{"inverseUpdatePeriod":10}}]'`;
- * TTT_JSON (a path) moves the JSON output.
+ * TTT_JSON (a path) moves the JSON output. Any of these filters sends the plot and the JSON to
+ * $TMPDIR/curvature-ttt/ (unless TTT_JSON is set), so a partial run never replaces docs/bench/.
  *
  * The conv nets (cnn-mnist, cnn-shapes) run with TTT_PROBLEMS but are not in the default list:
  * their steps are slow on wasm. `TTT_STEPS=60 TTT_SEEDS=1 TTT_PROBLEMS=cnn-mnist` took 298 s
  * (127 s CPU) on 2 shared cores when the whole training set was evaluated every 5 steps.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
@@ -57,6 +59,8 @@ import { median } from '../../src/harness/stats.js';
 import { Rng } from '../../src/rng.js';
 
 const ADAM_GRID = [1e-3, 3e-3, 1e-2, 3e-2];
+/** Env settings that make a run partial or change its protocol (see the header). */
+const FILTER_ENVS = ['TTT_STEPS', 'TTT_SEEDS', 'TTT_CAP', 'TTT_PROBLEMS', 'TTT_EVAL_EXAMPLES', 'TTT_ONLY', 'TTT_EXTRA'];
 const ADAM_STEPS = Number(process.env.TTT_STEPS ?? 200);
 const SEEDS = Array.from({ length: Number(process.env.TTT_SEEDS ?? 3) }, (_, i) => i);
 const CAP = Number(process.env.TTT_CAP ?? 3);
@@ -348,9 +352,13 @@ export async function run(): Promise<string> {
       ],
     },
   } as never);
+  // A filtered run (any TTT_* protocol or row filter) must not overwrite the committed figures of
+  // the full run: its plot and JSON go to the temporary directory unless TTT_JSON says where.
+  const filtered = FILTER_ENVS.some((name) => process.env[name] !== undefined);
   const here = dirname(fileURLToPath(import.meta.url));
-  const dir = join(here, '..', '..', 'docs', 'bench');
+  const dir = filtered ? join(tmpdir(), 'curvature-ttt') : join(here, '..', '..', 'docs', 'bench');
   mkdirSync(dir, { recursive: true });
+  if (filtered) process.stderr.write(`time-to-target: filtered run, plot and JSON in ${dir}\n`);
   writeFileSync(join(dir, 'time-to-target.svg'), svg);
   const json = {
     protocol: {
