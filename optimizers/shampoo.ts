@@ -329,6 +329,27 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     return (b === 'wasm' || b === 'cpu') && shampooKernels() !== null ? 'host' : 'tfjs';
   }
 
+  /**
+   * Whether a 2-D parameter's roots may be applied as float32 P = W^T W (two products per block)
+   * instead of the factors (four). P's eigenvalues are (lambda + eps)^(-1/r) for lambda in
+   * [0, lambda_max], so with a relative epsilon cond(P) = ((1 + eps) / eps)^(1/r) on each side
+   * (17.8 at eps 1e-5, r = 4). Forming P in float32 perturbs it by ~n u ||P|| (u = 2^-24) and
+   * the two products d = P_L f P_R by ~n u cond(P_L) cond(P_R) relative (n: the largest
+   * preconditioned block side; one-sided: one factor, r = 2): while that is <= 1e-2,
+   * P stays positive definite and <d, f> = tr(f^T P_L f P_R) > 0 (a descent direction) with a
+   * wide margin, and the result equals the factored one to float32 rounding. At the defaults,
+   * n = 128: 128 u 17.8^2 = 2.4e-3. An absolute epsilon gives no bound: the factors are used.
+   */
+  private productFormSafe(L: Layout): boolean {
+    const o = this.options;
+    if (o.epsilonMode !== 'relative' || !(o.epsilon > 0)) return false;
+    const sides = L.preconditioned.filter(Boolean).length;
+    const cond = ((1 + o.epsilon) / o.epsilon) ** (1 / this.rules.rootExponent(sides));
+    // The products sum over the preconditioned sides only.
+    const n = Math.max(...L.blocks.flatMap((sizes) => sizes.filter((_, i) => L.preconditioned[i])));
+    return n * 2 ** -24 * cond ** sides <= 1e-2;
+  }
+
   /** The layout and preconditioner of a parameter shape, made at its first step. */
   private preconditionerFor(shape: readonly number[]): { L: Layout; pc: ShampooPreconditioner | null } {
     const key = shape.join('x');
@@ -343,7 +364,8 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
       else if (L.diagonal)
         pc = K !== null ? new HostDiagonal(this.rules, this.hostSlots) : new TfjsDiagonal(this.rules);
       // The kernels take 2-D blocks; higher-order (merged) parameters use tfjs ops on every backend.
-      else if (K !== null && L.merged.length === 2) pc = new HostKronecker(L, K, this.hostSlots);
+      else if (K !== null && L.merged.length === 2)
+        pc = new HostKronecker(L, K, this.hostSlots, this.internals.rootProducts !== false && this.productFormSafe(L));
       else pc = new TfjsKronecker(L);
       this.preconditioners.set(key, (entry = { L, pc }));
     }

@@ -9,7 +9,7 @@ import { cpus, loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { losses } from '../../src/autodiff/index.js';
 import { Adam } from '../../optimizers/adam.js';
-import { Shampoo, type ShampooOptions, type ShampooProfile } from '../../optimizers/shampoo.js';
+import { Shampoo, type ShampooInternals, type ShampooOptions, type ShampooProfile } from '../../optimizers/shampoo.js';
 import { eighRows } from '../../src/linalg/index.js';
 import { timeKernelProducts } from '../../src/optim/shampoo-kernels.js';
 
@@ -34,34 +34,39 @@ export async function run(): Promise<string> {
   ];
 
   const profiles = new Map<string, ShampooProfile>();
-  const shampoo = (o: ShampooOptions, name: string) => () => {
+  const shampoo = (o: ShampooOptions, name: string, internals: ShampooInternals) => () => {
     const profile: ShampooProfile = { statistics: 0, roots: 0, direction: 0, updates: 0 };
     profiles.set(name, profile);
-    return new Shampoo({ learningRate: 1e-3, grafting: 'adam', ...o }, { profile });
+    return new Shampoo({ learningRate: 1e-3, grafting: 'adam', ...o }, { ...internals, profile });
   };
-  const sh = (name: string, o: ShampooOptions): Variant => ({ name, make: shampoo(o, name), steps: 20 });
+  const sh = (name: string, o: ShampooOptions, internals: ShampooInternals = {}): Variant => ({
+    name,
+    make: shampoo(o, name, internals),
+    steps: 20,
+  });
   const variants: Variant[] = [
     { name: 'Adam', make: () => new Adam({ learningRate: 1e-3 }), steps: 20 },
     sh('Shampoo defaults', {}),
+    // The roots applied as their factors, W_L^T (W_L F W_R^T) W_R: four products per block
+    // (every release before issue 16's products form) instead of P_L F P_R.
+    sh('Shampoo defaults, root factors (4 products per block)', {}, { rootProducts: false }),
     // Roots in a src/async worker thread, used up to 10 steps late (Anil et al. 2020).
     sh('Shampoo defaults, rootStaleness 10 (worker)', { rootStaleness: 10 }),
-    sh('Shampoo f=10, block 256 (defaults before issue 16)', { preconditionFrequency: 10, maxPreconditionerDim: 256 }),
-    sh('Shampoo f=10, block 128', { preconditionFrequency: 10, maxPreconditionerDim: 128 }),
-    sh('Shampoo f=20, block 256', { preconditionFrequency: 20, maxPreconditionerDim: 256 }),
+    sh('Shampoo f=20, statisticsComputeSteps 1 (defaults before issue 16 round 4)', {
+      preconditionFrequency: 20,
+      statisticsComputeSteps: 1,
+    }),
+    sh(
+      'Shampoo f=10, block 256, factors (defaults before issue 16)',
+      { preconditionFrequency: 10, maxPreconditionerDim: 256 },
+      { rootProducts: false },
+    ),
+    sh('Shampoo f=50', { preconditionFrequency: 50 }),
+    sh('Shampoo block 64', { maxPreconditionerDim: 64 }),
     // One-sided: the 784 side unpreconditioned (scalable_shampoo skip_preconditioning_dim_size_gt).
     sh('Shampoo one-sided (skip > 256), block 1024', { skipPreconditioningDimSizeGt: 256, maxPreconditionerDim: 1024 }),
-    // Opt-in: statistics every 10 steps (scalable_shampoo's statistics_compute_steps).
-    sh('Shampoo f=20, block 128, statisticsComputeSteps 10', {
-      preconditionFrequency: 20,
-      maxPreconditionerDim: 128,
-      statisticsComputeSteps: 10,
-    }),
     // Diagnostic: the per-step cost without root refreshes (roots once, at step 1).
-    sh('Shampoo block 128, no root refreshes', {
-      preconditionFrequency: 1e9,
-      startPreconditioningStep: 1,
-      maxPreconditionerDim: 128,
-    }),
+    sh('Shampoo, no root refreshes', { preconditionFrequency: 1e9, startPreconditioningStep: 1 }),
   ];
 
   const state = variants.map((v) => {
