@@ -84,9 +84,9 @@ export async function run(): Promise<string> {
     return (performance.now() - t0) / s.v.steps;
   };
   // The floor, measured in the same interleaved rounds: the products Shampoo cannot avoid on
-  // the 784x128 layer at block 128 (6 full 128-blocks x 4 preconditioning products -- the root
-  // factors applied as W_L^T (W_L F W_R^T) W_R, issue 13 -- and 2 Gram products, of which only
-  // the upper triangle is needed), in the float32 kernel, and the 14
+  // the 784x128 layer at block 128 (6 full 128-blocks x 2 preconditioning products -- the roots
+  // applied as P_L F P_R, issue 16; 4 with the factors W_L^T (W_L F W_R^T) W_R of issue 13 --
+  // and 2 Gram products, of which only the upper triangle is needed), in the float32 kernel, and the 14
   // float64 eigendecompositions of 128x128 statistics one root refresh needs (6 x 2 + the
   // 16-row block's right factor + the 128x10 layer's left factor). Smaller pieces are left out.
   const stat = (() => {
@@ -97,7 +97,7 @@ export async function run(): Promise<string> {
   })();
   const floor = { products: [] as number[], eigh: [] as number[] };
   const floorRound = () => {
-    const p = timeKernelProducts(128, 24, false);
+    const p = timeKernelProducts(128, 12, false);
     const q = timeKernelProducts(128, 12, true);
     if (p !== null && q !== null) floor.products.push(p + q);
     const t0 = performance.now();
@@ -170,7 +170,7 @@ export async function run(): Promise<string> {
     const ratio = (a: number, p: number, e: number, f: number) => ((a + p + e / f) / a).toFixed(2);
     lines.push(
       `Floor at block 128 (same rounds; median / fastest): the unavoidable products on the 784x128 layer ` +
-        `(24 preconditioning products of 128^3 + 12 upper-half Gram products, float32 kernel at the SIMD peak) ` +
+        `(12 preconditioning products of 128^3 (P_L F P_R) + 12 upper-half Gram products, float32 kernel at the SIMD peak) ` +
         `take ${pm.toFixed(1)} / ${pf.toFixed(1)} ms per step and 14 float64 128x128 eigendecompositions ` +
         `${em.toFixed(0)} / ${ef.toFixed(0)} ms per root refresh, so (Adam + products + eigh / f) / Adam = ` +
         `${ratio(adam, pm, em, 10)} / ${ratio(adamMin, pf, ef, 10)} at f = 10 and ` +
