@@ -75,8 +75,9 @@
  *     autoencoder, for a step of ~1.15x Adam's CPU time instead of ~1.3x: the best estimated
  *     seconds to target on both problems (docs/shampoo.md).
  *   skipPreconditioningDimSizeGt 0 (off; scalable_shampoo 4096): one-sided Shampoo for huge
- *     dimensions; on mlp-mnist it is 1.3x Adam per step instead of ~1.5-1.9x but needs 0.91x
- *     Adam's steps instead of 0.67-0.73x, so it does not pay there.
+ *     dimensions; at start 5 (skip > 256, block 1024) it is the cheapest step (~1.18x Adam's)
+ *     and the fewest steps on autoencoder-mnist (0.40x), but 0.97x Adam's steps on mlp-mnist
+ *     (the 784 input side is where Shampoo saves steps there), so it is not the default.
  *   rootStaleness 0 (synchronous): > 0 computes the roots in a src/async worker thread from a
  *     snapshot (Anil et al. 2020), used up to that many steps late (optimizers/shampoo/async-roots.ts).
  *   grafting 'adam' (DS none; 'adagrad' before issue 13): without grafting the step size has no
