@@ -72,8 +72,8 @@
  *     preconditioning products and Gram products cost O(b) per gradient entry and a refresh
  *     O(b^2) per entry, so 64-blocks halve the per-step work of 128-blocks; at start 5, f 40
  *     they took 0.73x (the same) Adam's steps on mlp-mnist and 0.50x instead of 0.44x on the
- *     autoencoder, for a step of ~1.15x Adam's CPU time instead of ~1.3x: the best estimated
- *     seconds to target on both problems (docs/shampoo.md).
+ *     autoencoder, for a step of ~1.23x Adam's CPU time instead of ~1.43x: the best estimated
+ *     seconds to target on the harder problem (~0.90x / 0.63x tuned Adam's; docs/shampoo.md).
  *   skipPreconditioningDimSizeGt 0 (off; scalable_shampoo 4096): one-sided Shampoo for huge
  *     dimensions; at start 5 (skip > 256, block 1024) it is the cheapest step (~1.18x Adam's)
  *     and the fewest steps on autoencoder-mnist (0.40x), but 0.97x Adam's steps on mlp-mnist
