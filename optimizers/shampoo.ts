@@ -36,8 +36,20 @@
  * Defaults and where they differ from Distributed Shampoo (DS, distributed_shampoo.py):
  *   learningRate 1e-2, beta1 0.9, beta2 1 (AdaGrad sum), rootExponent 0 (= 2k), momentum 0,
  *   nesterov false, weightDecay 0, decoupledWeightDecay true, biasCorrection true, mergeDims
- *   true, startPreconditioningStep -1 (= preconditionFrequency), inverseRootMethod 'eigen'
- *                                                                    -- all as DS.
+ *   true, inverseRootMethod 'eigen'                                   -- all as DS.
+ *   Issue 16's sweep (docs/shampoo.md "Defaults by time to target"; steps to tuned Adam's
+ *   target, 3 seeds, mlp-mnist / autoencoder-mnist) kept learningRate (2e-2: 0.67x / 1.08x Adam's
+ *   steps, 5e-3: 0.94x / 0.60x, against 0.76x / 0.54x), beta1 (0: 0.79x / 2.33x; 0.95: 0.79x /
+ *   0.65x), beta2 (0.999 as DS's README and optax, 0.99, 0.95: the same steps as 1 within one
+ *   evaluation interval), epsilon (1e-4, 1e-6: the same) and Adam grafting (RMSProp: 1.67x /
+ *   miss, AdaGrad: miss / 2.19x); optax's momentum form (beta1 0, Nesterov momentum 0.9) missed
+ *   the target on both.
+ *   startPreconditioningStep 5 (optax distributed_shampoo's start_preconditioning_step; DS -1 =
+ *     preconditionFrequency, which was ours before issue 16's round 4): the first root from
+ *     five gradients' statistics under a relative epsilon is a usable preconditioner, and the
+ *     grafted first-order steps before it are wasted second-order time: 0.76x -> 0.73x Adam's
+ *     steps on mlp-mnist, 0.54x -> 0.42x on autoencoder-mnist (at f = 20, block 128). -1 still
+ *     means preconditionFrequency.
  *   epsilon 1e-5 'relative' (DS: 1e-12 absolute; scalable_shampoo: matrix_epsilon 1e-6 times
  *     lambda_max, relative_matrix_epsilon=True). The rule: the statistics are float32, so every
  *     eigenvalue carries round-off of order u * lambda_max (u = 2^-24 ~ 6e-8; measured
@@ -51,17 +63,21 @@
  *     float32 noise; 1e-6 relative (scalable_shampoo, whose roots are float32 too) leaves
  *     ~3e-3 errors; 1e-4 is accurate to ~3e-5 but damps more (Kronecker least squares, 200
  *     steps: 10500x vs 28600x loss reduction, Adam 1170x; docs/shampoo.md).
- *   preconditionFrequency 20 (DS 1; 10 before issue 16): roots are computed in float64 on the
- *     CPU, ~100x slower than DS's GPU eigh, so they are amortised; chosen by time to target
- *     (scripts/bench/time-to-target.ts, docs/shampoo.md "Time to target"): with block 128 it
- *     took 0.62x the seconds of f = 10 / block 256 on mlp-mnist at about the same steps (under
- *     load; BENCHMARKS.md, quiet run: 1.69x Adam's step against 2.44x for f = 10 / block 256).
- *   maxPreconditionerDim 128 (DS 1024; 256 before issue 16): the preconditioning products cost
- *     O(b) per gradient entry and a b^3 eigendecomposition per factor, so 128-blocks halve the
- *     per-step products of 256-blocks and cut a refresh ~4x; steps to target were unchanged.
+ *   preconditionFrequency 40 (DS 1; 20 before issue 16's round 4, 10 before issue 16): roots are
+ *     computed in float64 on the CPU, ~100x slower than DS's GPU eigh, so they are amortised;
+ *     with the early start the refreshes after it matter less (start 5: f 20 / 40 gave 0.73x /
+ *     0.73x Adam's steps on mlp-mnist, 0.42x / 0.44x on the autoencoder; f 100 at block 64:
+ *     0.79x / 0.58x), and f 40 halves the amortised refresh.
+ *   maxPreconditionerDim 64 (DS 1024; 128 before issue 16's round 4, 256 before issue 16): the
+ *     preconditioning products and Gram products cost O(b) per gradient entry and a refresh
+ *     O(b^2) per entry, so 64-blocks halve the per-step work of 128-blocks; at start 5, f 40
+ *     they took 0.73x (the same) Adam's steps on mlp-mnist and 0.50x instead of 0.44x on the
+ *     autoencoder, for a step of ~1.23x Adam's CPU time instead of ~1.43x: the best estimated
+ *     seconds to target on the harder problem (~0.90x / 0.63x tuned Adam's; docs/shampoo.md).
  *   skipPreconditioningDimSizeGt 0 (off; scalable_shampoo 4096): one-sided Shampoo for huge
- *     dimensions; on mlp-mnist it is 1.3x Adam per step instead of ~1.5-1.9x but needs 0.91x
- *     Adam's steps instead of 0.67-0.73x, so it does not pay there.
+ *     dimensions; at start 5 (skip > 256, block 1024) it is the cheapest step (~1.18x Adam's)
+ *     and the fewest steps on autoencoder-mnist (0.40x), but 0.97x Adam's steps on mlp-mnist
+ *     (the 784 input side is where Shampoo saves steps there), so it is not the default.
  *   rootStaleness 0 (synchronous): > 0 computes the roots in a src/async worker thread from a
  *     snapshot (Anil et al. 2020), used up to that many steps late (optimizers/shampoo/async-roots.ts).
  *   grafting 'adam' (DS none; 'adagrad' before issue 13): without grafting the step size has no
@@ -77,7 +93,9 @@
  *     statistics at every step (DS gives vectors a full L); a matrix merged into one
  *     dimension keeps a full preconditioner (root 2), as in DS.
  *   statisticsComputeSteps 1 (DS has none; scalable_shampoo's statistics_compute_steps): > 1
- *     subsamples the gradients the statistics see, to cut the per-step Gram products.
+ *     subsamples the gradients the statistics see, to cut the per-step Gram products; measured
+ *     at start 5: 2 costs steps on the autoencoder (0.42x -> 0.44x at f 20, 0.44x -> 0.48x at
+ *     f 40) for ~0.05x of an Adam step, 5 and 10 cost ~0.12x of Adam's steps there.
  *   There is no beta3 and no dampening; Adam grafting is always bias-corrected.
  *
  * Code (one idea per file; Distributed Shampoo's PreconditionerList and matrix_functions split):
@@ -103,18 +121,24 @@
  *
  * Cost on the wasm and cpu backends: the per-step work of every 2-D (merged) parameter -- the
  * blocks' Gram products with the statistics EMA fused in (upper triangles only), the grafting
- * accumulator and first moment, W_L^T (W_L f_b W_R^T) W_R and per-block grafting -- runs in a float32
+ * accumulator and first moment, P_L f_b P_R (or W_L^T (W_L f_b W_R^T) W_R) and per-block grafting -- runs in a float32
  * WebAssembly SIMD module (src/optim/shampoo-kernels.ts, src/optim/wasm/shampoo.c) on one host
  * copy of the gradient, at the SIMD peak of the machine (~20 GFLOP/s single-threaded), instead
  * of ~50 tfjs kernels per parameter. Those slots stay on the host between steps and are written
  * to their state variables by getWeights / setWeights (so saving and restoring is unchanged).
  * Vector parameters' whole update runs in one JavaScript loop on the same host slots.
  * Inverse roots: float64 eigendecomposition (src/linalg eighUnsorted), stored as the float32 factor
- * W = f(Lambda)^(1/2) V^T and applied as W^T (W f) on both paths: a float32 product P = W^T W
- * rounds the eps-dominated part of the root (up to eps^(-1/r)) into noise that swamps P f and
- * can make P indefinite, so that the step goes uphill (issue 13). The host backend and the
- * tfjs backend do the same arithmetic up to float32 summation order; tested against each other
- * and, at the defaults, against a float64 numpy reference (scripts/reference/shampoo_reference.py).
+ * W = f(Lambda)^(1/2) V^T. With an unbounded condition number (issue 13: absolute epsilon 1e-12)
+ * a float32 product P = W^T W rounds the eps-dominated part of the root (up to eps^(-1/r)) into
+ * noise that swamps P f and can make P indefinite, so that the step goes uphill; the roots are
+ * then applied as W^T (W f) (factored: four products per 2-D block). Where the relative epsilon
+ * bounds cond(P) so that n u cond(P_L) cond(P_R) <= 1e-2 (productFormSafe; 64 u 17.8^2 = 1.2e-3
+ * at the defaults) the host backend forms P = W^T W once per refresh (a host-only buffer, never
+ * saved) and applies P_L f P_R (two products: issue 16), equal to the factored form to float32
+ * rounding and still a descent direction (P stays positive definite); the tfjs backend always
+ * uses the factors. The two backends do the same arithmetic up to float32 rounding; tested
+ * against each other, products against factors (test/shampoo-products.test.ts) and, at the
+ * defaults, against a float64 numpy reference (scripts/reference/shampoo_reference.py).
  *
  * State slots: 'L<b>_<i>' and 'W<b>_<i>' (block b's statistic and the factor of its current
  * inverse root along dimension i, P = W^T W; W is absent, i.e. the identity, until its first
@@ -180,7 +204,7 @@ export const SHAMPOO_OPTIONS = {
     ['eigen', 'coupled-newton'],
     'Float64 inverse roots by eigendecomposition or coupled Newton',
   ),
-  preconditionFrequency: option.number(20, 'Recompute inverse roots every this many steps', { min: 1, integer: true }),
+  preconditionFrequency: option.number(40, 'Recompute inverse roots every this many steps', { min: 1, integer: true }),
   rootStaleness: option.number(
     0,
     'Roots computed in a worker thread (src/async) from a snapshot, used up to this many steps late; 0 = computed in the step',
@@ -195,14 +219,14 @@ export const SHAMPOO_OPTIONS = {
     },
   ),
   startPreconditioningStep: option.number(
-    -1,
-    'First Shampoo step (grafted first-order steps before it); -1 = preconditionFrequency',
+    5,
+    'First Shampoo step (grafted first-order steps before it; roots first computed then); -1 = preconditionFrequency',
     {
       min: -1,
       integer: true,
     },
   ),
-  maxPreconditionerDim: option.number(128, 'Largest preconditioner side; larger dimensions are blocked', {
+  maxPreconditionerDim: option.number(64, 'Largest preconditioner side; larger dimensions are blocked', {
     min: 1,
     integer: true,
   }),
@@ -329,6 +353,27 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
     return (b === 'wasm' || b === 'cpu') && shampooKernels() !== null ? 'host' : 'tfjs';
   }
 
+  /**
+   * Whether a 2-D parameter's roots may be applied as float32 P = W^T W (two products per block)
+   * instead of the factors (four). P's eigenvalues are (lambda + eps)^(-1/r) for lambda in
+   * [0, lambda_max], so with a relative epsilon cond(P) = ((1 + eps) / eps)^(1/r) on each side
+   * (17.8 at eps 1e-5, r = 4). Forming P in float32 perturbs it by ~n u ||P|| (u = 2^-24) and
+   * the two products d = P_L f P_R by ~n u cond(P_L) cond(P_R) relative (n: the largest
+   * preconditioned block side; one-sided: one factor, r = 2): while that is <= 1e-2,
+   * P stays positive definite and <d, f> = tr(f^T P_L f P_R) > 0 (a descent direction) with a
+   * wide margin, and the result equals the factored one to float32 rounding. At the defaults,
+   * n = 128: 128 u 17.8^2 = 2.4e-3. An absolute epsilon gives no bound: the factors are used.
+   */
+  private productFormSafe(L: Layout): boolean {
+    const o = this.options;
+    if (o.epsilonMode !== 'relative' || !(o.epsilon > 0)) return false;
+    const sides = L.preconditioned.filter(Boolean).length;
+    const cond = ((1 + o.epsilon) / o.epsilon) ** (1 / this.rules.rootExponent(sides));
+    // The products sum over the preconditioned sides only.
+    const n = Math.max(...L.blocks.flatMap((sizes) => sizes.filter((_, i) => L.preconditioned[i])));
+    return n * 2 ** -24 * cond ** sides <= 1e-2;
+  }
+
   /** The layout and preconditioner of a parameter shape, made at its first step. */
   private preconditionerFor(shape: readonly number[]): { L: Layout; pc: ShampooPreconditioner | null } {
     const key = shape.join('x');
@@ -343,7 +388,8 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
       else if (L.diagonal)
         pc = K !== null ? new HostDiagonal(this.rules, this.hostSlots) : new TfjsDiagonal(this.rules);
       // The kernels take 2-D blocks; higher-order (merged) parameters use tfjs ops on every backend.
-      else if (K !== null && L.merged.length === 2) pc = new HostKronecker(L, K, this.hostSlots);
+      else if (K !== null && L.merged.length === 2)
+        pc = new HostKronecker(L, K, this.hostSlots, this.internals.rootProducts !== false && this.productFormSafe(L));
       else pc = new TfjsKronecker(L);
       this.preconditioners.set(key, (entry = { L, pc }));
     }

@@ -138,6 +138,7 @@ describe('Shampoo as a drop-in tf.Optimizer', () => {
     const opt = new Shampoo({
       maxPreconditionerDim: 16,
       preconditionFrequency: 2,
+      startPreconditioningStep: -1, // start = frequency (the default before issue 16's round 4)
       grafting: 'rmsprop',
       momentum: 0.9,
       nesterov: true,
@@ -176,7 +177,13 @@ describe('Shampoo as a drop-in tf.Optimizer', () => {
   it('keeps the previous preconditioner when an inverse root fails, and counts it', () => {
     // epsilon 0 on a rank-one statistic: the root does not exist.
     const w = tf.variable(tf.ones([3, 4]), true, `shampoo_fail_${counter++}`);
-    const opt = new Shampoo({ preconditionFrequency: 1, epsilon: 0, grafting: 'sgd', mergeDims: false });
+    const opt = new Shampoo({
+      preconditionFrequency: 1,
+      startPreconditioningStep: -1, // roots from step 1 (the default before issue 16's round 4)
+      epsilon: 0,
+      grafting: 'sgd',
+      mergeDims: false,
+    });
     const g = tf.tensor2d([
       [1, 2, 3, 4],
       [2, 4, 6, 8],

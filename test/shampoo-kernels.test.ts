@@ -231,6 +231,7 @@ describe('Shampoo: WebAssembly kernel path vs tfjs-ops path', () => {
         statisticsComputeSteps: 2,
         momentum: 0.9,
         epsilon: 1e-6,
+        startPreconditioningStep: 20, // the default before issue 16's round 4 (= preconditionFrequency)
       },
     ],
     [

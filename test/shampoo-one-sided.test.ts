@@ -82,6 +82,7 @@ describe('one-sided Shampoo', () => {
       learningRate: 0.01,
       beta2: 0.99,
       preconditionFrequency: 3,
+      startPreconditioningStep: -1, // start = frequency (the default before issue 16's round 4)
       maxPreconditionerDim: 8,
       skipPreconditioningDimSizeGt: 16,
     };

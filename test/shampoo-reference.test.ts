@@ -203,6 +203,7 @@ describe('Shampoo matches a float64 reference over 20 steps (2-D parameter)', ()
       epsilon: c.epsilon,
       epsilonMode: 'relative',
       preconditionFrequency: 3,
+      startPreconditioningStep: -1, // start = frequency (the default before issue 16's round 4)
       grafting: 'adam',
       graftingBeta2: 0.99,
       graftingEpsilon: 1e-8,

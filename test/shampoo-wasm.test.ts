@@ -19,6 +19,7 @@ describe('Shampoo on the wasm backend', () => {
     beta2: 0.99,
     maxPreconditionerDim: 8,
     preconditionFrequency: 4,
+    startPreconditioningStep: -1, // start = frequency (the default before issue 16's round 4)
     epsilon: 1e-4,
   };
 

@@ -19,6 +19,7 @@ import {
   allocBuffer,
   bufferView,
   hostValues,
+  type HostBuffer,
   type RootPair,
   type ShampooKernels,
 } from '../../src/optim/shampoo-kernels.js';
@@ -30,11 +31,24 @@ import type { ShampooRules, StepPlan } from './rules.js';
 
 export class HostKronecker implements ShampooPreconditioner {
   readonly diagonal = false;
+  /**
+   * `products`: apply the roots as P = W^T W (float32, formed once per root refresh: a host-only
+   * buffer derived from the W slot) in two products per block instead of the factors in four;
+   * the caller enables it only where float32 P is safe (shampoo.ts `productFormSafe`).
+   */
   constructor(
     private readonly L: Layout,
     private readonly K: ShampooKernels,
     private readonly store: HostSlotStore,
+    private readonly products = false,
   ) {}
+
+  private root(state: SlotState, b: number, i: number): HostBuffer | undefined {
+    const slot = `W${b}_${i}`;
+    if (!this.products) return this.store.get(state, slot);
+    const n = this.L.blocks[b]![i]!;
+    return this.store.derived(state, slot, `P${b}_${i}`, n * n, (W, out) => this.K.gramInto(W, n, out));
+  }
 
   updateStatistics(state: SlotState, g: tf.Tensor, plan: StepPlan): void {
     const L = this.L;
@@ -86,7 +100,7 @@ export class HostKronecker implements ShampooPreconditioner {
     const r = plan.graft;
     const m = plan.moment;
     const roots = plan.precondition
-      ? this.L.blocks.map((_, b) => [this.store.get(state, `W${b}_0`), this.store.get(state, `W${b}_1`)] as RootPair)
+      ? this.L.blocks.map((_, b) => [this.root(state, b, 0), this.root(state, b, 1)] as RootPair)
       : undefined; // before the start step: the grafted first-order direction
     const out = this.K.direction(
       hostValues(g),
@@ -97,6 +111,7 @@ export class HostKronecker implements ShampooPreconditioner {
       plan.graftNorms,
       // The wasm backend copies a new tensor's values at once; the cpu backend keeps the array.
       tf.getBackend() !== 'wasm',
+      this.products,
     );
     if (out.a !== undefined) this.store.commit(state, 'graft', out.a, shape);
     if (out.m !== undefined) this.store.commit(state, 'expAvg', out.m, shape);

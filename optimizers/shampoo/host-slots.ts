@@ -18,22 +18,30 @@ import {
   type HostBuffer,
 } from '../../src/optim/shampoo-kernels.js';
 
-type Slots = Map<SlotState, Map<string, { buf: HostBuffer; shape: number[]; dirty: boolean }>>;
+/** `version` changes whenever the slot's value does (a new record or a commit). */
+type Slots = Map<SlotState, Map<string, { buf: HostBuffer; shape: number[]; dirty: boolean; version: number }>>;
+/** Host-only buffers computed from a slot (`derived`), with the slot version they were computed from. */
+type Derived = Map<SlotState, Map<string, { buf: HostBuffer; src: HostBuffer; version: number }>>;
 
-function releaseAll(slots: Slots): void {
+function releaseAll({ slots, derived }: { slots: Slots; derived: Derived }): void {
   for (const m of slots.values()) for (const rec of m.values()) releaseBuffer(rec.buf);
+  for (const m of derived.values()) for (const rec of m.values()) releaseBuffer(rec.buf);
   slots.clear();
+  derived.clear();
 }
 
 /** Releases the kernel buffers of an optimizer that was never disposed. */
-const registry = new FinalizationRegistry<Slots>(releaseAll);
+const registry = new FinalizationRegistry<{ slots: Slots; derived: Derived }>(releaseAll);
+
+let versions = 0;
 
 export class HostSlotStore {
   private readonly slots: Slots = new Map();
+  private readonly derivedBufs: Derived = new Map();
 
   /** `owner`: the optimizer, whose collection releases the buffers. */
   constructor(owner: object) {
-    registry.register(owner, this.slots);
+    registry.register(owner, { slots: this.slots, derived: this.derivedBufs });
   }
 
   /** A slot's persistent buffer (updated in place by the kernels), or undefined before its first value. */
@@ -46,8 +54,38 @@ export class HostSlotStore {
     const buf = allocBuffer(t.size);
     bufferView(buf).set(hostValues(t));
     if (slots === undefined) this.slots.set(state, (slots = new Map()));
-    slots.set(slot, { buf, shape: t.shape, dirty: false });
+    slots.set(slot, { buf, shape: t.shape, dirty: false, version: ++versions });
     return buf;
+  }
+
+  /**
+   * A host-only buffer of `length` float32s computed from slot `slot` by `compute(src, out)`
+   * (never saved: a function of the slot), recomputed only when the slot's value has changed
+   * since; undefined while the slot has no value.
+   */
+  derived(
+    state: SlotState,
+    slot: string,
+    name: string,
+    length: number,
+    compute: (src: HostBuffer, out: HostBuffer) => void,
+  ): HostBuffer | undefined {
+    const src = this.get(state, slot);
+    if (src === undefined) return undefined;
+    const version = this.slots.get(state)!.get(slot)!.version;
+    let m = this.derivedBufs.get(state);
+    if (m === undefined) this.derivedBufs.set(state, (m = new Map()));
+    let rec = m.get(name);
+    if (rec !== undefined && rec.src === src && rec.version === version) return rec.buf;
+    if (rec === undefined || rec.buf.length !== length) {
+      if (rec !== undefined) releaseBuffer(rec.buf);
+      rec = { buf: allocBuffer(length), src, version };
+      m.set(name, rec);
+    }
+    rec.src = src;
+    rec.version = version;
+    compute(src, rec.buf);
+    return rec.buf;
   }
 
   /** The slot's buffer, or a new zero-filled one of `length` (not yet committed). */
@@ -71,7 +109,7 @@ export class HostSlotStore {
     if (prev !== undefined && prev.buf !== buf) releaseBuffer(prev.buf);
     const write = sync || !state.has(slot);
     if (write) state.set(slot, hostTensor(bufferView(buf).slice(), shape));
-    slots.set(slot, { buf, shape, dirty: !write });
+    slots.set(slot, { buf, shape, dirty: !write, version: ++versions });
   }
 
   /** Write every dirty slot to its variable. */
@@ -88,6 +126,6 @@ export class HostSlotStore {
 
   /** Forget (and release) every buffer: the state was replaced or the optimizer disposed. */
   reset(): void {
-    releaseAll(this.slots);
+    releaseAll({ slots: this.slots, derived: this.derivedBufs });
   }
 }

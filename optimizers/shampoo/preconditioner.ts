@@ -48,6 +48,12 @@ export interface ShampooInternals {
   matrixService?: MatrixService;
   /** rootStaleness > 0: install each result exactly rootStaleness steps after its snapshot (reproducible). */
   deterministicRoots?: boolean;
+  /**
+   * Host backend: apply the roots as float32 P = W^T W, two products per block, where that is
+   * safe (default true; see productFormSafe in optimizers/shampoo.ts); false: always the factors,
+   * four products per block (tests and benchmarks compare the two).
+   */
+  rootProducts?: boolean;
   /** When given, milliseconds spent per part are added to it (benchmarks: scripts/bench/shampoo.ts). */
   profile?: ShampooProfile;
 }

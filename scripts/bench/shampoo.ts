@@ -9,7 +9,7 @@ import { cpus, loadavg } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import { losses } from '../../src/autodiff/index.js';
 import { Adam } from '../../optimizers/adam.js';
-import { Shampoo, type ShampooOptions, type ShampooProfile } from '../../optimizers/shampoo.js';
+import { Shampoo, type ShampooInternals, type ShampooOptions, type ShampooProfile } from '../../optimizers/shampoo.js';
 import { eighRows } from '../../src/linalg/index.js';
 import { timeKernelProducts } from '../../src/optim/shampoo-kernels.js';
 
@@ -34,34 +34,38 @@ export async function run(): Promise<string> {
   ];
 
   const profiles = new Map<string, ShampooProfile>();
-  const shampoo = (o: ShampooOptions, name: string) => () => {
+  const shampoo = (o: ShampooOptions, name: string, internals: ShampooInternals) => () => {
     const profile: ShampooProfile = { statistics: 0, roots: 0, direction: 0, updates: 0 };
     profiles.set(name, profile);
-    return new Shampoo({ learningRate: 1e-3, grafting: 'adam', ...o }, { profile });
+    return new Shampoo({ learningRate: 1e-3, grafting: 'adam', ...o }, { ...internals, profile });
   };
-  const sh = (name: string, o: ShampooOptions): Variant => ({ name, make: shampoo(o, name), steps: 20 });
+  // 40 steps per round: a whole period at the default preconditionFrequency 40 (and at 20, 10).
+  const sh = (name: string, o: ShampooOptions, internals: ShampooInternals = {}): Variant => ({
+    name,
+    make: shampoo(o, name, internals),
+    steps: 40,
+  });
+  const old = { startPreconditioningStep: -1, preconditionFrequency: 20, maxPreconditionerDim: 128 };
   const variants: Variant[] = [
-    { name: 'Adam', make: () => new Adam({ learningRate: 1e-3 }), steps: 20 },
-    sh('Shampoo defaults', {}),
+    { name: 'Adam', make: () => new Adam({ learningRate: 1e-3 }), steps: 40 },
+    sh('Shampoo defaults (start 5, f 40, block 64)', {}),
+    // The roots applied as their factors, W_L^T (W_L F W_R^T) W_R: four products per block
+    // (every release before issue 16's products form) instead of P_L F P_R.
+    sh('Shampoo defaults, root factors (4 products per block)', {}, { rootProducts: false }),
     // Roots in a src/async worker thread, used up to 10 steps late (Anil et al. 2020).
     sh('Shampoo defaults, rootStaleness 10 (worker)', { rootStaleness: 10 }),
-    sh('Shampoo f=10, block 256 (defaults before issue 16)', { preconditionFrequency: 10, maxPreconditionerDim: 256 }),
-    sh('Shampoo f=10, block 128', { preconditionFrequency: 10, maxPreconditionerDim: 128 }),
-    sh('Shampoo f=20, block 256', { preconditionFrequency: 20, maxPreconditionerDim: 256 }),
+    sh('Shampoo start 5, f 40, block 128', { maxPreconditionerDim: 128 }),
+    sh('Shampoo f 20, block 128 (defaults before issue 16 round 4), products', old),
+    sh('Shampoo f 20, block 128 (defaults before issue 16 round 4), root factors', old, { rootProducts: false }),
+    sh(
+      'Shampoo f 10, block 256, root factors (defaults before issue 16)',
+      { startPreconditioningStep: -1, preconditionFrequency: 10, maxPreconditionerDim: 256 },
+      { rootProducts: false },
+    ),
     // One-sided: the 784 side unpreconditioned (scalable_shampoo skip_preconditioning_dim_size_gt).
     sh('Shampoo one-sided (skip > 256), block 1024', { skipPreconditioningDimSizeGt: 256, maxPreconditionerDim: 1024 }),
-    // Opt-in: statistics every 10 steps (scalable_shampoo's statistics_compute_steps).
-    sh('Shampoo f=20, block 128, statisticsComputeSteps 10', {
-      preconditionFrequency: 20,
-      maxPreconditionerDim: 128,
-      statisticsComputeSteps: 10,
-    }),
     // Diagnostic: the per-step cost without root refreshes (roots once, at step 1).
-    sh('Shampoo block 128, no root refreshes', {
-      preconditionFrequency: 1e9,
-      startPreconditioningStep: 1,
-      maxPreconditionerDim: 128,
-    }),
+    sh('Shampoo, no root refreshes', { preconditionFrequency: 1e9, startPreconditioningStep: 1 }),
   ];
 
   const state = variants.map((v) => {
@@ -79,24 +83,25 @@ export async function run(): Promise<string> {
     return (performance.now() - t0) / s.v.steps;
   };
   // The floor, measured in the same interleaved rounds: the products Shampoo cannot avoid on
-  // the 784x128 layer at block 128 (6 full 128-blocks x 4 preconditioning products -- the root
-  // factors applied as W_L^T (W_L F W_R^T) W_R, issue 13 -- and 2 Gram products, of which only
-  // the upper triangle is needed), in the float32 kernel, and the 14
-  // float64 eigendecompositions of 128x128 statistics one root refresh needs (6 x 2 + the
-  // 16-row block's right factor + the 128x10 layer's left factor). Smaller pieces are left out.
+  // the 784x128 layer at the default block 64 (13 x 2 blocks of <= 64 x 64, counted as 26 full
+  // ones: 2 preconditioning products each -- P_L F P_R, issue 16; 4 with the factors
+  // W_L^T (W_L F W_R^T) W_R of issue 13 -- and 2 Gram products, of which only the upper triangle
+  // is needed), in the float32 kernel, and the 52 float64 eigendecompositions of 64x64
+  // statistics one root refresh needs (26 x 2; the 128x10 layer's 64-row factors added, the
+  // 16-row block's left factors left out). Smaller pieces are left out.
   const stat = (() => {
-    const G = tf.randomNormal([128, 300], 0, 1, 'float32', seed + 4);
+    const G = tf.randomNormal([64, 300], 0, 1, 'float32', seed + 4);
     const v = Float64Array.from(tf.matMul(G, tf.transpose(G)).dataSync());
     G.dispose();
-    return { rows: 128, cols: 128, data: v };
+    return { rows: 64, cols: 64, data: v };
   })();
   const floor = { products: [] as number[], eigh: [] as number[] };
   const floorRound = () => {
-    const p = timeKernelProducts(128, 24, false);
-    const q = timeKernelProducts(128, 12, true);
+    const p = timeKernelProducts(64, 52, false);
+    const q = timeKernelProducts(64, 52, true);
     if (p !== null && q !== null) floor.products.push(p + q);
     const t0 = performance.now();
-    for (let i = 0; i < 14; i++) eighRows(stat);
+    for (let i = 0; i < 52; i++) eighRows(stat);
     floor.eigh.push(performance.now() - t0);
   };
   // Warm-up: one round each (kernels compiled, first inverse roots computed).
@@ -123,7 +128,7 @@ export async function run(): Promise<string> {
     '',
     `784-128-10 tanh MLP, batch 256, softmax cross-entropy, backend ${tf.getBackend()}; one step = ` +
       '`minimize` (gradient + update); Shampoo with Adam grafting, float64 inverse roots on the CPU, ' +
-      `times averaged over whole preconditioning periods (median of ${rounds} interleaved rounds of 20 steps).`,
+      `times averaged over whole preconditioning periods (median of ${rounds} interleaved rounds of 40 steps).`,
     '',
     '| optimizer | ms / step (median) | ratio to Adam (median) | ms / step (fastest round) | ratio (fastest) | inverse roots | failed |',
     '|---|---:|---:|---:|---:|---:|---:|',
@@ -164,12 +169,12 @@ export async function run(): Promise<string> {
     const ef = fastest(floor.eigh);
     const ratio = (a: number, p: number, e: number, f: number) => ((a + p + e / f) / a).toFixed(2);
     lines.push(
-      `Floor at block 128 (same rounds; median / fastest): the unavoidable products on the 784x128 layer ` +
-        `(24 preconditioning products of 128^3 + 12 upper-half Gram products, float32 kernel at the SIMD peak) ` +
-        `take ${pm.toFixed(1)} / ${pf.toFixed(1)} ms per step and 14 float64 128x128 eigendecompositions ` +
-        `${em.toFixed(0)} / ${ef.toFixed(0)} ms per root refresh, so (Adam + products + eigh / f) / Adam = ` +
-        `${ratio(adam, pm, em, 10)} / ${ratio(adamMin, pf, ef, 10)} at f = 10 and ` +
-        `${ratio(adam, pm, em, 20)} / ${ratio(adamMin, pf, ef, 20)} at f = 20, before any copy, elementwise op or root bookkeeping.`,
+      `Floor at block 64, the default (same rounds; median / fastest): the unavoidable products on the 784x128 layer ` +
+        `(52 preconditioning products of 64^3 (P_L F P_R) + 52 upper-half Gram products, float32 kernel at the SIMD peak) ` +
+        `take ${pm.toFixed(2)} / ${pf.toFixed(2)} ms per step and 52 float64 64x64 eigendecompositions ` +
+        `${em.toFixed(1)} / ${ef.toFixed(1)} ms per root refresh, so (Adam + products + eigh / f) / Adam = ` +
+        `${ratio(adam, pm, em, 20)} / ${ratio(adamMin, pf, ef, 20)} at f = 20 and ` +
+        `${ratio(adam, pm, em, 40)} / ${ratio(adamMin, pf, ef, 40)} at f = 40, before any copy, elementwise op or root bookkeeping.`,
       '',
     );
   }

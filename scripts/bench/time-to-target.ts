@@ -30,7 +30,8 @@
  * Adam's medians in the same run, and how many seeds reached it. A plot (docs/bench/) shows the
  * seconds ratios; docs/bench/time-to-target.json (or TTT_JSON=path) holds every run's figures.
  *
- * Env: TTT_STEPS (default 200), TTT_SEEDS (default 3), TTT_CAP (default 3), TTT_PROBLEMS
+ * Env: TTT_STEPS (default 200), TTT_SEEDS (default 3), TTT_CAP (default 3; TTT_SECONDS_CAP overrides
+ * its seconds part, e.g. 100 for a steps-to-target sweep on a loaded machine), TTT_PROBLEMS
  * (comma-separated, default both), TTT_EVAL_EXAMPLES (default 1000) to make a quick check
  * cheaper; TTT_ONLY (comma-separated optimizer names, e.g. `kfac,shampoo`) keeps only those rows
  * (Adam is always tuned and run: it sets the target); TTT_EXTRA (a JSON array of
@@ -64,6 +65,8 @@ const FILTER_ENVS = ['TTT_STEPS', 'TTT_SEEDS', 'TTT_CAP', 'TTT_PROBLEMS', 'TTT_E
 const ADAM_STEPS = Number(process.env.TTT_STEPS ?? 200);
 const SEEDS = Array.from({ length: Number(process.env.TTT_SEEDS ?? 3) }, (_, i) => i);
 const CAP = Number(process.env.TTT_CAP ?? 3);
+/** The seconds part of the budget (default CAP); a large value keeps a loaded machine from cutting runs in a steps sweep. */
+const SECONDS_CAP = Number(process.env.TTT_SECONDS_CAP ?? CAP);
 const EVAL_EVERY = 5;
 const EVAL_EXAMPLES = Number(process.env.TTT_EVAL_EXAMPLES ?? 1000);
 /** Seeds the permutation that picks the evaluation subset (fixed: one yardstick for every run). */
@@ -279,7 +282,10 @@ export async function run(): Promise<string> {
     targets.push(
       `${problem}: target ${target.toPrecision(4)} (tuned Adam, lr ${best.lr}, ${ADAM_STEPS} steps); tuned Adam reaches it in ${fmt(adam.steps, 0)} steps, ${fmt(adam.seconds)} s`,
     );
-    const budget = { steps: Math.ceil(CAP * (adam.steps ?? ADAM_STEPS)), seconds: CAP * (adam.seconds ?? Infinity) };
+    const budget = {
+      steps: Math.ceil(CAP * (adam.steps ?? ADAM_STEPS)),
+      seconds: SECONDS_CAP * (adam.seconds ?? Infinity),
+    };
     // 3. Every optimizer at its defaults (and presets), same seeds, capped budget.
     for (const c of selectedConfigs()) {
       const runs = [];

@@ -180,8 +180,8 @@ class Reference:
 
 
 # The documented defaults (optimizers/shampoo.ts) that the reference uses.
-DEFAULTS = dict(learningRate=1e-2, beta1=0.9, epsilon=1e-5, preconditionFrequency=20, startPreconditioningStep=-1,
-                maxPreconditionerDim=128, graftingBeta2=0.999, graftingEpsilon=1e-8)
+DEFAULTS = dict(learningRate=1e-2, beta1=0.9, epsilon=1e-5, preconditionFrequency=40, startPreconditioningStep=5,
+                maxPreconditionerDim=64, graftingBeta2=0.999, graftingEpsilon=1e-8)
 
 CASES = [
     dict(name='square full-rank 17x17', shape=[17, 17], seed=1),
@@ -206,13 +206,15 @@ CONV_CASES = [
 ]
 
 FIXTURES = [
-    # Defaults except the frequency: roots at steps 4, 8, 12, 16, 20 (stale in between), so
-    # preconditioning starts early enough to matter within 20 steps; block 256 (the default
-    # before issue 16) so that the 258x2 case is cut 256 + 2 and the 2x129x2 case is one block.
-    ('shampoo-reference-f4.json', dict(preconditionFrequency=4, maxPreconditionerDim=256), CASES),
-    # All defaults (start 20, roots at 20) on two shapes.
+    # Defaults except the schedule: roots at steps 4, 8, 12, 16, 20 (start = frequency, stale in
+    # between); block 256 (the default before issue 16) so that the 258x2 case is cut 256 + 2 and
+    # the 2x129x2 case is one block.
+    ('shampoo-reference-f4.json', dict(preconditionFrequency=4, startPreconditioningStep=-1, maxPreconditionerDim=256),
+     CASES),
+    # All defaults (start 5: roots at step 5, the next refresh at 40) on two shapes.
     ('shampoo-reference-defaults.json', dict(), [CASES[1], CASES[4]]),
-    ('shampoo-reference-conv.json', dict(preconditionFrequency=4, maxPreconditionerDim=256), CONV_CASES),
+    ('shampoo-reference-conv.json', dict(preconditionFrequency=4, startPreconditioningStep=-1, maxPreconditionerDim=256),
+     CONV_CASES),
 ]
 
 STEPS = 20

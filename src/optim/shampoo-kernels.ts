@@ -215,7 +215,8 @@ export interface ShampooKernels {
    * One step's direction from the gradient g: the elementwise first-order part (moments in
    * shampoo.c: the grafting accumulator `acc.buf` and the first moment `moment.buf` updated IN
    * PLACE, undefined: new zero buffers; filtered gradient f; grafted direction), then, when
-   * `roots` (factors) is given, W_L^T W_L f_b W_R^T W_R per block, grafted per block when `graft`; without roots the
+   * `roots` (factors) is given, W_L^T W_L f_b W_R^T W_R per block, grafted per block when `graft`
+   * (`products`: roots[b] hold the symmetric P = W^T W instead, applied as P_L f_b P_R); without roots the
    * direction is the grafted one. `d` is a view into the module's memory, valid until the next
    * call, unless `copy`.
    */
@@ -227,9 +228,12 @@ export interface ShampooKernels {
     roots: RootPair[] | undefined,
     graft: boolean,
     copy: boolean,
+    products?: boolean,
   ): { a?: HostBuffer; m?: HostBuffer; d: Float32Array };
   /** W^T W (n x n, exactly symmetric) for W [k x n] row-major. */
   gram(wRows: Float32Array, k: number, n: number): Float32Array;
+  /** out = W^T W (n x n, exactly symmetric) for the persistent n x n buffer W, in place in `out`. */
+  gramInto(W: HostBuffer, n: number, out: HostBuffer): void;
 }
 
 function blocks(grid: BlockGrid2d): { r0: number; c0: number; h: number; w: number }[] {
@@ -255,11 +259,32 @@ function makeKernels(w: Exports): ShampooKernels {
     py: number,
     px: number,
     pt: number,
+    products = false,
   ): void => {
     const n = grid.n;
     blocks(grid).forEach(({ r0, c0, h, w: bw }, b) => {
       const at = 4 * (r0 * n + c0);
       const [WL, WR] = roots[b]!;
+      if (products) {
+        // D_b = P_L F_b P_R with the symmetric P = W^T W: two products instead of four.
+        const [PL, PR] = [WL, WR];
+        if (PL !== undefined && PR !== undefined) {
+          w.sgemm(h, bw, h, 1, PL.off, h, 1, pf + at, n, 0, py, bw, 0);
+          w.sgemm(h, bw, bw, 1, py, bw, 1, PR.off, bw, 0, pd + at, n, 0);
+        } else if (PL !== undefined) {
+          w.sgemm(h, bw, h, 1, PL.off, h, 1, pf + at, n, 0, pd + at, n, 0);
+        } else if (PR !== undefined) {
+          w.sgemm(h, bw, bw, 1, pf + at, n, 1, PR.off, bw, 0, pd + at, n, 0);
+        } else {
+          w.copy2d(pf + at, n, h, bw, pd + at, n);
+        }
+        if (pgr !== 0) {
+          const dn = Math.sqrt(w.sumsq(pd + at, n, h, bw));
+          const gn = Math.sqrt(w.sumsq(pgr + at, n, h, bw));
+          w.scale2d(pd + at, n, h, bw, Math.fround(gn / (dn + 1e-16)));
+        }
+        return;
+      }
       // X = W_L F_b W_R^T (or the factors present), stride lx.
       let x = pf + at;
       let lx = n;
@@ -363,7 +388,7 @@ function makeKernels(w: Exports): ShampooKernels {
       return A.view(pd, n).slice();
     },
 
-    direction(g, acc, moment, grid, roots, graft, copy) {
+    direction(g, acc, moment, grid, roots, graft, copy, products = false) {
       const n = g.length;
       const a = acc === undefined ? undefined : (acc.buf ?? allocBuffer(n));
       const m = moment === undefined ? undefined : (moment.buf ?? allocBuffer(n));
@@ -392,7 +417,7 @@ function makeKernels(w: Exports): ShampooKernels {
         pf,
         pgr,
       );
-      if (roots !== undefined) preconditionAt(grid, roots, pf, graft ? pgr : 0, pd, py, px, pt);
+      if (roots !== undefined) preconditionAt(grid, roots, pf, graft ? pgr : 0, pd, py, px, pt, products);
       return { a, m, d: copy ? A.view(pd, n).slice() : A.view(pd, n) };
     },
 
@@ -405,6 +430,11 @@ function makeKernels(w: Exports): ShampooKernels {
       w.sgemm(n, n, k, 1, pw, 1, n, pw, n, 0, pc, n, 1);
       w.mirror_upper(pc, n, n);
       return A.view(pc, n * n).slice();
+    },
+
+    gramInto(W, n, out) {
+      w.sgemm(n, n, n, 1, W.off, 1, n, W.off, n, 0, out.off, n, 1);
+      w.mirror_upper(out.off, n, n);
     },
   };
 }
