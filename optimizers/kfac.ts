@@ -167,6 +167,8 @@ interface StepContext {
   burnIn: boolean;
   statsStep: boolean;
   dampingStep: boolean;
+  /** adaptive: the quadratic model chooses (alpha, mu) this step (else the last ones are reused). */
+  modelStep: boolean;
   f: () => tf.Scalar;
   est: KFACEstimation;
   plan: CotangentPlan;
@@ -180,6 +182,8 @@ interface ChosenStep {
   mu: number;
   update: VectorMap;
   modelChange: number | undefined;
+  /** The quadratic model's alpha for Delta alone (mu = 0): what the steps to the next model step reuse. */
+  reuseAlpha?: number;
 }
 
 export class KFAC extends KFACBase {
@@ -264,7 +268,15 @@ export class KFAC extends KFACBase {
     const burnIn = k < o.burnIn;
     const statsStep = burnIn || k % o.statsUpdatePeriod === 0;
     const dampingStep = o.adaptDamping && !burnIn && (k + 1) % o.dampingInterval === 0;
-    const wantQuad = !burnIn && (o.adaptive || dampingStep);
+    // adaptivePeriod P > 1: the model chooses (alpha, mu) on steps k with (k + 1) % P = 0 (with
+    // P = dampingInterval, the damping checks') and whenever no step sizes are at hand.
+    const modelStep =
+      o.adaptive &&
+      !burnIn &&
+      (o.adaptivePeriod === 1 ||
+        (k + 1) % o.adaptivePeriod === 0 ||
+        !Number.isFinite(this.numericState.stepAlpha ?? NaN));
+    const wantQuad = modelStep || dampingStep;
     const needCurvature = statsStep || wantQuad;
     const est = layers.length > 0 ? this.estimation() : 'empirical';
     const kind = this.lossKind();
@@ -311,7 +323,7 @@ export class KFAC extends KFACBase {
         }
       }
       this.claimByName(names);
-      const applied = this.step({ k, burnIn, statsStep, dampingStep, f, est, plan, cap, entries });
+      const applied = this.step({ k, burnIn, statsStep, dampingStep, modelStep, f, est, plan, cap, entries });
       if (applied) this.incrementIterations();
       return this.finish(cap, returnCost);
     } catch (err) {
@@ -354,7 +366,7 @@ export class KFAC extends KFACBase {
         slots,
       });
       const model = new QuadraticModel(active, s.plan, batch, diagonal, rows(o.quadraticBatchSize));
-      const chosen = this.chooseStep(model, names, grad, dir, lambda);
+      const chosen = this.chooseStep(s.modelStep, model, names, grad, dir, lambda);
       // A finite gradient can still give a non-finite step (an overflowing preconditioner or
       // step size): skip it rather than write it into the weights.
       if (o.skipNonFinite && !this.allFinite([...chosen.update.values()])) {
@@ -364,6 +376,11 @@ export class KFAC extends KFACBase {
       this.lastStep = { alpha: chosen.alpha, mu: chosen.mu };
       const rejected = this.applyAndCheck(s, model, grad, chosen);
       if (!rejected) this.rememberUpdate(s.entries, chosen.update);
+      if (o.adaptivePeriod > 1 && s.modelStep) {
+        // Reused until the next model step; after a rejected step the next step asks the model again.
+        const keep = !rejected && chosen.reuseAlpha !== undefined && chosen.reuseAlpha > 0;
+        this.numericState.stepAlpha = keep ? chosen.reuseAlpha! : Number.NaN;
+      }
       return true;
     });
   }
@@ -372,7 +389,14 @@ export class KFAC extends KFACBase {
    * The step sizes: (alpha, mu) minimising the quadratic model (adaptive), or the learning rate
    * and momentum with Delta shrunk to the KL clip.
    */
-  private chooseStep(model: QuadraticModel, names: string[], g: VectorMap, dir: VectorMap, lambda: number): ChosenStep {
+  private chooseStep(
+    modelStep: boolean,
+    model: QuadraticModel,
+    names: string[],
+    g: VectorMap,
+    dir: VectorMap,
+    lambda: number,
+  ): ChosenStep {
     const o = this.options;
     const prev: VectorMap = new Map();
     for (const n of names) {
@@ -386,6 +410,11 @@ export class KFAC extends KFACBase {
           return [n, momentumDirection(mu !== 0 ? prev.get(n) : undefined, tf.mul(dir.get(n)!, alpha), c).buffer];
         }),
       );
+    if (o.adaptive && !modelStep) {
+      // adaptivePeriod > 1, between model steps: the last model step's momentum-free alpha.
+      const alpha = this.numericState.stepAlpha!;
+      return { alpha, mu: 0, update: combine(alpha, 0), modelChange: undefined };
+    }
     if (o.adaptive && model.available) {
       const hasPrev = prev.size > 0;
       const Q = model.curvatureGram(hasPrev ? [dir, prev] : [dir]);
@@ -396,7 +425,11 @@ export class KFAC extends KFACBase {
         ? { F: v.slice(0, 4), gd: v[4]!, dd: v[5]!, gp: v[6]!, dp: v[7]!, pp: v[8]! }
         : { F: v.slice(0, 1), gd: v[1]!, dd: v[2]! };
       const { alpha, mu, modelChange } = solveQuadraticModel(products, lambda + o.weightDecay, o.weightDecay);
-      return { alpha, mu, update: combine(alpha, mu), modelChange };
+      // The steps until the next model step reuse the model's alpha for Delta alone (mu = 0).
+      const alone = hasPrev
+        ? solveQuadraticModel({ F: [v[0]!], gd: v[4]!, dd: v[5]! }, lambda + o.weightDecay, 0)
+        : null;
+      return { alpha, mu, update: combine(alpha, mu), modelChange, reuseAlpha: alone?.alpha ?? alpha };
     }
     const alpha = this.currentLearningRate();
     if (o.klClip > 0) {
@@ -415,7 +448,7 @@ export class KFAC extends KFACBase {
     const o = this.options;
     const { entries } = s;
     const names = entries.map((e) => e.name);
-    const reject = o.rejectSteps && o.adaptive;
+    const reject = o.rejectSteps && s.modelStep;
     const before = reject ? entries.map((e) => tf.clone(e.variable)) : [];
     for (const e of entries) e.variable.assign(tf.add(e.variable, c.update.get(e.name)!));
     const adapt = s.dampingStep && model.available;

@@ -37,6 +37,11 @@ export const KFAC_OPTIONS = {
   learningRate: option.learningRate(1e-3, 'Step size when adaptive is false (number or schedule)'),
   momentum: option.decay(0.9, 'Momentum on the update when adaptive is false'),
   adaptive: option.boolean(true, 'Learning rate and momentum from the quadratic model each step'),
+  adaptivePeriod: option.number(
+    1,
+    'adaptive: steps between quadratic-model choices of (alpha, mu), on the steps k with (k + 1) % adaptivePeriod = 0 (and whenever none is at hand); the steps between reuse the last ones and need no curvature pass',
+    period,
+  ),
   damping: option.number(1e-2, 'Initial Tikhonov damping lambda', positive),
   adaptDamping: option.boolean(true, 'Levenberg-Marquardt adaptation of the damping'),
   dampingInterval: option.number(5, 'Steps between damping adaptations', period),
@@ -98,7 +103,7 @@ export const KFAC_OPTIONS = {
   ),
   rejectSteps: option.boolean(
     true,
-    'adaptive: undo a step that raised the batch loss and raise the damping (kfac-jax use_step_rejection; one more loss evaluation per step)',
+    'adaptive: undo a step that raised the batch loss and raise the damping (kfac-jax use_step_rejection; one more loss evaluation per quadratic-model step)',
   ),
   klClip: option.number(0, 'KL / norm constraint on the step when adaptive is false (0: off)', { min: 0 }),
   weightDecay: option.number(0, 'L2 weight decay coefficient (added to the gradient and the model)', { min: 0 }),

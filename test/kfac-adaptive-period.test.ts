@@ -1,0 +1,156 @@
+// K-FAC's amortised adaptive step (adaptivePeriod > 1, issue 16): the quadratic model chooses
+// (alpha, mu) only on the steps k with (k + 1) % adaptivePeriod = 0 (and when no step size is at
+// hand: the first step, after a rejected step); the steps between take the model's alpha for
+// Delta alone (mu = 0) and no curvature pass unless their statistics are due.
+import * as tf from '@tensorflow/tfjs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../src/backend.js';
+import '../src/autodiff/index.js';
+import { KFAC, type KFACOptions } from '../optimizers/kfac.js';
+
+beforeAll(async () => {
+  await initBackend('cpu');
+});
+
+/** A 5-6-3 tanh/softmax MLP on 24 fixed examples with plain-tf registered layers. */
+function plain() {
+  const W1 = tf.variable(tf.randomNormal([5, 6], 0, 0.5, 'float32', 11));
+  const b1 = tf.variable(tf.zeros([6]));
+  const W2 = tf.variable(tf.randomNormal([6, 3], 0, 0.5, 'float32', 12));
+  const b2 = tf.variable(tf.zeros([3]));
+  const x = tf.randomNormal([24, 5], 0, 1, 'float32', 13);
+  const y = tf.tidy(() => tf.oneHot(tf.argMax(tf.matMul(x, tf.randomNormal([5, 3], 0, 1, 'float32', 14)), 1), 3));
+  const vars = [W1, b1, W2, b2];
+  const loss = (): tf.Scalar =>
+    tf.tidy(
+      () =>
+        tf.losses.softmaxCrossEntropy(y, tf.add(tf.matMul(tf.tanh(tf.add(tf.matMul(x, W1), b1)), W2), b2)) as tf.Scalar,
+    );
+  const make = (options: KFACOptions) =>
+    new KFAC({ lossKind: 'softmax-cross-entropy', seed: 2, ...options })
+      .registerDense({ kernel: W1, bias: b1, name: 'hidden' })
+      .registerDense({ kernel: W2, bias: b2, name: 'out' });
+  return { vars, loss, make, dispose: () => tf.dispose([...vars, x, y]) };
+}
+
+const AMORTISED: KFACOptions = { adaptivePeriod: 5, statsUpdatePeriod: 5, inverseUpdatePeriod: 10 };
+
+describe('KFAC adaptivePeriod (amortised quadratic model)', () => {
+  it('asks the model on steps 0, 4, 9, ... and reuses its momentum-free alpha in between', () => {
+    const p = plain();
+    const opt = p.make(AMORTISED);
+    const steps: { alpha: number; mu: number }[] = [];
+    for (let i = 0; i < 12; i++) {
+      opt.minimize(p.loss, false, p.vars);
+      steps.push({ ...opt.lastStep });
+    }
+    expect(opt.rejectedSteps).toBe(0);
+    expect(steps[4]!.mu).toBeGreaterThan(0);
+    // Step 0 has no momentum: its alpha is the model's for Delta alone, reused by steps 1-3.
+    expect(steps[0]!.mu).toBe(0);
+    expect(steps[0]!.alpha).toBeGreaterThan(0);
+    for (const k of [1, 2, 3]) expect(steps[k], `step ${k}`).toEqual(steps[0]);
+    // Steps 4 and 9 choose (alpha, mu) jointly; the steps after them take one alpha without
+    // momentum (the joint model's minimiser at mu = 0, not the joint alpha).
+    for (const [from, to] of [
+      [4, [5, 6, 7, 8]],
+      [9, [10, 11]],
+    ] as const) {
+      const reused = steps[to[0]]!;
+      expect(reused.mu).toBe(0);
+      expect(reused.alpha).toBeGreaterThan(0);
+      expect(reused.alpha).not.toBe(steps[from - 1]!.alpha);
+      // With the momentum clipped to 0 the joint alpha is the momentum-free one.
+      if (steps[from]!.mu === 0) expect(reused.alpha).toBeCloseTo(steps[from]!.alpha, 5);
+      else expect(Math.abs(reused.alpha / steps[from]!.alpha - 1), `step ${from}`).toBeGreaterThan(1e-3);
+      for (const k of to) expect(steps[k], `step ${k}`).toEqual(reused);
+    }
+    opt.dispose();
+    p.dispose();
+  });
+
+  it('saves the curvature passes and loss evaluations of the steps between (counters)', () => {
+    const p = plain();
+    const opt = p.make(AMORTISED);
+    for (let i = 0; i < 10; i++) opt.minimize(p.loss, false, p.vars);
+    // Backward passes: 10 gradients; the statistics' target sample on steps 0 and 5; the exact
+    // model's 3 output columns on the model steps 0, 4, 9. Loss evaluations: the step check on
+    // the model steps only (it doubles as the damping check on steps 4 and 9).
+    expect(opt.counters).toEqual({ lossEvals: 3, gradEvals: 10 + 2 + 3 * 3, hvpEvals: 0 });
+    // adaptivePeriod 1 (every step): 10 x (1 + 3) + 2 samples, 10 checks.
+    const every = p.make({ ...AMORTISED, adaptivePeriod: 1 });
+    for (let i = 0; i < 10; i++) every.minimize(p.loss, false, p.vars);
+    expect(every.counters).toEqual({ lossEvals: 10, gradEvals: 10 * 4 + 2, hvpEvals: 0 });
+    opt.dispose();
+    every.dispose();
+    p.dispose();
+  });
+
+  it('trains, and is leak-free on model steps and on reused steps', () => {
+    const p = plain();
+    const opt = p.make(AMORTISED);
+    const first = p.loss().dataSync()[0]!;
+    opt.minimize(p.loss, false, p.vars);
+    opt.minimize(p.loss, false, p.vars);
+    const n = tf.memory().numTensors;
+    for (let i = 2; i < 30; i++) {
+      opt.minimize(p.loss, false, p.vars);
+      expect(tf.memory().numTensors, `step ${i}`).toBe(n);
+    }
+    expect(p.loss().dataSync()[0]!).toBeLessThan(0.3 * first);
+    expect(opt.skippedSteps).toBe(0);
+    opt.dispose();
+    p.dispose();
+  });
+
+  it('a rejected model step makes the next step ask the model again', () => {
+    const p = plain();
+    let calls = 0;
+    let inflate = -1;
+    // Raise the loss the step check of model step 4 sees (its second closure call).
+    const loss = (): tf.Scalar => {
+      calls += 1;
+      const l = p.loss();
+      return calls === inflate ? tf.tidy(() => tf.add(l, 10)) : l;
+    };
+    const opt = p.make(AMORTISED);
+    for (let i = 0; i < 4; i++) opt.minimize(loss, false, p.vars);
+    const reused = { ...opt.lastStep };
+    inflate = calls + 2;
+    opt.minimize(loss, false, p.vars);
+    expect(opt.rejectedSteps).toBe(1);
+    const before = opt.counters.lossEvals;
+    opt.minimize(loss, false, p.vars); // step 5: a model step again (with a check)
+    expect(opt.counters.lossEvals).toBe(before + 1);
+    expect(opt.lastStep).not.toEqual(reused);
+    opt.minimize(loss, false, p.vars); // step 6: reuses step 5's
+    expect(opt.counters.lossEvals).toBe(before + 1);
+    opt.dispose();
+    p.dispose();
+  });
+
+  it('a checkpoint taken between model steps continues the same trajectory', async () => {
+    const run = async (restoreAt: number | undefined) => {
+      const p = plain();
+      let opt = p.make(AMORTISED);
+      for (let i = 0; i < 12; i++) {
+        if (i === restoreAt) {
+          const saved = await opt.getWeights();
+          const fresh = p.make(AMORTISED);
+          await fresh.setWeights(saved);
+          tf.dispose(saved.map((w) => w.tensor));
+          opt.dispose();
+          opt = fresh;
+        }
+        opt.minimize(p.loss, false, p.vars);
+      }
+      const theta = p.vars.flatMap((v) => Array.from(v.dataSync()));
+      opt.dispose();
+      p.dispose();
+      return theta;
+    };
+    const straight = await run(undefined);
+    // Step 6 reuses step 4's sizes: they come back from the checkpoint.
+    expect(await run(6)).toEqual(straight);
+  });
+});
