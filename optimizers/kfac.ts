@@ -182,7 +182,7 @@ interface ChosenStep {
   mu: number;
   update: VectorMap;
   modelChange: number | undefined;
-  /** The quadratic model's alpha for Delta alone (mu = 0): what the steps to the next model step reuse. */
+  /** The alpha the steps to the next model step reuse (with mu = 0); none: they ask the model. */
   reuseAlpha?: number;
 }
 
@@ -190,6 +190,24 @@ export class KFAC extends KFACBase {
   static get className(): string {
     return 'CurvatureKFAC';
   }
+
+  /**
+   * The defaults before issue 16's time-to-target choice (kfac-jax's adaptive step): (alpha, mu)
+   * from the exact quadratic model and Levenberg-Marquardt damping every step, statistics every
+   * step, exact inverses every 5, step rejection. Fewest steps (0.29-0.36x tuned Adam's on the
+   * MNIST problems) but 7-8x an Adam step, so 1.6-2.6x its seconds to target (docs/kfac.md,
+   * "Defaults chosen by time to target"); the choice for small batches that must not overshoot
+   * less than for wall clock. `new KFAC({ model, ...KFAC.STEP_EFFICIENT_SETTINGS })`.
+   */
+  static readonly STEP_EFFICIENT_SETTINGS: Readonly<KFACOptions> = Object.freeze({
+    adaptive: true,
+    adaptDamping: true,
+    learningRate: 1e-3,
+    klClip: 0,
+    statsUpdatePeriod: 1,
+    inverseUpdatePeriod: 5,
+    factorRank: 0,
+  });
 
   /**
    * Settings that cost about 2 SGD steps per step on wide layers (docs/kfac.md, "Fast
@@ -425,11 +443,9 @@ export class KFAC extends KFACBase {
         ? { F: v.slice(0, 4), gd: v[4]!, dd: v[5]!, gp: v[6]!, dp: v[7]!, pp: v[8]! }
         : { F: v.slice(0, 1), gd: v[1]!, dd: v[2]! };
       const { alpha, mu, modelChange } = solveQuadraticModel(products, lambda + o.weightDecay, o.weightDecay);
-      // The steps until the next model step reuse the model's alpha for Delta alone (mu = 0).
-      const alone = hasPrev
-        ? solveQuadraticModel({ F: [v[0]!], gd: v[4]!, dd: v[5]! }, lambda + o.weightDecay, 0)
-        : null;
-      return { alpha, mu, update: combine(alpha, mu), modelChange, reuseAlpha: alone?.alpha ?? alpha };
+      // The steps until the next model step reuse this alpha without momentum; not the first
+      // step's (no momentum yet: the model's alpha for Delta alone is several times longer).
+      return { alpha, mu, update: combine(alpha, mu), modelChange, ...(hasPrev ? { reuseAlpha: alpha } : {}) };
     }
     const alpha = this.currentLearningRate();
     if (o.klClip > 0) {
