@@ -27,7 +27,12 @@
  *                momentum clipped to [0, 0.99]; m(delta) for rho reuses these 2x2 products;
  *                rejectSteps: L(theta + delta) on the same batch every step (one more loss
  *                evaluation; the damping check's when due): if it is above L(theta) or not
- *                finite, theta and the momentum stay as they were and lambda *= 10
+ *                finite, theta and the momentum stay as they were and lambda *= 10;
+ *                adaptivePeriod P > 1: the model (with its check) only on the steps k with
+ *                (k + 1) % P = 0 and when no alpha is at hand (the first two steps, after a
+ *                rejection); the steps between take that alpha with mu = 0 and need no
+ *                curvature pass unless their statistics are due (the model's alpha for Delta
+ *                alone is longer, and reused it overshot: mlp-mnist 215 against 65 steps)
  *     else:      alpha = learningRate, mu = momentum, and Delta scaled by
  *                min(1, sqrt(klClip / (alpha^2 |g.Delta|)))  when klClip > 0
  *     delta = alpha Delta + mu delta;  theta += delta
@@ -36,7 +41,7 @@
  *       Grosse 2015 sec. 6.5; kfac-jax), unlike the m(alpha, mu) above that chooses the step
  *       (closure re-evaluated on the same batch, its extra outputs disposed);
  *       rho > 3/4: lambda *= omega,  rho < 1/4: lambda /= omega,  omega = dampingDecay^interval
- *   factorRank r > 0 (randomized K-FAC; off by default): a factor of size n > 2r is inverted as
+ *   factorRank r > 0 (randomized K-FAC; r = 64 by default without adaptive): a factor of size n > 2r is inverted as
  *     (M + d I)^-1 ~ t I + U diag(1/(s + d) - t) U^T, t = 1/(s_r + d), with its top-r eigenpairs
  *     (U, s) from a Nystrom sketch warm-started at the previous refresh's Ritz vectors
  *     (src/layers/lowrank.ts): exact on the top-r eigenspace, eigenvalues below s_r raised to
@@ -46,19 +51,24 @@
  *   depthwise, separable, transposed convolutions, ...) get a diagonal fallback
  *   -g / (n EMA(g^2) + lambda), with a one-time warning naming them. burnIn steps only accumulate statistics.
  *
- * Defaults: adaptive true (learning rate and momentum from the quadratic model), quadraticModel
- * 'exact' (for outputs up to exactQuadraticMaxOutputs 64 units; wider: 'sampled'), rejectSteps
- * true (kfac-jax: false; it has no default damping either), damping 1e-2,
- * adaptDamping true, dampingInterval 5, dampingDecay 0.9 (kfac-jax), statsDecay 0.95,
- * statsUpdatePeriod 1, inverseUpdatePeriod 5, estimation 'fisher', lossKind 'auto',
- * learningRate 1e-3 and momentum 0.9 (used when adaptive is false), klClip 0, weightDecay 0,
- * burnIn 0, seed 0, factorRank 0 (exact inverses), inverseStaleness 0 (inverses computed in the
- * step), statsBatchSize 32 (the factor statistics
- * from the batch's first 32 examples, as Martens 2010's curvature mini-batch; kfac-jax: the whole
- * batch; chosen by time to target, issue 16: the A statistics were the largest part of a step)
- * and quadraticBatchSize 0 (the quadratic model over the whole batch; 0: all). What each part
- * of a step costs against its FLOP floor, and what the cheaper settings cost in steps:
- * docs/kfac.md, "Where a default step's time goes".
+ * Defaults (chosen by seconds to target, issue 16; docs/kfac.md, "Defaults chosen by time to
+ * target", has the candidates measured): adaptive false with learningRate 0.2, momentum 0.9 and
+ * klClip 1e-3 (kfac-pytorch's kl_clip), adaptDamping false, damping 1e-2, statsUpdatePeriod 5,
+ * inverseUpdatePeriod 20, factorRank 64 (not given: 0 with adaptive or inverseStaleness > 0),
+ * statsBatchSize 32 (the factor statistics from the batch's first 32 examples, as Martens 2010's
+ * curvature mini-batch; kfac-jax: the whole batch), estimation 'fisher', lossKind 'auto',
+ * statsDecay 0.95, weightDecay 0, burnIn 0, seed 0, inverseStaleness 0. Why: on mlp-mnist and
+ * autoencoder-mnist (3 seeds, ratios to tuned Adam) the adaptive step (the previous defaults,
+ * KFAC.STEP_EFFICIENT_SETTINGS) needs the fewest steps (0.33-0.36 / 0.29) but costs 8.2x / 6.0x an
+ * Adam step (the quadratic model's 10 exact output columns or 2 samples, its projections, the
+ * step check, statistics every step, exact inverses every 5), about 2.7x / 1.8x Adam's seconds;
+ * these defaults take 0.48 / 0.60 of Adam's steps at 1.8x its step cost, about 0.9x / 1.1x its
+ * seconds, the best of the candidates on both problems, and are safe on the quick suite and in
+ * the small-batch model.fit cases (test/kfac-quadratic.test.ts). With adaptive true (the
+ * quadratic model's options): adaptivePeriod 1, quadraticModel 'exact' (outputs up to
+ * exactQuadraticMaxOutputs 64; wider: 'sampled'), rejectSteps true (kfac-jax: false),
+ * dampingInterval 5, dampingDecay 0.9 (kfac-jax), quadraticBatchSize 0 (all). What each part of
+ * the adaptive step costs against its FLOP floor: docs/kfac.md, "Where a default step's time goes".
  *
  * References: Martens & Grosse (2015), "Optimizing Neural Networks with Kronecker-factored
  * Approximate Curvature"; Grosse & Martens (2016) (KFC, conv layers); Ba, Grosse & Martens (2017)
@@ -195,9 +205,9 @@ export class KFAC extends KFACBase {
    * The defaults before issue 16's time-to-target choice (kfac-jax's adaptive step): (alpha, mu)
    * from the exact quadratic model and Levenberg-Marquardt damping every step, statistics every
    * step, exact inverses every 5, step rejection. Fewest steps (0.29-0.36x tuned Adam's on the
-   * MNIST problems) but 7-8x an Adam step, so 1.6-2.6x its seconds to target (docs/kfac.md,
-   * "Defaults chosen by time to target"); the choice for small batches that must not overshoot
-   * less than for wall clock. `new KFAC({ model, ...KFAC.STEP_EFFICIENT_SETTINGS })`.
+   * MNIST problems) but 6-8x an Adam step, so 1.6-2.7x its seconds to target (docs/kfac.md,
+   * "Defaults chosen by time to target"): for when steps (data passes, gradient evaluations)
+   * cost more than the optimizer's own work. `new KFAC({ model, ...KFAC.STEP_EFFICIENT_SETTINGS })`.
    */
   static readonly STEP_EFFICIENT_SETTINGS: Readonly<KFACOptions> = Object.freeze({
     adaptive: true,
@@ -212,7 +222,8 @@ export class KFAC extends KFACBase {
   /**
    * Settings that cost about 2 SGD steps per step on wide layers (docs/kfac.md, "Fast
    * settings"): tensorflow/kfac-style fixed learning rate and momentum with the KL clip,
-   * statistics every 10 steps, inverses every 20, rank-64 factor inverses. Spread them into the
+   * statistics every 10 steps, inverses every 20, rank-64 factor inverses. Since issue 16 the
+   * defaults are the same kind of step (learning rate 0.2, statistics every 5 steps). Spread them into the
    * options: `new KFAC({ model, ...KFAC.FAST_SETTINGS })`.
    */
   static readonly FAST_SETTINGS: Readonly<KFACOptions> = Object.freeze({

@@ -34,7 +34,7 @@ const period = { min: 1, integer: true };
 export const KFAC_OPTIONS = {
   ...BASE_OPTION_SPECS,
   model: modelOption,
-  learningRate: option.learningRate(0.1, 'Step size when adaptive is false (number or schedule)'),
+  learningRate: option.learningRate(0.2, 'Step size when adaptive is false (number or schedule)'),
   momentum: option.decay(0.9, 'Momentum on the update when adaptive is false'),
   adaptive: option.boolean(
     false,
