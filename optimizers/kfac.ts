@@ -53,7 +53,7 @@
  *
  * Defaults (chosen by seconds to target, issue 16; docs/kfac.md, "Defaults chosen by time to
  * target", has the candidates measured): adaptive false with learningRate 0.2, momentum 0.9 and
- * klClip 1e-3 (kfac-pytorch's kl_clip), adaptDamping false, damping 1e-2, statsUpdatePeriod 5,
+ * klClip 1e-3 (kfac-pytorch's kl_clip), adaptDamping as adaptive (false), damping 1e-2, statsUpdatePeriod 5,
  * inverseUpdatePeriod 20, factorRank 64 (not given: 0 with adaptive or inverseStaleness > 0),
  * statsBatchSize 32 (the factor statistics from the batch's first 32 examples, as Martens 2010's
  * curvature mini-batch; kfac-jax: the whole batch), estimation 'fisher', lossKind 'auto',

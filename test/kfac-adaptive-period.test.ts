@@ -148,3 +148,63 @@ describe('KFAC adaptivePeriod (amortised quadratic model)', () => {
     expect(await run(6)).toEqual(straight);
   });
 });
+
+describe('KFAC defaults (issue 16) and the options that follow adaptive', () => {
+  const config = (o: KFACOptions) => {
+    const opt = new KFAC(o);
+    const c = opt.getConfig();
+    opt.dispose();
+    return { adaptive: c.adaptive, adaptDamping: c.adaptDamping, factorRank: c.factorRank };
+  };
+
+  it('defaults: the fixed-learning-rate step with the KL clip, amortised statistics and rank-64 inverses', () => {
+    const c = new KFAC({}).getConfig();
+    expect({
+      adaptive: c.adaptive,
+      adaptDamping: c.adaptDamping,
+      learningRate: c.learningRate,
+      momentum: c.momentum,
+      klClip: c.klClip,
+      statsUpdatePeriod: c.statsUpdatePeriod,
+      inverseUpdatePeriod: c.inverseUpdatePeriod,
+      factorRank: c.factorRank,
+      adaptivePeriod: c.adaptivePeriod,
+    }).toEqual({
+      adaptive: false,
+      adaptDamping: false,
+      learningRate: 0.2,
+      momentum: 0.9,
+      klClip: 1e-3,
+      statsUpdatePeriod: 5,
+      inverseUpdatePeriod: 20,
+      factorRank: 64,
+      adaptivePeriod: 1,
+    });
+  });
+
+  it('adaptDamping follows adaptive and factorRank is exact with adaptive or inverseStaleness, unless given', () => {
+    expect(config({ adaptive: true })).toEqual({ adaptive: true, adaptDamping: true, factorRank: 0 });
+    expect(config({ adaptive: true, adaptDamping: false, factorRank: 8 })).toEqual({
+      adaptive: true,
+      adaptDamping: false,
+      factorRank: 8,
+    });
+    expect(config({ adaptDamping: true })).toEqual({ adaptive: false, adaptDamping: true, factorRank: 64 });
+    expect(config({ inverseStaleness: 2 }).factorRank).toBe(0);
+    expect(() => new KFAC({ inverseStaleness: 2, factorRank: 64 })).toThrow(/inverseStaleness.*factorRank 0/);
+    // STEP_EFFICIENT_SETTINGS reproduce the previous defaults, and a saved config rebuilds the same options.
+    const se = new KFAC({ ...KFAC.STEP_EFFICIENT_SETTINGS });
+    expect(se.getConfig()).toMatchObject({
+      adaptive: true,
+      adaptDamping: true,
+      klClip: 0,
+      statsUpdatePeriod: 1,
+      inverseUpdatePeriod: 5,
+      factorRank: 0,
+    });
+    const back = KFAC.fromConfig(KFAC, se.getConfig());
+    expect(back.getConfig()).toEqual(se.getConfig());
+    se.dispose();
+    back.dispose();
+  });
+});

@@ -42,6 +42,8 @@ export abstract class KFACBase extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
     if (options.factorRank === undefined && (o.adaptive || o.inverseStaleness > 0)) {
       (o as { factorRank: number }).factorRank = 0;
     }
+    // adaptDamping not given: with the quadratic model's step (adaptive), as kfac-jax.
+    if (options.adaptDamping === undefined) (o as { adaptDamping: boolean }).adaptDamping = o.adaptive;
     this.modelGiven = o.model !== undefined;
     if (o.minDamping > o.maxDamping) throw invalidOption('minDamping', o.minDamping, 'must be <= maxDamping');
     if (o.damping < o.minDamping || o.damping > o.maxDamping) {

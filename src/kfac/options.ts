@@ -46,7 +46,10 @@ export const KFAC_OPTIONS = {
     period,
   ),
   damping: option.number(1e-2, 'Initial Tikhonov damping lambda', positive),
-  adaptDamping: option.boolean(false, 'Levenberg-Marquardt adaptation of the damping (needs the quadratic model)'),
+  adaptDamping: option.boolean(
+    false,
+    'Levenberg-Marquardt adaptation of the damping (from the quadratic model); not given: as adaptive',
+  ),
   dampingInterval: option.number(5, 'Steps between damping adaptations', period),
   dampingDecay: option.number(0.9, 'omega = dampingDecay^dampingInterval', {
     min: 0,
