@@ -97,7 +97,7 @@ export async function run(): Promise<string> {
   const variants: Variant[] = [
     { name: 'SGD' },
     {
-      name: 'K-FAC defaults (fixed lr 0.1, momentum 0.9, klClip 1e-3, statistics every 5 steps on 32 examples, inverses every 20, factorRank 64)',
+      name: 'K-FAC defaults (fixed lr 0.2, momentum 0.9, klClip 1e-3, statistics every 5 steps on 32 examples, inverses every 20, factorRank 64)',
       options: {},
     },
     {
