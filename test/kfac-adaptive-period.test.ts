@@ -202,7 +202,7 @@ describe('KFAC defaults (issue 16) and the options that follow adaptive', () => 
       inverseUpdatePeriod: 5,
       factorRank: 0,
     });
-    const back = KFAC.fromConfig(KFAC, se.getConfig());
+    const back = KFAC.fromConfig(KFAC, se.getConfig()) as KFAC;
     expect(back.getConfig()).toEqual(se.getConfig());
     se.dispose();
     back.dispose();
