@@ -27,7 +27,12 @@
  *                momentum clipped to [0, 0.99]; m(delta) for rho reuses these 2x2 products;
  *                rejectSteps: L(theta + delta) on the same batch every step (one more loss
  *                evaluation; the damping check's when due): if it is above L(theta) or not
- *                finite, theta and the momentum stay as they were and lambda *= 10
+ *                finite, theta and the momentum stay as they were and lambda *= 10;
+ *                adaptivePeriod P > 1: the model (with its check) only on the steps k with
+ *                (k + 1) % P = 0 and when no alpha is at hand (the first two steps, after a
+ *                rejection); the steps between take that alpha with mu = 0 and need no
+ *                curvature pass unless their statistics are due (the model's alpha for Delta
+ *                alone is longer, and reused it overshot: mlp-mnist 215 against 65 steps)
  *     else:      alpha = learningRate, mu = momentum, and Delta scaled by
  *                min(1, sqrt(klClip / (alpha^2 |g.Delta|)))  when klClip > 0
  *     delta = alpha Delta + mu delta;  theta += delta
@@ -36,7 +41,7 @@
  *       Grosse 2015 sec. 6.5; kfac-jax), unlike the m(alpha, mu) above that chooses the step
  *       (closure re-evaluated on the same batch, its extra outputs disposed);
  *       rho > 3/4: lambda *= omega,  rho < 1/4: lambda /= omega,  omega = dampingDecay^interval
- *   factorRank r > 0 (randomized K-FAC; off by default): a factor of size n > 2r is inverted as
+ *   factorRank r > 0 (randomized K-FAC; r = 64 by default without adaptive): a factor of size n > 2r is inverted as
  *     (M + d I)^-1 ~ t I + U diag(1/(s + d) - t) U^T, t = 1/(s_r + d), with its top-r eigenpairs
  *     (U, s) from a Nystrom sketch warm-started at the previous refresh's Ritz vectors
  *     (src/layers/lowrank.ts): exact on the top-r eigenspace, eigenvalues below s_r raised to
@@ -46,19 +51,24 @@
  *   depthwise, separable, transposed convolutions, ...) get a diagonal fallback
  *   -g / (n EMA(g^2) + lambda), with a one-time warning naming them. burnIn steps only accumulate statistics.
  *
- * Defaults: adaptive true (learning rate and momentum from the quadratic model), quadraticModel
- * 'exact' (for outputs up to exactQuadraticMaxOutputs 64 units; wider: 'sampled'), rejectSteps
- * true (kfac-jax: false; it has no default damping either), damping 1e-2,
- * adaptDamping true, dampingInterval 5, dampingDecay 0.9 (kfac-jax), statsDecay 0.95,
- * statsUpdatePeriod 1, inverseUpdatePeriod 5, estimation 'fisher', lossKind 'auto',
- * learningRate 1e-3 and momentum 0.9 (used when adaptive is false), klClip 0, weightDecay 0,
- * burnIn 0, seed 0, factorRank 0 (exact inverses), inverseStaleness 0 (inverses computed in the
- * step), statsBatchSize 32 (the factor statistics
- * from the batch's first 32 examples, as Martens 2010's curvature mini-batch; kfac-jax: the whole
- * batch; chosen by time to target, issue 16: the A statistics were the largest part of a step)
- * and quadraticBatchSize 0 (the quadratic model over the whole batch; 0: all). What each part
- * of a step costs against its FLOP floor, and what the cheaper settings cost in steps:
- * docs/kfac.md, "Where a default step's time goes".
+ * Defaults (chosen by seconds to target, issue 16; docs/kfac.md, "Defaults chosen by time to
+ * target", has the candidates measured): adaptive false with learningRate 0.2, momentum 0.9 and
+ * klClip 1e-3 (kfac-pytorch's kl_clip), adaptDamping as adaptive (false), damping 1e-2, statsUpdatePeriod 5,
+ * inverseUpdatePeriod 20, factorRank 64 (not given: 0 with adaptive or inverseStaleness > 0),
+ * statsBatchSize 32 (the factor statistics from the batch's first 32 examples, as Martens 2010's
+ * curvature mini-batch; kfac-jax: the whole batch), estimation 'fisher', lossKind 'auto',
+ * statsDecay 0.95, weightDecay 0, burnIn 0, seed 0, inverseStaleness 0. Why: on mlp-mnist and
+ * autoencoder-mnist (3 seeds, ratios to tuned Adam) the adaptive step (the previous defaults,
+ * KFAC.STEP_EFFICIENT_SETTINGS) needs the fewest steps (0.33-0.36 / 0.29) but costs 8.2x / 6.0x an
+ * Adam step (the quadratic model's 10 exact output columns or 2 samples, its projections, the
+ * step check, statistics every step, exact inverses every 5), about 2.7x / 1.8x Adam's seconds;
+ * these defaults take 0.48 / 0.60 of Adam's steps at 1.8x its step cost, about 0.9x / 1.1x its
+ * seconds, the best of the candidates on both problems, and are safe on the quick suite and in
+ * the small-batch model.fit cases (test/kfac-quadratic.test.ts). With adaptive true (the
+ * quadratic model's options): adaptivePeriod 1, quadraticModel 'exact' (outputs up to
+ * exactQuadraticMaxOutputs 64; wider: 'sampled'), rejectSteps true (kfac-jax: false),
+ * dampingInterval 5, dampingDecay 0.9 (kfac-jax), quadraticBatchSize 0 (all). What each part of
+ * the adaptive step costs against its FLOP floor: docs/kfac.md, "Where a default step's time goes".
  *
  * References: Martens & Grosse (2015), "Optimizing Neural Networks with Kronecker-factored
  * Approximate Curvature"; Grosse & Martens (2016) (KFC, conv layers); Ba, Grosse & Martens (2017)
@@ -167,6 +177,8 @@ interface StepContext {
   burnIn: boolean;
   statsStep: boolean;
   dampingStep: boolean;
+  /** adaptive: the quadratic model chooses (alpha, mu) this step (else the last ones are reused). */
+  modelStep: boolean;
   f: () => tf.Scalar;
   est: KFACEstimation;
   plan: CotangentPlan;
@@ -180,6 +192,8 @@ interface ChosenStep {
   mu: number;
   update: VectorMap;
   modelChange: number | undefined;
+  /** The alpha the steps to the next model step reuse (with mu = 0); none: they ask the model. */
+  reuseAlpha?: number;
 }
 
 export class KFAC extends KFACBase {
@@ -188,9 +202,28 @@ export class KFAC extends KFACBase {
   }
 
   /**
+   * The defaults before issue 16's time-to-target choice (kfac-jax's adaptive step): (alpha, mu)
+   * from the exact quadratic model and Levenberg-Marquardt damping every step, statistics every
+   * step, exact inverses every 5, step rejection. Fewest steps (0.29-0.36x tuned Adam's on the
+   * MNIST problems) but 6-8x an Adam step, so 1.6-2.7x its seconds to target (docs/kfac.md,
+   * "Defaults chosen by time to target"): for when steps (data passes, gradient evaluations)
+   * cost more than the optimizer's own work. `new KFAC({ model, ...KFAC.STEP_EFFICIENT_SETTINGS })`.
+   */
+  static readonly STEP_EFFICIENT_SETTINGS: Readonly<KFACOptions> = Object.freeze({
+    adaptive: true,
+    adaptDamping: true,
+    learningRate: 1e-3,
+    klClip: 0,
+    statsUpdatePeriod: 1,
+    inverseUpdatePeriod: 5,
+    factorRank: 0,
+  });
+
+  /**
    * Settings that cost about 2 SGD steps per step on wide layers (docs/kfac.md, "Fast
    * settings"): tensorflow/kfac-style fixed learning rate and momentum with the KL clip,
-   * statistics every 10 steps, inverses every 20, rank-64 factor inverses. Spread them into the
+   * statistics every 10 steps, inverses every 20, rank-64 factor inverses. Since issue 16 the
+   * defaults are the same kind of step (learning rate 0.2, statistics every 5 steps). Spread them into the
    * options: `new KFAC({ model, ...KFAC.FAST_SETTINGS })`.
    */
   static readonly FAST_SETTINGS: Readonly<KFACOptions> = Object.freeze({
@@ -264,7 +297,15 @@ export class KFAC extends KFACBase {
     const burnIn = k < o.burnIn;
     const statsStep = burnIn || k % o.statsUpdatePeriod === 0;
     const dampingStep = o.adaptDamping && !burnIn && (k + 1) % o.dampingInterval === 0;
-    const wantQuad = !burnIn && (o.adaptive || dampingStep);
+    // adaptivePeriod P > 1: the model chooses (alpha, mu) on steps k with (k + 1) % P = 0 (with
+    // P = dampingInterval, the damping checks') and whenever no step sizes are at hand.
+    const modelStep =
+      o.adaptive &&
+      !burnIn &&
+      (o.adaptivePeriod === 1 ||
+        (k + 1) % o.adaptivePeriod === 0 ||
+        !Number.isFinite(this.numericState.stepAlpha ?? NaN));
+    const wantQuad = modelStep || dampingStep;
     const needCurvature = statsStep || wantQuad;
     const est = layers.length > 0 ? this.estimation() : 'empirical';
     const kind = this.lossKind();
@@ -311,7 +352,7 @@ export class KFAC extends KFACBase {
         }
       }
       this.claimByName(names);
-      const applied = this.step({ k, burnIn, statsStep, dampingStep, f, est, plan, cap, entries });
+      const applied = this.step({ k, burnIn, statsStep, dampingStep, modelStep, f, est, plan, cap, entries });
       if (applied) this.incrementIterations();
       return this.finish(cap, returnCost);
     } catch (err) {
@@ -354,7 +395,7 @@ export class KFAC extends KFACBase {
         slots,
       });
       const model = new QuadraticModel(active, s.plan, batch, diagonal, rows(o.quadraticBatchSize));
-      const chosen = this.chooseStep(model, names, grad, dir, lambda);
+      const chosen = this.chooseStep(s.modelStep, model, names, grad, dir, lambda);
       // A finite gradient can still give a non-finite step (an overflowing preconditioner or
       // step size): skip it rather than write it into the weights.
       if (o.skipNonFinite && !this.allFinite([...chosen.update.values()])) {
@@ -364,6 +405,11 @@ export class KFAC extends KFACBase {
       this.lastStep = { alpha: chosen.alpha, mu: chosen.mu };
       const rejected = this.applyAndCheck(s, model, grad, chosen);
       if (!rejected) this.rememberUpdate(s.entries, chosen.update);
+      if (o.adaptivePeriod > 1 && s.modelStep) {
+        // Reused until the next model step; after a rejected step the next step asks the model again.
+        const keep = !rejected && chosen.reuseAlpha !== undefined && chosen.reuseAlpha > 0;
+        this.numericState.stepAlpha = keep ? chosen.reuseAlpha! : Number.NaN;
+      }
       return true;
     });
   }
@@ -372,7 +418,14 @@ export class KFAC extends KFACBase {
    * The step sizes: (alpha, mu) minimising the quadratic model (adaptive), or the learning rate
    * and momentum with Delta shrunk to the KL clip.
    */
-  private chooseStep(model: QuadraticModel, names: string[], g: VectorMap, dir: VectorMap, lambda: number): ChosenStep {
+  private chooseStep(
+    modelStep: boolean,
+    model: QuadraticModel,
+    names: string[],
+    g: VectorMap,
+    dir: VectorMap,
+    lambda: number,
+  ): ChosenStep {
     const o = this.options;
     const prev: VectorMap = new Map();
     for (const n of names) {
@@ -386,6 +439,11 @@ export class KFAC extends KFACBase {
           return [n, momentumDirection(mu !== 0 ? prev.get(n) : undefined, tf.mul(dir.get(n)!, alpha), c).buffer];
         }),
       );
+    if (o.adaptive && !modelStep) {
+      // adaptivePeriod > 1, between model steps: the last model step's momentum-free alpha.
+      const alpha = this.numericState.stepAlpha!;
+      return { alpha, mu: 0, update: combine(alpha, 0), modelChange: undefined };
+    }
     if (o.adaptive && model.available) {
       const hasPrev = prev.size > 0;
       const Q = model.curvatureGram(hasPrev ? [dir, prev] : [dir]);
@@ -396,7 +454,9 @@ export class KFAC extends KFACBase {
         ? { F: v.slice(0, 4), gd: v[4]!, dd: v[5]!, gp: v[6]!, dp: v[7]!, pp: v[8]! }
         : { F: v.slice(0, 1), gd: v[1]!, dd: v[2]! };
       const { alpha, mu, modelChange } = solveQuadraticModel(products, lambda + o.weightDecay, o.weightDecay);
-      return { alpha, mu, update: combine(alpha, mu), modelChange };
+      // The steps until the next model step reuse this alpha without momentum; not the first
+      // step's (no momentum yet: the model's alpha for Delta alone is several times longer).
+      return { alpha, mu, update: combine(alpha, mu), modelChange, ...(hasPrev ? { reuseAlpha: alpha } : {}) };
     }
     const alpha = this.currentLearningRate();
     if (o.klClip > 0) {
@@ -415,7 +475,7 @@ export class KFAC extends KFACBase {
     const o = this.options;
     const { entries } = s;
     const names = entries.map((e) => e.name);
-    const reject = o.rejectSteps && o.adaptive;
+    const reject = o.rejectSteps && s.modelStep;
     const before = reject ? entries.map((e) => tf.clone(e.variable)) : [];
     for (const e of entries) e.variable.assign(tf.add(e.variable, c.update.get(e.name)!));
     const adapt = s.dampingStep && model.available;

@@ -51,7 +51,12 @@ function problem() {
   }
 }
 
-const base: KFACOptions = { lossKind: 'softmax-cross-entropy', inverseUpdatePeriod: 3 };
+// The adaptive step (the defaults before issue 16's time-to-target choice).
+const base: KFACOptions = {
+  ...KFAC.STEP_EFFICIENT_SETTINGS,
+  lossKind: 'softmax-cross-entropy',
+  inverseUpdatePeriod: 3,
+};
 
 function optimizer(p: ReturnType<typeof problem>, o: KFACOptions, internals: KFACInternals = {}) {
   const [W1, b1, W2, b2] = p.vars;

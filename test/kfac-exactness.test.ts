@@ -135,6 +135,7 @@ describe('K-FAC update of a two-layer network', () => {
     const lr = 0.5;
     const lambda = 0.05;
     const opt = new KFAC({
+      ...KFAC.STEP_EFFICIENT_SETTINGS, // exact inverses refreshed at the first step, no KL clip
       estimation: 'empirical',
       adaptive: false,
       adaptDamping: false,

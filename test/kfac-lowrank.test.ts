@@ -157,6 +157,7 @@ describe('K-FAC with factorRank', () => {
       );
     const make = (factorRank: number) =>
       new KFAC({
+        ...KFAC.STEP_EFFICIENT_SETTINGS, // statistics every step, inverses every 5, no KL clip
         estimation: 'empirical',
         adaptive: false,
         adaptDamping: false,

@@ -54,7 +54,7 @@ function firstStepResidual(kind: KFACLossKind, options: KFACOptions = {}): { res
   expect(loss().dataSync()[0]!).toBeCloseTo(c.loss, 5);
   const theta0 = vars.flatMap((v) => Array.from(v.dataSync()));
   // No step rejection: the step taken is the model's, whatever the loss does.
-  const opt = new KFAC({ lossKind: kind, rejectSteps: false, ...options })
+  const opt = new KFAC({ ...KFAC.STEP_EFFICIENT_SETTINGS, lossKind: kind, rejectSteps: false, ...options })
     .registerDense({ kernel: W1, bias: b1, name: 'hidden' })
     .registerDense({ kernel: W2, bias: b2, name: 'out' });
   const lambda = opt.damping;
@@ -107,43 +107,48 @@ describe('KFAC defaults in model.fit on a small softmax MLP', () => {
   // epoch losses of 5.4-11 (5-10x the first) and batch 48 up to 4.9 (4x). Batch 8 needs step
   // rejection as well (seed 1 reached 9.7x with the exact model alone: one step raised its own
   // batch's loss from 0.58 to 3.1).
-  for (const batchSize of [8, 16, 48]) {
-    it(`batch ${batchSize}, seeds 1-3: the loss falls and never rises above 1.2x the first epoch`, async () => {
-      for (const seed of [1, 2, 3]) {
-        const model = tf.sequential({
-          layers: [
-            tf.layers.dense({
-              inputShape: [4],
-              units: 8,
-              activation: 'tanh',
-              kernelInitializer: tf.initializers.glorotUniform({ seed }),
-            }),
-            tf.layers.dense({
-              units: 3,
-              activation: 'softmax',
-              kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 10 }),
-            }),
-          ],
-        });
-        const opt = new KFAC({ model });
-        model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
-        const { xs, ys } = data();
-        const before = tf.memory().numTensors;
-        const h = await model.fit(xs, ys, { epochs: 12, batchSize, shuffle: false, verbose: 0 });
-        const losses = h.history.loss as number[];
-        const first = losses[0]!;
-        expect(Math.max(...losses), `seed ${seed}: ${losses.map((l) => l.toFixed(3)).join(' ')}`).toBeLessThan(
-          1.2 * first,
-        );
-        expect(losses[losses.length - 1]!, `seed ${seed}`).toBeLessThan(0.25 * first);
-        expect(opt.skippedSteps).toBe(0);
-        tf.dispose([xs, ys]);
-        opt.dispose();
-        model.dispose();
-        expect(tf.memory().numTensors).toBeLessThanOrEqual(before);
-      }
-    });
-  }
+  const configs: [string, KFACOptions][] = [
+    ['defaults', {}],
+    ['STEP_EFFICIENT_SETTINGS', KFAC.STEP_EFFICIENT_SETTINGS],
+  ];
+  for (const [label, options] of configs)
+    for (const batchSize of [8, 16, 48]) {
+      it(`${label}, batch ${batchSize}, seeds 1-3: the loss falls and never rises above 1.2x the first epoch`, async () => {
+        for (const seed of [1, 2, 3]) {
+          const model = tf.sequential({
+            layers: [
+              tf.layers.dense({
+                inputShape: [4],
+                units: 8,
+                activation: 'tanh',
+                kernelInitializer: tf.initializers.glorotUniform({ seed }),
+              }),
+              tf.layers.dense({
+                units: 3,
+                activation: 'softmax',
+                kernelInitializer: tf.initializers.glorotUniform({ seed: seed + 10 }),
+              }),
+            ],
+          });
+          const opt = new KFAC({ model, ...options });
+          model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
+          const { xs, ys } = data();
+          const before = tf.memory().numTensors;
+          const h = await model.fit(xs, ys, { epochs: 12, batchSize, shuffle: false, verbose: 0 });
+          const losses = h.history.loss as number[];
+          const first = losses[0]!;
+          expect(Math.max(...losses), `seed ${seed}: ${losses.map((l) => l.toFixed(3)).join(' ')}`).toBeLessThan(
+            1.2 * first,
+          );
+          expect(losses[losses.length - 1]!, `seed ${seed}`).toBeLessThan(0.25 * first);
+          expect(opt.skippedSteps).toBe(0);
+          tf.dispose([xs, ys]);
+          opt.dispose();
+          model.dispose();
+          expect(tf.memory().numTensors).toBeLessThanOrEqual(before);
+        }
+      });
+    }
 });
 
 describe('KFAC step rejection (rejectSteps)', () => {
@@ -166,7 +171,7 @@ describe('KFAC step rejection (rejectSteps)', () => {
 
   it('undoes a step that raised the batch loss, keeps no momentum from it and multiplies the damping by 10', () => {
     const p = problem();
-    const opt = new KFAC({ lossKind: 'softmax-cross-entropy' }).registerDense({
+    const opt = new KFAC({ ...KFAC.STEP_EFFICIENT_SETTINGS, lossKind: 'softmax-cross-entropy' }).registerDense({
       kernel: p.W,
       bias: p.b,
       name: 'linear',
@@ -196,7 +201,7 @@ describe('KFAC step rejection (rejectSteps)', () => {
 
   it('a rejected step leaks nothing', () => {
     const p = problem(4); // the second step's check
-    const opt = new KFAC({ lossKind: 'softmax-cross-entropy' }).registerDense({
+    const opt = new KFAC({ ...KFAC.STEP_EFFICIENT_SETTINGS, lossKind: 'softmax-cross-entropy' }).registerDense({
       kernel: p.W,
       bias: p.b,
       name: 'linear',
@@ -216,7 +221,11 @@ describe('KFAC step rejection (rejectSteps)', () => {
 
   it('rejectSteps: false keeps the step', () => {
     const p = problem();
-    const opt = new KFAC({ lossKind: 'softmax-cross-entropy', rejectSteps: false }).registerDense({
+    const opt = new KFAC({
+      ...KFAC.STEP_EFFICIENT_SETTINGS,
+      lossKind: 'softmax-cross-entropy',
+      rejectSteps: false,
+    }).registerDense({
       kernel: p.W,
       bias: p.b,
       name: 'linear',

@@ -138,7 +138,13 @@ describe('KFAC with registered plain-tf layers', () => {
   it('counts its loss evaluations and backward passes for the harness', () => {
     const p = plain();
     const [W1, b1, W2, b2] = p.vars as [tf.Variable, tf.Variable, tf.Variable, tf.Variable];
-    const opt = new KFAC({ lossKind: 'softmax-cross-entropy', estimation: 'empirical', dampingInterval: 5 })
+    // The adaptive step (the defaults before issue 16's time-to-target choice).
+    const opt = new KFAC({
+      ...KFAC.STEP_EFFICIENT_SETTINGS,
+      lossKind: 'softmax-cross-entropy',
+      estimation: 'empirical',
+      dampingInterval: 5,
+    })
       .registerDense({ kernel: W1, bias: b1 })
       .registerDense({ kernel: W2, bias: b2 });
     for (let i = 0; i < 10; i++) opt.minimize(p.loss, false, p.vars);
@@ -149,6 +155,7 @@ describe('KFAC with registered plain-tf layers', () => {
     // A sampled quadratic model on the empirical Fisher adds no backward pass.
     // Without step rejection: only the damping check's loss every 5 steps.
     const sampled = new KFAC({
+      ...KFAC.STEP_EFFICIENT_SETTINGS,
       lossKind: 'softmax-cross-entropy',
       estimation: 'empirical',
       quadraticModel: 'sampled',
@@ -159,7 +166,7 @@ describe('KFAC with registered plain-tf layers', () => {
     for (let i = 0; i < 10; i++) sampled.minimize(p.loss, false, p.vars);
     expect(sampled.counters).toEqual({ lossEvals: 2, gradEvals: 10, hvpEvals: 0 });
     // 'fisher' with the exact quadratic model: the statistics' sample and 3 columns per step.
-    const fisher = new KFAC({ lossKind: 'softmax-cross-entropy' })
+    const fisher = new KFAC({ ...KFAC.STEP_EFFICIENT_SETTINGS, lossKind: 'softmax-cross-entropy' })
       .registerDense({ kernel: W1, bias: b1 })
       .registerDense({ kernel: W2, bias: b2 });
     for (let i = 0; i < 10; i++) fisher.minimize(p.loss, false, p.vars);
@@ -225,7 +232,14 @@ describe('KFAC with registered plain-tf layers', () => {
     const p = plain();
     const [W1, b1, W2, b2] = p.vars as [tf.Variable, tf.Variable, tf.Variable, tf.Variable];
     // A learning rate near float32's maximum: lr * Delta overflows to Infinity.
-    const opt = new KFAC({ lossKind: 'softmax-cross-entropy', adaptive: false, learningRate: 3e38, momentum: 0 })
+    // No KL clip (the default's would shrink the step back to a finite one).
+    const opt = new KFAC({
+      lossKind: 'softmax-cross-entropy',
+      adaptive: false,
+      learningRate: 3e38,
+      momentum: 0,
+      klClip: 0,
+    })
       .registerDense({ kernel: W1, bias: b1 })
       .registerDense({ kernel: W2, bias: b2 });
     const before = p.vars.map((v) => Array.from(v.dataSync()));

@@ -149,8 +149,13 @@ const CASES: Case[] = [
     make: () => new HessianFree({ maxIterations: 20, preconditioner: 'squared-gradient' }),
   },
   {
-    name: 'KFAC defaults (adaptive, exact quadratic model, damping adaptation)',
+    name: 'KFAC defaults (fixed learning rate, KL clip, statistics every 5 steps, inverses every 10)',
     make: (model) => new KFAC({ model }),
+    before: (opt) => expect((opt as KFAC).estimationInUse).toBe('fisher'),
+  },
+  {
+    name: 'KFAC.STEP_EFFICIENT_SETTINGS (adaptive, exact quadratic model, damping adaptation)',
+    make: (model) => new KFAC({ model, ...KFAC.STEP_EFFICIENT_SETTINGS }),
     before: (opt) => {
       expect((opt as KFAC).estimationInUse).toBe('fisher');
       expect(Number.isFinite(numeric(opt, 'rho'))).toBe(true); // a damping adaptation happened

@@ -6,11 +6,14 @@
  * Variants interleaved in rounds so that load from other processes hits them alike; then a
  * breakdown of the default step (timers around the block methods, in the same run).
  *
- * Variants: our defaults (= kfac-jax's: curvature_update_period 1, inverse_update_period 5,
- * adaptive learning rate and momentum, damping adaptation every 5 steps); tensorflow/kfac's
+ * Variants: our defaults (chosen by time to target, issue 16: fixed learning rate and momentum
+ * with the KL clip, statistics every 5 steps, inverses every 20, rank-64 inverses);
+ * `KFAC.STEP_EFFICIENT_SETTINGS` (the defaults before: kfac-jax's adaptive learning rate and
+ * momentum, damping adaptation every 5 steps, curvature_update_period 1, inverse_update_period 5)
+ * and cheaper variants of it (amortised statistics, `adaptivePeriod`); tensorflow/kfac's
  * `PeriodicInvCovUpdateKfacOpt` (cov_update_every 1, invert_every 10, fixed learning rate with
- * momentum 0.9, no damping adaptation); cheaper periods; and low-rank-plus-tail inverses
- * (`factorRank`, randomized K-FAC), which cut the preconditioning products from n^2 m to 4 n r m.
+ * momentum 0.9, no damping adaptation); and the low-rank-plus-tail inverses (`factorRank`,
+ * randomized K-FAC), which cut the preconditioning products from n^2 m to 4 n r m.
  */
 import * as tf from '@tensorflow/tfjs';
 import { losses } from '../../src/autodiff/index.js'; // also installs the fast transposed wasm matMul
@@ -56,14 +59,15 @@ function flopFloors(o: KFACOptions, gflops: number): Record<string, number> {
   ] as const;
   const sum = (f: (i: number, o: number) => number) => layers.reduce((s, [i, out]) => s + f(i, out), 0);
   const ms = (flops: number) => flops / (gflops * 1e6);
-  const statsEvery = o.statsUpdatePeriod ?? 1;
+  const statsEvery = o.statsUpdatePeriod ?? KFAC_OPTIONS.statsUpdatePeriod.default;
   const statsBatch = o.statsBatchSize ?? KFAC_OPTIONS.statsBatchSize.default;
   const nStats = statsBatch === 0 ? n : Math.min(n, statsBatch);
   const nQuad = Math.min(n, o.quadraticBatchSize || n);
-  const adaptive = o.adaptive ?? true;
+  const adaptive = o.adaptive ?? KFAC_OPTIONS.adaptive.default;
+  const modelEvery = o.adaptivePeriod ?? KFAC_OPTIONS.adaptivePeriod.default;
   // factorRank r: a factor of size d > 2r is applied as 4 d r products per column (its inverse
   // refresh is a sketch, no d^3 floor is given for it).
-  const r = o.factorRank ?? 0;
+  const r = o.factorRank ?? KFAC_OPTIONS.factorRank.default;
   const low = (d: number) => r > 0 && 2 * r < d;
   const left = (i: number, out: number) => (low(i) ? 2 * i * r * out : i * i * out);
   const right = (i: number, out: number) => (low(out) ? 2 * i * out * r : i * out * out);
@@ -71,9 +75,12 @@ function flopFloors(o: KFACOptions, gflops: number): Record<string, number> {
   return {
     'A statistics (ã^T ã)': ms((2 * sum((i) => nStats * i * i)) / statsEvery),
     'G statistics (n ds^T ds)': ms((2 * sum((_, out) => nStats * out * out)) / statsEvery),
-    'inverse refresh (amortised)': ms((2 * sum((i, out) => inverse(i) + inverse(out))) / (o.inverseUpdatePeriod ?? 5)),
+    'inverse refresh (amortised)': ms(
+      (2 * sum((i, out) => inverse(i) + inverse(out))) /
+        (o.inverseUpdatePeriod ?? KFAC_OPTIONS.inverseUpdatePeriod.default),
+    ),
     'preconditioning Ainv V Ginv': ms(2 * sum((i, out) => left(i, out) + right(i, out))),
-    'quadratic model projections ã V': adaptive ? ms(2 * 2 * sum((i, out) => nQuad * i * out)) : 0,
+    'quadratic model projections ã V': adaptive ? ms((2 * 2 * sum((i, out) => nQuad * i * out)) / modelEvery) : 0,
   };
 }
 
@@ -84,56 +91,47 @@ export async function run(): Promise<string> {
   const seed = 1;
   const X = tf.randomNormal([256, 784], 0, 1, 'float32', seed);
   const Y = tf.oneHot(tf.randomUniform([256], 0, 10, 'int32', seed + 1), 10).toFloat();
+  // The defaults before issue 16's time-to-target choice (kfac-jax's adaptive step); the
+  // variants that change one of its parts start from it.
+  const SE = KFAC.STEP_EFFICIENT_SETTINGS;
   const variants: Variant[] = [
     { name: 'SGD' },
     {
-      name: 'K-FAC defaults (fisher, adaptive, statistics every step on 32 examples, inverses every 5)',
+      name: 'K-FAC defaults (fixed lr 0.2, momentum 0.9, klClip 1e-3, statistics every 5 steps on 32 examples, inverses every 20, factorRank 64)',
       options: {},
     },
-    { name: 'K-FAC defaults, inverseStaleness 5 (worker)', options: { inverseStaleness: 5 } },
     {
-      name: 'K-FAC previous defaults = kfac-jax defaults (statistics on the whole batch)',
-      options: { statsBatchSize: 0 },
+      name: 'K-FAC STEP_EFFICIENT_SETTINGS (the defaults before issue 16: adaptive, statistics every step, exact inverses every 5)',
+      options: SE,
+    },
+    { name: 'K-FAC STEP_EFFICIENT_SETTINGS, inverseStaleness 5 (worker)', options: { ...SE, inverseStaleness: 5 } },
+    {
+      name: 'K-FAC kfac-jax defaults (STEP_EFFICIENT_SETTINGS with statistics on the whole batch)',
+      options: { ...SE, statsBatchSize: 0 },
     },
     {
       name: 'K-FAC as tensorflow/kfac PeriodicInvCovUpdateKfacOpt (fixed lr, momentum 0.9, stats every step, inverses every 10)',
-      options: { adaptive: false, adaptDamping: false, inverseUpdatePeriod: 10 },
+      options: { ...SE, adaptive: false, adaptDamping: false, inverseUpdatePeriod: 10 },
     },
     {
-      name: 'K-FAC fixed lr/momentum, no damping adaptation (inverses every 5)',
-      options: { adaptive: false, adaptDamping: false },
+      name: 'K-FAC adaptive, stats every 5 steps, inverses every 10, factorRank 64, no step rejection',
+      options: { ...SE, statsUpdatePeriod: 5, inverseUpdatePeriod: 10, factorRank: 64, rejectSteps: false },
     },
     {
-      name: 'K-FAC fixed lr, stats every 5 steps, inverses every 10',
-      options: { adaptive: false, adaptDamping: false, statsUpdatePeriod: 5, inverseUpdatePeriod: 10 },
+      name: 'K-FAC adaptive with adaptivePeriod 5 (the model every 5 steps), stats every 5, inverses every 10, factorRank 64',
+      options: { ...SE, adaptivePeriod: 5, statsUpdatePeriod: 5, inverseUpdatePeriod: 10, factorRank: 64 },
     },
+    { name: 'K-FAC STEP_EFFICIENT_SETTINGS + factorRank 64', options: { ...SE, factorRank: 64 } },
     {
-      name: 'K-FAC adaptive, stats every 5 steps, inverses every 20',
-      options: { statsUpdatePeriod: 5, inverseUpdatePeriod: 20 },
-    },
-    { name: 'K-FAC empirical, adaptive', options: { estimation: 'empirical' } },
-    { name: 'K-FAC defaults + factorRank 64', options: { factorRank: 64 } },
-    {
-      name: 'K-FAC fast settings (docs/kfac.md): fixed lr, klClip, stats every 10 steps, inverses every 20, factorRank 64',
+      name: 'K-FAC FAST_SETTINGS: the defaults with statistics every 10 steps',
       options: FAST_SETTINGS,
     },
-    {
-      name: 'K-FAC fixed lr, stats every 10 steps, inverses every 20, factorRank 128',
-      options: {
-        adaptive: false,
-        adaptDamping: false,
-        statsUpdatePeriod: 10,
-        inverseUpdatePeriod: 20,
-        factorRank: 128,
-      },
-    },
-    {
-      name: 'K-FAC fixed lr, stats every 10 steps, inverses every 20 (exact inverses)',
-      options: { adaptive: false, adaptDamping: false, statsUpdatePeriod: 10, inverseUpdatePeriod: 20 },
-    },
+    { name: 'K-FAC defaults, factorRank 128', options: { factorRank: 128 } },
+    { name: 'K-FAC defaults, exact inverses (factorRank 0)', options: { factorRank: 0 } },
   ];
   const stepsPerRound = 20;
   const FAST = variants.findIndex((v) => v.options === FAST_SETTINGS);
+  const STEP_EFFICIENT = variants.findIndex((v) => v.options === SE);
   const PREVIOUS = variants.findIndex((v) => v.options?.statsBatchSize === 0);
   const ASYNC = variants.findIndex((v) => v.options?.inverseStaleness !== undefined);
 
@@ -251,8 +249,8 @@ export async function run(): Promise<string> {
       '  of which beyond an SGD step (target passes, capture, finiteness checks)',
       total - stepOnly - sgdStep,
     ]);
-    const o = d.v.options ?? {};
-    const floor = flopFloors(o, rate);
+    // The options in effect (defaults resolved, factorRank's included).
+    const floor = flopFloors(d.opt.getConfig() as KFACOptions, rate);
     lines.push(
       '',
       `Breakdown of ${title} (${steps} steps, ${total.toFixed(1)} ms/step; SGD in the same rounds ` +
@@ -278,7 +276,8 @@ export async function run(): Promise<string> {
     return (reps * 2 * 256 * 785 * 256) / ((performance.now() - t0) / 1000) / 1e9;
   });
   breakdown(1, 'the default K-FAC step');
-  breakdown(PREVIOUS, 'the previous default step (statistics on the whole batch)');
+  breakdown(STEP_EFFICIENT, 'the STEP_EFFICIENT_SETTINGS step (the defaults before issue 16)');
+  breakdown(PREVIOUS, 'the kfac-jax default step (STEP_EFFICIENT_SETTINGS, statistics on the whole batch)');
   breakdown(FAST, 'the fast settings');
   lines.push('');
   for (const s of state) {

@@ -5,7 +5,7 @@
  *   1. tune Adam's learning rate on ADAM_GRID: one run of ADAM_STEPS steps per value (seed 0);
  *      the lowest final training loss (on the evaluation subset below) is the TARGET;
  *   2. tuned Adam and every optimizer at its defaults (and the documented presets, K-FAC's
- *      FAST_SETTINGS and HessianFree's MINI_BATCH_SETTINGS) run SEEDS seeds from the same
+ *      STEP_EFFICIENT_SETTINGS and FAST_SETTINGS, HessianFree's MINI_BATCH_SETTINGS) run SEEDS seeds from the same
  *      initialisation and batch order, stopping at the target; the training loss is evaluated
  *      every EVAL_EVERY steps (evaluation time is not counted: seconds are optimizer seconds, as
  *      the harness measures them);
@@ -114,6 +114,11 @@ const CONFIGS: Config[] = [
     options: { ...HessianFree.MINI_BATCH_SETTINGS },
   },
   { label: 'K-FAC defaults', optimizer: 'kfac', options: {} },
+  {
+    label: 'K-FAC STEP_EFFICIENT_SETTINGS (the defaults before issue 16)',
+    optimizer: 'kfac',
+    options: { ...KFAC.STEP_EFFICIENT_SETTINGS },
+  },
   { label: 'K-FAC FAST_SETTINGS', optimizer: 'kfac', options: { ...KFAC.FAST_SETTINGS } },
   { label: 'Shampoo defaults', optimizer: 'shampoo', options: {} },
   { label: 'Shampoo, roots in a worker (rootStaleness 10)', optimizer: 'shampoo', options: { rootStaleness: 10 } },

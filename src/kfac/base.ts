@@ -36,6 +36,14 @@ export abstract class KFACBase extends CurvatureOptimizer<typeof KFAC_OPTIONS> {
   constructor(options: KFACOptions = {}) {
     super('KFAC', KFAC_OPTIONS, options);
     const o = this.options;
+    // factorRank not given: low-rank inverses (64) for the default fixed-lr step only; the
+    // adaptive step (the quadratic model stretches the step along the truncated directions) and
+    // the worker's inverses (Cholesky of the whole factor) take exact ones.
+    if (options.factorRank === undefined && (o.adaptive || o.inverseStaleness > 0)) {
+      (o as { factorRank: number }).factorRank = 0;
+    }
+    // adaptDamping not given: with the quadratic model's step (adaptive), as kfac-jax.
+    if (options.adaptDamping === undefined) (o as { adaptDamping: boolean }).adaptDamping = o.adaptive;
     this.modelGiven = o.model !== undefined;
     if (o.minDamping > o.maxDamping) throw invalidOption('minDamping', o.minDamping, 'must be <= maxDamping');
     if (o.damping < o.minDamping || o.damping > o.maxDamping) {

@@ -34,11 +34,22 @@ const period = { min: 1, integer: true };
 export const KFAC_OPTIONS = {
   ...BASE_OPTION_SPECS,
   model: modelOption,
-  learningRate: option.learningRate(1e-3, 'Step size when adaptive is false (number or schedule)'),
+  learningRate: option.learningRate(0.2, 'Step size when adaptive is false (number or schedule)'),
   momentum: option.decay(0.9, 'Momentum on the update when adaptive is false'),
-  adaptive: option.boolean(true, 'Learning rate and momentum from the quadratic model each step'),
+  adaptive: option.boolean(
+    false,
+    'Learning rate and momentum from the quadratic model (every adaptivePeriod steps); false: learningRate, momentum and klClip',
+  ),
+  adaptivePeriod: option.number(
+    1,
+    'adaptive: steps between quadratic-model choices of (alpha, mu), on the steps k with (k + 1) % adaptivePeriod = 0 (and whenever none is at hand); the steps between reuse the last ones and need no curvature pass',
+    period,
+  ),
   damping: option.number(1e-2, 'Initial Tikhonov damping lambda', positive),
-  adaptDamping: option.boolean(true, 'Levenberg-Marquardt adaptation of the damping'),
+  adaptDamping: option.boolean(
+    false,
+    'Levenberg-Marquardt adaptation of the damping (from the quadratic model); not given: as adaptive',
+  ),
   dampingInterval: option.number(5, 'Steps between damping adaptations', period),
   dampingDecay: option.number(0.9, 'omega = dampingDecay^dampingInterval', {
     min: 0,
@@ -49,8 +60,8 @@ export const KFAC_OPTIONS = {
   minDamping: option.number(1e-8, 'Lower bound of the damping', positive),
   maxDamping: option.number(1e8, 'Upper bound of the damping', positive),
   statsDecay: option.decay(0.95, 'EMA decay of the Kronecker factors'),
-  statsUpdatePeriod: option.number(1, 'Steps between factor statistics updates', period),
-  inverseUpdatePeriod: option.number(5, 'Steps between inverse refreshes', period),
+  statsUpdatePeriod: option.number(5, 'Steps between factor statistics updates', period),
+  inverseUpdatePeriod: option.number(20, 'Steps between inverse refreshes', period),
   inverseStaleness: option.number(
     0,
     'Factor inverses computed in a worker thread (src/async, Cholesky) from a damped snapshot, used up to this many steps late; 0 = computed in the step',
@@ -67,8 +78,8 @@ export const KFAC_OPTIONS = {
     { min: 0, integer: true },
   ),
   factorRank: option.number(
-    0,
-    'Low-rank-plus-tail factor inverses of this rank for factors larger than 2 factorRank (randomized K-FAC); 0: exact inverses',
+    64,
+    'Low-rank-plus-tail factor inverses of this rank for factors larger than 2 factorRank (randomized K-FAC); 0: exact inverses. Not given: 64, or 0 with adaptive or inverseStaleness > 0',
     { min: 0, integer: true },
   ),
   burnIn: option.number(0, 'First steps that only accumulate statistics', { min: 0, integer: true }),
@@ -98,9 +109,9 @@ export const KFAC_OPTIONS = {
   ),
   rejectSteps: option.boolean(
     true,
-    'adaptive: undo a step that raised the batch loss and raise the damping (kfac-jax use_step_rejection; one more loss evaluation per step)',
+    'adaptive: undo a step that raised the batch loss and raise the damping (kfac-jax use_step_rejection; one more loss evaluation per quadratic-model step)',
   ),
-  klClip: option.number(0, 'KL / norm constraint on the step when adaptive is false (0: off)', { min: 0 }),
+  klClip: option.number(1e-3, 'KL / norm constraint on the step when adaptive is false (0: off)', { min: 0 }),
   weightDecay: option.number(0, 'L2 weight decay coefficient (added to the gradient and the model)', { min: 0 }),
   seed: option.number(0, 'Seed of the sampled targets (per step: seed and step count)', { min: 0, integer: true }),
 };
