@@ -101,6 +101,7 @@ import { curvatureFunctionsFor, dampedProduct, dampedSolve, gradientPass } from 
 import { diagonalPreconditioner } from './hessian-free/preconditioner.js';
 import { dampingRatioFor, heldOutDamping, PREVIOUS_STEP } from './hessian-free/mini-batch.js';
 import { backtrackIterates } from './hessian-free/backtrack.js';
+import { firstOrderStep } from './hessian-free/first-order.js';
 import { linearizeDense, type DenseLinearization } from './hessian-free/dense-ggn.js';
 
 export {
@@ -216,6 +217,7 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
     let lambda = this.damping;
     const step: HessianFreeStepInfo = {
       accepted: false,
+      phase: (this.numericState.firstOrderSteps ?? 0) < o.firstOrderSteps ? 'first-order' : 'hessian-free',
       curvature: mode,
       curvatureSource: mode === 'hessian' ? 'none' : fns !== undefined ? 'functions' : 'tape',
       dampingRatio: dampingRatioFor(o.dampingRatio, tapeGGN, this.stateFor(WARM_START), gradientBatch),
@@ -258,6 +260,16 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
       toDispose.push(g, b);
 
       const state = this.stateFor(WARM_START);
+      if (step.phase === 'first-order') {
+        // The first-order warm start (./hessian-free/first-order.ts): an Adam step, no curvature.
+        firstOrderStep(g, vars, o.firstOrderLearningRate, batchSize, state);
+        this.numericState.firstOrderSteps = (this.numericState.firstOrderSteps ?? 0) + 1;
+        step.accepted = true;
+        step.stepSize = o.firstOrderLearningRate;
+        step.damping = this.damping;
+        this.incrementIterations();
+        return this.finish(value, returnCost);
+      }
       if (step.dampingRatio === 'next-batch') {
         const predicted = this.numericState.predictedReduction ?? 0;
         const held = heldOutDamping(loss, vars, f0, g.size, state, predicted, lambda, rule);
