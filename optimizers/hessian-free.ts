@@ -33,7 +33,17 @@
  * curvatureFraction 0.5, ggnProduct 'linearized', minDamping 1e-8, maxDamping 1e8,
  * negativeCurvature 'raise-damping', maxDampingRaises 10, dampingRatio 'auto' ('next-batch'
  * when the step's batch changes from step to step: mini-batches in model.fit, or batches given
- * with setCurvatureBatch).
+ * with setCurvatureBatch), firstOrderSteps 0 (no first-order warm start), firstOrderLearningRate
+ * 1e-2.
+ *
+ * First-order warm start (firstOrderSteps > 0; optimizers/hessian-free/first-order.ts): the first
+ * firstOrderSteps updates are Adam steps whose second moment is the 'squared-gradient'
+ * statistic, then the steps above; `lastStep.phase` says which. Off by default: measured on the
+ * time-to-target problems (issue 16, second round; docs/optimizers.md) it costs steps on both.
+ * After 30-100 Adam steps the 128-example batch's held-out rho is at its noise floor, so lambda
+ * stays at its initial value (autoencoder-mnist: 0.71-0.85x tuned Adam's steps in all, against
+ * 0.27-0.33x without it); on mlp-mnist Hessian-free steps after 100 Adam steps take 1.85x Adam's
+ * steps to the target where Adam alone takes 1.0x.
  *
  * Defaults chosen by time to target (issue 16; scripts/bench/time-to-target.ts, wasm; numbers
  * and sweeps in docs/optimizers.md): ggnProduct 'linearized' (a product on 128 examples costs
@@ -47,6 +57,14 @@
  * 1175 ms/step (51x) to 564 (11x), target still missed. BENCHMARKS.md, quiet run: autoencoder-mnist
  * 1/3 at 0.31x steps and 2.83x seconds (87.2 ms/step, ~10x Adam), mlp-mnist missed (~11x Adam);
  * MINI_BATCH_SETTINGS (below) missed both (its 0.97x was measured under load).
+ * Second round (steps to target, 3 seeds, deterministic; step cost interleaved with Adam under
+ * load; docs/optimizers.md): the defaults take 0.33x tuned Adam's steps on autoencoder-mnist and
+ * 1.33x on mlp-mnist (3/3 seeds each within 3x Adam's steps) at 9-12x Adam's step cost; damping
+ * 0.01 takes 0.27x / 2.12x (2/3 on mlp-mnist), a CG cap of 5 0.44x at ~0.65x the cost,
+ * curvature on 1/4 of the batch 0.50x; no configuration reaches mlp-mnist's target within 3x
+ * Adam's seconds (fewest steps 1.12x, curvature on the whole batch), so the defaults stay. The
+ * step's floor at products of FLOP-floor cost is ~4.5 Adam steps (gradient, 11 products on half
+ * the batch, 3 loss evaluations); the rest is per-product overhead (flat-vector splits, dots).
  *
  * Where Gauss-Newton products come from (given functions, a bound problem, or captured from
  * the tape in model.fit): optimizers/hessian-free/curvature.ts.
