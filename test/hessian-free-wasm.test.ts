@@ -1,19 +1,18 @@
 /**
- * HessianFree's wasm fast path for splitting the flat CG vector into per-variable parts
- * (optimizers/hessian-free/curvature.ts splitFlat): the same bits as src/curvature/vector.ts
- * unflatten (tf.split), no leaked tensors, no aliasing of the vector.
+ * The wasm fast path for splitting a flat vector into per-variable parts (src/curvature/vector.ts
+ * splitFlat; HessianFree's products and every ParameterPoint trial point use it): the same bits
+ * as unflatten (tf.split), no leaked tensors, no aliasing of the vector.
  */
 import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../src/backend.js';
-import { splitFlat } from '../optimizers/hessian-free/curvature.js';
-import { unflatten } from '../src/curvature/vector.js';
+import { splitFlat, unflatten } from '../src/curvature/vector.js';
 
 beforeAll(async () => {
   expect(await initBackend('wasm')).toBe('wasm');
 });
 
-describe('HessianFree splitFlat (wasm)', () => {
+describe('splitFlat (wasm)', () => {
   it('gives the same parts, bit for bit, as unflatten, leak-free', () => {
     const shapes = [[7, 5], [5], [5, 3], [3], [1, 1], []];
     const n = shapes.reduce((s, sh) => s + tf.util.sizeFromShape(sh), 0);

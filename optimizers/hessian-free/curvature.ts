@@ -37,7 +37,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ggnvpVars, hvpVars } from '../../src/autodiff/index.js';
 import { conjugateGradient, disposeCG, type CGResult } from '../../src/curvature/cg.js';
 import { releaseKept, valueAndGradients } from '../../src/curvature/closure.js';
-import { flatten, unflatten } from '../../src/curvature/vector.js';
+import { flatten, splitFlat } from '../../src/curvature/vector.js';
 import {
   captureGaussNewton,
   type GaussNewtonCapture,
@@ -136,25 +136,6 @@ export function tapeProduct(ggn: TapeGaussNewton, vars: tf.Variable[]): (vs: tf.
   };
 }
 
-/**
- * `unflatten` for the products: on wasm the flat vector is read once and the parts are written
- * back as new tensors (two copies of the vector), where tf.split's slice kernels took 2-6 ms on
- * autoencoder-mnist's 210,000 parameters against 0.1-0.8 ms (measured in one process, loaded
- * machine), ~0.1 Adam steps of each product's 0.4. The values are the same bits. Other backends
- * (a GPU's readback would cost more than it saves) keep `unflatten`.
- */
-export function splitFlat(v: tf.Tensor1D, shapes: number[][]): tf.Tensor[] {
-  if (tf.getBackend() !== 'wasm' || v.dtype !== 'float32') return unflatten(v, shapes);
-  const data = v.dataSync() as Float32Array;
-  let offset = 0;
-  return shapes.map((shape) => {
-    const size = tf.util.sizeFromShape(shape);
-    const part = tf.tensor(data.subarray(offset, offset + size), shape, 'float32');
-    offset += size;
-    return part;
-  });
-}
-
 /** Where a step's products come from. */
 export interface ProductSource {
   mode: 'ggn' | 'hessian';
@@ -182,6 +163,7 @@ export function dampedProduct(
     const l = lambda();
     return releaseKept(() =>
       tf.tidy(() => {
+        // splitFlat: tf.split's slices were ~40% of a product on wasm (src/curvature/vector.ts).
         const vs = splitFlat(v, shapes);
         const bv =
           src.mode === 'hessian'
