@@ -29,7 +29,7 @@ export const HESSIAN_FREE_OPTIONS = {
   maxDamping: option.number(1e8, 'Upper bound of lambda', { min: 0 }),
   maxIterations: option.number(250, 'Maximum CG iterations per step', { min: 1, integer: true }),
   miniBatchMaxIterations: option.number(
-    10,
+    5,
     "CG iteration cap on mini-batches (when the 'next-batch' ratio is in effect): short CG runs bound how far " +
       'a step fits its batch (Kiros 2013; Martens & Sutskever 2012)',
     { min: 1, integer: true },
