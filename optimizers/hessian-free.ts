@@ -27,7 +27,7 @@
  *
  * Defaults: learningRate 1, curvature 'auto' ('ggn' when curvature functions are given for
  * the step or captured from the tape, else 'hessian'), damping 1 (init2winit; Martens used 45
- * for his autoencoders), maxIterations 250 (Martens), miniBatchMaxIterations 10, cgTolerance
+ * for his autoencoders), maxIterations 250 (Martens), miniBatchMaxIterations 5, cgTolerance
  * 5e-4, warmStartDecay 0.95, dampingIncrease 1.5, dampingDecrease 2/3, c1 1e-2,
  * lineSearchShrink 0.8, maxLineSearch 60, preconditioner 'none' (exponent 0.75),
  * curvatureFraction 0.5, ggnProduct 'linearized', minDamping 1e-8, maxDamping 1e8,
@@ -48,8 +48,8 @@
  * Defaults chosen by time to target (issue 16; scripts/bench/time-to-target.ts, wasm; numbers
  * and sweeps in docs/optimizers.md): ggnProduct 'linearized' (a product on 128 examples costs
  * 0.55-1.0 gradients instead of 2.5-2.9), dampingRatio 'auto' also on harness mini-batches
- * (mlp-mnist after 60 steps 0.2465 instead of 0.4796), miniBatchMaxIterations 10 (Martens' rule
- * alone ran 30-37 iterations; 20 were no better at 60 steps), curvatureFraction 0.5 (1/2 beat 1/4
+ * (mlp-mnist after 60 steps 0.2465 instead of 0.4796), miniBatchMaxIterations 10 (now 5: below;
+ * Martens' rule alone ran 30-37 iterations; 20 were no better at 60 steps), curvatureFraction 0.5 (1/2 beat 1/4
  * and 1/8 at equal steps), preconditioner 'none' kept. Full-batch problems and plain closures
  * keep Martens' 250-iteration cap and the 'batch' ratio. Together (3 seeds, ratios to tuned
  * Adam in one run under load): autoencoder-mnist from 0/3 seeds at target, 3786 ms/step (62x
@@ -57,14 +57,21 @@
  * 1175 ms/step (51x) to 564 (11x), target still missed. BENCHMARKS.md, quiet run: autoencoder-mnist
  * 1/3 at 0.31x steps and 2.83x seconds (87.2 ms/step, ~10x Adam), mlp-mnist missed (~11x Adam);
  * MINI_BATCH_SETTINGS (below) missed both (its 0.97x was measured under load).
- * Second round (steps to target, 3 seeds, deterministic; step cost interleaved with Adam under
- * load; docs/optimizers.md): the defaults take 0.33x tuned Adam's steps on autoencoder-mnist and
- * 1.33x on mlp-mnist (3/3 seeds each within 3x Adam's steps) at 9-12x Adam's step cost; damping
- * 0.01 takes 0.27x / 2.12x (2/3 on mlp-mnist), a CG cap of 5 0.44x at ~0.65x the cost,
- * curvature on 1/4 of the batch 0.50x; no configuration reaches mlp-mnist's target within 3x
- * Adam's seconds (fewest steps 1.12x, curvature on the whole batch), so the defaults stay. The
- * step's floor at products of FLOP-floor cost is ~4.5 Adam steps (gradient, 11 products on half
- * the batch, 3 loss evaluations); the rest is per-product overhead (flat-vector splits, dots).
+ * Second round (issue 16; steps to target over 3 seeds are deterministic, step costs measured
+ * interleaved with tuned Adam in one process; tables in docs/optimizers.md):
+ * miniBatchMaxIterations 10 -> 5: on mlp-mnist the same 1.33x tuned Adam's steps, on
+ * autoencoder-mnist 0.44x instead of 0.33x, at 4.2-4.6x Adam's step cost instead of 7.2-8.3x
+ * (after this round's cheaper products), so the estimated seconds to target on
+ * autoencoder-mnist go from ~2.4 to ~1.9 (0.44 x 4.24; caps 4 and 6 estimate 1.8 and 1.9, cap 3
+ * takes 0.65x the steps). Two overheads removed, trajectories unchanged: splitting the flat CG
+ * vector per product with tf.split (~half the product's cost on wasm; splitFlat in
+ * src/curvature/vector.ts) and the 'auto' ratio's batch fingerprint (wasm's Sin over each batch,
+ * ~12% of a step; the weights are cached). Damping stays 1: 0.1 or 0.01 saves steps on
+ * autoencoder-mnist (0.31x / 0.27x) but costs them on mlp-mnist (1.39x / 2.12x, 2/3 seeds) and
+ * breaks model.fit's monotone epoch losses at batch 32 (test/hessian-free-fit.test.ts); 0.001
+ * misses autoencoder-mnist on 3/3 seeds. mlp-mnist's target is out of reach within 3x Adam's
+ * seconds: HessianFree needs >= 1.1x Adam's steps there (every variant measured), so it would
+ * need a step under ~2.7 Adam steps; a step of 5 CG iterations is ~4.5x.
  *
  * Where Gauss-Newton products come from (given functions, a bound problem, or captured from
  * the tape in model.fit): optimizers/hessian-free/curvature.ts.
