@@ -158,6 +158,7 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
    * within the 3x budget; the defaults 1/3 at 0.31x / 2.83x). Not the
    * defaults: damping and the preconditioner also drive model.fit and plain closures, whose
    * defaults the float64 reference trajectories pin. `new HessianFree({ ...HessianFree.MINI_BATCH_SETTINGS })`.
+   * These figures are with the CG cap of 10 on mini-batches of the time (miniBatchMaxIterations, now 5).
    */
   static readonly MINI_BATCH_SETTINGS: Readonly<HessianFreeOptions> = Object.freeze({
     curvatureFraction: 0.25,
