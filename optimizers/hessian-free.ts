@@ -71,7 +71,9 @@
  * breaks model.fit's monotone epoch losses at batch 32 (test/hessian-free-fit.test.ts); 0.001
  * misses autoencoder-mnist on 3/3 seeds. mlp-mnist's target is out of reach within 3x Adam's
  * seconds: HessianFree needs >= 1.1x Adam's steps there (every variant measured), so it would
- * need a step under ~2.7 Adam steps; a step of 5 CG iterations is ~4.5x.
+ * need a step under ~2.7 Adam steps; a step of 5 CG iterations is ~4.5x. Time-to-target bench,
+ * one run under load (ratios compressed: Adam 2.5x its quiet ms/step): autoencoder-mnist 3/3 at
+ * 0.44x steps and 1.50x seconds (the cap of 10: 0.33x, 1.58x); mlp-mnist 0/3.
  *
  * Where Gauss-Newton products come from (given functions, a bound problem, or captured from
  * the tape in model.fit): optimizers/hessian-free/curvature.ts.
@@ -158,7 +160,9 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
    * within the 3x budget; the defaults 1/3 at 0.31x / 2.83x). Not the
    * defaults: damping and the preconditioner also drive model.fit and plain closures, whose
    * defaults the float64 reference trajectories pin. `new HessianFree({ ...HessianFree.MINI_BATCH_SETTINGS })`.
-   * These figures are with the CG cap of 10 on mini-batches of the time (miniBatchMaxIterations, now 5).
+   * These figures are with the CG cap of 10 on mini-batches of the time (miniBatchMaxIterations, now 5);
+   * with the cap of 5, one time-to-target run under load: autoencoder-mnist 3/3 at 0.44x / 0.91x (the
+   * defaults 0.44x / 1.50x in the same run), mlp-mnist 0/3 (1.79x Adam's steps, 0.9x the defaults' cost).
    */
   static readonly MINI_BATCH_SETTINGS: Readonly<HessianFreeOptions> = Object.freeze({
     curvatureFraction: 0.25,
