@@ -182,7 +182,7 @@ describe('HessianFree in model.fit', () => {
     });
     const weights = [tf.tensor2d(r.kernel1), tf.tensor1d(r.bias1), tf.tensor2d(r.kernel2), tf.tensor1d(r.bias2)];
     model.setWeights(weights);
-    const opt = new HessianFree({ maxIterations: 8 });
+    const opt = new HessianFree({ maxIterations: 8, miniBatchMaxIterations: 10 });
     model.compile({ optimizer: opt, loss: 'categoricalCrossentropy' });
     const x = tf.tensor2d(r.x);
     const y = tf.tensor2d(r.y);

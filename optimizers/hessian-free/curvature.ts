@@ -37,7 +37,7 @@ import * as tf from '@tensorflow/tfjs';
 import { ggnvpVars, hvpVars } from '../../src/autodiff/index.js';
 import { conjugateGradient, disposeCG, type CGResult } from '../../src/curvature/cg.js';
 import { releaseKept, valueAndGradients } from '../../src/curvature/closure.js';
-import { flatten, unflatten } from '../../src/curvature/vector.js';
+import { flatten, splitFlat } from '../../src/curvature/vector.js';
 import {
   captureGaussNewton,
   type GaussNewtonCapture,
@@ -163,7 +163,8 @@ export function dampedProduct(
     const l = lambda();
     return releaseKept(() =>
       tf.tidy(() => {
-        const vs = unflatten(v, shapes);
+        // splitFlat: tf.split's slices were ~40% of a product on wasm (src/curvature/vector.ts).
+        const vs = splitFlat(v, shapes);
         const bv =
           src.mode === 'hessian'
             ? hvpVars(src.loss, src.vars, vs)

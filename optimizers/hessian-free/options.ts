@@ -29,9 +29,9 @@ export const HESSIAN_FREE_OPTIONS = {
   maxDamping: option.number(1e8, 'Upper bound of lambda', { min: 0 }),
   maxIterations: option.number(250, 'Maximum CG iterations per step', { min: 1, integer: true }),
   miniBatchMaxIterations: option.number(
-    10,
+    5,
     "CG iteration cap on mini-batches (when the 'next-batch' ratio is in effect): short CG runs bound how far " +
-      'a step fits its batch (Kiros 2013; Martens & Sutskever 2012)',
+      'a step fits its batch (Kiros 2013; Martens & Sutskever 2012); 5 chosen by time to target (issue 16)',
     { min: 1, integer: true },
   ),
   cgTolerance: option.number(5e-4, "Martens' relative-progress tolerance of CG (0 = run to maxIterations)", { min: 0 }),
@@ -85,6 +85,16 @@ export const HESSIAN_FREE_OPTIONS = {
     "Gauss-Newton products of a bound Dense-stack problem: 'linearized' (forward pass once per step, " +
       "then two passes of matrix products each) or 'autodiff' (ggnvpVars for every product)",
   ),
+  firstOrderSteps: option.number(
+    0,
+    'First-order warm start: the first this many updates are Adam steps (second moment: the squared-gradient ' +
+      'statistic), then Hessian-free steps',
+    { min: 0, integer: true },
+  ),
+  firstOrderLearningRate: option.number(1e-2, 'Adam learning rate of the first-order warm start (firstOrderSteps)', {
+    min: 0,
+    minExclusive: true,
+  }),
   curvatureFraction: option.number(0.5, 'Fraction of the batch used for curvature products (needs a batch)', {
     min: 0,
     max: 1,
@@ -103,6 +113,8 @@ export interface CurvatureFunctions {
 /** What one step did (read `opt.lastStep` after `minimize`). */
 export interface HessianFreeStepInfo {
   accepted: boolean;
+  /** 'first-order': an Adam step of the warm start (firstOrderSteps); no CG, no line search. */
+  phase: 'first-order' | 'hessian-free';
   curvature: 'ggn' | 'hessian';
   /** Where the Gauss-Newton functions came from ('functions': given or a bound problem; 'tape': captured). */
   curvatureSource: 'functions' | 'tape' | 'none';

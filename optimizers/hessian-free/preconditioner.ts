@@ -66,6 +66,26 @@ export function perExampleSquaredGradients(
 
 const SQUARED_GRADIENT = 'squaredGradient';
 
+/**
+ * The squared-gradient statistic: EMA (beta 0.95) of the squared batch gradient times the batch
+ * size, in the slot '@hessian-free/squaredGradient' (getWeights / setWeights carry it); the first
+ * value is the first step's (no bias correction needed). Updated by the 'squared-gradient'
+ * preconditioner and by the first-order warm start (./first-order.ts), whose second moment it is.
+ * Returns a new tensor (the caller disposes it).
+ */
+export function updateSquaredGradient(g: tf.Tensor1D, batchSize: number, state: SlotState): tf.Tensor1D {
+  const beta = 0.95;
+  const prev = state.get(SQUARED_GRADIENT);
+  const next = tf.tidy(() => {
+    const s = tf.mul(tf.square(g), batchSize) as tf.Tensor1D;
+    return prev !== undefined && prev.size === g.size
+      ? (tf.add(tf.mul(prev.reshape([g.size]), beta), tf.mul(s, 1 - beta)) as tf.Tensor1D)
+      : s;
+  });
+  state.set(SQUARED_GRADIENT, next);
+  return next;
+}
+
 export interface DiagonalPreconditioner {
   /** r -> M^{-1} r (a new tensor). */
   apply: (r: tf.Tensor1D) => tf.Tensor1D;
@@ -93,20 +113,7 @@ export function diagonalPreconditioner(
     sq = perExampleSquaredGradients(problem, batch, vars);
   }
   const perExample = sq !== undefined;
-  if (sq === undefined) {
-    // No per-example gradients: EMA (beta 0.95) of the squared batch gradient times the batch
-    // size, in the slot '@hessian-free/squaredGradient' (getWeights / setWeights carry it).
-    const beta = 0.95;
-    const prev = state.get(SQUARED_GRADIENT);
-    const next = tf.tidy(() => {
-      const s = tf.mul(tf.square(g), batchSize) as tf.Tensor1D;
-      return prev !== undefined && prev.size === g.size
-        ? (tf.add(tf.mul(prev.reshape([g.size]), beta), tf.mul(s, 1 - beta)) as tf.Tensor1D)
-        : s;
-    });
-    state.set(SQUARED_GRADIENT, next);
-    sq = next;
-  }
+  if (sq === undefined) sq = updateSquaredGradient(g, batchSize, state);
   const base = sq;
   const diag = tf.tidy(() => tf.pow(tf.add(base, lambda), exponent) as tf.Tensor1D);
   base.dispose();
