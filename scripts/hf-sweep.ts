@@ -9,13 +9,12 @@
  * HF_CAP (default 3) x tuned Adam's steps is the budget. Loss is evaluated every 5 steps on the
  * same fixed 1,000-example subset as the time-to-target section.
  */
-import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
 import { harnessRegistry } from '../experiments/index.js';
 import { runExperiment } from '../src/harness/run.js';
 import type { HarnessRegistry } from '../src/harness/types.js';
 import type { Problem } from '../src/harness/problem.js';
-import { Rng } from '../src/rng.js';
+import { withEvalSubset } from './bench/time-to-target.js';
 import type { HessianFree } from '../optimizers/hessian-free.js';
 
 await initBackend(process.env.CURVATURE_BACKEND ?? 'wasm');
@@ -37,19 +36,7 @@ const trace = process.env.HF_TRACE === '1';
 
 let current: HessianFree | undefined;
 const registry: HarnessRegistry = {
-  createProblem(name, options): Problem {
-    const problem = harnessRegistry.createProblem(name, options);
-    const data = problem.data!;
-    const idx = new Rng(1234).permutation(data.numTrain).slice(0, 1000).sort();
-    const evalBatch = data.batch(idx);
-    const dispose = problem.dispose.bind(problem);
-    problem.evaluate = () => ({ trainLoss: tf.tidy(() => problem.loss(evalBatch).dataSync()[0]!) });
-    problem.dispose = () => {
-      tf.dispose([...new Set([evalBatch.x, evalBatch.y])]);
-      dispose();
-    };
-    return problem;
-  },
+  createProblem: (name, options): Problem => withEvalSubset(harnessRegistry.createProblem(name, options), 1000, 1234),
   createOptimizer: (name, options, problem) => {
     const opt = harnessRegistry.createOptimizer(name, options, problem);
     current = name === 'hessian-free' ? (opt as unknown as HessianFree) : undefined;

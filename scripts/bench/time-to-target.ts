@@ -78,22 +78,27 @@ const PROBLEMS = (process.env.TTT_PROBLEMS ?? 'mlp-mnist,autoencoder-mnist').spl
  * on a fixed subset of EVAL_EXAMPLES training examples (AlgoPerf's `num_eval_train_examples`) and
  * nothing else: no test metrics, no accuracy.
  */
+/**
+ * `problem` evaluated by its training loss on a fixed subset of `examples` training examples
+ * (drawn with `seed`; AlgoPerf's num_eval_train_examples), the subset freed with the problem.
+ */
+export function withEvalSubset(problem: Problem, examples = EVAL_EXAMPLES, seed = EVAL_SUBSET_SEED): Problem {
+  const data = problem.data;
+  if (!data) return problem;
+  const n = Math.min(examples, data.numTrain);
+  const indices = new Rng(seed).permutation(data.numTrain).slice(0, n).sort();
+  const evalBatch = data.batch(indices);
+  const dispose = problem.dispose.bind(problem);
+  problem.evaluate = () => ({ trainLoss: tf.tidy(() => problem.loss(evalBatch).dataSync()[0]!) });
+  problem.dispose = () => {
+    tf.dispose([...new Set([evalBatch.x, evalBatch.y])]);
+    dispose();
+  };
+  return problem;
+}
+
 const registry: HarnessRegistry = {
-  createProblem(name, options): Problem {
-    const problem = harnessRegistry.createProblem(name, options);
-    const data = problem.data;
-    if (!data) return problem;
-    const n = Math.min(EVAL_EXAMPLES, data.numTrain);
-    const indices = new Rng(EVAL_SUBSET_SEED).permutation(data.numTrain).slice(0, n).sort();
-    const evalBatch = data.batch(indices);
-    const dispose = problem.dispose.bind(problem);
-    problem.evaluate = () => ({ trainLoss: tf.tidy(() => problem.loss(evalBatch).dataSync()[0]!) });
-    problem.dispose = () => {
-      tf.dispose([...new Set([evalBatch.x, evalBatch.y])]);
-      dispose();
-    };
-    return problem;
-  },
+  createProblem: (name, options): Problem => withEvalSubset(harnessRegistry.createProblem(name, options)),
   createOptimizer: (name, options, problem) => harnessRegistry.createOptimizer(name, options, problem),
 };
 
