@@ -81,7 +81,6 @@ export const quickSuite: Suite = {
         // Mini-batches of 128 against 7,850 parameters: the damping must stay large, since it
         // alone bounds the step in the directions the batch does not see (docs/optimizers.md).
         'hessian-free': { damping: 1, minDamping: 1, maxIterations: 20 },
-        kfac: { damping: 0.1, inverseUpdatePeriod: 10 },
         shampoo: { learningRate: 0.1 },
       },
       exclude: {
@@ -104,7 +103,6 @@ export const quickSuite: Suite = {
         rmsprop: { learningRate: 0.003 },
         adam: { learningRate: 0.01 },
         'hessian-free': { damping: 1, minDamping: 1, maxIterations: 10 },
-        kfac: { damping: 0.1, inverseUpdatePeriod: 10 },
         shampoo: { learningRate: 0.03 },
       },
       exclude: {

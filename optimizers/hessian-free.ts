@@ -180,6 +180,10 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
   constructor(options: HessianFreeOptions = {}) {
     super('HessianFree', HESSIAN_FREE_OPTIONS, options);
     this.numericState.damping = this.options.damping;
+    // Saved from the start, so that restoring an early checkpoint into a used optimizer resets them
+    // (setWeights merges the saved numbers into the current ones).
+    this.numericState.firstOrderSteps = 0;
+    this.numericState.predictedReduction = 0;
   }
 
   get damping(): number {

@@ -64,7 +64,9 @@
  * step check, statistics every step, exact inverses every 5), about 2.7x / 1.8x Adam's seconds;
  * these defaults take 0.48 / 0.60 of Adam's steps at 1.8x its step cost, about 0.9x / 1.1x its
  * seconds, the best of the candidates on both problems, and are safe on the quick suite and in
- * the small-batch model.fit cases (test/kfac-quadratic.test.ts). With adaptive true (the
+ * the small-batch model.fit cases (test/kfac-quadratic.test.ts). A non-finite step raises the
+ * damping 10x (shortening the clipped step, sqrt(klClip / lambda) per step); without damping
+ * adaptation it then decays back to `damping` by dampingDecay per applied step. With adaptive true (the
  * quadratic model's options): adaptivePeriod 1, quadraticModel 'exact' (outputs up to
  * exactQuadraticMaxOutputs 64; wider: 'sampled'), rejectSteps true (kfac-jax: false),
  * dampingInterval 5, dampingDecay 0.9 (kfac-jax), quadraticBatchSize 0 (all). What each part of
@@ -263,6 +265,16 @@ export class KFAC extends KFACBase {
         'asynchronous inverses need exact factor inverses (factorRank 0); low-rank inverses stay synchronous',
       );
     }
+    if (o.adaptivePeriod > 1 && !o.adaptive) {
+      throw invalidOption(
+        'adaptivePeriod',
+        o.adaptivePeriod,
+        'spaces the quadratic model of the adaptive step; with adaptive false there is none (set adaptive: true or leave adaptivePeriod at 1)',
+      );
+    }
+    // Saved from the start, so that restoring an early checkpoint into a used optimizer does not
+    // keep a later step size (setWeights merges the saved numbers into the current ones).
+    this.numericState.stepAlpha = Number.NaN;
     this.asyncInverses =
       o.inverseStaleness > 0
         ? new AsyncInverses(
@@ -353,7 +365,10 @@ export class KFAC extends KFACBase {
       }
       this.claimByName(names);
       const applied = this.step({ k, burnIn, statsStep, dampingStep, modelStep, f, est, plan, cap, entries });
-      if (applied) this.incrementIterations();
+      if (applied) {
+        this.incrementIterations();
+        if (!o.adaptDamping) this.relaxDamping();
+      }
       return this.finish(cap, returnCost);
     } catch (err) {
       this.disposeCapture(cap);
@@ -516,6 +531,18 @@ export class KFAC extends KFACBase {
     }
     this.numericState.damping = Math.fround(Math.min(Math.max(d, o.minDamping), o.maxDamping));
     return rejected;
+  }
+
+  /**
+   * adaptDamping false: a damping raised by a non-finite step (x10) decays back to the configured
+   * `damping` by `dampingDecay` per applied step (~66 steps from 1000x), instead of staying raised
+   * for the rest of training with nothing to lower it.
+   */
+  private relaxDamping(): void {
+    const target = Math.fround(this.options.damping);
+    if (this.damping > target) {
+      this.numericState.damping = Math.fround(Math.max(target, this.damping * this.options.dampingDecay));
+    }
   }
 
   /** Remember the update for momentum. */

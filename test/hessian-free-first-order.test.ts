@@ -127,6 +127,25 @@ describe('HessianFree first-order warm start', () => {
     b.dispose();
   });
 
+  it('rewinding a used optimizer to a checkpoint from before its first step starts the warm start again', async () => {
+    const a = network(5);
+    const opt = hessianFreeEntry.create({ firstOrderSteps: 2 }, { problem: a.problem });
+    const theta0 = a.params.map((p) => tf.clone(p));
+    const saved = await opt.getWeights();
+    for (let k = 0; k < 4; k++) step(opt, a);
+    expect(opt.lastStep!.phase).toBe('hessian-free');
+    await opt.setWeights(saved);
+    a.params.forEach((p, i) => p.assign(theta0[i]!));
+    const phases: string[] = [];
+    for (let k = 0; k < 3; k++) {
+      step(opt, a);
+      phases.push(opt.lastStep!.phase);
+    }
+    expect(phases).toEqual(['first-order', 'first-order', 'hessian-free']);
+    tf.dispose([...theta0, ...saved.map((w) => w.tensor)]);
+    a.dispose();
+  });
+
   it('does not count a skipped non-finite step', () => {
     const x = tf.variable(tf.tensor1d([1, 2]));
     const opt = new HessianFree({ firstOrderSteps: 1 });

@@ -147,6 +147,33 @@ describe('KFAC adaptivePeriod (amortised quadratic model)', () => {
     // Step 6 reuses step 4's sizes: they come back from the checkpoint.
     expect(await run(6)).toEqual(straight);
   });
+
+  it('rewinding a used optimizer to a checkpoint from before its first step replays the same steps', async () => {
+    const p = plain();
+    const opt = p.make(AMORTISED);
+    const theta0 = p.vars.map((v) => tf.clone(v));
+    const saved = await opt.getWeights();
+    const first: number[][] = [];
+    for (let i = 0; i < 9; i++) {
+      opt.minimize(p.loss, false, p.vars);
+      if (i === 0) first.push(p.vars.flatMap((v) => Array.from(v.dataSync())));
+    }
+    await opt.setWeights(saved);
+    p.vars.forEach((v, i) => v.assign(theta0[i]!));
+    const evals = opt.counters.lossEvals;
+    opt.minimize(p.loss, false, p.vars);
+    // Step 0 again: the model is asked (no step size from step 8 survives the rewind).
+    expect(opt.counters.lossEvals).toBeGreaterThan(evals);
+    expect(p.vars.flatMap((v) => Array.from(v.dataSync()))).toEqual(first[0]);
+    tf.dispose([...theta0, ...saved.map((w) => w.tensor)]);
+    opt.dispose();
+    p.dispose();
+  });
+
+  it('refuses adaptivePeriod > 1 without the adaptive step', () => {
+    expect(() => new KFAC({ adaptivePeriod: 5 })).toThrow(/adaptivePeriod.*adaptive/);
+    expect(() => new KFAC({ adaptive: true, adaptivePeriod: 5 }).dispose()).not.toThrow();
+  });
 });
 
 describe('KFAC defaults (issue 16) and the options that follow adaptive', () => {

@@ -228,6 +228,74 @@ describe('KFAC with registered plain-tf layers', () => {
     p.dispose();
   });
 
+  it('without damping adaptation (the defaults), a damping raised by non-finite steps decays back', () => {
+    const p = plain();
+    const [W1, b1, W2, b2] = p.vars as [tf.Variable, tf.Variable, tf.Variable, tf.Variable];
+    const opt = new KFAC({ lossKind: 'softmax-cross-entropy' })
+      .registerDense({ kernel: W1, bias: b1 })
+      .registerDense({ kernel: W2, bias: b2 });
+    const configured = opt.damping;
+    opt.minimize(p.loss, false, p.vars);
+    for (let i = 0; i < 3; i++) opt.minimize(() => tf.mul(p.loss(), Infinity) as tf.Scalar, false, p.vars);
+    expect(opt.skippedSteps).toBe(3);
+    expect(opt.damping).toBeCloseTo(configured * 1000, 3);
+    const trace: number[] = [];
+    for (let i = 0; i < 80; i++) {
+      opt.minimize(p.loss, false, p.vars);
+      trace.push(opt.damping);
+    }
+    // dampingDecay 0.9 per applied step: 1000x -> 1x in 66 steps, never below the configured value.
+    expect(trace[0]).toBeCloseTo(configured * 900, 2);
+    for (let i = 1; i < trace.length; i++) expect(trace[i]!).toBeLessThanOrEqual(trace[i - 1]!);
+    expect(trace.at(-1)).toBe(configured);
+    expect(Math.min(...trace)).toBe(configured);
+    p.dispose();
+  });
+
+  it('defaults on a layer wider than 2 x factorRank: rank-64 inverses, trains without a skipped step', async () => {
+    // 200 inputs: the hidden layer's A is 201 x 201 > 128, so the default factorRank 64 applies.
+    const x = tf.randomNormal([256, 200], 0, 1, 'float32', 21);
+    const y = tf.tidy(() => tf.oneHot(tf.argMax(tf.matMul(x, tf.randomNormal([200, 4], 0, 1, 'float32', 22)), 1), 4));
+    const W1 = tf.variable(tf.randomNormal([200, 32], 0, 0.07, 'float32', 23));
+    const b1 = tf.variable(tf.zeros([32]));
+    const W2 = tf.variable(tf.randomNormal([32, 4], 0, 0.2, 'float32', 24));
+    const b2 = tf.variable(tf.zeros([4]));
+    const vars = [W1, b1, W2, b2];
+    const loss = (i: number) => (): tf.Scalar =>
+      tf.tidy(() => {
+        const xb = x.slice([(i % 8) * 32, 0], [32, 200]);
+        const yb = y.slice([(i % 8) * 32, 0], [32, 4]);
+        return tf.losses.softmaxCrossEntropy(
+          yb,
+          tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(xb, W1), b1)), W2), b2),
+        ) as tf.Scalar;
+      });
+    const full = () =>
+      tf.tidy(
+        () =>
+          tf.losses
+            .softmaxCrossEntropy(y, tf.add(tf.matMul(tf.relu(tf.add(tf.matMul(x, W1), b1)), W2), b2))
+            .dataSync()[0]!,
+      );
+    const opt = new KFAC({ lossKind: 'softmax-cross-entropy' })
+      .registerDense({ kernel: W1, bias: b1, name: 'hidden' })
+      .registerDense({ kernel: W2, bias: b2, name: 'out' });
+    const start = full();
+    for (let i = 0; i < 60; i++) opt.minimize(loss(i), false, vars);
+    expect(opt.skippedSteps).toBe(0);
+    expect(full()).toBeLessThan(0.5 * start);
+    expect(Number.isFinite(full())).toBe(true);
+    // The wide factor (A of the hidden layer, 201) holds the low-rank inverse's slots; the others
+    // (its G, 32, and the output layer's 33 and 4) are exact inverses.
+    const saved = await opt.getWeights();
+    const names = saved.map((w) => w.name);
+    expect(names).toEqual(expect.arrayContaining(['@kfac/hidden/AU', '@kfac/hidden/Ginv', '@kfac/out/Ainv']));
+    expect(names).not.toContain('@kfac/hidden/Ainv');
+    tf.dispose(saved.map((w) => w.tensor));
+    opt.dispose();
+    tf.dispose([x, y, ...vars]);
+  });
+
   it('skips a step whose update overflows although loss and gradient are finite', () => {
     const p = plain();
     const [W1, b1, W2, b2] = p.vars as [tf.Variable, tf.Variable, tf.Variable, tf.Variable];
