@@ -361,8 +361,9 @@ export class Shampoo extends CurvatureOptimizer<typeof SHAMPOO_OPTIONS> {
    * the two products d = P_L f P_R by ~n u cond(P_L) cond(P_R) relative (n: the largest
    * preconditioned block side; one-sided: one factor, r = 2): while that is <= 1e-2,
    * P stays positive definite and <d, f> = tr(f^T P_L f P_R) > 0 (a descent direction) with a
-   * wide margin, and the result equals the factored one to float32 rounding. At the defaults,
-   * n = 128: 128 u 17.8^2 = 2.4e-3. An absolute epsilon gives no bound: the factors are used.
+   * wide margin, and the result equals the factored one to float32 rounding. At the defaults
+   * (block 64, two sides, r = 4), n = 64: 64 u 17.8^2 = 1.2e-3. An absolute epsilon gives no
+   * bound: the factors are used.
    */
   private productFormSafe(L: Layout): boolean {
     const o = this.options;

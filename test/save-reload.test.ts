@@ -149,7 +149,7 @@ const CASES: Case[] = [
     make: () => new HessianFree({ maxIterations: 20, preconditioner: 'squared-gradient' }),
   },
   {
-    name: 'KFAC defaults (fixed learning rate, KL clip, statistics every 5 steps, inverses every 10)',
+    name: 'KFAC defaults (fixed learning rate, KL clip, statistics every 5 steps, inverses every 20)',
     make: (model) => new KFAC({ model }),
     before: (opt) => expect((opt as KFAC).estimationInUse).toBe('fisher'),
   },

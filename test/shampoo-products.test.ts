@@ -2,8 +2,9 @@
  * Shampoo's products form on the host backend: the roots applied as float32 P = W^T W
  * (P_L F P_R, two products per block) instead of the factors (W_L^T (W_L F W_R^T) W_R, four),
  * where float32 P is safe (optimizers/shampoo.ts productFormSafe). Checked against a float64
- * loop of the factored products, against the factored path over a training run, for the
- * fallback to factors at an absolute epsilon, and for P being recomputed from the restored
+ * loop of the factored products, against the factored path over a training run (also at the
+ * default block of 64), for the fallback to factors at an absolute epsilon and at a relative one
+ * past the bound (root 2 at n = 64), and for P being recomputed from the restored
  * factors after setWeights (P is derived, never saved).
  */
 import * as tf from '@tensorflow/tfjs';
@@ -32,6 +33,25 @@ function run(o: ShampooOptions, rootProducts: boolean, steps: number, seed = 3):
   const out = m.flat();
   opt.dispose();
   m.dispose();
+  return out;
+}
+
+/**
+ * A 96x70 least-squares weight (X W ~ Y, 32 examples): at the default maxPreconditionerDim 64 it
+ * is cut into 64 + 32 rows and 64 + 6 columns, so the largest preconditioned side is n = 64.
+ */
+function runWide(o: ShampooOptions, rootProducts: boolean, steps: number): number[] {
+  const [m, h, w] = [32, 96, 70];
+  const x = tf.tensor2d(randomArray(m * h, 21), [m, h]);
+  const y = tf.tensor2d(randomArray(m * w, 22), [m, w]);
+  const W = tf.variable(tf.tensor2d(randomArray(h * w, 23, 0.1), [h, w]));
+  const loss = (): tf.Scalar => tf.tidy(() => tf.mean(tf.square(tf.sub(tf.matMul(x, W), y))));
+  const opt = new Shampoo(o, { rootProducts });
+  for (let i = 0; i < steps; i++) opt.minimize(loss, false, [W]);
+  expect(opt.failedInverseRoots).toBe(0);
+  const out = Array.from(W.dataSync());
+  opt.dispose();
+  tf.dispose([x, y, W]);
   return out;
 }
 
@@ -95,6 +115,25 @@ describe('Shampoo products form (host kernels)', () => {
   it('falls back to the factors at an absolute epsilon (no condition bound): identical runs', () => {
     const o: ShampooOptions = { ...options, epsilon: 1e-6, epsilonMode: 'absolute' };
     expect(run(o, true, 20)).toEqual(run(o, false, 20));
+  });
+
+  it('at the default block (64; all defaults) the products form is used and trains like the factors', () => {
+    // 96x70: blocks of 64 + 32 rows and 64 + 6 columns, n = 64: 64 u 17.8^2 = 1.2e-3 <= 1e-2.
+    const a = runWide({}, true, 45);
+    const b = runWide({}, false, 45);
+    const err = relErr(a, b);
+    console.log(`block 64, products vs factors after 45 steps (roots at 5, 40): ${err.toExponential(2)}`);
+    expect(err).toBeGreaterThan(0); // a different summation: the products form ran
+    expect(err).toBeLessThan(1e-5);
+  });
+
+  it('falls back to the factors past the bound at a relative epsilon (root 2, n = 64): identical runs', () => {
+    // cond(P) = (1e5)^(1/2) = 316 per side: 64 u 316^2 = 0.38 > 1e-2, so the factors are used.
+    const o: ShampooOptions = { rootExponent: 2 };
+    const a = runWide(o, true, 45);
+    expect(a).toEqual(runWide(o, false, 45));
+    // The problem moved (the roots were applied), so identical runs are not a no-op.
+    expect(relErr(a, runWide(o, false, 0))).toBeGreaterThan(1e-3);
   });
 
   it('recomputes P from the restored factors after setWeights (same optimizer and a new one)', async () => {

@@ -10,10 +10,11 @@
  * Both moments start at the first step's values, so no bias correction is needed. The second
  * moment is the 'squared-gradient' preconditioner's own slot: a run that switches to HessianFree
  * with that preconditioner starts CG with a warmed-up diagonal. Why: a HessianFree step on a
- * 128-example batch costs ~10 Adam steps (11 Gauss-Newton products, the gradient, 3 loss
- * evaluations), and its first steps are spent lowering lambda from its initial value while the
- * loss is far from any quadratic model's region of trust; first-order steps make that early
- * progress at a tenth of the price (Martens & Sutskever 2012 section 8 discuss the same hybrid;
+ * 128-example batch costs ~4.5 Adam steps at the default CG cap of 5 (6 Gauss-Newton products,
+ * the gradient, 3 loss evaluations; ~10 Adam steps, 11 products, measured at the earlier cap of
+ * 10), and its first steps are spent lowering lambda from its initial value while the loss is
+ * far from any quadratic model's region of trust; first-order steps make that early progress at
+ * a fraction of the price (Martens & Sutskever 2012 section 8 discuss the same hybrid;
  * Kiros 2013 starts stochastic HF from a few SGD epochs). Measurements: ../hessian-free.ts header
  * and docs/optimizers.md.
  *

@@ -211,8 +211,11 @@ FIXTURES = [
     # the 2x129x2 case is one block.
     ('shampoo-reference-f4.json', dict(preconditionFrequency=4, startPreconditioningStep=-1, maxPreconditionerDim=256),
      CASES),
-    # All defaults (start 5: roots at step 5, the next refresh at 40) on two shapes.
-    ('shampoo-reference-defaults.json', dict(), [CASES[1], CASES[4]]),
+    # All defaults (start 5: roots at step 5, the next refresh at 40) on two shapes. At the default
+    # block 64 the 20x10 case is not merged (20 * 10 = 200 > 64): a 20x10 matrix, two sides, root 4
+    # (the merge to [200] with root 2 is covered by the f4 fixture at block 256).
+    ('shampoo-reference-defaults.json', dict(),
+     [CASES[1], dict(CASES[4], name='20x10, not merged at block 64 (two sides, root 4)')]),
     ('shampoo-reference-conv.json', dict(preconditionFrequency=4, startPreconditioningStep=-1, maxPreconditionerDim=256),
      CONV_CASES),
 ]
