@@ -27,7 +27,7 @@
  *
  * Defaults: learningRate 1, curvature 'auto' ('ggn' when curvature functions are given for
  * the step or captured from the tape, else 'hessian'), damping 1 (init2winit; Martens used 45
- * for his autoencoders), maxIterations 250 (Martens), miniBatchMaxIterations 5, cgTolerance
+ * for his autoencoders), maxIterations 250 (Martens), miniBatchMaxIterations 4, cgTolerance
  * 5e-4, warmStartDecay 0.95, dampingIncrease 1.5, dampingDecrease 2/3, c1 1e-2,
  * lineSearchShrink 0.8, maxLineSearch 60, preconditioner 'none' (exponent 0.75),
  * curvatureFraction 0.5, ggnProduct 'linearized', minDamping 1e-8, maxDamping 1e8,
@@ -48,7 +48,7 @@
  * Defaults chosen by time to target (issue 16; scripts/bench/time-to-target.ts, wasm; numbers
  * and sweeps in docs/optimizers.md): ggnProduct 'linearized' (a product on 128 examples costs
  * 0.55-1.0 gradients instead of 2.5-2.9), dampingRatio 'auto' also on harness mini-batches
- * (mlp-mnist after 60 steps 0.2465 instead of 0.4796), miniBatchMaxIterations 10 (now 5: below;
+ * (mlp-mnist after 60 steps 0.2465 instead of 0.4796), miniBatchMaxIterations 10 (now 4: below;
  * Martens' rule alone ran 30-37 iterations; 20 were no better at 60 steps), curvatureFraction 0.5 (1/2 beat 1/4
  * and 1/8 at equal steps), preconditioner 'none' kept. Full-batch problems and plain closures
  * keep Martens' 250-iteration cap and the 'batch' ratio. Together (3 seeds, ratios to tuned
@@ -74,6 +74,10 @@
  * need a step under ~2.7 Adam steps; a step of 5 CG iterations is ~4.5x. Time-to-target bench,
  * one run under load (ratios compressed: Adam 2.5x its quiet ms/step): autoencoder-mnist 3/3 at
  * 0.44x steps and 1.50x seconds (the cap of 10: 0.33x, 1.58x); mlp-mnist 0/3.
+ * Then 5 -> 4, measured on a quiet machine (load ~1) in one time-to-target run, same-run ratios
+ * to tuned Adam on autoencoder-mnist, 3/3 seeds each: cap 4 0.50x steps, 1.86x seconds; cap 5
+ * 0.44x, 2.01x and 2.04x (two rows); cap 3 0.65x, 2.32x. Cap 5 in three full quiet runs: 1.85x,
+ * 2.32x, 2.05x. mlp-mnist: 1.30x Adam's steps at cap 4 against 1.33x (misses either way).
  *
  * Where Gauss-Newton products come from (given functions, a bound problem, or captured from
  * the tape in model.fit): optimizers/hessian-free/curvature.ts.
@@ -160,7 +164,7 @@ export class HessianFree extends CurvatureOptimizer<typeof HESSIAN_FREE_OPTIONS>
    * within the 3x budget; the defaults 1/3 at 0.31x / 2.83x). Not the
    * defaults: damping and the preconditioner also drive model.fit and plain closures, whose
    * defaults the float64 reference trajectories pin. `new HessianFree({ ...HessianFree.MINI_BATCH_SETTINGS })`.
-   * These figures are with the CG cap of 10 on mini-batches of the time (miniBatchMaxIterations, now 5);
+   * These figures are with the CG cap of 10 on mini-batches of the time (miniBatchMaxIterations, now 4);
    * with the cap of 5, one time-to-target run under load: autoencoder-mnist 3/3 at 0.44x / 0.91x (the
    * defaults 0.44x / 1.50x in the same run), mlp-mnist 0/3 (1.79x Adam's steps, 0.9x the defaults' cost).
    */

@@ -10,7 +10,7 @@
  * Both moments start at the first step's values, so no bias correction is needed. The second
  * moment is the 'squared-gradient' preconditioner's own slot: a run that switches to HessianFree
  * with that preconditioner starts CG with a warmed-up diagonal. Why: a HessianFree step on a
- * 128-example batch costs ~4.5 Adam steps at the default CG cap of 5 (6 Gauss-Newton products,
+ * 128-example batch costs ~4.5 Adam steps at a CG cap of 5 (default now 4; 6 Gauss-Newton products,
  * the gradient, 3 loss evaluations; ~10 Adam steps, 11 products, measured at the earlier cap of
  * 10), and its first steps are spent lowering lambda from its initial value while the loss is
  * far from any quadratic model's region of trust; first-order steps make that early progress at

@@ -29,9 +29,9 @@ export const HESSIAN_FREE_OPTIONS = {
   maxDamping: option.number(1e8, 'Upper bound of lambda', { min: 0 }),
   maxIterations: option.number(250, 'Maximum CG iterations per step', { min: 1, integer: true }),
   miniBatchMaxIterations: option.number(
-    5,
+    4,
     "CG iteration cap on mini-batches (when the 'next-batch' ratio is in effect): short CG runs bound how far " +
-      'a step fits its batch (Kiros 2013; Martens & Sutskever 2012); 5 chosen by time to target (issue 16)',
+      'a step fits its batch (Kiros 2013; Martens & Sutskever 2012); 4 chosen by time to target (issue 16)',
     { min: 1, integer: true },
   ),
   cgTolerance: option.number(5e-4, "Martens' relative-progress tolerance of CG (0 = run to maxIterations)", { min: 0 }),
