@@ -246,9 +246,79 @@ function blocks(grid: BlockGrid2d): { r0: number; c0: number; h: number; w: numb
 
 function makeKernels(w: Exports): ShampooKernels {
   /**
-   * d = W_L^T (W_L f_b W_R^T) W_R per block (absent W = identity; py, px, pt: scratch), grafted
-   * to the blocks of `pgr` (0: none). The factored form makes <d_b, f_b> = ||W_L f_b W_R^T||^2 >= 0
-   * for the stored float32 factors: a descent direction by construction.
+   * D = W_L^T (W_L F W_R^T) W_R for one block F (h x bw at pf) into pd (both stride n), the absent
+   * factors the identity; py, px, pt: scratch.
+   */
+  const factoredBlock = (
+    WL: HostBuffer | undefined,
+    WR: HostBuffer | undefined,
+    pf: number,
+    h: number,
+    bw: number,
+    pd: number,
+    n: number,
+    py: number,
+    px: number,
+    pt: number,
+  ): void => {
+    // X = W_L F W_R^T (or the factors present), stride lx.
+    let x = pf;
+    let lx = n;
+    if (WL !== undefined) {
+      w.sgemm(h, bw, h, 1, WL.off, h, 1, x, lx, 0, py, bw, 0);
+      x = py;
+      lx = bw;
+    }
+    if (WR !== undefined) {
+      w.transpose(WR.off, bw, bw, bw, pt); // W_R^T, dense
+      w.sgemm(h, bw, bw, 1, x, lx, 1, pt, bw, 0, px, bw, 0);
+      x = px;
+      lx = bw;
+    }
+    // D = W_L^T X W_R.
+    if (WL !== undefined && WR !== undefined) {
+      w.sgemm(h, bw, h, 1, WL.off, 1, h, x, lx, 0, py, bw, 0);
+      w.sgemm(h, bw, bw, 1, py, bw, 1, WR.off, bw, 0, pd, n, 0);
+    } else if (WL !== undefined) {
+      w.sgemm(h, bw, h, 1, WL.off, 1, h, x, lx, 0, pd, n, 0);
+    } else if (WR !== undefined) {
+      w.sgemm(h, bw, bw, 1, x, lx, 1, WR.off, bw, 0, pd, n, 0);
+    } else {
+      w.copy2d(x, lx, h, bw, pd, n);
+    }
+  };
+
+  /**
+   * D = P_L F P_R for one block with the symmetric P = W^T W (two products instead of four),
+   * absent P the identity; py: scratch.
+   */
+  const productBlock = (
+    PL: HostBuffer | undefined,
+    PR: HostBuffer | undefined,
+    pf: number,
+    h: number,
+    bw: number,
+    pd: number,
+    n: number,
+    py: number,
+  ): void => {
+    if (PL !== undefined && PR !== undefined) {
+      w.sgemm(h, bw, h, 1, PL.off, h, 1, pf, n, 0, py, bw, 0);
+      w.sgemm(h, bw, bw, 1, py, bw, 1, PR.off, bw, 0, pd, n, 0);
+    } else if (PL !== undefined) {
+      w.sgemm(h, bw, h, 1, PL.off, h, 1, pf, n, 0, pd, n, 0);
+    } else if (PR !== undefined) {
+      w.sgemm(h, bw, bw, 1, pf, n, 1, PR.off, bw, 0, pd, n, 0);
+    } else {
+      w.copy2d(pf, n, h, bw, pd, n);
+    }
+  };
+
+  /**
+   * d = W_L^T (W_L f_b W_R^T) W_R per block (or P_L f_b P_R with `products`: roots[b] then hold
+   * P = W^T W), grafted to the blocks of `pgr` (0: none). The factored form makes
+   * <d_b, f_b> = ||W_L f_b W_R^T||^2 >= 0 for the stored float32 factors: a descent direction by
+   * construction; the products form is used only where float32 P keeps that (shampoo.ts).
    */
   const preconditionAt = (
     grid: BlockGrid2d,
@@ -264,52 +334,9 @@ function makeKernels(w: Exports): ShampooKernels {
     const n = grid.n;
     blocks(grid).forEach(({ r0, c0, h, w: bw }, b) => {
       const at = 4 * (r0 * n + c0);
-      const [WL, WR] = roots[b]!;
-      if (products) {
-        // D_b = P_L F_b P_R with the symmetric P = W^T W: two products instead of four.
-        const [PL, PR] = [WL, WR];
-        if (PL !== undefined && PR !== undefined) {
-          w.sgemm(h, bw, h, 1, PL.off, h, 1, pf + at, n, 0, py, bw, 0);
-          w.sgemm(h, bw, bw, 1, py, bw, 1, PR.off, bw, 0, pd + at, n, 0);
-        } else if (PL !== undefined) {
-          w.sgemm(h, bw, h, 1, PL.off, h, 1, pf + at, n, 0, pd + at, n, 0);
-        } else if (PR !== undefined) {
-          w.sgemm(h, bw, bw, 1, pf + at, n, 1, PR.off, bw, 0, pd + at, n, 0);
-        } else {
-          w.copy2d(pf + at, n, h, bw, pd + at, n);
-        }
-        if (pgr !== 0) {
-          const dn = Math.sqrt(w.sumsq(pd + at, n, h, bw));
-          const gn = Math.sqrt(w.sumsq(pgr + at, n, h, bw));
-          w.scale2d(pd + at, n, h, bw, Math.fround(gn / (dn + 1e-16)));
-        }
-        return;
-      }
-      // X = W_L F_b W_R^T (or the factors present), stride lx.
-      let x = pf + at;
-      let lx = n;
-      if (WL !== undefined) {
-        w.sgemm(h, bw, h, 1, WL.off, h, 1, x, lx, 0, py, bw, 0);
-        x = py;
-        lx = bw;
-      }
-      if (WR !== undefined) {
-        w.transpose(WR.off, bw, bw, bw, pt); // W_R^T, dense
-        w.sgemm(h, bw, bw, 1, x, lx, 1, pt, bw, 0, px, bw, 0);
-        x = px;
-        lx = bw;
-      }
-      // D_b = W_L^T X W_R, written into d's block.
-      if (WL !== undefined && WR !== undefined) {
-        w.sgemm(h, bw, h, 1, WL.off, 1, h, x, lx, 0, py, bw, 0);
-        w.sgemm(h, bw, bw, 1, py, bw, 1, WR.off, bw, 0, pd + at, n, 0);
-      } else if (WL !== undefined) {
-        w.sgemm(h, bw, h, 1, WL.off, 1, h, x, lx, 0, pd + at, n, 0);
-      } else if (WR !== undefined) {
-        w.sgemm(h, bw, bw, 1, x, lx, 1, WR.off, bw, 0, pd + at, n, 0);
-      } else {
-        w.copy2d(x, lx, h, bw, pd + at, n);
-      }
+      const [L, R] = roots[b]!;
+      if (products) productBlock(L, R, pf + at, h, bw, pd + at, n, py);
+      else factoredBlock(L, R, pf + at, h, bw, pd + at, n, py, px, pt);
       if (pgr !== 0) {
         const dn = Math.sqrt(w.sumsq(pd + at, n, h, bw));
         const gn = Math.sqrt(w.sumsq(pgr + at, n, h, bw));
