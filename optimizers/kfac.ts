@@ -534,9 +534,9 @@ export class KFAC extends KFACBase {
   }
 
   /**
-   * adaptDamping false: a damping raised by a non-finite step (x10) decays back to the configured
-   * `damping` by `dampingDecay` per applied step (~66 steps from 1000x), instead of staying raised
-   * for the rest of training with nothing to lower it.
+   * adaptDamping false: a damping raised by a non-finite or rejected step (x10) decays back to the
+   * configured `damping` by `dampingDecay` per applied step (~66 steps from 1000x), instead of
+   * staying raised for the rest of training with nothing to lower it.
    */
   private relaxDamping(): void {
     const target = Math.fround(this.options.damping);

@@ -21,7 +21,7 @@ import {
 /** `version` changes whenever the slot's value does (a new record or a commit). */
 type Slots = Map<SlotState, Map<string, { buf: HostBuffer; shape: number[]; dirty: boolean; version: number }>>;
 /** Host-only buffers computed from a slot (`derived`), with the slot version they were computed from. */
-type Derived = Map<SlotState, Map<string, { buf: HostBuffer; src: HostBuffer; version: number }>>;
+type Derived = Map<SlotState, Map<string, { buf: HostBuffer; version: number }>>;
 
 function releaseAll({ slots, derived }: { slots: Slots; derived: Derived }): void {
   for (const m of slots.values()) for (const rec of m.values()) releaseBuffer(rec.buf);
@@ -76,13 +76,12 @@ export class HostSlotStore {
     let m = this.derivedBufs.get(state);
     if (m === undefined) this.derivedBufs.set(state, (m = new Map()));
     let rec = m.get(name);
-    if (rec !== undefined && rec.src === src && rec.version === version) return rec.buf;
+    if (rec !== undefined && rec.version === version) return rec.buf;
     if (rec === undefined || rec.buf.length !== length) {
       if (rec !== undefined) releaseBuffer(rec.buf);
-      rec = { buf: allocBuffer(length), src, version };
+      rec = { buf: allocBuffer(length), version };
       m.set(name, rec);
     }
-    rec.src = src;
     rec.version = version;
     compute(src, rec.buf);
     return rec.buf;
