@@ -61,7 +61,16 @@ import { Rng } from '../../src/rng.js';
 
 const ADAM_GRID = [1e-3, 3e-3, 1e-2, 3e-2];
 /** Env settings that make a run partial or change its protocol (see the header). */
-const FILTER_ENVS = ['TTT_STEPS', 'TTT_SEEDS', 'TTT_CAP', 'TTT_PROBLEMS', 'TTT_EVAL_EXAMPLES', 'TTT_ONLY', 'TTT_EXTRA'];
+const FILTER_ENVS = [
+  'TTT_STEPS',
+  'TTT_SEEDS',
+  'TTT_CAP',
+  'TTT_SECONDS_CAP',
+  'TTT_PROBLEMS',
+  'TTT_EVAL_EXAMPLES',
+  'TTT_ONLY',
+  'TTT_EXTRA',
+];
 const ADAM_STEPS = Number(process.env.TTT_STEPS ?? 200);
 const SEEDS = Array.from({ length: Number(process.env.TTT_SEEDS ?? 3) }, (_, i) => i);
 const CAP = Number(process.env.TTT_CAP ?? 3);
